@@ -1,0 +1,38 @@
+"""Prefect flows: thin wiring over the ``qualcode`` library.
+
+Importing this package sets qualcode's Prefect defaults before Prefect itself is
+imported: analytics off, logs kept out of Prefect's database, and a project-local
+``PREFECT_HOME`` (``./.prefect``). A value the user has set is never overridden.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PRIVACY_DEFAULTS = {
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
+    # Logged messages could quote a file name or problem; keep them on this machine.
+    "PREFECT_LOGGING_TO_API_ENABLED": "false",
+    # The first start of the temporary server creates its database; on two busy cores
+    # that can take longer than Prefect's 20 s default.
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+}
+
+
+def configure_prefect_environment(home: str | Path | None = None) -> None:
+    """Set qualcode's Prefect defaults; call before ``import prefect``."""
+    for key, value in PRIVACY_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    os.environ.setdefault("PREFECT_HOME", str(Path(home or Path.cwd() / ".prefect").resolve()))
+    if not os.environ.get("PREFECT_API_URL"):
+        # Without a server Prefect starts a temporary one and stops it when the run ends,
+        # before its event recorder has flushed; that prints pages of harmless
+        # CancelledError tracebacks. Only the temporary server's own log is muted; flow
+        # and task logs still show. `qualcode server start` keeps full run history.
+        os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
+
+
+configure_prefect_environment()

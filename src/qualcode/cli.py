@@ -1,0 +1,127 @@
+"""The ``qualcode`` command: a thin layer over the flows and the library."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from .segment import DEFAULT_MAX_TURN_CHARS
+from .speakers import DEFAULT_INTERVIEWER_LABELS
+
+
+def _version() -> str:
+    try:
+        return metadata.version("qualcode")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--corpus", default="corpus", help="corpus folder (default: corpus)")
+    parser.add_argument("--codebook", default="codebook.yaml",
+                        help="codebook file (default: codebook.yaml)")
+    parser.add_argument("--out", default="outputs", help="output folder (default: outputs)")
+    parser.add_argument("--batch-size", type=int, default=50,
+                        help="files per Prefect task (default: 50)")
+    parser.add_argument(
+        "--interviewer-labels", default=",".join(DEFAULT_INTERVIEWER_LABELS),
+        help="comma-separated speaker labels kept as context and not coded "
+             f"(default: {','.join(DEFAULT_INTERVIEWER_LABELS)})",
+    )
+    parser.add_argument("--max-turn-chars", type=int, default=DEFAULT_MAX_TURN_CHARS,
+                        help="split longer turns at paragraph breaks "
+                             f"(default: {DEFAULT_MAX_TURN_CHARS})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="qualcode",
+        description="Code interview transcripts and literature excerpts with a codebook.",
+    )
+    parser.add_argument("--version", action="version", version=f"qualcode {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the main flow: ingest, segment, code, write outputs")
+    _add_run_options(run)
+
+    codebook = commands.add_parser("codebook", help="work with the codebook")
+    codebook_commands = codebook.add_subparsers(dest="codebook_command", required=True,
+                                                metavar="SUBCOMMAND")
+    check = codebook_commands.add_parser("check", help="validate a codebook and summarise it")
+    check.add_argument("file", nargs="?", default="codebook.yaml")
+    return parser
+
+
+def _print_summary(summary: dict[str, Any], out: str) -> None:
+    counts = summary["counts"]
+    print()
+    print(f"qualcode run {summary['run_id']}: done in {summary['seconds']:.1f} s")
+    print(f"  files read     {counts['files']}")
+    print(f"  documents      {counts['documents']}")
+    print(f"  segments       {counts['segments']} ({counts['codable_segments']} to code)")
+    print(f"  skipped        {counts['skipped']}")
+    for entry in summary["skipped"]:
+        where = entry["path"] + (f":{entry['line']}" if entry.get("line") else "")
+        print(f"    - {where}: {entry['reason']}")
+    print(f"  outputs        {Path(out).resolve()}")
+    for name in summary["outputs"]:
+        print(f"    {name}")
+    print(f"  provenance     {Path(out).resolve() / 'run_manifest.json'}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .codebook import check_codebook
+
+    status, report = check_codebook(args.codebook)
+    if status:
+        print(report, file=sys.stderr)
+        print("\nThe run was not started and outputs/ is untouched: fix the codebook first.",
+              file=sys.stderr)
+        return status
+    if not Path(args.corpus).is_dir():
+        print(f"error: corpus folder '{args.corpus}' does not exist — pass --corpus with the "
+              "folder that holds your transcripts", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    print("Starting the Prefect flow 'code-corpus' (the first run sets up Prefect's local "
+          "database and takes a little longer) ...", flush=True)
+    from flows.code_corpus import code_corpus  # imports Prefect, configured for privacy
+
+    labels = [label.strip() for label in args.interviewer_labels.split(",") if label.strip()]
+    summary = code_corpus(
+        corpus=args.corpus,
+        codebook=args.codebook,
+        out=args.out,
+        batch_size=args.batch_size,
+        interviewer_labels=labels,
+        max_turn_chars=args.max_turn_chars,
+    )
+    _print_summary(summary, args.out)
+    print(f"  wall time      {time.perf_counter() - t0:.1f} s (incl. Prefect start-up)")
+    return 0
+
+
+def cmd_codebook_check(args: argparse.Namespace) -> int:
+    from .codebook import check_codebook
+
+    status, report = check_codebook(args.file)
+    print(report, file=sys.stderr if status else sys.stdout)
+    return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "run":
+        return cmd_run(args)
+    if args.command == "codebook":
+        return cmd_codebook_check(args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

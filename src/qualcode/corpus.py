@@ -1,0 +1,67 @@
+"""Files → Segments in batches: the library calls the flow's tasks wrap."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .documents import Document, Segment, Skipped
+from .ingest import FileRecord, drop_duplicate_ids, ingest_files, load_manifest
+from .segment import DEFAULT_MAX_TURN_CHARS, segment_document
+from .speakers import DEFAULT_INTERVIEWER_LABELS
+
+
+@dataclass(slots=True)
+class Batch:
+    documents: list[Document] = field(default_factory=list)
+    segments: list[list[Segment]] = field(default_factory=list)  # per document
+    skipped: list[Skipped] = field(default_factory=list)
+    files: list[FileRecord] = field(default_factory=list)
+
+
+def plan_batches(paths: Sequence[str], size: int) -> list[list[str]]:
+    """Split the corpus file list into batches of at most ``size`` files."""
+    size = max(1, size)
+    return [list(paths[i : i + size]) for i in range(0, len(paths), size)]
+
+
+def process_batch(
+    corpus: str | Path,
+    paths: Sequence[str],
+    interviewer_labels: Sequence[str] = DEFAULT_INTERVIEWER_LABELS,
+    max_turn_chars: int = DEFAULT_MAX_TURN_CHARS,
+) -> Batch:
+    """Read and segment one batch of corpus files."""
+    corpus = Path(corpus)
+    result = ingest_files(corpus, paths, load_manifest(corpus), interviewer_labels)
+    segments = [
+        segment_document(doc, interviewer_labels, max_turn_chars) for doc in result.documents
+    ]
+    return Batch(result.documents, segments, result.skipped, result.files)
+
+
+def combine_batches(batches: Sequence[Batch]) -> Batch:
+    """Merge batches in path order; a later document with an already used ``doc_id`` is
+    dropped."""
+    pairs = sorted(
+        ((d, segs) for b in batches for d, segs in zip(b.documents, b.segments, strict=True)),
+        key=lambda pair: (pair[0].path, pair[0].row or 0),
+    )
+    kept, duplicates = drop_duplicate_ids([d for d, _ in pairs])
+    kept_objects = {id(d) for d in kept}
+    segments = [segs for d, segs in pairs if id(d) in kept_objects]
+    return Batch(
+        documents=kept,
+        segments=segments,
+        skipped=[s for b in batches for s in b.skipped] + duplicates,
+        files=[f for b in batches for f in b.files],
+    )
+
+
+def input_records(files: Sequence[FileRecord]) -> list[dict]:
+    return [asdict(f) for f in files]
+
+
+def flat_segments(batch: Batch) -> list[Segment]:
+    return [s for segs in batch.segments for s in segs]

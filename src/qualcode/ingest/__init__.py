@@ -1,0 +1,221 @@
+"""Files → Documents: find the corpus files, read each format, apply the manifest."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..documents import EXCERPT, Document, Skipped
+from ..speakers import DEFAULT_INTERVIEWER_LABELS
+from .manifest import MANIFEST_NAME, Manifest, load_manifest
+from .readers import (
+    FORMATS,
+    SUBTITLE_FORMATS,
+    TABLE_FORMATS,
+    TEXT_FORMATS,
+    RawDoc,
+    ReadError,
+    read_docx,
+    read_pdf,
+    read_subtitles,
+    read_table,
+    read_text,
+)
+
+__all__ = [
+    "FileRecord",
+    "IngestResult",
+    "Manifest",
+    "discover_files",
+    "drop_duplicate_ids",
+    "ingest_corpus",
+    "ingest_files",
+    "load_manifest",
+]
+
+REVIEWS_DIR = "reviews"
+_SILENT = {"thumbs.db", "desktop.ini"}
+
+
+@dataclass(slots=True)
+class FileRecord:
+    """Provenance of one input file."""
+
+    path: str
+    sha256: str
+    bytes: int
+    format: str
+    documents: int = 0
+
+
+@dataclass(slots=True)
+class IngestResult:
+    documents: list[Document] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    files: list[FileRecord] = field(default_factory=list)
+
+
+def _ignored(relative: Path) -> bool:
+    parts = relative.parts
+    name = parts[-1]
+    return (
+        any(p.startswith(".") or p.startswith("~$") for p in parts)
+        or name.lower() in _SILENT
+        or name.endswith("~")
+        or (len(parts) == 1 and (name == MANIFEST_NAME or name.lower().startswith("readme")))
+        or parts[0] == REVIEWS_DIR
+    )
+
+
+def discover_files(corpus: Path) -> tuple[list[str], list[Skipped]]:
+    """Corpus files to read (POSIX paths relative to ``corpus``, sorted) and the skipped ones.
+
+    Hidden files, office lock files (``~$...``), ``manifest.csv``, README files at the top
+    and everything under ``reviews/`` are not documents and are passed over silently.
+    """
+    if not corpus.is_dir():
+        raise FileNotFoundError(f"corpus folder '{corpus}' does not exist")
+    found: list[str] = []
+    skipped: list[Skipped] = []
+    for path in sorted(corpus.rglob("*")):
+        relative = path.relative_to(corpus)
+        if not path.is_file() or _ignored(relative):
+            continue
+        posix = relative.as_posix()
+        ext = path.suffix.lower().lstrip(".")
+        if ext not in FORMATS:
+            kind = f"'.{ext}'" if ext else "with no extension"
+            skipped.append(
+                Skipped(posix, f"unsupported file type {kind} — convert it to one of "
+                        f"{', '.join('.' + f for f in FORMATS)}, or move it out of the corpus")
+            )
+        else:
+            found.append(posix)
+    return found, skipped
+
+
+def _read(data: bytes, fmt: str, labels: Sequence[str]) -> tuple[list[RawDoc], list]:
+    if fmt in TEXT_FORMATS:
+        return read_text(data, labels), []
+    if fmt == "docx":
+        return read_docx(data, labels), []
+    if fmt == "pdf":
+        return read_pdf(data, labels), []
+    if fmt in SUBTITLE_FORMATS:
+        return read_subtitles(data, fmt, labels), []
+    if fmt in TABLE_FORMATS:
+        return read_table(data, fmt)
+    raise ReadError(f"unsupported format {fmt}")
+
+
+def _merge(base: dict[str, str], override: dict[str, str] | None) -> dict[str, str]:
+    merged = dict(base)
+    merged.update({k: v for k, v in (override or {}).items() if v})
+    return merged
+
+
+def _document(
+    raw: RawDoc, path: str, fmt: str, sha256: str, manifest: Manifest, stem: str
+) -> Document:
+    if raw.layout == EXCERPT:
+        meta = _merge(raw.metadata, {k: v for k, v in manifest.by_file.get(path, {}).items()
+                                     if k != "doc_id"})
+    else:
+        meta = _merge(raw.metadata, manifest.by_file.get(path))
+    doc_id = (meta.get("doc_id") or stem).strip()
+    meta = _merge(meta, manifest.by_doc_id.get(doc_id))
+    meta.pop("doc_id", None)
+    if "source_type" in meta:
+        meta["source_type"] = meta["source_type"].strip().lower()
+    if raw.layout == EXCERPT and "citation" not in meta:
+        citation = _citation(meta)
+        if citation:
+            meta["citation"] = citation
+    return Document(doc_id, path, fmt, raw.layout, raw.text, sha256, meta, raw.row)
+
+
+def _citation(meta: dict[str, str]) -> str:
+    """``Author (Year) Title, p. N`` from the usual bibliographic columns, when present."""
+    lower = {k.lower(): v for k, v in meta.items()}
+    author, year = lower.get("author", ""), lower.get("year", "")
+    if not author:
+        return ""
+    text = f"{author} ({year})" if year else author
+    if lower.get("title"):
+        text += f" {lower['title']}"
+    if lower.get("page"):
+        text += f", p. {lower['page']}"
+    return text
+
+
+def ingest_files(
+    corpus: Path,
+    paths: Iterable[str],
+    manifest: Manifest,
+    interviewer_labels: Sequence[str] = DEFAULT_INTERVIEWER_LABELS,
+) -> IngestResult:
+    """Read ``paths`` (relative to ``corpus``); a bad file is skipped with its reason."""
+    result = IngestResult()
+    for path in paths:
+        fmt = Path(path).suffix.lower().lstrip(".")
+        try:
+            data = (corpus / path).read_bytes()
+        except OSError as err:
+            result.skipped.append(Skipped(path, f"cannot be read ({err.strerror})"))
+            continue
+        sha256 = hashlib.sha256(data).hexdigest()
+        record = FileRecord(path, sha256, len(data), fmt)
+        result.files.append(record)
+        if not data.strip():
+            result.skipped.append(Skipped(path, "is empty — add the text or remove the file"))
+            continue
+        try:
+            raws, row_problems = _read(data, fmt, interviewer_labels)
+        except ReadError as err:
+            result.skipped.append(Skipped(path, err.reason, err.line))
+            continue
+        result.skipped.extend(Skipped(path, p.reason, p.row) for p in row_problems)
+        stem = Path(path).stem
+        docs = [_document(raw, path, fmt, sha256, manifest, stem) for raw in raws]
+        record.documents = len(docs)
+        result.documents.extend(docs)
+    return result
+
+
+def drop_duplicate_ids(documents: list[Document]) -> tuple[list[Document], list[Skipped]]:
+    """Keep the first document of each ``doc_id`` (in path, then row order)."""
+    ordered = sorted(documents, key=lambda d: (d.path, d.row or 0))
+    first: dict[str, Document] = {}
+    kept: list[Document] = []
+    skipped: list[Skipped] = []
+    for doc in ordered:
+        if not doc.doc_id:
+            skipped.append(Skipped(doc.path, "has an empty doc_id — set one in the manifest",
+                                   doc.row))
+        elif doc.doc_id in first:
+            other = first[doc.doc_id]
+            where = other.path + (f" row {other.row}" if other.row else "")
+            skipped.append(
+                Skipped(doc.path, f"duplicate doc_id '{doc.doc_id}' (already used by {where}) "
+                        "— give this document its own doc_id (manifest, front matter or id "
+                        "column)", doc.row)
+            )
+        else:
+            first[doc.doc_id] = doc
+            kept.append(doc)
+    return kept, skipped
+
+
+def ingest_corpus(
+    corpus: str | Path, interviewer_labels: Sequence[str] = DEFAULT_INTERVIEWER_LABELS
+) -> IngestResult:
+    """Read a whole corpus folder in one go (the flow does the same in batches)."""
+    corpus = Path(corpus)
+    manifest = load_manifest(corpus)
+    paths, skipped = discover_files(corpus)
+    result = ingest_files(corpus, paths, manifest, interviewer_labels)
+    result.documents, duplicates = drop_duplicate_ids(result.documents)
+    result.skipped = [*manifest.problems, *skipped, *result.skipped, *duplicates]
+    return result

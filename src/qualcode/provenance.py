@@ -1,0 +1,62 @@
+"""``run_manifest.json``: what a run read, with which versions, and what it skipped."""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import asdict
+from datetime import UTC, datetime
+from importlib import metadata
+from typing import Any
+
+from .documents import Skipped
+
+PACKAGES = ("qualcode", "prefect", "spacy", "scikit-learn", "pandas", "pydantic",
+            "sentence-transformers", "torch")
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def skipped_entries(skipped: list[Skipped]) -> list[dict[str, Any]]:
+    return [asdict(s) for s in skipped]
+
+
+def run_manifest(
+    *,
+    run_id: str,
+    started: str,
+    seconds: float,
+    parameters: dict[str, Any],
+    codebook: dict[str, Any],
+    model: dict[str, Any] | None,
+    inputs: list[dict[str, Any]],
+    counts: dict[str, int],
+    skipped: list[Skipped],
+    outputs: dict[str, str],
+) -> dict[str, Any]:
+    """The provenance record every run writes beside its outputs."""
+    return {
+        "run_id": run_id,
+        "started": started,
+        "finished": now(),
+        "seconds": round(seconds, 3),
+        "versions": versions(),
+        "parameters": parameters,
+        "codebook": codebook,
+        "model": model,
+        "counts": counts,
+        "skipped": skipped_entries(skipped),
+        "inputs": inputs,
+        "outputs": outputs,
+    }

@@ -1,0 +1,109 @@
+"""Documents → Segments: speaker turns, paragraphs or whole excerpts, with stable ids."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+from .documents import EXCERPT, TRANSCRIPT, Document, Segment
+from .speakers import DEFAULT_INTERVIEWER_LABELS, find_labels, is_interviewer
+
+DEFAULT_MAX_TURN_CHARS = 4000
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
+
+
+def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def _paragraphs(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Non-empty paragraph spans (split at blank lines) inside ``text[start:end]``."""
+    spans = []
+    cursor = start
+    for brk in _PARAGRAPH_BREAK.finditer(text, start, end):
+        spans.append(_trimmed(text, cursor, brk.start()))
+        cursor = brk.end()
+    spans.append(_trimmed(text, cursor, end))
+    return [(s, e) for s, e in spans if e > s]
+
+
+def _pack(spans: list[tuple[int, int]], limit: int) -> list[tuple[int, int]]:
+    """Greedily join consecutive paragraphs into parts of at most ``limit`` characters."""
+    parts: list[tuple[int, int]] = []
+    for start, end in spans:
+        if parts and end - parts[-1][0] <= limit:
+            parts[-1] = (parts[-1][0], end)
+        else:
+            parts.append((start, end))
+    return parts
+
+
+def _segment(doc: Document, sid: str, speaker: str, turn: int | None, span: tuple[int, int],
+             codable: bool) -> Segment:
+    start, end = span
+    return Segment(
+        segment_id=f"{doc.doc_id}:{sid}",
+        doc_id=doc.doc_id,
+        source_type=doc.source_type,
+        speaker=speaker,
+        turn=turn,
+        char_start=start,
+        char_end=end,
+        text=doc.text[start:end],
+        codable=codable,
+        metadata=doc.metadata,
+    )
+
+
+def segment_document(
+    doc: Document,
+    interviewer_labels: Sequence[str] = DEFAULT_INTERVIEWER_LABELS,
+    max_turn_chars: int = DEFAULT_MAX_TURN_CHARS,
+) -> list[Segment]:
+    """Cut one document into segments following the id contract in the design."""
+    text = doc.text
+    if doc.layout == EXCERPT:
+        return [_segment(doc, "1", "", None, _trimmed(text, 0, len(text)), True)]
+    if doc.layout != TRANSCRIPT:
+        return [
+            _segment(doc, str(n), "", None, span, True)
+            for n, span in enumerate(_paragraphs(text, 0, len(text)), start=1)
+        ]
+    labels = find_labels(text, interviewer_labels)
+    segments: list[Segment] = []
+    first = labels[0].start if labels else len(text)
+    preamble = _trimmed(text, 0, first)
+    if preamble[1] > preamble[0]:
+        segments.append(_segment(doc, "0", "", 0, preamble, False))
+    for turn, label in enumerate(labels, start=1):
+        end = labels[turn].start if turn < len(labels) else len(text)
+        codable = not is_interviewer(label.name, interviewer_labels)
+        start, stop = _trimmed(text, label.end, end)
+        if stop <= start:
+            continue  # a label with no words still counts as a turn
+        parts = (
+            _pack(_paragraphs(text, start, stop), max_turn_chars)
+            if stop - start > max_turn_chars
+            else [(start, stop)]
+        )
+        for part, span in enumerate(parts, start=1):
+            sid = f"{turn}.{part}" if len(parts) > 1 else str(turn)
+            segments.append(_segment(doc, sid, label.name, turn, span, codable))
+    return segments
+
+
+def segment_documents(
+    documents: Iterable[Document],
+    interviewer_labels: Sequence[str] = DEFAULT_INTERVIEWER_LABELS,
+    max_turn_chars: int = DEFAULT_MAX_TURN_CHARS,
+) -> list[Segment]:
+    """Segments of all ``documents``, in document order."""
+    return [
+        seg
+        for doc in documents
+        for seg in segment_document(doc, interviewer_labels, max_turn_chars)
+    ]

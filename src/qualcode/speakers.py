@@ -1,0 +1,74 @@
+"""Speaker labels in transcripts: ``Name:`` at a line start, with optional timestamps."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+DEFAULT_INTERVIEWER_LABELS = ("Interviewer", "Int", "I", "Q", "Moderator")
+
+_TIME = r"\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d{1,3})?"
+LABEL_RE = re.compile(
+    rf"""^[ \t]*
+    (?:[\[(]?{_TIME}[\])]?[ \t]*(?:[-–—][ \t]*)?)?          # [00:12:03] or 00:12:03
+    (?P<name>[^\W\d_][\w.'’&/-]*(?:[ \t]+[\w.'’&/-]+){{0,3}}?)  # up to four words
+    (?:[ \t]*[\[(]{_TIME}[\])])?                           # (00:12:03) after the name
+    [ \t]*:(?=[ \t]|$)[ \t]*""",
+    re.VERBOSE | re.MULTILINE,
+)
+
+
+@dataclass(slots=True, frozen=True)
+class Label:
+    """A speaker label found in a text: where it starts, where the words begin."""
+
+    start: int  # offset of the line start
+    end: int  # offset just after the label (and the spaces after it)
+    key: str  # case-folded name, for grouping
+    name: str  # display form
+
+
+def label_key(name: str) -> str:
+    return " ".join(name.casefold().split())
+
+
+def _display(name: str) -> str:
+    name = " ".join(name.split())
+    return name.title() if name.isupper() and len(name) > 1 else name
+
+
+def is_interviewer(name: str, labels: Iterable[str] = DEFAULT_INTERVIEWER_LABELS) -> bool:
+    """True when ``name`` is one of ``labels`` (case-insensitive), e.g. ``INT`` or ``Q 2``."""
+    key = label_key(name).rstrip(".")
+    for label in labels:
+        lab = label_key(label)
+        if key == lab or re.fullmatch(rf"{re.escape(lab)}[ .\-#]*\d+|{re.escape(lab)} \(.*\)", key):
+            return True
+    return False
+
+
+def find_labels(
+    text: str, interviewer_labels: Iterable[str] = DEFAULT_INTERVIEWER_LABELS
+) -> list[Label]:
+    """Speaker labels that open a turn, in order.
+
+    A candidate ``Words:`` at a line start is accepted when the same name labels at
+    least two lines of the text or is an interviewer label. A one-off ``Date:`` or
+    ``Note:`` in a header block or prose is therefore not taken for a speaker.
+    """
+    labels = list(interviewer_labels)
+    candidates = [
+        (m.start(), m.end(), label_key(m["name"]), m["name"]) for m in LABEL_RE.finditer(text)
+    ]
+    counts = Counter(key for _, _, key, _ in candidates)
+    names: dict[str, str] = {}
+    for _, _, key, name in candidates:
+        if key not in names or names[key].isupper():
+            names[key] = name
+    return [
+        Label(start, end, key, _display(names[key]))
+        for start, end, key, name in candidates
+        if counts[key] >= 2 or is_interviewer(name, labels)
+    ]
