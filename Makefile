@@ -5,9 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # The semantic extra pins torch to the CPU wheel (see pyproject.toml).
+comma := ,
 EXTRAS ?= semantic,test
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
-comma := ,
 
 .PHONY: run test lint bench install clean
 

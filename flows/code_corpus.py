@@ -11,9 +11,9 @@ from prefect.runtime import flow_run
 
 from qualcode.codebook import load_codebook
 from qualcode.corpus import Batch, combine_batches, plan_batches, process_batch
+from qualcode.datasets import write_datasets
 from qualcode.ingest import discover_files, load_manifest
 from qualcode.provenance import now
-from qualcode.datasets import write_datasets
 from qualcode.segment import DEFAULT_MAX_TURN_CHARS
 from qualcode.speakers import DEFAULT_INTERVIEWER_LABELS
 

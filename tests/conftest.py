@@ -1,0 +1,49 @@
+"""Shared fixtures. Prefect is configured for privacy before it is first imported."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+DEVSET = SHARED / "devset"
+
+# Keep Prefect's home (database, settings) out of the user's ~/.prefect and the repo.
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="qualcode-prefect-"))
+os.environ.pop("PREFECT_API_URL", None)
+import flows  # noqa: E402,F401  (sets qualcode's Prefect defaults)
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """A real Prefect server (temporary SQLite database) for the whole session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
+
+
+@pytest.fixture
+def sample_corpus(tmp_path: Path) -> Path:
+    """A private copy of the project's sample corpus."""
+    target = tmp_path / "corpus"
+    shutil.copytree(ROOT / "corpus", target)
+    return target
+
+
+@pytest.fixture
+def devset() -> Path:
+    if not DEVSET.is_dir():
+        pytest.skip(f"the shared dev set is not at {DEVSET}")
+    return DEVSET
+
+
+@pytest.fixture
+def codebook_path() -> Path:
+    return ROOT / "codebook.yaml"

@@ -1,0 +1,189 @@
+"""End-to-end: the Prefect flow and the CLI on real corpora, asserting on the outputs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from qualcode.codebook import CodebookError
+from qualcode.ingest import ingest_corpus
+from qualcode.outputs import SEGMENT_COLUMNS
+
+from .conftest import ROOT
+
+pytestmark = pytest.mark.prefect
+
+
+def _read_segments(out: Path) -> pd.DataFrame:
+    return pd.read_csv(out / "segments.csv", dtype=str, keep_default_na=False)
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_flow_segments_sample_corpus(prefect_harness, sample_corpus, codebook_path, tmp_path):
+    from flows.code_corpus import code_corpus
+
+    out = tmp_path / "outputs"
+    summary = code_corpus(corpus=str(sample_corpus), codebook=str(codebook_path), out=str(out),
+                          batch_size=4)
+    segments = _read_segments(out)
+    manifest = json.loads((out / "run_manifest.json").read_text(encoding="utf-8"))
+
+    assert list(segments.columns[: len(SEGMENT_COLUMNS)]) == list(SEGMENT_COLUMNS)
+    assert {"case", "date"} <= set(segments.columns)
+    assert segments["segment_id"].is_unique
+    assert manifest["skipped"] == []
+    assert manifest["counts"]["segments"] == len(segments) == summary["counts"]["segments"]
+    assert manifest["counts"]["codable_segments"] == (segments["codable"] == "True").sum()
+    assert manifest["codebook"]["sha256"] == _sha(codebook_path)
+    assert manifest["outputs"]["segments.csv"] == _sha(out / "segments.csv")
+    files = sorted(p for p in sample_corpus.rglob("*.*") if p.parent != sample_corpus
+                   and p.parent.name != "reviews" and not p.name.startswith("."))
+    assert {i["path"]: i["sha256"] for i in manifest["inputs"]} == {
+        p.relative_to(sample_corpus).as_posix(): _sha(p) for p in files
+    }
+
+    # every segment is the exact slice of its document's text, and ids follow the contract
+    docs = {d.doc_id: d for d in ingest_corpus(sample_corpus).documents}
+    assert set(segments["doc_id"]) == set(docs)
+    for row in segments.itertuples():
+        doc = docs[row.doc_id]
+        assert doc.text[int(row.char_start) : int(row.char_end)] == row.text
+        suffix = row.segment_id.removeprefix(f"{row.doc_id}:")
+        if row.source_type == "interview":
+            assert suffix.split(".")[0] == row.turn
+        elif doc.layout == "excerpt":
+            assert suffix == "1" and row.turn == ""
+    interviews = segments[segments["source_type"] == "interview"]
+    assert interviews["doc_id"].nunique() >= 10
+    interviewer = interviews["speaker"].str.casefold() == "interviewer"
+    assert interviewer.any() and (interviews.loc[interviewer, "codable"] == "False").all()
+    assert (segments["source_type"] == "literature").sum() >= 40
+
+    # a second run gives byte-identical segments (stable ids)
+    first = (out / "segments.csv").read_bytes()
+    code_corpus(corpus=str(sample_corpus), codebook=str(codebook_path), out=str(out))
+    assert (out / "segments.csv").read_bytes() == first
+
+
+def _bad_corpus(root: Path) -> Path:
+    corpus = root / "corpus"
+    (corpus / "transcripts").mkdir(parents=True)
+    good = "Interviewer: Where do you work?\n\nRespondent: In Saada, with a local partner.\n"
+    (corpus / "transcripts" / "good.txt").write_text(good, encoding="utf-8")
+    (corpus / "transcripts" / "empty.txt").write_bytes(b"")
+    (corpus / "transcripts" / "binary.txt").write_bytes(bytes(range(256)) * 4)
+    (corpus / "transcripts" / "corrupt.docx").write_bytes(b"PK\x03\x04 not really a zip")
+    (corpus / "transcripts" / "undecodable.txt").write_bytes(b"Interviewer: caf\x81\x8d\x90\n")
+    dup = "---\ndoc_id: GOOD\n---\nInterviewer: Hello?\n\nRespondent: Hello.\n"
+    (corpus / "transcripts" / "a_dup.txt").write_text(dup, encoding="utf-8")
+    (corpus / "transcripts" / "b_dup.txt").write_text(dup, encoding="utf-8")
+    (root / "outside.txt").write_text("Interviewer: secret?\n\nRespondent: SECRET-TEXT\n")
+    (corpus / "manifest.csv").write_text(
+        "file,doc_id,case\n"
+        "transcripts/good.txt,YEM-GOOD,yemen\n"
+        "transcripts/missing.txt,MISSING,yemen\n"
+        "../outside.txt,OUTSIDE,yemen\n",
+        encoding="utf-8",
+    )
+    return corpus
+
+
+def test_flow_bad_input_keeps_good_files(prefect_harness, codebook_path, tmp_path):
+    from flows.code_corpus import code_corpus
+
+    corpus = _bad_corpus(tmp_path)
+    out = tmp_path / "outputs"
+    summary = code_corpus(corpus=str(corpus), codebook=str(codebook_path), out=str(out))
+    segments = _read_segments(out)
+    assert set(segments["doc_id"]) == {"YEM-GOOD", "GOOD"}
+    assert "SECRET-TEXT" not in (out / "segments.csv").read_text(encoding="utf-8-sig")
+    reasons = {(s["path"], s["reason"].split(" — ")[0]) for s in summary["skipped"]}
+    manifest = json.loads((out / "run_manifest.json").read_text(encoding="utf-8"))
+    assert manifest["skipped"] == summary["skipped"]
+    by_path = {}
+    for entry in manifest["skipped"]:
+        by_path.setdefault(entry["path"], []).append(entry["reason"])
+    assert "is empty" in by_path["transcripts/empty.txt"][0]
+    assert "binary" in by_path["transcripts/binary.txt"][0]
+    assert ".docx" in by_path["transcripts/corrupt.docx"][0]
+    assert "UTF-8" in by_path["transcripts/undecodable.txt"][0]
+    assert "duplicate doc_id 'GOOD'" in by_path["transcripts/b_dup.txt"][0]
+    manifest_problems = " | ".join(by_path["manifest.csv"])
+    assert "'transcripts/missing.txt' does not exist" in manifest_problems
+    assert "outside the corpus folder" in manifest_problems
+    assert len(reasons) == 7
+
+
+def test_invalid_codebook_stops_before_outputs(prefect_harness, sample_corpus, tmp_path):
+    from flows.code_corpus import code_corpus
+
+    bad = tmp_path / "codebook.yaml"
+    bad.write_text("name: broken\nversion: '1'\ncategories: []\ncodes:\n  - id: x\n")
+    out = tmp_path / "outputs"
+    out.mkdir()
+    (out / "segments.csv").write_text("previous run\n")
+    with pytest.raises(CodebookError):
+        code_corpus(corpus=str(sample_corpus), codebook=str(bad), out=str(out))
+    assert (out / "segments.csv").read_text() == "previous run\n"
+    assert sorted(p.name for p in out.iterdir()) == ["segments.csv"]
+
+
+def _cli(*args: str, cwd: Path, env_home: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PREFECT_HOME": str(env_home)}
+    env.pop("PREFECT_API_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "qualcode.cli", *args], cwd=cwd, env=env,
+        capture_output=True, text=True, timeout=600,
+    )
+
+
+def test_cli_invalid_codebook_exits_1_and_names_the_line(tmp_path, sample_corpus):
+    bad = tmp_path / "codebook.yaml"
+    bad.write_text("name: broken\nversion: '1'\ncategories: []\ncodes:\n  - id: x\n")
+    result = _cli("run", "--corpus", str(sample_corpus), "--codebook", str(bad),
+                  "--out", str(tmp_path / "out"), cwd=tmp_path, env_home=tmp_path / "home")
+    assert result.returncode == 1
+    assert "codebook.yaml:5" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_run_prints_clean_summary(tmp_path):
+    """The real command on Prefect's temporary server: a summary, no tracebacks."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text(
+        "Interviewer: What changed?\n\nRespondent: The permits came back after the elders "
+        "spoke to the governor.\n", encoding="utf-8")
+    (corpus / "notes.rtf").write_text("{\\rtf1 notes}")
+    result = _cli("run", "--corpus", "corpus", "--codebook", str(ROOT / "codebook.yaml"),
+                  "--out", "out", cwd=tmp_path, env_home=tmp_path / "home")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "Traceback" not in output and "ERROR" not in output
+    assert "documents      1" in result.stdout
+    assert "notes.rtf: unsupported file type '.rtf'" in result.stdout
+    segments = _read_segments(tmp_path / "out")
+    assert list(segments["segment_id"]) == ["a:1", "a:2"]
+    assert (tmp_path / "home").is_dir()  # Prefect kept its files in PREFECT_HOME
+
+
+def test_docx_zip_is_detected_as_damaged(tmp_path):
+    """A .docx that is a valid zip but not a Word document is reported, not crashed on."""
+    path = tmp_path / "c" / "x.docx"
+    path.parent.mkdir()
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("hello.txt", "not word")
+    result = ingest_corpus(path.parent)
+    assert result.documents == []
+    assert "docx" in result.skipped[0].reason
