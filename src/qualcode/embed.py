@@ -9,6 +9,7 @@ cheaper to recompute than to cache.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib.util
 import os
@@ -16,7 +17,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import scipy.sparse as sp
@@ -95,7 +96,8 @@ class SemanticEmbedder:
 
     ``model`` is a local directory or a model name; ``None`` means the packaged
     all-MiniLM-L6-v2, whose weights are checked against their known sha256 before loading.
-    ``sha256`` checks another local model's ``model.safetensors`` the same way.
+    ``sha256`` checks another local model's ``model.safetensors`` the same way. Pickles
+    small: the base model is reloaded from its files, only fine-tuned weights travel along.
     """
 
     def __init__(
@@ -107,19 +109,31 @@ class SemanticEmbedder:
         device: str = "cpu",
         allow_download: bool = False,
     ) -> None:
+        self.model = None if model is None else str(model)
+        self.sha256 = sha256
+        self.batch_size = batch_size
+        self.device = device
+        self.allow_download = allow_download
+        self._tuned_state: dict[str, Any] | None = None
+        self._st: Any = None
         if model is None:
-            path, sha256, self.model_id = packaged_model_path(), PACKAGED_MODEL_SHA256, PACKAGED_MODEL_ID
-            source = str(path)
+            self.model_id = PACKAGED_MODEL_ID
         else:
             path = Path(model)
-            source = str(model)
             self.model_id = _safe_id(path.name if path.exists() else str(model))
+        self._load()
+
+    def _load(self) -> None:
+        if self.model is None:
+            path, sha256 = packaged_model_path(), PACKAGED_MODEL_SHA256
+        else:
+            path, sha256 = Path(self.model), self.sha256
         if sha256 is not None:
             weights = path / "model.safetensors"
             if not weights.is_file():
                 raise EmbeddingError(f"E104: no model.safetensors under {path} to verify.")
             verify_model_file(weights, sha256)
-        if not allow_download:
+        if not self.allow_download:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         try:
@@ -129,29 +143,101 @@ class SemanticEmbedder:
                 "E105: sentence-transformers is not installed; install qualcode[semantic] "
                 "or run with --backend fast."
             ) from exc
+        source = str(path) if self.model is None else self.model
         try:
-            self._model = SentenceTransformer(
-                source, device=device, local_files_only=not allow_download
+            self._st = SentenceTransformer(
+                source, device=self.device, local_files_only=not self.allow_download
             )
         except OSError as exc:
             raise EmbeddingError(
                 f"E106: cannot load sentence model {source!r} offline ({exc}). Give a local "
                 "directory, or the packaged default."
             ) from exc
-        self.batch_size = batch_size
-        get_dim = getattr(self._model, "get_embedding_dimension", None) or getattr(
-            self._model, "get_sentence_embedding_dimension"
+        if self._tuned_state is not None:
+            self._st.load_state_dict(self._tuned_state)
+        get_dim = getattr(self._st, "get_embedding_dimension", None) or getattr(
+            self._st, "get_sentence_embedding_dimension"
         )
         self.dim = int(get_dim())
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_st"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._load()
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not len(texts):
             return np.zeros((0, self.dim), dtype=np.float32)
-        out = self._model.encode(
+        out = self._st.encode(
             list(texts), batch_size=self.batch_size, convert_to_numpy=True,
             normalize_embeddings=True, show_progress_bar=False,
         )
         return np.asarray(out, dtype=np.float32)
+
+    def finetuned(
+        self,
+        texts: Sequence[str],
+        targets: np.ndarray,
+        *,
+        epochs: int = 4,
+        batch_size: int = 16,
+        lr: float = 5e-5,
+        head_lr: float = 3e-3,
+        max_pos_weight: float = 10.0,
+        seed: int = 0,
+    ) -> SemanticEmbedder:
+        """A copy fine-tuned end to end on multi-label 0/1 ``targets`` (one column per label).
+
+        A linear head on the normalised embedding is trained with class-weighted binary
+        cross-entropy and then dropped: the encoder keeps what separates the labels. The
+        copy's ``model_id`` includes a hash of its weights, so its embeddings cache apart.
+        """
+        import torch
+
+        targets = np.asarray(targets, dtype=np.float32)
+        torch.manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        tuned = copy.copy(self)
+        tuned._st = copy.deepcopy(self._st)
+        st = tuned._st
+        head = torch.nn.Linear(self.dim, targets.shape[1])
+        pos = targets.sum(0)
+        pos_weight = torch.tensor(
+            np.clip((len(targets) - pos) / np.maximum(pos, 1), 1.0, max_pos_weight),
+            dtype=torch.float32,
+        )
+        loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+        params = [p for p in st.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(
+            [{"params": params, "lr": lr}, {"params": head.parameters(), "lr": head_lr}]
+        )
+        texts = list(texts)
+        st.train()
+        for _ in range(epochs):
+            order = rng.permutation(len(texts))
+            for b in range(0, len(order), batch_size):
+                idx = order[b:b + batch_size]
+                features = st.tokenize([texts[i] for i in idx])
+                features = {k: v.to(self.device) for k, v in features.items()}
+                emb = st(features)["sentence_embedding"]
+                # Normalised embeddings have tiny logits; the scale lets the head saturate.
+                loss = loss_fn(head(emb * 10.0), torch.from_numpy(targets[idx]))
+                loss.backward()
+                opt.step()
+                opt.zero_grad()
+        st.eval()
+        state = {k: v.detach().clone() for k, v in st.state_dict().items()}
+        digest = hashlib.sha256()
+        for k in sorted(state):
+            digest.update(k.encode())
+            digest.update(state[k].float().numpy().tobytes())
+        tuned._tuned_state = state
+        tuned.model_id = f"{self.model_id}-ft-{digest.hexdigest()[:16]}"
+        return tuned
 
 
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?|\d+")

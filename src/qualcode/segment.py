@@ -73,7 +73,9 @@ def segment_document(
             _segment(doc, str(n), "", None, span, True)
             for n, span in enumerate(_paragraphs(text, 0, len(text)), start=1)
         ]
-    labels = find_labels(text, interviewer_labels)
+    # Subtitle text is rebuilt one "Speaker: words" paragraph per turn: a speaker who
+    # talks once (an interpreter, a single <v Name> cue) is still a speaker.
+    labels = find_labels(text, interviewer_labels, paragraph_labels=doc.format in ("vtt", "srt"))
     segments: list[Segment] = []
     first = labels[0].start if labels else len(text)
     preamble = _trimmed(text, 0, first)

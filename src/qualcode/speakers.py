@@ -50,13 +50,17 @@ def is_interviewer(name: str, labels: Iterable[str] = DEFAULT_INTERVIEWER_LABELS
 
 
 def find_labels(
-    text: str, interviewer_labels: Iterable[str] = DEFAULT_INTERVIEWER_LABELS
+    text: str,
+    interviewer_labels: Iterable[str] = DEFAULT_INTERVIEWER_LABELS,
+    paragraph_labels: bool = False,
 ) -> list[Label]:
     """Speaker labels that open a turn, in order.
 
     A candidate ``Words:`` at a line start is accepted when the same name labels at
     least two lines of the text or is an interviewer label. A one-off ``Date:`` or
     ``Note:`` in a header block or prose is therefore not taken for a speaker.
+    With ``paragraph_labels`` (text rebuilt from subtitles, one ``Speaker: words``
+    paragraph per turn) a label opening a paragraph is accepted even if used once.
     """
     labels = list(interviewer_labels)
     candidates = [
@@ -70,5 +74,7 @@ def find_labels(
     return [
         Label(start, end, key, _display(names[key]))
         for start, end, key, name in candidates
-        if counts[key] >= 2 or is_interviewer(name, labels)
+        if counts[key] >= 2
+        or is_interviewer(name, labels)
+        or (paragraph_labels and (start == 0 or text.startswith("\n\n", start - 2)))
     ]

@@ -163,7 +163,10 @@ def ingest_files(
         try:
             data = (corpus / path).read_bytes()
         except OSError as err:
-            result.skipped.append(Skipped(path, f"cannot be read ({err.strerror})"))
+            result.skipped.append(
+                Skipped(path, f"cannot be read ({err.strerror}) — check that the file is not "
+                        "open elsewhere and that you may read it")
+            )
             continue
         sha256 = hashlib.sha256(data).hexdigest()
         record = FileRecord(path, sha256, len(data), fmt)

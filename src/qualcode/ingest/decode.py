@@ -14,6 +14,11 @@ _BOMS = (
 )
 # UTF-8 read as Windows-1252 leaves these tell-tale pairs behind (e.g. "â€”" for "—").
 _MOJIBAKE = re.compile("[ÂÃâ][\u0080-\u00bf€‚ƒ„…†‡ˆ‰Š‹ŒŽ‘’“”•–—˜™š›œžŸ]")
+# Any well-formed multi-byte UTF-8 sequence (Arabic, Cyrillic ... not only Latin-1 letters)
+# in a file that is not valid UTF-8 as a whole means UTF-8 mixed with a legacy encoding.
+_UTF8_SEQUENCE = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
+)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 
 
@@ -80,7 +85,7 @@ def decode_bytes(data: bytes) -> tuple[str, str]:
             f"0x{data[err.start]:02x} cannot be decoded) — re-save it as UTF-8",
             _line_of(data, err.start),
         ) from err
-    mojibake = _MOJIBAKE.search(text)
+    mojibake = _MOJIBAKE.search(text) or _UTF8_SEQUENCE.search(data)
     if mojibake:
         raise DecodeError(
             "mixes UTF-8 with another encoding (first invalid UTF-8 byte at line "

@@ -84,6 +84,17 @@ def _require_text(text: str, what: str = "file") -> None:
         raise ReadError(f"the {what} has no text — add the text or remove the file")
 
 
+class _FrontMatterLoader(yaml.SafeLoader):
+    """Safe YAML in which ``0042``, ``10:30`` and ``no`` stay as written (YAML 1.1 would
+    read them as 34, 630 and False); dates and nulls are still recognised."""
+
+
+_FrontMatterLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag.rsplit(":", 1)[-1] not in
+            ("int", "float", "bool")]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
 _FRONT = re.compile(r"\A---[ \t]*\n(.*?)^(?:---|\.\.\.)[ \t]*$\n?", re.DOTALL | re.MULTILINE)
 
 
@@ -99,7 +110,7 @@ def split_front_matter(text: str) -> tuple[dict[str, str], str]:
             1,
         )
     try:
-        meta = yaml.safe_load(match.group(1)) or {}
+        meta = yaml.load(match.group(1), Loader=_FrontMatterLoader) or {}
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = mark.line + 2 if mark else None
@@ -204,7 +215,9 @@ def read_subtitles(data: bytes, fmt: str, interviewer_labels: Iterable[str]) -> 
             if words:
                 cues.append((voice.group(1).strip() if voice else None, words))
     if not cues:
-        raise ReadError(f"the .{fmt} file has no caption text")
+        raise ReadError(
+            f"the .{fmt} file has no caption text — export the captions again or remove the file"
+        )
     # Labels written as "Name: words" count only when they recur (see find_labels).
     plain = "\n".join(words for voice, words in cues if voice is None)
     accepted = {label.key for label in find_labels(plain, interviewer_labels)}
@@ -254,12 +267,13 @@ def _read_table_frame(data: bytes, fmt: str):
             sep=_sniff_delimiter(text[:8192]),
             dtype=str,
             keep_default_na=False,
-            skip_blank_lines=True,
+            skip_blank_lines=False,  # a blank line is a spreadsheet row: keep row numbers true
         )
     except Exception as err:  # pandas ParserError names the line
         line = re.search(r"line (\d+)", str(err))
         raise ReadError(
-            f"is not a well-formed CSV table ({err}) — check the quoting on that line",
+            f"is not a well-formed CSV table ({str(err).strip()}) — check the quoting on "
+            "that line",
             int(line.group(1)) if line else None,
         ) from err
 
@@ -288,9 +302,7 @@ def read_table(data: bytes, fmt: str) -> tuple[list[RawDoc], list[RowProblem]]:
     for i, record in enumerate(frame.to_dict("records")):
         row = i + 2
         values = {str(k).strip(): metadata_value(v) for k, v in record.items()}
-        text = str(record[text_col] if record[text_col] is not None else "")
-        if text != text:  # NaN
-            text = ""
+        text = values[str(text_col).strip()]  # an empty .xlsx cell is NaN, not "nan"
         excerpt_id = values[str(id_col).strip()]
         if not excerpt_id and not text.strip():
             continue  # a blank row

@@ -1,0 +1,708 @@
+"""The codebook: its schema, a validator that reports every problem at once, and a summary.
+
+A codebook is data (``codebook.yaml``): categories, and codes with a definition, guidance,
+examples and spaCy rules. Nothing here knows any particular code: swapping the file for
+another study's must just work.
+
+``validate_codebook`` never stops at the first problem. It parses the YAML node tree so that
+every problem (a pydantic error or one of the checks below) names the file, the line and a
+fix. Besides the schema it checks:
+
+- ids: ``^[A-Za-z][A-Za-z0-9_-]*$``, unique; code ids must not clash (case-insensitively)
+  with the columns of ``coded_segments.csv`` (``segment_id`` ... ``codes``);
+- references: a code's ``category`` and ``related`` must name a category / code;
+- text: ``name`` and ``definition`` must not be blank, phrases must not be empty;
+- rules: every token pattern must compile in a validating spaCy ``Matcher``; attributes that
+  the rule layer's pipeline (``spacy.blank`` + lookup lemmatizer) never sets, such as
+  ``POS`` or ``DEP``, are reported because such a pattern could never match;
+- shape: at least one code, and no category without codes. An empty category is treated as
+  a problem (not a warning): it is almost always a typo in a code's ``category`` or an
+  unfinished edit, it would show up as a row of zeros in every report, and the fix (delete
+  it, or add its codes) takes a second;
+- YAML: duplicate keys in a mapping (YAML silently keeps the last one).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+__all__ = [
+    "OUTPUT_COLUMNS",
+    "Category",
+    "Code",
+    "Codebook",
+    "CodebookError",
+    "CodebookProblem",
+    "Examples",
+    "Rules",
+    "check_codebook",
+    "load_codebook",
+    "summary_table",
+    "validate_codebook",
+]
+
+ID_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+# Columns of coded_segments.csv that come before the one-column-per-code block.
+OUTPUT_COLUMNS = (
+    "segment_id", "doc_id", "source_type", "speaker", "turn", "char_start", "char_end",
+    "text", "codable", "codes",
+)
+# Token attributes set only by a tagger, parser, morphologiser, NER or senter: the rule
+# layer runs spacy.blank("en") + a lookup lemmatizer, so patterns using them never match.
+UNSET_TOKEN_ATTRS = frozenset({
+    "POS", "TAG", "MORPH", "DEP", "ENT_TYPE", "ENT_IOB", "ENT_ID", "ENT_KB_ID",
+    "IS_SENT_START", "SENT_START",
+})
+_LOADER_FIELDS = ("sha256", "path")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Category(_Model):
+    """A group of codes (e.g. tactics, mechanisms, outcomes)."""
+
+    id: str
+    name: str
+    description: str = ""
+
+
+class Examples(_Model):
+    """Short passages that do (positive) and do not (negative: near-misses) take the code."""
+
+    positive: list[str] = Field(default_factory=list)
+    negative: list[str] = Field(default_factory=list)
+
+
+class Rules(_Model):
+    """spaCy cues: phrases (lower-case text and lemmas), token patterns, and exclusions."""
+
+    phrases: list[str] = Field(default_factory=list)
+    patterns: list[list[dict[str, Any]]] = Field(default_factory=list)
+    exclude_phrases: list[str] = Field(default_factory=list)
+    exclude_patterns: list[list[dict[str, Any]]] = Field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        """Number of positive cues (phrases + patterns)."""
+        return len(self.phrases) + len(self.patterns)
+
+
+class Code(_Model):
+    """One code: what it means, when (not) to apply it, examples and rules."""
+
+    id: str
+    name: str
+    category: str
+    definition: str
+    include: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+    examples: Examples = Field(default_factory=Examples)
+    rules: Rules = Field(default_factory=Rules)
+    related: list[str] = Field(default_factory=list)
+
+
+class Codebook(_Model):
+    """A validated codebook; ``sha256`` and ``path`` are set by the loader, not the file."""
+
+    name: str
+    version: str
+    description: str = ""
+    categories: list[Category]
+    codes: list[Code]
+    sha256: str = ""
+    path: str = ""
+
+    @property
+    def code_ids(self) -> list[str]:
+        """Code ids in codebook order (the order of the output columns)."""
+        return [c.id for c in self.codes]
+
+    def code(self, code_id: str) -> Code:
+        """The code with this id (KeyError naming the known ids otherwise)."""
+        for c in self.codes:
+            if c.id == code_id:
+                return c
+        raise KeyError(f"no code {code_id!r} in codebook {self.name!r}; codes: "
+                       + ", ".join(self.code_ids))
+
+    def category(self, category_id: str) -> Category:
+        """The category with this id (KeyError naming the known ids otherwise)."""
+        for c in self.categories:
+            if c.id == category_id:
+                return c
+        raise KeyError(f"no category {category_id!r} in codebook {self.name!r}; categories: "
+                       + ", ".join(c.id for c in self.categories))
+
+    def codes_in(self, category_id: str) -> list[Code]:
+        """The codes of one category, in codebook order."""
+        return [c for c in self.codes if c.category == category_id]
+
+
+@dataclass(frozen=True, slots=True)
+class CodebookProblem:
+    """One thing wrong with a codebook file: where it is and how to fix it."""
+
+    file: str
+    line: int | None
+    where: str  # e.g. "codes[3] 'my_code' rules.patterns[0]" ("" for the whole file)
+    message: str
+    fix: str
+
+    def __str__(self) -> str:
+        place = f"{self.file}:{self.line}" if self.line else self.file
+        where = f" {self.where}:" if self.where else ""
+        fix = f" Fix: {self.fix}" if self.fix else ""
+        return f"{place}:{where} {self.message}{fix}"
+
+
+class CodebookError(Exception):
+    """The codebook has problems; ``problems`` lists all of them."""
+
+    def __init__(self, problems: list[CodebookProblem]):
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+# --------------------------------------------------------------------------- YAML lines
+
+Loc = tuple[str | int, ...]
+
+
+class _Lines:
+    """Maps a location such as ("codes", 3, "rules") to its 1-based line in the file."""
+
+    def __init__(self, root: yaml.Node | None):
+        self.root = root
+
+    def line(self, loc: Loc) -> int | None:
+        node = self.root
+        if node is None:
+            return None
+        line = node.start_mark.line + 1
+        for part in loc:
+            if isinstance(node, yaml.MappingNode):
+                pair = _find_key(node, part)
+                if pair is None:
+                    return line  # a missing field: point at its owner
+                key, node = pair
+                line = key.start_mark.line + 1
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) \
+                    and 0 <= part < len(node.value):
+                node = node.value[part]
+                line = node.start_mark.line + 1
+            else:
+                return line
+        return line
+
+
+def _find_key(node: yaml.MappingNode, name: str | int) -> tuple[yaml.Node, yaml.Node] | None:
+    found = None
+    for key, value in node.value:  # the last duplicate wins, as in the constructed data
+        if isinstance(key, yaml.ScalarNode) and key.value == str(name):
+            found = (key, value)
+    return found
+
+
+def _duplicate_keys(node: yaml.Node, loc: Loc, out: list[tuple[Loc, int, int]]) -> None:
+    """Collect (loc of the key, line of the first, line of the repeat) for repeated keys."""
+    seen_ids: set[int] = set()
+    stack = [(node, loc)]
+    while stack:
+        current, where = stack.pop()
+        if id(current) in seen_ids:  # aliases can share nodes
+            continue
+        seen_ids.add(id(current))
+        if isinstance(current, yaml.MappingNode):
+            first: dict[str, int] = {}
+            for key, value in current.value:
+                name = key.value if isinstance(key, yaml.ScalarNode) else None
+                if name is not None:
+                    if name in first:
+                        out.append(((*where, name), first[name], key.start_mark.line + 1))
+                    else:
+                        first[name] = key.start_mark.line + 1
+                stack.append((value, (*where, name if name is not None else "?")))
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend((v, (*where, i)) for i, v in enumerate(current.value))
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _yaml_type(value: Any) -> str:
+    if value is None:
+        return "an empty value"
+    if isinstance(value, bool):
+        return f"true/false ({str(value).lower()})"
+    if isinstance(value, int | float):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping (key: value lines)"
+    return type(value).__name__
+
+
+def _closest(word: str, choices: list[str]) -> str | None:
+    hits = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    if not hits:  # case slips ("Conditionality") are common and below the ratio cutoff
+        lower = {c.lower(): c for c in choices}
+        return lower.get(word.lower())
+    return hits[0]
+
+
+def _fields(loc: Loc) -> list[str]:
+    """Valid field names of the model at ``loc`` (for "did you mean" suggestions)."""
+    names = tuple(p for p in loc if isinstance(p, str))
+    model: type[BaseModel] | None = {
+        (): Codebook,
+        ("categories",): Category,
+        ("codes",): Code,
+        ("codes", "examples"): Examples,
+        ("codes", "rules"): Rules,
+    }.get(names)
+    if model is None:
+        return []
+    return [f for f in model.model_fields if not (model is Codebook and f in _LOADER_FIELDS)]
+
+
+def _fmt_loc(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+class _Context:
+    """Collects problems for one file, naming entries by index and id."""
+
+    def __init__(self, file: str, data: Any, lines: _Lines):
+        self.file = file
+        self.data = data if isinstance(data, dict) else {}
+        self.lines = lines
+        self.problems: list[CodebookProblem] = []
+
+    def entry_id(self, section: str, index: int) -> str | None:
+        items = self.data.get(section)
+        if isinstance(items, list) and 0 <= index < len(items) \
+                and isinstance(items[index], dict) and isinstance(items[index].get("id"), str):
+            return items[index]["id"]
+        return None
+
+    def where(self, loc: Loc) -> str:
+        if len(loc) >= 2 and loc[0] in ("codes", "categories") and isinstance(loc[1], int):
+            head = f"{loc[0]}[{loc[1]}]"
+            entry = self.entry_id(str(loc[0]), loc[1])
+            if entry is not None:
+                head += f" {entry!r}"
+            rest = _fmt_loc(loc[2:])
+            return f"{head} {rest}" if rest else head
+        return _fmt_loc(loc)
+
+    def add(self, loc: Loc, message: str, fix: str) -> None:
+        self.problems.append(
+            CodebookProblem(self.file, self.lines.line(loc), self.where(loc), message, fix))
+
+
+# --------------------------------------------------------------------------- schema errors
+
+
+def _schema_problem(ctx: _Context, err: Any) -> None:
+    loc: Loc = tuple(err["loc"])
+    kind = err["type"]
+    value = err.get("input")
+    if kind == "missing":
+        name = str(loc[-1])
+        ctx.add(loc[:-1], f"missing required field '{name}'.",
+                f"add a line '{name}: ...' to this entry.")
+    elif kind == "extra_forbidden":
+        name = str(loc[-1])
+        valid = _fields(loc[:-1])
+        guess = _closest(name, valid)
+        if name in _LOADER_FIELDS and loc[:-1] == ():
+            fix = f"remove it: '{name}' is set by the loader, not written in the file."
+        elif guess:
+            fix = f"did you mean '{guess}'? Rename the field."
+        else:
+            fix = "remove it, or use one of: " + ", ".join(valid) + "."
+        ctx.add(loc, f"unknown field '{name}'.", fix)
+    elif kind == "string_type":
+        if isinstance(value, bool | int | float):
+            fix = f"put the value in quotes, e.g. {loc[-1] if isinstance(loc[-1], str) else 'x'}"
+            fix += f": \"{value}\" (YAML reads unquoted numbers and yes/no as other types)."
+        elif value is None:
+            fix = "write the text after the colon (or remove the line if it is optional)."
+        elif isinstance(value, dict):
+            fix = ("put the whole text in quotes: YAML reads 'words: more words' as a key "
+                   "and a value.")
+        else:
+            fix = "write a single piece of text here."
+        ctx.add(loc, f"expected text, found {_yaml_type(value)}.", fix)
+    elif kind == "list_type":
+        fix = "write one '- item' per line under it (or [item, item] on one line)."
+        if isinstance(value, str):
+            fix = "put '- ' before the text to make it a one-item list, or add more '- ' lines."
+        ctx.add(loc, f"expected a list, found {_yaml_type(value)}.", fix)
+    elif kind in ("dict_type", "model_type", "model_attributes_type"):
+        if len(loc) >= 2 and any(p in ("patterns", "exclude_patterns") for p in loc):
+            message = f"expected a token mapping like {{LOWER: aid}}, found {_yaml_type(value)}."
+            fix = "write each token as {ATTRIBUTE: value}, e.g. [{LEMMA: suspend}, {LOWER: aid}]."
+        else:
+            message = f"expected a mapping of 'key: value' lines, found {_yaml_type(value)}."
+            fix = "write indented 'key: value' lines under it."
+        ctx.add(loc, message, fix)
+    else:
+        ctx.add(loc, f"{err['msg']}.", "see the schema described at the top of codebook.yaml.")
+
+
+# --------------------------------------------------------------------------- own checks
+
+
+@lru_cache(maxsize=1)
+def _vocab() -> Any:
+    import spacy
+
+    return spacy.blank("en").vocab
+
+
+@lru_cache(maxsize=1)
+def _token_attrs() -> list[str]:
+    from spacy.schemas import TokenPattern
+
+    return [f.alias or name.upper() for name, f in TokenPattern.model_fields.items()]
+
+
+_SPACY_LINE = re.compile(r"^- \[pattern -> (\d+)(?: -> ([^\]]*))?\] (.*)$")
+
+
+def _check_pattern(ctx: _Context, loc: Loc, pattern: list[dict[str, Any]]) -> None:
+    from spacy.matcher import Matcher
+
+    if not pattern:
+        ctx.add(loc, "empty token pattern.", "add at least one token, or remove the pattern.")
+        return
+    booleans = False
+    for k, token in enumerate(pattern):
+        for attr, value in token.items():
+            if _stray_bool(str(attr), value):
+                booleans = True
+                ctx.add((*loc, k), f"{attr} has a true/false value: YAML reads unquoted "
+                        "on, off, yes and no as booleans.",
+                        'put the word in quotes, e.g. {LOWER: "on"} or [in, "on", at].')
+            if str(attr).upper() in UNSET_TOKEN_ATTRS:
+                ctx.add((*loc, k), f"attribute {attr} is never set by the rule layer "
+                        "(spacy.blank + lookup lemmatizer, no tagger/parser/NER), so this "
+                        "pattern can never match.",
+                        "use LOWER or LEMMA (or a phrase) instead.")
+    if booleans:  # spaCy's message for these is cryptic; ours above says it all
+        return
+    try:
+        Matcher(_vocab(), validate=True).add("check", [pattern])
+    except Exception as exc:  # MatchPatternError, ValueError, re.error ...
+        by_token: dict[int, list[str]] = {}
+        hints: dict[int, str] = {}
+        for text in str(exc).splitlines():
+            m = _SPACY_LINE.match(text.strip())
+            if not m:
+                continue
+            k, path, msg = int(m.group(1)), (m.group(2) or "").split(" -> "), m.group(3)
+            attr = path[0] if path and path[0] else ""
+            by_token.setdefault(k, []).append(f"{attr + ': ' if attr else ''}{msg}")
+            if msg.startswith("Extra inputs") and attr:
+                guess = _closest(attr, _token_attrs())
+                by_token[k][-1] = f"unknown attribute '{attr}'"
+                hints[k] = (f"did you mean '{guess}'?" if guess else
+                            "valid attributes: " + ", ".join(_token_attrs()) + ".")
+        if not by_token:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            ctx.add(loc, f"invalid spaCy token pattern: {first}",
+                    "see https://spacy.io/usage/rule-based-matching#matcher and fix the "
+                    "pattern.")
+            return
+        for k, msgs in by_token.items():
+            unique = list(dict.fromkeys(msgs))
+            ctx.add((*loc, k) if k < len(pattern) else loc,
+                    f"invalid spaCy token pattern, token {k}: " + "; ".join(unique) + ".",
+                    hints.get(k) or "write tokens like {LEMMA: suspend} or "
+                    "{LOWER: {IN: [aid, assistance]}} (see https://spacy.io/usage/"
+                    "rule-based-matching#matcher).")
+
+
+def _stray_bool(attr: str, value: Any) -> bool:
+    """A boolean where spaCy expects text: the YAML on/off/yes/no trap."""
+    if attr.upper().startswith(("IS_", "LIKE_", "SPACY", "SENT_")):
+        return False
+    if isinstance(value, bool):
+        return True
+    if isinstance(value, dict):
+        return any(_stray_bool(attr, v) for v in value.values())
+    if isinstance(value, list):
+        return any(isinstance(v, bool) for v in value)
+    return False
+
+
+def _check_id(ctx: _Context, loc: Loc, value: str, kind: str) -> None:
+    if not ID_PATTERN.match(value):
+        guess = re.sub(r"[^A-Za-z0-9_-]+", "_", value).strip("_-") or "my_id"
+        if not guess[0].isalpha():
+            guess = f"{kind[0]}_{guess}"
+        ctx.add(loc, f"{kind} id {value!r} is not a valid id.",
+                f"use a letter first, then letters, digits, '_' or '-' (no spaces), e.g. "
+                f"'{guess}'.")
+    if kind == "code" and value.lower() in OUTPUT_COLUMNS:
+        ctx.add(loc, f"code id {value!r} clashes with the output column '{value.lower()}' "
+                "of coded_segments.csv.",
+                f"rename the code, e.g. '{value}_code'. Reserved: {', '.join(OUTPUT_COLUMNS)}.")
+
+
+def _blank(ctx: _Context, entry: dict[str, Any], loc: Loc, field: str) -> None:
+    value = entry.get(field)
+    if isinstance(value, str) and not value.strip():
+        ctx.add((*loc, field), f"{field} is empty.",
+                f"write the {field} (it is shown to coders and used in reports).")
+
+
+def _check_entries(ctx: _Context) -> None:
+    data = ctx.data
+    categories = data.get("categories")
+    codes = data.get("codes")
+
+    cat_ids: dict[str, int] = {}
+    for i, cat in enumerate(categories if isinstance(categories, list) else []):
+        if not isinstance(cat, dict):
+            continue
+        loc: Loc = ("categories", i)
+        cid = cat.get("id")
+        if isinstance(cid, str):
+            _check_id(ctx, (*loc, "id"), cid, "category")
+            if cid in cat_ids:
+                first = ctx.lines.line(("categories", cat_ids[cid], "id"))
+                ctx.add((*loc, "id"), f"duplicate category id {cid!r} (first defined at line "
+                        f"{first}).", "give each category a unique id, or merge the two.")
+            else:
+                cat_ids[cid] = i
+        _blank(ctx, cat, loc, "name")
+
+    if not isinstance(codes, list):
+        return
+    if not codes:
+        ctx.add(("codes",), "the codebook has no codes.",
+                "add at least one entry under 'codes:' (see codebook-spec.md for the format).")
+    code_ids: dict[str, int] = {}
+    for i, code in enumerate(codes):
+        if not isinstance(code, dict) or not isinstance(code.get("id"), str):
+            continue
+        cid = code["id"]
+        _check_id(ctx, ("codes", i, "id"), cid, "code")
+        if cid in code_ids:
+            first = ctx.lines.line(("codes", code_ids[cid], "id"))
+            ctx.add(("codes", i, "id"), f"duplicate code id {cid!r} (first defined at line "
+                    f"{first}).", "give each code a unique id, or merge the two entries.")
+        else:
+            code_ids[cid] = i
+
+    used: set[str] = set()
+    for i, code in enumerate(codes):
+        if not isinstance(code, dict):
+            continue
+        loc = ("codes", i)
+        category = code.get("category")
+        if isinstance(category, str) and isinstance(categories, list):
+            used.add(category)
+            if category not in cat_ids:
+                guess = _closest(category, list(cat_ids))
+                known = ", ".join(cat_ids) or "none defined"
+                ctx.add((*loc, "category"), f"unknown category {category!r}.",
+                        (f"did you mean '{guess}'? " if guess else "")
+                        + f"Categories: {known}; or add it under 'categories:'.")
+        related = code.get("related")
+        for j, other in enumerate(related if isinstance(related, list) else []):
+            if not isinstance(other, str):
+                continue
+            if other == code.get("id"):
+                ctx.add((*loc, "related", j), f"related names the code itself ({other!r}).",
+                        "remove it: related lists other codes.")
+            elif other not in code_ids:
+                guess = _closest(other, list(code_ids))
+                ctx.add((*loc, "related", j), f"related names an unknown code {other!r}.",
+                        f"did you mean '{guess}'?" if guess
+                        else "use the id of a code defined under 'codes:', or remove it.")
+        _blank(ctx, code, loc, "name")
+        _blank(ctx, code, loc, "definition")
+        rules = code.get("rules")
+        if isinstance(rules, dict):
+            _check_rules(ctx, (*loc, "rules"), rules)
+
+    if isinstance(categories, list):
+        for cid, i in cat_ids.items():
+            if cid not in used:
+                ctx.add(("categories", i), f"category {cid!r} has no codes.",
+                        f"add codes with 'category: {cid}', or remove the category.")
+
+
+def _check_rules(ctx: _Context, loc: Loc, rules: dict[str, Any]) -> None:
+    for name in ("phrases", "exclude_phrases"):
+        items = rules.get(name)
+        for j, phrase in enumerate(items if isinstance(items, list) else []):
+            if isinstance(phrase, str) and not phrase.strip():
+                ctx.add((*loc, name, j), "empty phrase.",
+                        "write the cue words between the quotes, or remove the line.")
+    for name in ("patterns", "exclude_patterns"):
+        items = rules.get(name)
+        for j, pattern in enumerate(items if isinstance(items, list) else []):
+            if isinstance(pattern, list) and all(isinstance(t, dict) for t in pattern):
+                _check_pattern(ctx, (*loc, name, j), pattern)
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def _yaml_fix(problem: str) -> str:
+    if "\t" in problem or "tab" in problem:
+        return "indent with spaces, not tabs."
+    if "mapping values are not allowed" in problem:
+        return "put text that contains ': ' in quotes, or check the indentation of this line."
+    if "found undefined alias" in problem:
+        return "remove the '*' or define the anchor ('&name') first."
+    if "expected a single document" in problem:
+        return "remove the extra '---' document separator."
+    return "check the indentation, quotes and brackets on this line and the one above it."
+
+
+def validate_codebook(path: str | Path) -> tuple[Codebook | None, list[CodebookProblem]]:
+    """Validate a codebook file; return (codebook or None, every problem found)."""
+    file = str(path)
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        return None, [CodebookProblem(file, None, "", "file not found.",
+                                      "check the path (the default is codebook.yaml in the "
+                                      "project folder) or pass the codebook file explicitly.")]
+    except IsADirectoryError:
+        return None, [CodebookProblem(file, None, "", "this is a folder, not a file.",
+                                      "pass the path of the .yaml file itself.")]
+    except OSError as exc:
+        return None, [CodebookProblem(file, None, "", f"cannot read the file ({exc.strerror}).",
+                                      "check that the file exists and that you may read it.")]
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        return None, [CodebookProblem(file, line, "", f"not UTF-8 text (byte "
+                                      f"0x{raw[exc.start]:02x}).",
+                                      "save the file as UTF-8 in your editor.")]
+
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+        data = loader.construct_document(root) if root is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        message = " ".join(str(x) for x in (exc.context, exc.problem) if x)
+        return None, [CodebookProblem(file, line, "", f"YAML syntax error: {message}.",
+                                      _yaml_fix(message))]
+    except yaml.YAMLError as exc:
+        return None, [CodebookProblem(file, None, "", f"YAML error: {exc}.", _yaml_fix(str(exc)))]
+    finally:
+        loader.dispose()
+
+    lines = _Lines(root)
+    ctx = _Context(file, data, lines)
+    if not isinstance(data, dict):
+        got = "the file is empty" if data is None else f"the file holds {_yaml_type(data)}"
+        ctx.add((), f"the top level must be a mapping (name:, version:, categories:, codes:); "
+                f"{got}.", "start the file with 'name: ...' and 'version: \"1.0\"' lines, as in "
+                "the default codebook.yaml.")
+        return None, ctx.problems
+
+    dupes: list[tuple[Loc, int, int]] = []
+    _duplicate_keys(root, (), dupes)
+    for loc, first, repeat in sorted(dupes, key=lambda d: d[2]):
+        where = ctx.where(loc[:-1])
+        ctx.problems.append(CodebookProblem(
+            file, repeat, where, f"key '{loc[-1]}' appears twice in this entry (first at line "
+            f"{first}); YAML keeps only the last one.", "remove or rename one of them."))
+
+    fields = {k: v for k, v in data.items() if k not in _LOADER_FIELDS}
+    for k in _LOADER_FIELDS:
+        if k in data:
+            _schema_problem(ctx, {"loc": (k,), "type": "extra_forbidden"})
+    book: Codebook | None = None
+    try:
+        book = Codebook.model_validate(fields)
+    except ValidationError as exc:
+        for err in exc.errors():
+            _schema_problem(ctx, err)
+    _check_entries(ctx)
+
+    problems = sorted(ctx.problems, key=lambda p: (p.line or 0))
+    if problems or book is None:
+        return None, problems
+    book.sha256 = hashlib.sha256(raw).hexdigest()
+    book.path = file
+    return book, []
+
+
+def load_codebook(path: str | Path) -> Codebook:
+    """Load and validate a codebook; raise CodebookError listing every problem."""
+    book, problems = validate_codebook(path)
+    if problems or book is None:
+        raise CodebookError(problems)
+    return book
+
+
+def _plural(n: int, word: str, plural: str | None = None) -> str:
+    return f"{n} {word if n == 1 else plural or word + 's'}"
+
+
+def summary_table(codebook: Codebook) -> str:
+    """A plain-text table of the codebook: per category, each code's examples and rules."""
+    n_pos = sum(len(c.examples.positive) for c in codebook.codes)
+    n_neg = sum(len(c.examples.negative) for c in codebook.codes)
+    n_rules = sum(c.rules.count for c in codebook.codes)
+    id_w = max([len("id"), *(len(c.id) for c in codebook.codes)])
+    name_w = min(44, max([len("name"), *(len(c.name) for c in codebook.codes)]))
+    out = [
+        f"{codebook.name} (version {codebook.version}, sha256 {codebook.sha256[:12]})",
+        f"{_plural(len(codebook.codes), 'code')} in "
+        f"{_plural(len(codebook.categories), 'category', 'categories')}; "
+        f"examples {n_pos} positive / {n_neg} negative; {_plural(n_rules, 'rule')}",
+    ]
+    header = f"  {'id':<{id_w}}  {'name':<{name_w}}  {'ex+':>4} {'ex-':>4} {'rules':>5}"
+    for cat in codebook.categories:
+        codes = codebook.codes_in(cat.id)
+        out += ["", f"{cat.id} - {cat.name} ({_plural(len(codes), 'code')})", header]
+        for c in codes:
+            name = c.name if len(c.name) <= name_w else c.name[: name_w - 1] + "…"
+            out.append(f"  {c.id:<{id_w}}  {name:<{name_w}}  {len(c.examples.positive):>4} "
+                       f"{len(c.examples.negative):>4} {c.rules.count:>5}")
+    return "\n".join(out)
+
+
+def check_codebook(path: str | Path = "codebook.yaml") -> tuple[int, str]:
+    """What ``qualcode codebook check`` prints, and its exit status (0 valid, 1 not)."""
+    book, problems = validate_codebook(path)
+    if problems or book is None:
+        lines = [str(p) for p in problems]
+        lines.append(f"{_plural(len(problems), 'problem')} in {path}: the codebook was not "
+                     "loaded.")
+        return 1, "\n".join(lines)
+    return 0, f"{path}: OK\n\n{summary_table(book)}"

@@ -1,0 +1,470 @@
+"""The codebook-driven multi-label classifier, a scikit-learn estimator.
+
+It learns, in rising priority, from the codebook (each code's positive and negative examples,
+down-weighted) and from human-reviewed segments. Two heads per code score a segment:
+
+- a *segment head*: logistic regression on the embedding of the whole segment;
+- a *sentence head*: logistic regression on sentence embeddings, trained with each sentence
+  taking its segment's labels (multiple-instance learning) plus the codebook examples, and
+  max-pooled over the segment's sentences, because a code is often carried by one sentence
+  of a long turn.
+
+The score is a weighted mean of the two; a codebook rule hit lifts it to at least
+``rule_score``. Per-code thresholds are tuned by grouped inner cross-validation when a code has
+enough reviewed positives; from the codebook alone the threshold is set high (precision
+before recall). Nothing here knows any particular codebook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GroupKFold
+
+from .embed import CachedEmbedder, Embedder, get_embedder
+from .rules import RuleMatcher, RuleResult
+
+RULE = "rule"
+MODEL = "model"
+
+
+class NotFittedError(RuntimeError):
+    """predict was called before fit."""
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """Why a code was applied to a segment."""
+
+    code_id: str
+    score: float
+    method: str  # RULE when a rule decided it, MODEL otherwise
+    sentence: str = ""  # the sentence that scored highest for the code
+    example: str = ""  # the codebook example closest to that sentence
+    matched: tuple[str, ...] = ()  # words matched by the code's rules
+
+    @property
+    def text(self) -> str:
+        parts = []
+        if self.matched:
+            parts.append("matched: " + "; ".join(self.matched))
+        if self.sentence:
+            parts.append(f'sentence: "{self.sentence}"')
+        if self.example:
+            parts.append(f'closest example: "{self.example}"')
+        return " | ".join(parts)
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """Everything computed once per batch of texts."""
+
+    seg: np.ndarray | sp.csr_matrix
+    sent: np.ndarray | sp.csr_matrix
+    sent_seg: np.ndarray  # segment index of each sentence
+    sentences: list[str]
+    rules: list[RuleResult]
+    rule_hits: np.ndarray  # (n, n_codes) 0/1
+
+
+def _rows(m: Any, idx: np.ndarray) -> Any:
+    return m[idx]
+
+
+def _lr(C: float, seed: int) -> LogisticRegression:
+    return LogisticRegression(C=C, class_weight="balanced", max_iter=2000, random_state=seed)
+
+
+def _segment_max(values: np.ndarray, seg_of: np.ndarray, n: int) -> np.ndarray:
+    """Per segment, the max of its sentences' values (0 for a segment without sentences)."""
+    out = np.full((n, values.shape[1]), -np.inf, dtype=np.float64)
+    np.maximum.at(out, seg_of, values)
+    out[np.isneginf(out)] = 0.0
+    return out
+
+
+def _best_threshold(scores: np.ndarray, truth: np.ndarray, grid: np.ndarray) -> float:
+    """The grid threshold with the best F1; ties go to the highest (fewer false positives)."""
+    best, best_f1 = float(grid[-1]), -1.0
+    for t in grid[::-1]:
+        pred = scores >= t
+        tp = float(np.sum(pred & (truth == 1)))
+        denom = float(pred.sum() + truth.sum())
+        f1 = 2 * tp / denom if denom else 0.0
+        if f1 > best_f1 + 1e-9:
+            best, best_f1 = float(t), f1
+    return best
+
+
+class CodebookClassifier(BaseEstimator):
+    """Multi-label coder of segments: codebook examples, rules and reviewed segments.
+
+    ``fit(texts, y, groups=None)``: ``y`` is an (n, n_codes) 0/1 matrix in
+    ``codebook.code_ids`` order, or one iterable of code ids per text; ``groups`` (e.g.
+    document ids) keeps a document's segments together in the inner cross-validation.
+    ``fit([], None)`` learns from the codebook alone.
+    """
+
+    def __init__(
+        self,
+        codebook: Any = None,
+        *,
+        backend: str | None = None,
+        embedding_model: str | None = None,
+        cache_dir: str | None = None,
+        finetune_epochs: int = 0,
+        min_finetune_segments: int = 100,
+        C: float = 1.0,
+        sentence_weight: float = 0.5,
+        codebook_weight: float = 0.5,
+        rule_score: float | None = 0.5,
+        threshold: float = 0.5,
+        codebook_only_threshold: float = 0.8,
+        min_positives_to_tune: int = 8,
+        inner_folds: int = 3,
+        min_sentence_words: int = 3,
+        random_state: int = 0,
+    ) -> None:
+        self.codebook = codebook
+        self.backend = backend
+        self.embedding_model = embedding_model
+        self.cache_dir = cache_dir
+        self.finetune_epochs = finetune_epochs
+        self.min_finetune_segments = min_finetune_segments
+        self.C = C
+        self.sentence_weight = sentence_weight
+        self.codebook_weight = codebook_weight
+        self.rule_score = rule_score
+        self.threshold = threshold
+        self.codebook_only_threshold = codebook_only_threshold
+        self.min_positives_to_tune = min_positives_to_tune
+        self.inner_folds = inner_folds
+        self.min_sentence_words = min_sentence_words
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ plumbing
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        for transient in ("_encoder", "_matcher", "_example_cache"):
+            state.pop(transient, None)
+        return state
+
+    def _embedder(self) -> Embedder:
+        enc = getattr(self, "_encoder", None)
+        if enc is None:
+            base = getattr(self, "embedder_", None)
+            if base is None:
+                base = get_embedder(self.backend, self.embedding_model)
+            enc = base if self.cache_dir is None or getattr(base, "model_id", "").startswith(
+                "hashing") else CachedEmbedder(base, self.cache_dir)
+            self._encoder = enc
+        return enc
+
+    def _rule_matcher(self) -> RuleMatcher:
+        matcher = getattr(self, "_matcher", None)
+        if matcher is None:
+            matcher = self._matcher = RuleMatcher(self.codebook)
+        return matcher
+
+    def _sentences(self, texts: Sequence[str], results: Sequence[RuleResult]
+                   ) -> tuple[list[str], np.ndarray]:
+        sentences: list[str] = []
+        seg_of: list[int] = []
+        for i, (text, res) in enumerate(zip(texts, results, strict=True)):
+            parts = [text[a:b].strip() for a, b in res.sentences]
+            parts = [p for p in parts if p]
+            long = [p for p in parts if len(p.split()) >= self.min_sentence_words]
+            # Tiny sentences ("Yes.") score noisily on their own; keep them only if alone.
+            for p in long or parts[:1] or ([text.strip()] if text.strip() else []):
+                sentences.append(p)
+                seg_of.append(i)
+        return sentences, np.asarray(seg_of, dtype=np.int64)
+
+    def _prepare(self, texts: Sequence[str]) -> _Prepared:
+        texts = list(texts)
+        matcher = self._rule_matcher()
+        results = matcher.match(texts)
+        sentences, seg_of = self._sentences(texts, results)
+        enc = self._embedder()
+        both = enc.encode(texts + sentences)
+        seg, sent = both[: len(texts)], both[len(texts):]
+        return _Prepared(seg, sent, seg_of, sentences, results, matcher.hit_matrix(results))
+
+    def _targets(self, y: Any, n: int) -> np.ndarray:
+        ids = self.classes_
+        if y is None:
+            return np.zeros((n, len(ids)), dtype=np.int64)
+        if isinstance(y, np.ndarray) or (len(y) and isinstance(y[0], np.ndarray)):
+            arr = np.asarray(y, dtype=np.int64)
+            if arr.ndim != 2 or arr.shape != (n, len(ids)):
+                raise ValueError(f"y has shape {arr.shape}; expected ({n}, {len(ids)}) "
+                                 "(one 0/1 column per code, in codebook order).")
+            return arr
+        col = {c: j for j, c in enumerate(ids)}
+        arr = np.zeros((n, len(ids)), dtype=np.int64)
+        for i, codes in enumerate(y):
+            for c in codes:
+                if c not in col:
+                    raise ValueError(f"unknown code id {c!r} in y; known: {', '.join(ids)}")
+                arr[i, col[c]] = 1
+        return arr
+
+    def _codebook_rows(self) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Codebook examples as training rows: texts, per-code labels (-1 = unknown), owner."""
+        texts: list[str] = []
+        labels: list[np.ndarray] = []
+        owner: list[int] = []
+        k = len(self.classes_)
+        for j, code in enumerate(self.codebook.codes):
+            for text, value in [(t, 1) for t in code.examples.positive] + [
+                    (t, 0) for t in code.examples.negative]:
+                row = np.full(k, -1, dtype=np.int64)
+                row[j] = value
+                texts.append(text)
+                labels.append(row)
+                owner.append(j)
+        lab = np.vstack(labels) if labels else np.zeros((0, k), dtype=np.int64)
+        # A positive example of one code is evidence against codes of the same category
+        # that are not related to it (they are meant to be told apart).
+        cat = [c.category for c in self.codebook.codes]
+        related = [set(c.related) for c in self.codebook.codes]
+        ids = self.classes_
+        for r in range(len(lab)):
+            j = owner[r]
+            if lab[r, j] != 1:
+                continue
+            for q in range(k):
+                if q != j and cat[q] == cat[j] and ids[q] not in related[j] \
+                        and ids[j] not in related[q]:
+                    lab[r, q] = 0
+        return texts, lab, np.asarray(owner, dtype=np.int64)
+
+    # ------------------------------------------------------------------ heads
+
+    def _fit_heads(self, P: _Prepared, Y: np.ndarray, idx: np.ndarray,
+                   cb: _Prepared | None, cb_labels: np.ndarray) -> list[dict[str, Any]]:
+        """Fit both heads of every code on segments ``idx`` (+ the codebook rows)."""
+        sent_rows = np.flatnonzero(np.isin(P.sent_seg, idx))
+        heads = []
+        for j in range(Y.shape[1]):
+            head: dict[str, Any] = {}
+            # segment head: reviewed segments + codebook examples (as whole texts)
+            Xs, ys, ws = [_rows(P.seg, idx)], [Y[idx, j]], [np.ones(len(idx))]
+            Xt, yt, wt = [_rows(P.sent, sent_rows)], [Y[P.sent_seg[sent_rows], j]], [
+                np.ones(len(sent_rows))]
+            if cb is not None:
+                known = np.flatnonzero(cb_labels[:, j] >= 0)
+                Xs.append(_rows(cb.seg, known))
+                ys.append(cb_labels[known, j])
+                ws.append(np.full(len(known), self.codebook_weight))
+                srows = np.flatnonzero(np.isin(cb.sent_seg, known))
+                Xt.append(_rows(cb.sent, srows))
+                yt.append(cb_labels[cb.sent_seg[srows], j])
+                wt.append(np.full(len(srows), self.codebook_weight))
+            for name, Xp, yp, wp in (("seg", Xs, ys, ws), ("sent", Xt, yt, wt)):
+                yy = np.concatenate(yp)
+                if not len(yy) or yy.min() == yy.max():
+                    head[name] = float(yy[0]) if len(yy) else 0.0
+                    continue
+                stack = sp.vstack if sp.issparse(Xp[0]) else np.vstack
+                head[name] = _lr(self.C, self.random_state).fit(
+                    stack(Xp), yy, sample_weight=np.concatenate(wp))
+            heads.append(head)
+        return heads
+
+    def _head_scores(self, heads: list[dict[str, Any]], P: _Prepared, idx: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Scores (len(idx), k), plus per-code best sentence row of each segment."""
+        idx = np.asarray(idx)
+        n, k = len(idx), len(heads)
+        sent_rows = np.flatnonzero(np.isin(P.sent_seg, idx))
+        local = np.searchsorted(idx, P.sent_seg[sent_rows]) if len(sent_rows) else sent_rows
+        seg_p = np.zeros((n, k))
+        sent_p = np.zeros((len(sent_rows), k))
+        Xs, Xt = _rows(P.seg, idx), _rows(P.sent, sent_rows)
+        for j, head in enumerate(heads):
+            for name, Xp, out in (("seg", Xs, seg_p), ("sent", Xt, sent_p)):
+                model = head[name]
+                if isinstance(model, float):
+                    out[:, j] = model
+                elif Xp.shape[0]:
+                    out[:, j] = model.predict_proba(Xp)[:, 1]
+        best = np.full((n, k), -1, dtype=np.int64)
+        pooled = np.zeros((n, k))
+        if len(sent_rows):
+            pooled = _segment_max(sent_p, local, n)
+            for j in range(k):
+                order = np.lexsort((-sent_p[:, j], local))
+                segs, first = np.unique(local[order], return_index=True)
+                best[segs, j] = sent_rows[order[first]]
+        w = self.sentence_weight
+        return (1 - w) * seg_p + w * pooled, best, sent_rows
+
+    def _combine(self, scores: np.ndarray, rule_hits: np.ndarray) -> np.ndarray:
+        if self.rule_score is None:
+            return scores
+        return np.where(rule_hits > 0, np.maximum(scores, self.rule_score), scores)
+
+    # ------------------------------------------------------------------ API
+
+    def fit(self, X: Sequence[str] | None, y: Any = None, groups: Sequence[Any] | None = None
+            ) -> CodebookClassifier:
+        """Learn from the codebook and from reviewed segments ``X`` with labels ``y``."""
+        if self.codebook is None:
+            raise ValueError("CodebookClassifier needs a codebook (codebook=load_codebook(...)).")
+        texts = list(X or [])
+        self.classes_ = list(self.codebook.code_ids)
+        self.codebook_sha256_ = getattr(self.codebook, "sha256", "")
+        Y = self._targets(y, len(texts))
+        cb_texts, cb_labels, _ = self._codebook_rows()
+        self.n_reviewed_ = len(texts)
+
+        base = get_embedder(self.backend, self.embedding_model)
+        self.backend_ = "fast" if base.model_id.startswith("hashing") else "semantic"
+        self.embedder_ = base
+        self._encoder = None
+        if self.finetune_epochs and self.backend_ == "semantic" \
+                and len(texts) >= self.min_finetune_segments:
+            self.embedder_ = base.finetuned(texts, Y, epochs=self.finetune_epochs,
+                                            seed=self.random_state)
+        self.embedding_model_id_ = self.embedder_.model_id
+
+        P = self._prepare(texts) if texts else None
+        cb = self._prepare(cb_texts) if cb_texts else None
+        if P is None:
+            P = _Prepared(np.zeros((0, 1)), np.zeros((0, 1)), np.zeros(0, np.int64), [], [],
+                          np.zeros((0, len(self.classes_))))
+            if cb is not None:
+                P.seg, P.sent = cb.seg[:0], cb.sent[:0]
+        idx = np.arange(len(texts))
+        self.heads_ = self._fit_heads(P, Y, idx, cb, cb_labels)
+
+        k = len(self.classes_)
+        self.thresholds_ = np.full(k, self.codebook_only_threshold if not texts
+                                   else self.threshold)
+        self.tuned_ = np.zeros(k, dtype=bool)
+        enough = Y.sum(0) >= self.min_positives_to_tune
+        if texts and enough.any():
+            oof = self._inner_oof(P, Y, groups, cb, cb_labels)
+            if oof is not None:
+                grid = np.round(np.arange(0.2, 0.91, 0.05), 2)
+                for j in np.flatnonzero(enough):
+                    self.thresholds_[j] = _best_threshold(oof[:, j], Y[:, j], grid)
+                    self.tuned_[j] = True
+        self.cb_examples_ = [list(c.examples.positive) for c in self.codebook.codes]
+        return self
+
+    def _inner_oof(self, P: _Prepared, Y: np.ndarray, groups: Sequence[Any] | None,
+                   cb: _Prepared | None, cb_labels: np.ndarray) -> np.ndarray | None:
+        n = len(Y)
+        g = np.asarray(groups) if groups is not None else np.arange(n)
+        n_groups = len(np.unique(g))
+        folds = min(self.inner_folds, n_groups)
+        if folds < 2:
+            return None
+        oof = np.zeros(Y.shape)
+        for tr, te in GroupKFold(folds).split(np.zeros(n), groups=g):
+            heads = self._fit_heads(P, Y, tr, cb, cb_labels)
+            scores, _, _ = self._head_scores(heads, P, te)
+            oof[te] = self._combine(scores, P.rule_hits[te])
+        return oof
+
+    def _check(self) -> None:
+        if not hasattr(self, "heads_"):
+            raise NotFittedError("call fit() (or load a trained model) before predicting.")
+
+    def _score(self, X: Sequence[str]) -> tuple[_Prepared, np.ndarray, np.ndarray, np.ndarray]:
+        self._check()
+        P = self._prepare(list(X))
+        idx = np.arange(len(P.rules))
+        scores, best, _ = self._head_scores(self.heads_, P, idx)
+        return P, self._combine(scores, P.rule_hits), best, scores
+
+    def predict_proba(self, X: Sequence[str]) -> np.ndarray:
+        """Scores in [0, 1], shape (n, n_codes), columns in ``classes_`` order."""
+        return self._score(X)[1]
+
+    def predict(self, X: Sequence[str]) -> np.ndarray:
+        """0/1 decisions, shape (n, n_codes)."""
+        return (self.predict_proba(X) >= self.thresholds_).astype(np.int64)
+
+    def explain(self, X: Sequence[str]) -> list[list[Evidence]]:
+        """Per text, the applied codes with score, method and evidence."""
+        P, scores, best, model_scores = self._score(X)
+        decided = scores >= self.thresholds_
+        examples = self._example_vectors()
+        out: list[list[Evidence]] = []
+        for i in range(len(P.rules)):
+            row: list[Evidence] = []
+            for j in np.flatnonzero(decided[i]):
+                code_id = self.classes_[j]
+                hit = P.rules[i].hits.get(code_id)
+                by_rule = hit is not None and model_scores[i, j] < self.thresholds_[j]
+                sentence, example = "", ""
+                if best[i, j] >= 0:
+                    sentence = P.sentences[best[i, j]]
+                    vecs, texts = examples[j]
+                    if len(texts):
+                        sims = vecs @ P.sent[best[i, j]].T
+                        sims = sims.toarray().ravel() if sp.issparse(sims) else np.ravel(sims)
+                        example = texts[int(np.argmax(sims))]
+                row.append(Evidence(code_id, float(scores[i, j]), RULE if by_rule else MODEL,
+                                    sentence, example, hit.evidence if hit else ()))
+            out.append(row)
+        return out
+
+    def _example_vectors(self) -> list[tuple[Any, list[str]]]:
+        cached = getattr(self, "_example_cache", None)
+        if cached is None:
+            enc = self._embedder()
+            cached = []
+            for texts in self.cb_examples_:
+                cached.append((enc.encode(texts) if texts else np.zeros((0, 1)), texts))
+            self._example_cache = cached
+        return cached
+
+
+def multilabel_targets(labels: Iterable[Iterable[str]], code_ids: Sequence[str]) -> np.ndarray:
+    """(n, n_codes) 0/1 matrix from one iterable of code ids per segment."""
+    col = {c: j for j, c in enumerate(code_ids)}
+    labels = list(labels)
+    out = np.zeros((len(labels), len(code_ids)), dtype=np.int64)
+    for i, codes in enumerate(labels):
+        for c in codes:
+            if c in col:
+                out[i, col[c]] = 1
+    return out
+
+
+def f1_per_code(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """F1 of each column; 1.0 where a code is absent from both truth and prediction."""
+    truth, pred = np.asarray(truth, bool), np.asarray(pred, bool)
+    tp = (truth & pred).sum(0)
+    denom = truth.sum(0) + pred.sum(0)
+    return np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 1.0)
+
+
+def krippendorff_alpha_nominal(a: Sequence[Any], b: Sequence[Any]) -> float:
+    """Krippendorff's alpha for two coders, nominal values, every unit coded by both.
+
+    ``1 - (n - 1) * D / sum_{c != k} n_c n_k`` with n = 2 * units pairable values, D the
+    number of units on which the coders disagree, n_c how often value c was used. NaN when
+    both coders used a single value throughout (no variation: alpha is undefined).
+    """
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError("a and b must be 1-D and of equal length (one value per unit).")
+    n = 2 * len(a)
+    _, counts = np.unique(np.concatenate([a, b]), return_counts=True)
+    expected = (float(counts.sum()) ** 2 - float((counts.astype(float) ** 2).sum()))
+    if n < 2 or expected == 0:
+        return float("nan")
+    disagree = 2.0 * float(np.sum(a != b))  # each disagreeing unit adds o_ck and o_kc
+    return 1.0 - (n - 1) * disagree / expected

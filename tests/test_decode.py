@@ -1,0 +1,151 @@
+"""Text encodings: every supported encoding decodes exactly; anything else raises, never garbles."""
+
+from __future__ import annotations
+
+import codecs
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from qualcode.ingest import ingest_corpus
+from qualcode.ingest.decode import DecodeError, decode_bytes
+
+TEXT = "Interviewer: Was it “safe”?\nRespondent: Café — yes, the road to Ta‘izz was open.\n"
+
+
+def _write(tmp_path: Path, name: str, data: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def _decode_file(path: Path) -> tuple[str, str]:
+    return decode_bytes(path.read_bytes())
+
+
+@pytest.mark.parametrize(
+    ("data", "encoding"),
+    [
+        (TEXT.encode("utf-8"), "utf-8"),
+        (codecs.BOM_UTF8 + TEXT.encode("utf-8"), "utf-8"),
+        (codecs.BOM_UTF16_LE + TEXT.encode("utf-16-le"), "utf-16-le"),
+        (codecs.BOM_UTF16_BE + TEXT.encode("utf-16-be"), "utf-16-be"),
+        (TEXT.encode("utf-16"), "utf-16-le"),  # Python writes a BOM in native (LE) order
+    ],
+    ids=["utf8", "utf8-bom", "utf16le-bom", "utf16be-bom", "utf16-python"],
+)
+def test_unicode_files_decode_exactly(tmp_path: Path, data: bytes, encoding: str) -> None:
+    text, used = _decode_file(_write(tmp_path, "t.txt", data))
+    assert text == TEXT  # the BOM is gone, every character intact
+    assert used == encoding
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_bom_is_recognised(tmp_path: Path, codec: str) -> None:
+    text, used = _decode_file(_write(tmp_path, "t.txt", TEXT.encode(codec)))
+    assert text == TEXT
+    assert used == "utf-16"
+
+
+def test_windows_1252_decodes_curly_quotes_accents_and_dashes(tmp_path: Path) -> None:
+    legacy = "Respondent: “We met the café owner — twice,” she said. It’s 50 €.\n"
+    text, used = _decode_file(_write(tmp_path, "t.txt", legacy.encode("cp1252")))
+    assert text == legacy
+    assert used == "cp1252"
+
+
+def test_bytes_invalid_in_utf8_and_cp1252_raise_with_line(tmp_path: Path) -> None:
+    data = b"Interviewer: first line\nRespondent: bad \x81 and \x8d bytes\n"
+    with pytest.raises(DecodeError) as info:
+        _decode_file(_write(tmp_path, "t.txt", data))
+    assert "neither UTF-8 nor Windows-1252" in info.value.reason
+    assert "0x81" in info.value.reason
+    assert "re-save it as UTF-8" in info.value.reason
+    assert info.value.line == 2
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        bytes(range(256)) * 8,
+        b"\x89PNG\r\n\x1a\n" + bytes(64) + b"IHDR" + bytes(range(40)),
+        b"\x7fELF\x02\x01\x01" + bytes(300),
+    ],
+    ids=["all-bytes", "png", "elf"],
+)
+def test_binary_data_raises(tmp_path: Path, data: bytes) -> None:
+    with pytest.raises(DecodeError) as info:
+        _decode_file(_write(tmp_path, "image.txt", data))
+    assert "binary file" in info.value.reason
+    assert "export it as UTF-8 text" in info.value.reason
+
+
+def test_zip_archive_named_txt_raises(tmp_path: Path) -> None:
+    archive = tmp_path / "archive.txt"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a.bin", bytes(range(256)) * 20)
+    with pytest.raises(DecodeError):
+        _decode_file(archive)
+
+
+@pytest.mark.parametrize(
+    ("utf8_part", "legacy_part"),
+    [
+        ("Respondent: the café was open.\n", "Interviewer: and the “checkpoint”?\n"),
+        ("Respondent: the road — closed.\n", "Interviewer: why — the rain?\n"),
+        # UTF-8 Arabic names next to Windows-1252 quotes: no Latin-1 mojibake to spot.
+        ("Respondent: the sheikh of صنعاء agreed.\n", "Interviewer: he said “yes”?\n"),
+        ("Respondent: in Мариуполь too.\n", "Interviewer: “really”?\n"),
+    ],
+    ids=["latin", "dash", "arabic", "cyrillic"],
+)
+def test_file_mixing_utf8_and_cp1252_raises(
+    tmp_path: Path, utf8_part: str, legacy_part: str
+) -> None:
+    data = utf8_part.encode("utf-8") + legacy_part.encode("cp1252")
+    with pytest.raises(DecodeError) as info:
+        _decode_file(_write(tmp_path, "mixed.txt", data))
+    assert "mixes UTF-8 with another encoding" in info.value.reason
+    assert "re-save the whole file as UTF-8" in info.value.reason
+    assert info.value.line == 2
+
+
+def test_utf8_text_without_accents_is_plain_ascii_safe(tmp_path: Path) -> None:
+    text, used = _decode_file(_write(tmp_path, "t.txt", b"plain ascii\n"))
+    assert (text, used) == ("plain ascii\n", "utf-8")
+
+
+def test_crlf_is_kept_by_decode_and_normalised_by_ingestion(tmp_path: Path) -> None:
+    body = "Interviewer: Hello.\r\nRespondent: Café — fine.\r\n\r\nInterviewer: Thanks.\r\n"
+    text, _ = decode_bytes(body.encode("utf-8"))
+    assert text == body
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "crlf.txt").write_bytes(body.encode("cp1252"))
+    (corpus / "cr.txt").write_bytes(body.replace("\r\n", "\r").encode("utf-8"))
+    result = ingest_corpus(corpus)
+    assert result.skipped == []
+    for doc in result.documents:
+        assert "\r" not in doc.text
+        assert doc.text.startswith("Interviewer: Hello.\nRespondent: Café — fine.\n\n")
+
+
+def test_undecodable_and_binary_txt_files_are_skipped_with_reasons(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "binary.txt").write_bytes(bytes(range(256)) * 4)
+    (corpus / "legacy.txt").write_bytes(b"Respondent: \x81\x8d\n")
+    (corpus / "mixed.txt").write_bytes("café\n".encode() + "“x”\n".encode("cp1252"))
+    (corpus / "good.txt").write_bytes(codecs.BOM_UTF16_LE + "Some prose.\n".encode("utf-16-le"))
+    result = ingest_corpus(corpus)
+    assert [d.path for d in result.documents] == ["good.txt"]
+    assert result.documents[0].text == "Some prose.\n"
+    reasons = {s.path: s for s in result.skipped}
+    assert set(reasons) == {"binary.txt", "legacy.txt", "mixed.txt"}
+    assert "binary file" in reasons["binary.txt"].reason
+    assert "0x81" in reasons["legacy.txt"].reason
+    assert reasons["legacy.txt"].line == 1
+    assert "mixes UTF-8" in reasons["mixed.txt"].reason
+    assert reasons["mixed.txt"].line == 2
+    assert str(reasons["mixed.txt"]).startswith("mixed.txt:2: ")

@@ -1,0 +1,393 @@
+"""A whole corpus: bad input next to good files, the manifest, doc_id rules, batches, dev set."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+
+import docx
+import pytest
+
+from qualcode.corpus import combine_batches, flat_segments, plan_batches, process_batch
+from qualcode.documents import Skipped
+from qualcode.ingest import discover_files, ingest_corpus, ingest_files, load_manifest
+from qualcode.segment import segment_documents
+
+SECRET = "OUTSIDE-SECRET-7f3a: this sentence lives outside the corpus folder"
+
+TRANSCRIPT = """Interviewer: How did you negotiate access?
+
+Respondent: Through the elders of the district.
+
+Interviewer: And when that failed?
+
+Respondent: We waited, and we went back.
+"""
+
+
+def _front(doc_id: str, **meta: str) -> str:
+    lines = [f"doc_id: {doc_id}", *(f"{k}: {v}" for k, v in meta.items())]
+    return "---\n" + "\n".join(lines) + "\n---\n" + TRANSCRIPT
+
+
+def _docx_bytes() -> bytes:
+    document = docx.Document()
+    for speaker, words in [("Interviewer", "Where were you?"), ("Hamid", "In Hodeidah."),
+                           ("Interviewer", "And then?"), ("Hamid", "Aden.")]:
+        document.add_paragraph(f"{speaker}: {words}")
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()
+
+
+def _write(root: Path, files: dict[str, str | bytes]) -> None:
+    for name, content in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+
+
+@pytest.fixture
+def bad_corpus(tmp_path: Path) -> Path:
+    corpus = tmp_path / "corpus"
+    outside = tmp_path / "outside.txt"
+    outside.write_text(SECRET + "\n", encoding="utf-8")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "abs.txt").write_text(SECRET + "\n", encoding="utf-8")
+    manifest = [
+        ["file", "doc_id", "case", "source_type", "interviewee_role"],
+        ["transcripts/good_front.txt", "", "manifest-case", "", ""],
+        ["./transcripts/manifest_id.txt", "MAN-1", "", "Focus_Group", ""],
+        ["literature/excerpts.csv", "TABLE-ID", "from-manifest", "", ""],
+        ["", "LIT-2", "", "", "Scholar"],
+        ["", "GF-1", "", "", "Field officer"],  # a doc_id row adds to the file row
+        ["transcripts/missing.txt", "", "x", "", ""],
+        ["../outside.txt", "", "x", "", ""],
+        [str(tmp_path / "elsewhere" / "abs.txt"), "", "x", "", ""],
+        ["transcripts/../../outside.txt", "", "x", "", ""],
+        ["", "", "", "", ""],
+    ]
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(manifest)
+    _write(corpus, {
+        "manifest.csv": buffer.getvalue(),
+        "README.md": "# Our corpus\n\nInterviewer: not a document.\n",
+        "reviews/coder1.csv": "segment_id,codes,coder\nGF-1:2,x,ana\n",
+        "reviews/2024/notes.txt": "not a document",
+        ".hidden.txt": TRANSCRIPT,
+        ".git/config": "[core]",
+        "transcripts/.DS_Store": b"\x00\x01binary",
+        "transcripts/~$lock.docx": b"\x00lock",
+        "transcripts/Thumbs.db": b"\x00",
+        "transcripts/good_front.txt~": "editor backup",
+        # bad files
+        "transcripts/empty.txt": "",
+        "transcripts/blank.md": "  \n\n \t\n",
+        "transcripts/binary.txt": bytes(range(256)) * 4,
+        "transcripts/corrupt.docx": b"PK\x03\x04" + os.urandom(400),
+        "transcripts/undecodable.txt": b"Respondent: the \x81\x8d bytes\n",
+        "transcripts/notes.rtf": r"{\rtf1 Interviewer: hello}",
+        "transcripts/NOEXT": "no extension",
+        "transcripts/a_dup.txt": _front("DUP", case="first"),
+        "transcripts/b_dup.txt": _front("DUP", case="second"),
+        # good files
+        "transcripts/good_front.txt": _front("GF-1", case="front-case", date="2023-04-18"),
+        "transcripts/manifest_id.txt": _front("FRONT-ID"),
+        "transcripts/stem_only.txt": TRANSCRIPT,
+        "transcripts/hodeidah.docx": _docx_bytes(),
+        "transcripts/sub/README.md": "A readme below the top is an ordinary prose document.\n",
+        "literature/excerpts.csv": "id,text,author,year\nLIT-1,Access is relational.,Smith,2016"
+                                   "\nLIT-2,Trust takes time.,Doe,2019\n",
+        "literature/essay.md": "# Humanitarian access\n\nA paragraph.\n\nAnother one.\n",
+    })
+    return corpus
+
+
+GOOD = {
+    "transcripts/good_front.txt": "GF-1",
+    "transcripts/manifest_id.txt": "MAN-1",
+    "transcripts/stem_only.txt": "stem_only",
+    "transcripts/hodeidah.docx": "hodeidah",
+    "transcripts/a_dup.txt": "DUP",
+    "transcripts/sub/README.md": "README",
+    "literature/excerpts.csv": "LIT-1",
+    "literature/essay.md": "essay",
+}
+
+
+def _by_path(skipped: list[Skipped]) -> dict[str, list[Skipped]]:
+    out: dict[str, list[Skipped]] = {}
+    for item in skipped:
+        out.setdefault(item.path, []).append(item)
+    return out
+
+
+def test_good_files_next_to_bad_ones_all_produce_documents(bad_corpus: Path) -> None:
+    result = ingest_corpus(bad_corpus)
+    ids: dict[str, str] = {}
+    for doc in result.documents:
+        ids.setdefault(doc.path, doc.doc_id)
+    assert {p: ids[p] for p in GOOD} == GOOD
+    assert sorted(d.doc_id for d in result.documents) == sorted(
+        ["GF-1", "MAN-1", "stem_only", "hodeidah", "DUP", "README", "LIT-1", "LIT-2", "essay"]
+    )
+    assert len(segment_documents(result.documents)) > 0
+
+
+def test_every_bad_input_is_reported_with_its_reason_and_fix(bad_corpus: Path) -> None:
+    result = ingest_corpus(bad_corpus)
+    skipped = _by_path(result.skipped)
+    expected = {
+        "transcripts/empty.txt": ["is empty", "add the text or remove the file"],
+        "transcripts/blank.md": ["is empty", "add the text or remove the file"],
+        "transcripts/binary.txt": ["binary file", "export it as UTF-8 text"],
+        "transcripts/corrupt.docx": ["is not a readable .docx", "save it again as .docx"],
+        "transcripts/undecodable.txt": ["neither UTF-8 nor Windows-1252",
+                                        "re-save it as UTF-8"],
+        "transcripts/notes.rtf": ["unsupported file type '.rtf'", "convert it to one of"],
+        "transcripts/NOEXT": ["unsupported file type with no extension", "move it out"],
+        "transcripts/b_dup.txt": ["duplicate doc_id 'DUP'", "transcripts/a_dup.txt",
+                                  "give this document its own doc_id"],
+    }
+    for path, words in expected.items():
+        assert len(skipped[path]) == 1, path
+        for word in words:
+            assert word in skipped[path][0].reason, (path, word)
+    assert skipped["transcripts/undecodable.txt"][0].line == 1
+
+    manifest_reasons = [(s.line, s.reason) for s in skipped.pop("manifest.csv")]
+    assert manifest_reasons == [
+        (7, "file 'transcripts/missing.txt' does not exist — fix the path (relative to the "
+            "corpus folder) or delete the row"),
+        (8, "file '../outside.txt' is outside the corpus folder and was not read — give a "
+            "path relative to the corpus folder"),
+        (9, f"file '{bad_corpus.parent / 'elsewhere' / 'abs.txt'}' is outside the corpus "
+            "folder and was not read — give a path relative to the corpus folder"),
+        (10, "file 'transcripts/../../outside.txt' is outside the corpus folder and was not "
+             "read — give a path relative to the corpus folder"),
+    ]
+    # Nothing else is reported: hidden files, lock files, the manifest, the top README,
+    # reviews/ and editor backups are passed over silently.
+    assert set(skipped) == set(expected)
+    for item in result.skipped:
+        assert " — " in item.reason, str(item)  # every reason says how to fix it
+
+
+def test_paths_outside_the_corpus_are_never_read(bad_corpus: Path) -> None:
+    result = ingest_corpus(bad_corpus)
+    for doc in result.documents:
+        assert "OUTSIDE-SECRET" not in doc.text
+        assert "OUTSIDE-SECRET" not in repr(doc.metadata)
+    for seg in segment_documents(result.documents):
+        assert "OUTSIDE-SECRET" not in seg.text
+    assert all(not f.path.startswith(("..", "/")) for f in result.files)
+    manifest = load_manifest(bad_corpus)
+    assert all(".." not in p and not p.startswith("/") for p in manifest.by_file)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["..\\outside.txt", "C:\\data\\outside.txt", "C:/data/outside.txt", "/etc/passwd",
+     "transcripts/../../outside.txt"],
+)
+def test_manifest_paths_outside_are_reported(tmp_path: Path, path: str) -> None:
+    corpus = tmp_path / "corpus"
+    _write(corpus, {"manifest.csv": f'file,case\n"{path}",x\n', "a.txt": "Prose.\n"})
+    (tmp_path / "outside.txt").write_text(SECRET, encoding="utf-8")
+    manifest = load_manifest(corpus)
+    assert manifest.by_file == {}
+    assert len(manifest.problems) == 1
+    assert "is outside the corpus folder and was not read" in manifest.problems[0].reason
+    assert manifest.problems[0].line == 2
+
+
+def test_ignored_files_are_not_discovered(bad_corpus: Path) -> None:
+    found, skipped = discover_files(bad_corpus)
+    assert found == sorted(found)
+    for path in found:
+        name = path.rsplit("/", 1)[-1]
+        assert not name.startswith((".", "~$"))
+        assert not path.startswith("reviews/")
+        assert path not in ("manifest.csv", "README.md")
+    assert "transcripts/sub/README.md" in found
+    assert [s.path for s in skipped] == ["transcripts/NOEXT", "transcripts/notes.rtf"]
+
+
+def test_doc_id_precedence_and_metadata(bad_corpus: Path) -> None:
+    docs = {d.path: d for d in ingest_corpus(bad_corpus).documents}
+    # manifest doc_id > front matter doc_id
+    manifest_id = docs["transcripts/manifest_id.txt"]
+    assert manifest_id.doc_id == "MAN-1"
+    assert manifest_id.source_type == "focus_group"  # manifest source_type, lower-cased
+    # front matter doc_id > stem; manifest metadata overrides front matter, fills gaps,
+    # and a doc_id row adds to the file row
+    good = docs["transcripts/good_front.txt"]
+    assert good.doc_id == "GF-1"
+    assert good.metadata["case"] == "manifest-case"
+    assert good.metadata["date"] == "2023-04-18"
+    assert good.metadata["interviewee_role"] == "Field officer"
+    assert "doc_id" not in good.metadata
+    assert good.source_type == "interview"
+    # stem when nothing else names the document
+    assert docs["transcripts/stem_only.txt"].doc_id == "stem_only"
+    assert docs["transcripts/hodeidah.docx"].doc_id == "hodeidah"
+    # an excerpt table: the id column wins over a file row's doc_id (which would give
+    # every row the same id); the file row's metadata applies to every row, a doc_id row
+    # to its excerpt
+    rows = [d for d in ingest_corpus(bad_corpus).documents if d.path == "literature/excerpts.csv"]
+    assert [(d.doc_id, d.row) for d in rows] == [("LIT-1", 2), ("LIT-2", 3)]
+    assert rows[0].metadata["case"] == "from-manifest"
+    assert rows[1].metadata["interviewee_role"] == "Scholar"
+    assert "interviewee_role" not in rows[0].metadata
+
+
+def test_source_type_defaults(bad_corpus: Path) -> None:
+    types = {d.doc_id: d.source_type for d in ingest_corpus(bad_corpus).documents}
+    assert types["GF-1"] == "interview"
+    assert types["stem_only"] == "interview"
+    assert types["hodeidah"] == "interview"
+    assert types["LIT-1"] == "literature"
+    assert types["essay"] == "literature"
+    assert types["README"] == "literature"
+
+
+def test_manifest_doc_id_overrides_front_matter_and_stem(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    _write(corpus, {
+        "manifest.csv": "File,Doc_ID,case\nplain.txt,M-PLAIN,c1\nfront.md,M-FRONT,c2\n",
+        "plain.txt": "Some prose.\n",
+        "front.md": "---\ndoc_id: F-1\ncase: ignored\n---\nMore prose.\n",
+        "other.md": "---\ndoc_id: F-2\n---\nText.\n",
+    })
+    result = ingest_corpus(corpus)
+    assert result.skipped == []
+    assert [(d.path, d.doc_id, d.metadata) for d in result.documents] == [
+        ("front.md", "M-FRONT", {"case": "c2"}),
+        ("other.md", "F-2", {}),
+        ("plain.txt", "M-PLAIN", {"case": "c1"}),
+    ]
+
+
+def test_duplicate_doc_id_first_in_path_order_wins(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    _write(corpus, {
+        "z/first_by_name.txt": _front("SAME"),
+        "a/second.txt": _front("SAME"),
+        "lit.csv": "id,text\nSAME,An excerpt with the same id.\n",
+    })
+    result = ingest_corpus(corpus)
+    assert [d.path for d in result.documents] == ["a/second.txt"]
+    reasons = {s.path: s.reason for s in result.skipped}
+    assert set(reasons) == {"lit.csv", "z/first_by_name.txt"}
+    assert "already used by a/second.txt" in reasons["lit.csv"]
+    assert "already used by a/second.txt" in reasons["z/first_by_name.txt"]
+    assert [s.line for s in result.skipped] == [2, None]
+
+
+def test_manifest_problems(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    _write(corpus, {
+        "manifest.csv": "file,doc_id,case\na.txt,,x\na.txt,,y\n,A,z\n,A,w\n,,orphan\n",
+        "a.txt": "Prose.\n",
+    })
+    manifest = load_manifest(corpus)
+    assert [(p.line, p.reason.split(" — ")[0]) for p in manifest.problems] == [
+        (3, "file 'a.txt' is listed twice; this row was ignored"),
+        (5, "doc_id 'A' is listed twice; this row was ignored"),
+        (6, "row names neither a file nor a doc_id"),
+    ]
+    _write(corpus, {"manifest.csv": "path,case\na.txt,x\n"})
+    problems = load_manifest(corpus).problems
+    assert len(problems) == 1
+    assert "neither a 'file' nor a 'doc_id' column (columns: path, case)" in problems[0].reason
+    # the documents are still read without the manifest's metadata
+    result = ingest_corpus(corpus)
+    assert [d.doc_id for d in result.documents] == ["a"]
+    assert [s.path for s in result.skipped] == ["manifest.csv"]
+
+
+def test_manifest_in_windows_1252_with_bom_and_crlf(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    _write(corpus, {
+        "manifest.csv": "file,role\r\n.\\sub\\a.txt,Délégué — ICRC\r\n".encode("cp1252"),
+        "sub/a.txt": "Prose.\n",
+    })
+    docs = ingest_corpus(corpus).documents
+    assert docs[0].metadata == {"role": "Délégué — ICRC"}
+
+
+def test_missing_corpus_folder_raises(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        ingest_corpus(tmp_path / "nope")
+
+
+def test_file_records_cover_every_read_file(bad_corpus: Path) -> None:
+    result = ingest_corpus(bad_corpus)
+    records = {f.path: f for f in result.files}
+    assert set(records) >= set(GOOD) | {"transcripts/empty.txt", "transcripts/b_dup.txt"}
+    assert "transcripts/notes.rtf" not in records
+    assert records["literature/excerpts.csv"].documents == 2
+    assert records["transcripts/empty.txt"].documents == 0
+    assert records["transcripts/empty.txt"].bytes == 0
+    for doc in result.documents:
+        assert doc.sha256 == records[doc.path].sha256
+
+
+# --- batches ------------------------------------------------------------------------------
+
+
+def _segment_view(segments) -> list[tuple]:
+    return [(s.segment_id, s.doc_id, s.source_type, s.speaker, s.turn, s.char_start,
+             s.char_end, s.text, s.codable, s.metadata) for s in segments]
+
+
+@pytest.mark.parametrize("size", [1, 3, 100])
+def test_batches_give_the_same_segments_as_one_pass(bad_corpus: Path, size: int) -> None:
+    whole = ingest_corpus(bad_corpus)
+    expected = _segment_view(segment_documents(whole.documents))
+    paths, _ = discover_files(bad_corpus)
+    batches = [process_batch(bad_corpus, batch) for batch in plan_batches(paths, size)]
+    for order in (batches, batches[::-1]):
+        combined = combine_batches(order)
+        assert _segment_view(flat_segments(combined)) == expected
+        assert [d.doc_id for d in combined.documents] == [d.doc_id for d in whole.documents]
+        file_level = {(s.path, s.reason, s.line) for s in whole.skipped
+                      if s.path != "manifest.csv" and "unsupported" not in s.reason}
+        assert {(s.path, s.reason, s.line) for s in combined.skipped} == file_level
+        assert sorted(f.path for f in combined.files) == sorted(f.path for f in whole.files)
+
+
+# --- the shared dev set -------------------------------------------------------------------
+
+
+def test_devset_codable_segments_match_gold(devset: Path) -> None:
+    result = ingest_corpus(devset / "corpus")
+    assert result.skipped == [], [str(s) for s in result.skipped]
+    segments = segment_documents(result.documents)
+    codable = [s.segment_id for s in segments if s.codable]
+    with (devset / "gold.csv").open(encoding="utf-8-sig", newline="") as handle:
+        gold = [row["segment_id"] for row in csv.DictReader(handle)]
+    assert len(gold) == 291
+    assert len(codable) == len(set(codable))
+    assert sorted(codable) == sorted(gold)
+    ids = [s.segment_id for s in segments]
+    assert len(ids) == len(set(ids))
+
+
+def test_a_file_that_vanished_after_discovery_is_reported(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    _write(corpus, {"a.txt": "Prose.\n", "gone.txt": "Prose.\n"})
+    paths, _ = discover_files(corpus)
+    (corpus / "gone.txt").unlink()
+    (corpus / "folder.txt").mkdir()
+    result = ingest_files(corpus, [*paths, "folder.txt"], load_manifest(corpus))
+    assert [d.doc_id for d in result.documents] == ["a"]
+    reasons = {s.path: s.reason for s in result.skipped}
+    assert set(reasons) == {"gone.txt", "folder.txt"}
+    assert reasons["gone.txt"].startswith("cannot be read (No such file or directory) — ")
+    assert "check that the file is not open elsewhere" in reasons["folder.txt"]

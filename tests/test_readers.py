@@ -1,0 +1,695 @@
+"""Each reader on real files written in ``tmp_path``: text, docx, pdf, subtitles, tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import os
+from pathlib import Path
+
+import docx
+import openpyxl
+import pypdf
+import pytest
+
+from qualcode.documents import EXCERPT, PROSE, TRANSCRIPT
+from qualcode.ingest import ingest_corpus
+from qualcode.segment import segment_document
+
+LABELS = ("Interviewer", "Int", "I", "Q", "Moderator")
+
+
+def _corpus(tmp_path: Path, files: dict[str, bytes | str]) -> Path:
+    corpus = tmp_path / "corpus"
+    for name, content in files.items():
+        path = corpus / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, str):
+            path.write_text(content, encoding="utf-8")
+        else:
+            path.write_bytes(content)
+    return corpus
+
+
+def _one(corpus: Path):
+    result = ingest_corpus(corpus)
+    assert result.skipped == [], [str(s) for s in result.skipped]
+    assert len(result.documents) == 1
+    return result.documents[0]
+
+
+def _skip_of(corpus: Path):
+    result = ingest_corpus(corpus)
+    assert result.documents == []
+    assert len(result.skipped) == 1, [str(s) for s in result.skipped]
+    return result.skipped[0]
+
+
+# --- .txt / .md ---------------------------------------------------------------------------
+
+FRONT = """---
+doc_id: YEM-INT-07
+case: yemen
+date: 2023-04-18
+interviewee_role: "Field officer, national NGO"
+languages: [ar, en]
+---
+Interview recorded in Aden.
+
+Interviewer: How did you reach Taiz?
+
+Respondent: Through the back roads, with the elders' help.
+
+Interviewer: And the checkpoints?
+
+Respondent: We paid nobody.
+"""
+
+
+@pytest.mark.parametrize("ext", ["txt", "md"])
+def test_text_with_front_matter(tmp_path: Path, ext: str) -> None:
+    doc = _one(_corpus(tmp_path, {f"transcripts/some_name.{ext}": FRONT}))
+    assert doc.doc_id == "YEM-INT-07"  # from the front matter, not the stem
+    assert doc.path == f"transcripts/some_name.{ext}"
+    assert doc.format == ext
+    assert doc.layout == TRANSCRIPT
+    assert doc.source_type == "interview"
+    assert doc.metadata == {
+        "case": "yemen",
+        "date": "2023-04-18",  # a YAML date becomes an ISO string
+        "interviewee_role": "Field officer, national NGO",
+        "languages": '["ar", "en"]',
+    }
+    assert "doc_id" not in doc.metadata
+    assert doc.text.startswith("Interview recorded in Aden.")  # front matter removed
+    assert "---" not in doc.text
+    assert len(doc.sha256) == 64
+
+
+def test_front_matter_datetime_and_numbers(tmp_path: Path) -> None:
+    text = "---\ndate: 2023-04-18 10:30:00\nyear: 2016\nscore: 2.5\nempty:\n---\nSome prose.\n"
+    doc = _one(_corpus(tmp_path, {"p.txt": text}))
+    assert doc.metadata == {"date": "2023-04-18T10:30:00", "year": "2016", "score": "2.5",
+                            "empty": ""}
+    assert doc.doc_id == "p"
+    assert doc.layout == PROSE
+    assert doc.source_type == "literature"
+
+
+def test_front_matter_values_stay_as_written(tmp_path: Path) -> None:
+    # YAML 1.1 would turn these into 34, 630, False and 1000.
+    text = "---\ndoc_id: 0042\ntime: 10:30\nconsent: no\ncount: 1_000\n---\nProse.\n"
+    doc = _one(_corpus(tmp_path, {"p.txt": text}))
+    assert doc.doc_id == "0042"
+    assert doc.metadata == {"time": "10:30", "consent": "no", "count": "1_000"}
+
+
+def test_front_matter_in_a_utf8_bom_crlf_file(tmp_path: Path) -> None:
+    data = b"\xef\xbb\xbf" + FRONT.replace("\n", "\r\n").encode("utf-8")
+    doc = _one(_corpus(tmp_path, {"bom.txt": data}))
+    assert doc.doc_id == "YEM-INT-07"
+    assert doc.metadata["date"] == "2023-04-18"
+    assert doc.text.startswith("Interview recorded in Aden.\n\nInterviewer:")
+
+
+def test_text_without_front_matter_uses_stem(tmp_path: Path) -> None:
+    doc = _one(_corpus(tmp_path, {"a/b/yem_int_02.txt": "Just one paragraph of prose.\n"}))
+    assert doc.doc_id == "yem_int_02"
+    assert doc.metadata == {}
+    assert doc.text == "Just one paragraph of prose.\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        ("---\ndoc_id: X\ncase: a: b\n---\nbody\n", 3, "not valid YAML"),
+        ("---\ndoc_id: X\ndate: 2023-01-01\n  bad: indent\n---\nbody\n", 4, "not valid YAML"),
+        ("---\n- a\n- b\n---\nbody\n", 2, "must be 'key: value' lines"),
+        ("---\ndoc_id: X\nbody without a closing line\n", 1, "never closed"),
+    ],
+    ids=["mapping-in-value", "indent", "list", "unclosed"],
+)
+def test_broken_front_matter_is_reported_with_line(
+    tmp_path: Path, text: str, line: int, words: str
+) -> None:
+    skipped = _skip_of(_corpus(tmp_path, {"broken.md": text}))
+    assert skipped.path == "broken.md"
+    assert words in skipped.reason
+    assert "'---'" in skipped.reason  # says how to fix it
+    assert skipped.line == line
+    assert str(skipped).startswith(f"broken.md:{line}: ")
+
+
+def test_front_matter_only_file_is_skipped(tmp_path: Path) -> None:
+    skipped = _skip_of(_corpus(tmp_path, {"meta.txt": "---\ndoc_id: X\n---\n\n  \n"}))
+    assert "has no text" in skipped.reason
+    assert "add the text or remove the file" in skipped.reason
+
+
+# --- .docx --------------------------------------------------------------------------------
+
+
+def _docx_bytes(build) -> bytes:
+    document = docx.Document()
+    build(document)
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()
+
+
+def _bold_turn(document, speaker: str, words: str) -> None:
+    paragraph = document.add_paragraph()
+    paragraph.add_run(f"{speaker}:").bold = True
+    paragraph.add_run(f" {words}")
+
+
+def test_docx_bold_labels_heading_and_table(tmp_path: Path) -> None:
+    def build(document) -> None:
+        document.core_properties.title = "Interview MMR-07"
+        document.add_heading("Interview with a field officer, Myitkyina", level=1)
+        _bold_turn(document, "Interviewer", "How did you negotiate access?")
+        _bold_turn(document, "Respondent", "Slowly, through the church elders.")
+        document.add_paragraph("")  # empty paragraphs are dropped
+        table = document.add_table(rows=2, cols=2)
+        table.cell(0, 0).text = "Interviewer"
+        table.cell(0, 1).text = "And after the coup?"
+        table.cell(1, 0).text = "Respondent:"
+        table.cell(1, 1).text = "We waited for weeks."
+
+    doc = _one(_corpus(tmp_path, {"transcripts/mmr_int_07.docx": _docx_bytes(build)}))
+    assert doc.doc_id == "mmr_int_07"
+    assert doc.format == "docx"
+    assert doc.layout == TRANSCRIPT
+    assert doc.metadata == {"title": "Interview MMR-07"}
+    assert doc.text == (
+        "Interview with a field officer, Myitkyina\n\n"
+        "Interviewer: How did you negotiate access?\n\n"
+        "Respondent: Slowly, through the church elders.\n\n"
+        "Interviewer: And after the coup?\n\n"
+        "Respondent: We waited for weeks."
+    )
+    segments = segment_document(doc)
+    assert [(s.segment_id, s.speaker, s.turn, s.codable) for s in segments] == [
+        ("mmr_int_07:0", "", 0, False),
+        ("mmr_int_07:1", "Interviewer", 1, False),
+        ("mmr_int_07:2", "Respondent", 2, True),
+        ("mmr_int_07:3", "Interviewer", 3, False),
+        ("mmr_int_07:4", "Respondent", 4, True),
+    ]
+    assert segments[0].text == "Interview with a field officer, Myitkyina"
+    assert segments[4].text == "We waited for weeks."
+
+
+def test_docx_prose_keeps_paragraphs(tmp_path: Path) -> None:
+    def build(document) -> None:
+        document.add_paragraph("First paragraph about access.")
+        document.add_paragraph("Second paragraph: about trust.")
+
+    doc = _one(_corpus(tmp_path, {"notes.docx": _docx_bytes(build)}))
+    assert doc.layout == PROSE
+    assert doc.text == "First paragraph about access.\n\nSecond paragraph: about trust."
+    assert [s.segment_id for s in segment_document(doc)] == ["notes:1", "notes:2"]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        os.urandom(2048),
+        b"PK\x03\x04" + os.urandom(500),  # a zip signature and garbage
+        b"",  # placeholder: replaced by a truncated real .docx below
+    ],
+    ids=["random", "zip-garbage", "truncated"],
+)
+def test_corrupt_docx_is_skipped(tmp_path: Path, data: bytes) -> None:
+    if not data:
+        good = _docx_bytes(lambda d: d.add_paragraph("Some text that will be cut off."))
+        data = good[: len(good) // 2]
+    skipped = _skip_of(_corpus(tmp_path, {"broken.docx": data}))
+    assert skipped.path == "broken.docx"
+    assert "is not a readable .docx" in skipped.reason
+    assert "save it again as .docx" in skipped.reason
+
+
+def test_docx_zip_without_document_part_is_skipped(tmp_path: Path) -> None:
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("hello.txt", "not a word document")
+    skipped = _skip_of(_corpus(tmp_path, {"fake.docx": buffer.getvalue()}))
+    assert "is not a readable .docx" in skipped.reason
+
+
+def test_empty_docx_is_skipped(tmp_path: Path) -> None:
+    skipped = _skip_of(_corpus(tmp_path, {"empty.docx": _docx_bytes(lambda d: None)}))
+    assert "the .docx has no text" in skipped.reason
+
+
+# --- .pdf ---------------------------------------------------------------------------------
+
+
+def make_pdf(lines: list[str]) -> bytes:
+    """A minimal one-page PDF: Helvetica text drawn line by line, exact xref offsets."""
+    ops = ["BT", "/F1 12 Tf", "14 TL", "72 720 Td"]
+    for i, line in enumerate(lines):
+        escaped = line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+        ops.append(f"({escaped}) Tj" if i == 0 else f"T* ({escaped}) Tj")
+    ops.append("ET")
+    stream = "\n".join(ops).encode("latin-1") if lines else b""
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+        b"/Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>",
+        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream
+        + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{offset:010d} 00000 n \n".encode() for offset in offsets)
+    out += (
+        f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n"
+    ).encode()
+    return bytes(out)
+
+
+PDF_LINES = [
+    "Interview with a teacher, Sittwe",
+    "Interviewer: How did access work?",
+    "Respondent: Through the school board (mostly).",
+    "Interviewer: And later?",
+    "Respondent: It stopped.",
+]
+
+
+def test_handmade_pdf_is_valid_and_pypdf_extracts_it() -> None:
+    reader = pypdf.PdfReader(io.BytesIO(make_pdf(PDF_LINES)), strict=True)
+    assert len(reader.pages) == 1
+    assert reader.pages[0].extract_text().splitlines() == PDF_LINES
+
+
+def test_pdf_with_text_layer(tmp_path: Path) -> None:
+    doc = _one(_corpus(tmp_path, {"transcripts/mmr_int_20.pdf": make_pdf(PDF_LINES)}))
+    assert doc.format == "pdf"
+    assert doc.doc_id == "mmr_int_20"
+    assert doc.layout == TRANSCRIPT
+    assert doc.source_type == "interview"
+    segments = segment_document(doc)
+    assert [(s.segment_id, s.speaker, s.text) for s in segments] == [
+        ("mmr_int_20:0", "", "Interview with a teacher, Sittwe"),
+        ("mmr_int_20:1", "Interviewer", "How did access work?"),
+        ("mmr_int_20:2", "Respondent", "Through the school board (mostly)."),
+        ("mmr_int_20:3", "Interviewer", "And later?"),
+        ("mmr_int_20:4", "Respondent", "It stopped."),
+    ]
+
+
+def test_pdf_without_text_layer_is_skipped(tmp_path: Path) -> None:
+    skipped = _skip_of(_corpus(tmp_path, {"scan.pdf": make_pdf([])}))
+    assert "has no text layer" in skipped.reason
+    assert "run OCR" in skipped.reason
+
+
+def test_corrupt_pdf_is_skipped(tmp_path: Path) -> None:
+    skipped = _skip_of(_corpus(tmp_path, {"bad.pdf": b"%PDF-1.4\n" + os.urandom(300)}))
+    assert "PDF" in skipped.reason
+    assert "—" in skipped.reason
+
+
+# --- .vtt / .srt --------------------------------------------------------------------------
+
+VTT_VOICES = """WEBVTT
+
+1
+00:00:01.000 --> 00:00:04.000
+<v Interviewer>How did you get the trucks through?</v>
+
+2
+00:00:04.500 --> 00:00:08.000
+<v Amira Saleh>We talked to the checkpoint commander.</v>
+
+3
+00:00:08.000 --> 00:00:12.000
+<v Amira Saleh>It took three weeks,
+and a lot of <i>tea</i>.</v>
+
+4
+00:00:12.500 --> 00:00:14.000
+<v.loud Interviewer>Three weeks?
+"""
+
+
+def test_vtt_voice_tags_merge_consecutive_cues(tmp_path: Path) -> None:
+    doc = _one(_corpus(tmp_path, {"yem_int_30.vtt": VTT_VOICES}))
+    assert doc.format == "vtt"
+    assert doc.layout == TRANSCRIPT
+    assert doc.text == (
+        "Interviewer: How did you get the trucks through?\n\n"
+        "Amira Saleh: We talked to the checkpoint commander. It took three weeks, "
+        "and a lot of tea.\n\n"
+        "Interviewer: Three weeks?"
+    )
+    segments = segment_document(doc)
+    assert [(s.segment_id, s.speaker, s.codable) for s in segments] == [
+        ("yem_int_30:1", "Interviewer", False),
+        ("yem_int_30:2", "Amira Saleh", True),
+        ("yem_int_30:3", "Interviewer", False),
+    ]
+
+
+VTT_LABELS = """WEBVTT
+
+00:00:01.000 --> 00:00:04.000
+Interviewer: How did you get the trucks through?
+
+00:00:04.500 --> 00:00:08.000
+Amira: We talked to the commander.
+
+00:00:08.000 --> 00:00:12.000
+Amira: It took three weeks.
+
+00:00:12.000 --> 00:00:13.000
+Note that the road was mined.
+
+00:00:13.500 --> 00:00:15.000
+Interviewer: Three weeks?
+
+00:00:15.500 --> 00:00:17.000
+Amira: Yes.
+"""
+
+
+def test_vtt_name_labels(tmp_path: Path) -> None:
+    doc = _one(_corpus(tmp_path, {"t.vtt": VTT_LABELS}))
+    assert doc.text == (
+        "Interviewer: How did you get the trucks through?\n\n"
+        "Amira: We talked to the commander. It took three weeks. Note that the road was "
+        "mined.\n\n"
+        "Interviewer: Three weeks?\n\n"
+        "Amira: Yes."
+    )
+    assert [s.turn for s in segment_document(doc)] == [1, 2, 3, 4]
+
+
+SRT = """1
+00:00:01,000 --> 00:00:04,000
+Moderator: What changed in 2021?
+
+2
+00:00:04,500 --> 00:00:08,000
+Respondent: The ceasefire collapsed.
+
+3
+00:00:08,000 --> 00:00:12,000
+Then the roads closed.
+
+4
+00:00:12,000 --> 00:00:13,000
+All of them.
+
+5
+00:00:12,500 --> 00:00:14,000
+Moderator: And the convoys?
+
+6
+00:00:14,500 --> 00:00:16,000
+Respondent: They stopped.
+"""
+
+
+def test_srt_label_only_on_first_cue_of_a_turn(tmp_path: Path) -> None:
+    doc = _one(_corpus(tmp_path, {"mmr_int_31.srt": SRT.replace("\n", "\r\n")}))
+    assert doc.format == "srt"
+    assert doc.text == (
+        "Moderator: What changed in 2021?\n\n"
+        "Respondent: The ceasefire collapsed. Then the roads closed. All of them.\n\n"
+        "Moderator: And the convoys?\n\n"
+        "Respondent: They stopped."
+    )
+    segments = segment_document(doc)
+    assert [(s.segment_id, s.codable) for s in segments] == [
+        ("mmr_int_31:1", False), ("mmr_int_31:2", True),
+        ("mmr_int_31:3", False), ("mmr_int_31:4", True),
+    ]
+
+
+def test_subtitles_without_speakers_are_prose(tmp_path: Path) -> None:
+    srt = "1\n00:00:01,000 --> 00:00:02,000\nHello there.\n\n2\n00:00:02,000 --> " \
+          "00:00:03,000\nAnd welcome.\n"
+    doc = _one(_corpus(tmp_path, {"talk.srt": srt}))
+    assert doc.layout == PROSE
+    assert doc.text == "Hello there. And welcome."
+
+
+def test_malformed_vtt_is_skipped(tmp_path: Path) -> None:
+    skipped = _skip_of(_corpus(tmp_path, {"bad.vtt": "this is not\na subtitle file\n"}))
+    assert "is not a valid .vtt file" in skipped.reason
+    assert "timing lines" in skipped.reason
+
+
+# --- excerpt tables -----------------------------------------------------------------------
+
+
+def test_csv_comma_excerpts(tmp_path: Path) -> None:
+    table = (
+        "excerpt_id,text,author,year,title,page,case\n"
+        'LIT-001,"Access was negotiated, slowly, with elders.",Smith,2016,Access,12,yemen\n'
+        "LIT-002,Trust took years.,Doe,2019,,,myanmar\n"
+    )
+    result = ingest_corpus(_corpus(tmp_path, {"literature/excerpts.csv": table}))
+    assert result.skipped == []
+    docs = result.documents
+    assert [(d.doc_id, d.row, d.layout, d.source_type) for d in docs] == [
+        ("LIT-001", 2, EXCERPT, "literature"),
+        ("LIT-002", 3, EXCERPT, "literature"),
+    ]
+    assert docs[0].text == "Access was negotiated, slowly, with elders."
+    assert docs[0].metadata == {
+        "author": "Smith", "year": "2016", "title": "Access", "page": "12", "case": "yemen",
+        "citation": "Smith (2016) Access, p. 12",
+    }
+    assert docs[1].metadata["title"] == ""
+    assert docs[0].sha256 == docs[1].sha256
+    segments = segment_document(docs[0])
+    assert [(s.segment_id, s.turn, s.text) for s in segments] == [
+        ("LIT-001:1", None, "Access was negotiated, slowly, with elders.")
+    ]
+
+
+def test_csv_semicolon_excerpts_in_windows_1252(tmp_path: Path) -> None:
+    table = (
+        "id;Text;author;year\n"
+        "E1;Access was negotiated, slowly, with the council, the elders, and the militia;"
+        "Smith, J.;2016\n"
+        "E2;They said “no” — café talk, in short;Doe, A.;2019\n"
+    )
+    result = ingest_corpus(_corpus(tmp_path, {"lit.csv": table.encode("cp1252")}))
+    assert result.skipped == []
+    assert [(d.doc_id, d.text, d.metadata["author"]) for d in result.documents] == [
+        ("E1", "Access was negotiated, slowly, with the council, the elders, and the militia",
+         "Smith, J."),
+        ("E2", "They said “no” — café talk, in short", "Doe, A."),
+    ]
+
+
+def test_xlsx_excerpts(tmp_path: Path) -> None:
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["excerpt_id", "text", "author", "year", "published", "case"])
+    sheet.append(["X-1", "Negotiation with the de facto authorities.", "Lee", 2018,
+                  dt.datetime(2018, 5, 1), "yemen"])
+    sheet.append(["X-2", "Humanitarian diplomacy in Kachin.", "Aung", 2020.0, None, None])
+    path = tmp_path / "corpus" / "literature" / "sheet.xlsx"
+    path.parent.mkdir(parents=True)
+    workbook.save(path)
+    result = ingest_corpus(tmp_path / "corpus")
+    assert result.skipped == []
+    docs = result.documents
+    assert [(d.doc_id, d.row, d.format) for d in docs] == [("X-1", 2, "xlsx"), ("X-2", 3, "xlsx")]
+    assert docs[0].metadata == {
+        "author": "Lee", "year": "2018", "published": "2018-05-01", "case": "yemen",
+        "citation": "Lee (2018)",
+    }
+    assert docs[1].metadata["year"] == "2020"
+    assert docs[1].metadata["published"] == ""
+    assert docs[1].metadata["case"] == ""
+
+
+def test_table_without_text_column_is_skipped_naming_the_columns(tmp_path: Path) -> None:
+    table = "excerpt_id,quote,author\nE1,Something,Smith\n"
+    skipped = _skip_of(_corpus(tmp_path, {"lit.csv": table}))
+    assert skipped.path == "lit.csv"
+    assert "no 'text' column" in skipped.reason
+    assert "excerpt_id, quote, author" in skipped.reason
+    assert skipped.line == 1
+
+
+def test_table_without_id_column_is_skipped(tmp_path: Path) -> None:
+    skipped = _skip_of(_corpus(tmp_path, {"lit.csv": "ref,text\nE1,Something\n"}))
+    assert "no id column" in skipped.reason
+    assert "ref, text" in skipped.reason
+    assert "add an 'excerpt_id' (or 'id') column" in skipped.reason
+
+
+def test_xlsx_without_text_column_names_the_columns(tmp_path: Path) -> None:
+    workbook = openpyxl.Workbook()
+    workbook.active.append(["id", "passage"])
+    workbook.active.append(["E1", "words"])
+    (tmp_path / "corpus").mkdir()
+    workbook.save(tmp_path / "corpus" / "lit.xlsx")
+    skipped = _skip_of(tmp_path / "corpus")
+    assert "no 'text' column (columns: id, passage)" in skipped.reason
+
+
+def test_table_rows_with_empty_text_or_id_are_reported_by_row(tmp_path: Path) -> None:
+    table = (
+        "excerpt_id,text,year\n"
+        "E1,Good excerpt.,2001\n"
+        "E2,,2002\n"
+        ",Orphan text without an id.,2003\n"
+        ",,\n"  # a blank row: ignored silently
+        "E5,   ,2005\n"
+        "E6,Another good one.,2006\n"
+    )
+    result = ingest_corpus(_corpus(tmp_path, {"lit.csv": table}))
+    assert [d.doc_id for d in result.documents] == ["E1", "E6"]
+    assert [d.row for d in result.documents] == [2, 7]
+    problems = [(s.path, s.line, s.reason) for s in result.skipped]
+    assert problems == [
+        ("lit.csv", 3, "excerpt 'E2' has an empty text — add the text"),
+        ("lit.csv", 4, "no excerpt_id — give the excerpt a unique id"),
+        ("lit.csv", 6, "excerpt 'E5' has an empty text — add the text"),
+    ]
+
+
+def test_csv_row_numbers_count_blank_lines_like_a_spreadsheet(tmp_path: Path) -> None:
+    table = 'id,text\nE1,"A cell\n\nover three lines."\n\nE2,Second.\n,no id\n\n'
+    result = ingest_corpus(_corpus(tmp_path, {"lit.csv": table}))
+    assert [(d.doc_id, d.row, d.text) for d in result.documents] == [
+        ("E1", 2, "A cell\n\nover three lines."), ("E2", 4, "Second.")
+    ]
+    assert [(s.line, s.reason) for s in result.skipped] == [
+        (5, "no id — give the excerpt a unique id")
+    ]
+
+
+def test_xlsx_empty_cells_and_blank_rows(tmp_path: Path) -> None:
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["id", "text", "year"])
+    sheet.append(["E1", "First.", 2001])
+    sheet.append(["E2", None, 2002])  # empty text cell
+    sheet.append([None, None, None])  # a blank row in the middle
+    sheet.append([None, "Orphan.", 2004])
+    sheet.append(["E5", "Fifth.", None])
+    (tmp_path / "corpus").mkdir()
+    workbook.save(tmp_path / "corpus" / "lit.xlsx")
+    result = ingest_corpus(tmp_path / "corpus")
+    assert [(d.doc_id, d.row, d.text) for d in result.documents] == [
+        ("E1", 2, "First."), ("E5", 6, "Fifth.")
+    ]
+    assert all("nan" not in d.text for d in result.documents)
+    assert [(s.line, s.reason) for s in result.skipped] == [
+        (3, "excerpt 'E2' has an empty text — add the text"),
+        (5, "no id — give the excerpt a unique id"),
+    ]
+
+
+def test_duplicate_excerpt_ids(tmp_path: Path) -> None:
+    table = 'id,text\nE1,First.\nE2,Second.\nE1,"Third, same id."\n'
+    result = ingest_corpus(_corpus(tmp_path, {"lit.csv": table}))
+    assert [(d.doc_id, d.text) for d in result.documents] == [("E1", "First."),
+                                                             ("E2", "Second.")]
+    assert len(result.skipped) == 1
+    skipped = result.skipped[0]
+    assert (skipped.path, skipped.line) == ("lit.csv", 4)
+    assert "duplicate doc_id 'E1' (already used by lit.csv row 2)" in skipped.reason
+    assert "give this document its own doc_id" in skipped.reason
+
+
+def test_table_with_header_only_is_skipped(tmp_path: Path) -> None:
+    skipped = _skip_of(_corpus(tmp_path, {"lit.csv": "id,text\n"}))
+    assert "the table has no rows" in skipped.reason
+
+
+def test_corrupt_xlsx_is_skipped(tmp_path: Path) -> None:
+    skipped = _skip_of(_corpus(tmp_path, {"lit.xlsx": os.urandom(1000)}))
+    assert "is not a readable .xlsx workbook" in skipped.reason
+    assert "save it again" in skipped.reason
+
+
+def test_table_text_column_becomes_no_metadata_and_other_id_column_is_kept(
+    tmp_path: Path,
+) -> None:
+    table = "excerpt_id,id,text\nE1,old-7,Words.\n"
+    doc = _one(_corpus(tmp_path, {"lit.csv": table}))
+    assert doc.doc_id == "E1"  # excerpt_id wins over id
+    assert doc.metadata == {"id": "old-7"}
+
+
+def test_table_with_a_ragged_row_is_skipped_with_the_line(tmp_path: Path) -> None:
+    table = "id,text\nE1,First.\nE2,Second, unquoted.\n"
+    skipped = _skip_of(_corpus(tmp_path, {"lit.csv": table}))
+    assert "is not a well-formed CSV table" in skipped.reason
+    assert "check the quoting on that line" in skipped.reason
+    assert "\n" not in skipped.reason
+    assert skipped.line == 3
+
+
+VTT_ONE_OFF = """WEBVTT
+
+00:00:01.000 --> 00:00:04.000
+<v Interviewer>What did the governor say?
+
+00:00:04.500 --> 00:00:08.000
+<v Hamid>He said the convoy could pass.
+
+00:00:08.000 --> 00:00:10.000
+<v Interpreter>He means the deputy governor.
+
+00:00:10.500 --> 00:00:12.000
+<v Interviewer>Thank you.
+
+00:00:12.500 --> 00:00:14.000
+<v Hamid>Yes, the deputy.
+"""
+
+
+def test_vtt_speaker_who_talks_once_is_a_turn(tmp_path: Path) -> None:
+    doc = _one(_corpus(tmp_path, {"t.vtt": VTT_ONE_OFF}))
+    segments = segment_document(doc)
+    assert [(s.segment_id, s.speaker, s.codable, s.text) for s in segments] == [
+        ("t:1", "Interviewer", False, "What did the governor say?"),
+        ("t:2", "Hamid", True, "He said the convoy could pass."),
+        ("t:3", "Interpreter", True, "He means the deputy governor."),
+        ("t:4", "Interviewer", False, "Thank you."),
+        ("t:5", "Hamid", True, "Yes, the deputy."),
+    ]
+
+
+def test_vtt_with_a_single_speaker_is_one_codable_turn(tmp_path: Path) -> None:
+    vtt = "WEBVTT\n\n00:00:01.000 --> 00:00:04.000\n<v Hamid>We waited.\n\n" \
+          "00:00:04.000 --> 00:00:06.000\n<v Hamid>Then we left.\n"
+    doc = _one(_corpus(tmp_path, {"mono.vtt": vtt}))
+    assert doc.layout == TRANSCRIPT
+    segments = segment_document(doc)
+    assert [(s.segment_id, s.speaker, s.turn, s.codable, s.text) for s in segments] == [
+        ("mono:1", "Hamid", 1, True, "We waited. Then we left.")
+    ]
+
+
+@pytest.mark.parametrize(
+    "vtt",
+    ["WEBVTT\n\n00:00:01.000 --> 00:00:02.000\n<v Amira></v>\n", "WEBVTT\n\nNOTE only a note\n"],
+    ids=["empty-cue", "note-only"],
+)
+def test_vtt_without_caption_text_is_skipped(tmp_path: Path, vtt: str) -> None:
+    skipped = _skip_of(_corpus(tmp_path, {"silent.vtt": vtt}))
+    assert "has no caption text" in skipped.reason
+    assert "export the captions again or remove the file" in skipped.reason

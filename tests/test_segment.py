@@ -1,0 +1,343 @@
+"""Segmentation: speaker labels, preambles, interviewer turns, splits, paragraphs and ids."""
+
+from __future__ import annotations
+
+import shutil
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+
+from qualcode.documents import PROSE, TRANSCRIPT, Document, Segment
+from qualcode.ingest import ingest_corpus
+from qualcode.segment import segment_document, segment_documents
+from qualcode.speakers import find_labels, is_interviewer
+
+
+def _doc(tmp_path: Path, text: str, name: str = "doc.txt", **kwargs) -> Document:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir(exist_ok=True)
+    (corpus / name).write_text(text, encoding="utf-8")
+    result = ingest_corpus(corpus, **kwargs)
+    assert result.skipped == [], [str(s) for s in result.skipped]
+    return next(d for d in result.documents if d.path == name)
+
+
+def _check_offsets(doc: Document, segments: list[Segment]) -> None:
+    for seg in segments:
+        assert doc.text[seg.char_start : seg.char_end] == seg.text
+        assert seg.text == seg.text.strip() and seg.text
+    starts = [s.char_start for s in segments]
+    assert starts == sorted(starts)
+    for before, after in pairwise(segments):
+        assert before.char_end <= after.char_start
+
+
+def _turns(segments: list[Segment]) -> list[tuple[str, str, int | None, bool, str]]:
+    return [(s.segment_id, s.speaker, s.turn, s.codable, s.text) for s in segments]
+
+
+# --- speaker labels -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("interviewer", "respondent", "speaker_shown"),
+    [
+        ("Interviewer:", "Respondent:", "Respondent"),
+        ("INTERVIEWER:", "RESPONDENT:", "Respondent"),
+        ("interviewer:", "respondent:", "respondent"),
+        ("[00:12:03] Interviewer:", "[00:12:09] Amira:", "Amira"),
+        ("00:12:03 Interviewer:", "00:12:09 Amira:", "Amira"),
+        ("[12:03] Interviewer:", "(12:09) Amira:", "Amira"),
+        ("Interviewer (00:12:03):", "Amira (00:12:09):", "Amira"),
+        ("Interviewer [00:12:03]:", "Amira [00:12:09]:", "Amira"),
+        ("00:12:03 - Interviewer:", "00:12:09 – Amira:", "Amira"),
+        ("Interviewer:", "Dr Amira Al-Haddad:", "Dr Amira Al-Haddad"),
+        ("Interviewer:", "Dr Amira Al Haddad:", "Dr Amira Al Haddad"),
+        ("Interviewer:", "Respondent 2:", "Respondent 2"),
+        ("Interviewer:", "Ma Thida’s colleague:", "Ma Thida’s colleague"),
+    ],
+)
+def test_speaker_label_variants(
+    tmp_path: Path, interviewer: str, respondent: str, speaker_shown: str
+) -> None:
+    text = (
+        f"{interviewer} How did you reach the camp?\n"
+        f"{respondent} Through the checkpoint at dawn.\n"
+        "We waited two hours.\n"
+        f"{interviewer} And the second time?\n"
+        f"{respondent} It was easier.\n"
+    )
+    doc = _doc(tmp_path, text)
+    segments = segment_document(doc)
+    _check_offsets(doc, segments)
+    assert doc.layout == TRANSCRIPT
+    shown = "interviewer" if interviewer.islower() else "Interviewer"  # as written, Title for CAPS
+    assert _turns(segments) == [
+        ("doc:1", shown, 1, False, "How did you reach the camp?"),
+        ("doc:2", speaker_shown, 2, True, "Through the checkpoint at dawn.\nWe waited two hours."),
+        ("doc:3", shown, 3, False, "And the second time?"),
+        ("doc:4", speaker_shown, 4, True, "It was easier."),
+    ]
+
+
+def test_names_up_to_four_words_but_not_five(tmp_path: Path) -> None:
+    text = (
+        "Q: First?\n"
+        "One Two Three Four: yes.\n"
+        "One Two Three Four Five: this is not a label.\n"
+        "Q: Second?\n"
+        "One Two Three Four: no.\n"
+        "One Two Three Four Five: still not a label.\n"
+    )
+    segments = segment_document(_doc(tmp_path, text))
+    assert [(s.speaker, s.text) for s in segments] == [
+        ("Q", "First?"),
+        ("One Two Three Four", "yes.\nOne Two Three Four Five: this is not a label."),
+        ("Q", "Second?"),
+        ("One Two Three Four", "no.\nOne Two Three Four Five: still not a label."),
+    ]
+
+
+def test_mixed_case_labels_are_one_speaker_shown_in_its_written_form(tmp_path: Path) -> None:
+    text = "Interviewer: a?\nAMIRA: b.\nInterviewer: c?\nAmira: d.\nINTERVIEWER: e?\namira: f.\n"
+    segments = segment_document(_doc(tmp_path, text))
+    assert [s.speaker for s in segments] == ["Interviewer", "Amira"] * 3
+    assert [s.turn for s in segments] == [1, 2, 3, 4, 5, 6]
+
+
+def test_lines_without_a_label_continue_the_turn(tmp_path: Path) -> None:
+    text = (
+        "Interviewer: Tell me about the negotiation.\n"
+        "Respondent: It began in March.\n"
+        "\n"
+        "Then the commander changed.\n"
+        "He told me: no more convoys.\n"
+        "   (laughs)\n"
+        "Interviewer: Why?\n"
+        "Respondent: Politics.\n"
+    )
+    doc = _doc(tmp_path, text)
+    segments = segment_document(doc)
+    _check_offsets(doc, segments)
+    assert segments[1].text == (
+        "It began in March.\n\nThen the commander changed.\nHe told me: no more convoys.\n"
+        "   (laughs)"
+    )
+    assert [s.segment_id for s in segments] == ["doc:1", "doc:2", "doc:3", "doc:4"]
+
+
+def test_find_labels_offsets() -> None:
+    text = "Title\n[00:00:05] Interviewer: Hi.\nAmira (00:00:07): Hello.\nAmira: Bye.\n"
+    labels = find_labels(text)
+    assert [(text[lab.start : lab.end], lab.name, lab.key) for lab in labels] == [
+        ("[00:00:05] Interviewer: ", "Interviewer", "interviewer"),
+        ("Amira (00:00:07): ", "Amira", "amira"),
+        ("Amira: ", "Amira", "amira"),
+    ]
+
+
+# --- preamble -----------------------------------------------------------------------------
+
+HEADER = """Interview 12 — humanitarian access in Taiz
+Date: 2023-04-18
+Note: recorded with consent; names changed.
+Location: Aden
+
+Interviewer: How did access change after 2018?
+
+Respondent: It got harder.
+
+Interviewer: Why?
+
+Respondent: New checkpoints.
+"""
+
+
+def test_header_block_is_the_preamble(tmp_path: Path) -> None:
+    doc = _doc(tmp_path, HEADER, name="yem_int_12.txt")
+    segments = segment_document(doc)
+    _check_offsets(doc, segments)
+    preamble = segments[0]
+    assert (preamble.segment_id, preamble.turn, preamble.speaker, preamble.codable) == (
+        "yem_int_12:0", 0, "", False,
+    )
+    assert preamble.char_start == 0
+    assert preamble.text == (
+        "Interview 12 — humanitarian access in Taiz\nDate: 2023-04-18\n"
+        "Note: recorded with consent; names changed.\nLocation: Aden"
+    )
+    assert _turns(segments[1:]) == [
+        ("yem_int_12:1", "Interviewer", 1, False, "How did access change after 2018?"),
+        ("yem_int_12:2", "Respondent", 2, True, "It got harder."),
+        ("yem_int_12:3", "Interviewer", 3, False, "Why?"),
+        ("yem_int_12:4", "Respondent", 4, True, "New checkpoints."),
+    ]
+
+
+def test_no_preamble_when_the_text_starts_with_a_speaker(tmp_path: Path) -> None:
+    segments = segment_document(_doc(tmp_path, "\n\nQ: a?\nA: b.\nQ: c?\nA: d.\n"))
+    assert [s.segment_id for s in segments] == ["doc:1", "doc:2", "doc:3", "doc:4"]
+    assert [s.codable for s in segments] == [False, True, False, True]
+
+
+# --- interviewer turns --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "label", ["Interviewer", "Int", "INT", "I", "Q", "Moderator", "Interviewer 2", "Q2"]
+)
+def test_default_interviewer_labels_are_not_codable(tmp_path: Path, label: str) -> None:
+    text = f"{label}: What happened?\nHamid: We left.\n{label}: When?\nHamid: In May.\n"
+    segments = segment_document(_doc(tmp_path, text))
+    assert [(s.speaker.casefold(), s.codable) for s in segments] == [
+        (label.casefold(), False), ("hamid", True), (label.casefold(), False), ("hamid", True),
+    ]
+    assert all(s.source_type == "interview" for s in segments)
+
+
+@pytest.mark.parametrize("name", ["Imam", "Intern", "Question", "Ishaq", "Mod"])
+def test_names_that_only_look_like_interviewer_labels(name: str) -> None:
+    assert not is_interviewer(name)
+
+
+def test_custom_interviewer_labels(tmp_path: Path) -> None:
+    labels = ("Facilitator", "Researcher")
+    text = (
+        "Facilitator: Welcome.\nInterviewer: I am a participant here.\n"
+        "Researcher: Thanks.\nInterviewer: Sure.\nFACILITATOR: Next?\n"
+    )
+    doc = _doc(tmp_path, text, interviewer_labels=labels)
+    segments = segment_document(doc, interviewer_labels=labels)
+    assert [(s.speaker, s.turn, s.codable) for s in segments] == [
+        ("Facilitator", 1, False),
+        ("Interviewer", 2, True),  # not in the custom list: a participant
+        ("Researcher", 3, False),
+        ("Interviewer", 4, True),
+        ("Facilitator", 5, False),
+    ]
+    # with the defaults the same text codes differently
+    default = segment_document(doc)
+    assert [s.codable for s in default if s.speaker == "Interviewer"] == [False, False]
+
+
+def test_a_label_with_no_words_still_counts_as_a_turn(tmp_path: Path) -> None:
+    text = "Interviewer: Start.\nRespondent:\nInterviewer:   \nRespondent: Words.\n"
+    segments = segment_document(_doc(tmp_path, text))
+    assert [(s.segment_id, s.turn) for s in segments] == [("doc:1", 1), ("doc:4", 4)]
+
+
+# --- long turns ---------------------------------------------------------------------------
+
+
+def test_long_turns_split_at_paragraph_breaks(tmp_path: Path) -> None:
+    para = ["A" * 60, "B" * 60, "C" * 30, "D" * 150]
+    text = (
+        "Interviewer: Tell me everything.\n\n"
+        f"Respondent: {para[0]}\n\n{para[1]}\n  \n{para[2]}\n\n\n{para[3]}\n\n"
+        "Interviewer: Thanks.\n\nRespondent: Welcome.\n"
+    )
+    doc = _doc(tmp_path, text, name="long.txt")
+    segments = segment_document(doc, max_turn_chars=100)
+    _check_offsets(doc, segments)
+    assert [(s.segment_id, s.turn, s.speaker, s.text) for s in segments] == [
+        ("long:1", 1, "Interviewer", "Tell me everything."),
+        ("long:2.1", 2, "Respondent", para[0]),
+        ("long:2.2", 2, "Respondent", f"{para[1]}\n  \n{para[2]}"),  # 94 chars fit together
+        ("long:2.3", 2, "Respondent", para[3]),  # longer than the limit: kept whole
+        ("long:3", 3, "Interviewer", "Thanks."),
+        ("long:4", 4, "Respondent", "Welcome."),
+    ]
+    assert all(s.codable for s in segments[1:4])
+    # With the default limit nothing is split.
+    assert [s.segment_id for s in segment_document(doc)] == ["long:1", "long:2", "long:3", "long:4"]
+
+
+def test_long_turn_without_paragraph_breaks_is_not_split(tmp_path: Path) -> None:
+    text = "Q: a?\nHamid: " + "word " * 100 + "\nQ: b?\nHamid: c.\n"
+    segments = segment_document(_doc(tmp_path, text), max_turn_chars=50)
+    assert [s.segment_id for s in segments] == ["doc:1", "doc:2", "doc:3", "doc:4"]
+
+
+# --- prose and excerpts -------------------------------------------------------------------
+
+
+def test_prose_becomes_paragraphs(tmp_path: Path) -> None:
+    text = (
+        "---\ndoc_id: NOTE-1\n---\n\n"
+        "Access in Kachin State depends on trust.\n"
+        "It is built slowly.\n\n\n"
+        "  Second paragraph: the church networks.  \n"
+        " \t \n"
+        "Third paragraph.\n"
+    )
+    doc = _doc(tmp_path, text)
+    assert doc.layout == PROSE
+    segments = segment_document(doc)
+    _check_offsets(doc, segments)
+    assert [(s.segment_id, s.speaker, s.turn, s.codable, s.text) for s in segments] == [
+        ("NOTE-1:1", "", None, True,
+         "Access in Kachin State depends on trust.\nIt is built slowly."),
+        ("NOTE-1:2", "", None, True, "Second paragraph: the church networks."),
+        ("NOTE-1:3", "", None, True, "Third paragraph."),
+    ]
+    assert {s.source_type for s in segments} == {"literature"}
+
+
+def test_excerpts_are_one_segment_each(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "lit.csv").write_text(
+        'excerpt_id,text,case\nLIT-1,"  First excerpt.\n\nWith two paragraphs.  ",yemen\n'
+        "LIT-2,Interviewer: not a transcript.,myanmar\n",
+        encoding="utf-8",
+    )
+    documents = ingest_corpus(corpus).documents
+    segments = segment_documents(documents)
+    assert [(s.segment_id, s.doc_id, s.turn, s.speaker, s.codable) for s in segments] == [
+        ("LIT-1:1", "LIT-1", None, "", True),
+        ("LIT-2:1", "LIT-2", None, "", True),
+    ]
+    assert segments[0].text == "First excerpt.\n\nWith two paragraphs."
+    assert segments[0].metadata == {"case": "yemen"}
+    assert segments[0].source_type == "literature"
+    for doc, seg in zip(documents, segments, strict=True):
+        assert doc.text[seg.char_start : seg.char_end] == seg.text
+
+
+# --- offsets and stability ----------------------------------------------------------------
+
+
+def test_offsets_slice_text_in_every_layout(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text(HEADER, encoding="utf-8")
+    (corpus / "b.txt").write_bytes(HEADER.replace("\n", "\r\n").encode("utf-16"))
+    (corpus / "c.md").write_text("# Title\n\nPara one.\n\nPara two.\n", encoding="utf-8")
+    result = ingest_corpus(corpus)
+    assert result.skipped == []
+    for doc in result.documents:
+        _check_offsets(doc, segment_document(doc, max_turn_chars=10))
+    a, b = (segment_document(d) for d in result.documents[:2])
+    assert [(s.turn, s.text) for s in a] == [(s.turn, s.text) for s in b]
+
+
+def test_ids_are_stable_across_runs_and_folders(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    (corpus / "transcripts").mkdir(parents=True)
+    (corpus / "transcripts" / "yem_int_12.txt").write_text(HEADER, encoding="utf-8")
+    (corpus / "notes.md").write_text("One.\n\nTwo.\n", encoding="utf-8")
+    (corpus / "lit.csv").write_text("id,text\nE1,x\nE2,y\n", encoding="utf-8")
+
+    def run(folder: Path) -> list[tuple]:
+        segments = segment_documents(ingest_corpus(folder).documents, max_turn_chars=20)
+        return [(s.segment_id, s.turn, s.char_start, s.char_end, s.text) for s in segments]
+
+    first = run(corpus)
+    assert first == run(corpus)
+    copy = tmp_path / "elsewhere" / "copy"
+    shutil.copytree(corpus, copy)
+    assert run(copy) == first
+    ids = [row[0] for row in first]
+    assert len(ids) == len(set(ids))
+    assert ids[:3] == ["E1:1", "E2:1", "notes:1"]
