@@ -391,3 +391,14 @@ def test_a_file_that_vanished_after_discovery_is_reported(tmp_path: Path) -> Non
     assert set(reasons) == {"gone.txt", "folder.txt"}
     assert reasons["gone.txt"].startswith("cannot be read (No such file or directory) — ")
     assert "check that the file is not open elsewhere" in reasons["folder.txt"]
+
+
+def test_symlink_to_a_file_outside_the_corpus_is_not_read(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("Interviewer: x?\n\nRespondent: SECRET-MARKER\n", encoding="utf-8")
+    (corpus / "link.txt").symlink_to(secret)
+    result = ingest_corpus(corpus)
+    assert result.documents == []
+    assert "outside the corpus folder" in result.skipped[0].reason

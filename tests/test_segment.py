@@ -341,3 +341,32 @@ def test_ids_are_stable_across_runs_and_folders(tmp_path: Path) -> None:
     ids = [row[0] for row in first]
     assert len(ids) == len(set(ids))
     assert ids[:3] == ["E1:1", "E2:1", "notes:1"]
+
+
+def test_labels_with_a_role_in_brackets() -> None:
+    text = (
+        "Interviewer (JS): What did you ask for?\n\n"
+        "Field Officer (WFP): A second crossing.\n\n"
+        "Interviewer (JS): And then?\n\n"
+        "Field Officer (WFP): We waited.\n"
+    )
+    names = [label.name for label in find_labels(text)]
+    assert names == ["Interviewer (JS)", "Field Officer (WFP)"] * 2
+    assert is_interviewer("Interviewer (JS)")
+
+
+def test_one_off_speaker_after_the_conversation_started(tmp_path: Path) -> None:
+    text = (
+        "Date: 3 May 2023\n\n"
+        "Interviewer: Who else was there?\n\n"
+        "Interpreter: He says the elders came too.\n\n"
+        "Interviewer: Thank you.\n"
+    )
+    segments = segment_document(_doc(tmp_path, text))
+    assert [(s.segment_id, s.speaker, s.codable) for s in segments] == [
+        ("doc:0", "", False),
+        ("doc:1", "Interviewer", False),
+        ("doc:2", "Interpreter", True),
+        ("doc:3", "Interviewer", False),
+    ]
+    assert segments[0].text == "Date: 3 May 2023"

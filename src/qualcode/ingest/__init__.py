@@ -79,11 +79,16 @@ def discover_files(corpus: Path) -> tuple[list[str], list[Skipped]]:
         raise FileNotFoundError(f"corpus folder '{corpus}' does not exist")
     found: list[str] = []
     skipped: list[Skipped] = []
+    root = corpus.resolve()
     for path in sorted(corpus.rglob("*")):
         relative = path.relative_to(corpus)
         if not path.is_file() or _ignored(relative):
             continue
         posix = relative.as_posix()
+        if path.is_symlink() and not path.resolve().is_relative_to(root):
+            skipped.append(Skipped(posix, "is a link to a file outside the corpus folder and "
+                                   "was not read — copy the file into the corpus instead"))
+            continue
         ext = path.suffix.lower().lstrip(".")
         if ext not in FORMATS:
             kind = f"'.{ext}'" if ext else "with no extension"
