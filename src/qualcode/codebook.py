@@ -19,7 +19,11 @@ fix. Besides the schema it checks:
   a problem (not a warning): it is almost always a typo in a code's ``category`` or an
   unfinished edit, it would show up as a row of zeros in every report, and the fix (delete
   it, or add its codes) takes a second;
-- YAML: duplicate keys in a mapping (YAML silently keeps the last one).
+- YAML: duplicate keys in a mapping (YAML silently keeps the last one), and unquoted
+  on/off/yes/no inside token patterns (YAML reads them as booleans).
+
+A missing field is reported at the line of the entry that lacks it; a misspelt required
+field is reported once, as an unknown field with the suggested name.
 """
 
 from __future__ import annotations
@@ -258,7 +262,7 @@ def _yaml_type(value: Any) -> str:
 
 def _closest(word: str, choices: list[str]) -> str | None:
     hits = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    if not hits:  # case slips ("Conditionality") are common and below the ratio cutoff
+    if not hits:  # case slips ("My_code" for "my_code") fall below the ratio cutoff
         lower = {c.lower(): c for c in choices}
         return lower.get(word.lower())
     return hits[0]
@@ -341,7 +345,11 @@ def _schema_problem(ctx: _Context, err: Any) -> None:
             fix = f"did you mean '{guess}'? Rename the field."
         else:
             fix = "remove it, or use one of: " + ", ".join(valid) + "."
-        ctx.add(loc, f"unknown field '{name}'.", fix)
+        message = f"unknown field '{name}'."
+        if err.get("renamed"):
+            message = f"unknown field '{name}' (and the required field '{err['renamed']}' " \
+                      "is missing)."
+        ctx.add(loc, message, fix)
     elif kind == "string_type":
         if isinstance(value, bool | int | float):
             fix = f"put the value in quotes, e.g. {loc[-1] if isinstance(loc[-1], str) else 'x'}"
@@ -369,6 +377,22 @@ def _schema_problem(ctx: _Context, err: Any) -> None:
         ctx.add(loc, message, fix)
     else:
         ctx.add(loc, f"{err['msg']}.", "see the schema described at the top of codebook.yaml.")
+
+
+def _merge_typos(errors: list[Any]) -> list[dict[str, Any]]:
+    """Report a misspelt required field once ("unknown 'defintion'"), not also as missing."""
+    out = [dict(e) for e in errors]
+    missing = {(tuple(e["loc"][:-1]), e["loc"][-1]) for e in out if e["type"] == "missing"}
+    renamed: set[tuple[Loc, Any]] = set()
+    for e in out:
+        if e["type"] == "extra_forbidden":
+            owner = tuple(e["loc"][:-1])
+            guess = _closest(str(e["loc"][-1]), _fields(owner))
+            if (owner, guess) in missing:
+                renamed.add((owner, guess))
+                e["renamed"] = guess
+    return [e for e in out
+            if not (e["type"] == "missing" and (tuple(e["loc"][:-1]), e["loc"][-1]) in renamed)]
 
 
 # --------------------------------------------------------------------------- own checks
@@ -503,7 +527,8 @@ def _check_entries(ctx: _Context) -> None:
         return
     if not codes:
         ctx.add(("codes",), "the codebook has no codes.",
-                "add at least one entry under 'codes:' (see codebook-spec.md for the format).")
+                "add at least one entry under 'codes:' (the default codebook.yaml shows "
+                "the format).")
     code_ids: dict[str, int] = {}
     for i, code in enumerate(codes):
         if not isinstance(code, dict) or not isinstance(code.get("id"), str):
@@ -549,7 +574,7 @@ def _check_entries(ctx: _Context) -> None:
         if isinstance(rules, dict):
             _check_rules(ctx, (*loc, "rules"), rules)
 
-    if isinstance(categories, list):
+    if isinstance(categories, list) and codes:  # with no codes at all, say that once
         for cid, i in cat_ids.items():
             if cid not in used:
                 ctx.add(("categories", i), f"category {cid!r} has no codes.",
@@ -574,7 +599,7 @@ def _check_rules(ctx: _Context, loc: Loc, rules: dict[str, Any]) -> None:
 
 
 def _yaml_fix(problem: str) -> str:
-    if "\t" in problem or "tab" in problem:
+    if "\t" in problem or "\\t" in problem:
         return "indent with spaces, not tabs."
     if "mapping values are not allowed" in problem:
         return "put text that contains ': ' in quotes, or check the indentation of this line."
@@ -649,7 +674,7 @@ def validate_codebook(path: str | Path) -> tuple[Codebook | None, list[CodebookP
     try:
         book = Codebook.model_validate(fields)
     except ValidationError as exc:
-        for err in exc.errors():
+        for err in _merge_typos(exc.errors()):
             _schema_problem(ctx, err)
     _check_entries(ctx)
 

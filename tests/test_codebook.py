@@ -1,0 +1,436 @@
+"""The codebook schema, its validator and the default codebook.yaml (real files, no mocks)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import pytest
+import spacy
+from spacy.matcher import Matcher, PhraseMatcher
+
+from qualcode.codebook import (
+    Codebook,
+    CodebookError,
+    CodebookProblem,
+    check_codebook,
+    load_codebook,
+    summary_table,
+    validate_codebook,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT = ROOT / "codebook.yaml"
+
+SPEC_CODES = {
+    "lever_tactic": [
+        "relationship_building", "normative_persuasion", "humanitarian_coordination",
+        "third_party_influence", "conditionality", "public_advocacy", "alternative_modalities",
+        "value_demonstration", "institutional_constraints", "incremental_approach",
+        "evidence_and_expertise", "community_leverage",
+    ],
+    "power_mechanism": ["alternatives", "commitment", "interdependence"],
+    "counterpart_pressure": ["armed_group_pressure"],
+    "outcome": ["principled_agreement", "compromised_agreement"],
+}
+
+# A small valid codebook; tests break it on purpose. Line numbers matter: see the comments.
+BASE = """\
+name: Test codebook
+version: "0.1"
+categories:
+  - id: tactic
+    name: Tactics
+  - id: outcome
+    name: Outcomes
+codes:
+  - id: pause
+    name: Pausing aid
+    category: tactic
+    definition: The agency pauses aid to press the group.
+    examples:
+      positive: [We paused the distribution.]
+    rules:
+      phrases: [paused the distribution]
+      patterns:
+        - [{LEMMA: pause}, {LOWER: aid}]
+  - id: deal
+    name: A deal
+    category: outcome
+    definition: An agreement was reached.
+    related: [pause]
+"""
+# line 9: "- id: pause", 18: its pattern, 19: "- id: deal", 21: its category,
+# 22: its definition, 23: its related
+
+
+@pytest.fixture(scope="module")
+def nlp() -> spacy.language.Language:
+    return spacy.blank("en")
+
+
+@pytest.fixture(scope="module")
+def default_book() -> Codebook:
+    return load_codebook(DEFAULT)
+
+
+def write(tmp_path: Path, text: str, name: str = "codebook.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def broken(tmp_path: Path, old: str, new: str) -> list[CodebookProblem]:
+    """Problems of BASE with one edit (which must apply exactly once)."""
+    assert BASE.count(old) == 1, old
+    book, problems = validate_codebook(write(tmp_path, BASE.replace(old, new)))
+    assert book is None
+    return problems
+
+
+def single(problems: list[CodebookProblem]) -> CodebookProblem:
+    assert len(problems) == 1, "\n".join(map(str, problems))
+    return problems[0]
+
+
+# --------------------------------------------------------------------------- default codebook
+
+
+def test_default_codebook_has_the_18_fixed_codes_in_4_categories(default_book):
+    assert [c.id for c in default_book.categories] == list(SPEC_CODES)
+    for category, ids in SPEC_CODES.items():
+        assert [c.id for c in default_book.codes_in(category)] == ids
+    assert sorted(default_book.code_ids) == sorted(i for ids in SPEC_CODES.values() for i in ids)
+    assert len(default_book.code_ids) == 18
+    assert default_book.sha256 == hashlib.sha256(DEFAULT.read_bytes()).hexdigest()
+    assert default_book.path == str(DEFAULT)
+
+
+def test_every_default_code_is_complete_and_its_rules_compile(default_book, nlp):
+    ids = set(default_book.code_ids)
+    for code in default_book.codes:
+        assert len(code.definition.split()) >= 30, code.id
+        assert code.include and code.name.strip(), code.id
+        assert len(code.examples.positive) >= 3, code.id
+        assert len(code.examples.negative) >= 2, code.id
+        assert len(code.rules.phrases) + len(code.rules.patterns) >= 10, code.id
+        assert set(code.related) <= ids - {code.id}, code.id
+        matcher = Matcher(nlp.vocab, validate=True)
+        for i, pattern in enumerate(code.rules.patterns + code.rules.exclude_patterns):
+            matcher.add(f"{code.id}-{i}", [pattern])
+        phrases = PhraseMatcher(nlp.vocab, attr="LOWER")
+        for phrase in code.rules.phrases + code.rules.exclude_phrases:
+            assert phrase.strip() and phrase == phrase.lower(), (code.id, phrase)
+            phrases.add(code.id, [nlp.make_doc(phrase)])
+
+
+def test_default_rules_fire_on_positive_examples_and_not_on_near_misses(default_book):
+    """Precision guard with the real rule layer: no code's rules hit its own negatives."""
+    from qualcode.rules import RuleMatcher
+
+    matcher = RuleMatcher(default_book)
+    for code in default_book.codes:
+        positives = matcher.match(code.examples.positive)
+        negatives = matcher.match(code.examples.negative)
+        assert any(code.id in r.hits for r in positives), code.id
+        hits = [t for t, r in zip(code.examples.negative, negatives, strict=True)
+                if code.id in r.hits]
+        assert not hits, (code.id, hits)
+
+
+def test_no_default_code_id_appears_in_the_library_code(default_book):
+    """The codebook is data: swapping codebook.yaml for another study's must just work.
+
+    Looks for the ids as string literals (ids such as 'commitment' are also English words
+    that may fairly appear in prose).
+    """
+    sources = [*(ROOT / "src" / "qualcode").rglob("*.py"), *(ROOT / "flows").rglob("*.py")]
+    words = set(default_book.code_ids) | {c.id for c in default_book.categories}
+    for source in sources:
+        text = source.read_text(encoding="utf-8")
+        found = sorted(w for w in words if re.search(rf"""["']{re.escape(w)}["']""", text))
+        assert not found, f"{source.relative_to(ROOT)} names {found}"
+
+
+def test_default_codebook_checks_clean():
+    status, report = check_codebook(DEFAULT)
+    assert status == 0, report
+    assert "OK" in report.splitlines()[0]
+
+
+# --------------------------------------------------------------------------- codebook API
+
+
+def test_lookup_helpers(tmp_path):
+    book = load_codebook(write(tmp_path, BASE))
+    assert book.code_ids == ["pause", "deal"]
+    assert book.code("deal").category == "outcome"
+    assert book.category("tactic").name == "Tactics"
+    assert [c.id for c in book.codes_in("outcome")] == ["deal"]
+    assert book.code("pause").rules.patterns == [[{"LEMMA": "pause"}, {"LOWER": "aid"}]]
+    assert book.code("deal").examples.positive == []  # optional parts default to empty
+    with pytest.raises(KeyError, match="pause, deal"):
+        book.code("nope")
+    with pytest.raises(KeyError, match="tactic, outcome"):
+        book.category("nope")
+
+
+def test_problem_str_names_file_line_where_and_fix():
+    p = CodebookProblem("codebook.yaml", 42, "codes[3] 'x' rules.patterns[0]", "bad.", "do y.")
+    assert str(p) == "codebook.yaml:42: codes[3] 'x' rules.patterns[0]: bad. Fix: do y."
+    assert str(CodebookProblem("cb.yaml", None, "", "file not found.", "check.")) == \
+        "cb.yaml: file not found. Fix: check."
+
+
+# --------------------------------------------------------------------------- error kinds
+
+
+def test_missing_file(tmp_path):
+    path = tmp_path / "nope.yaml"
+    book, problems = validate_codebook(path)
+    p = single(problems)
+    assert book is None and p.line is None and p.file == str(path)
+    assert p.message == "file not found." and "check the path" in p.fix
+
+
+def test_folder_instead_of_file(tmp_path):
+    p = single(validate_codebook(tmp_path)[1])
+    assert "folder" in p.message and ".yaml file" in p.fix
+
+
+def test_not_utf8(tmp_path):
+    path = tmp_path / "codebook.yaml"
+    path.write_bytes(b"name: x\nversion: '1'\ndescription: caf\xe9\n")
+    p = single(validate_codebook(path)[1])
+    assert p.line == 3 and "not UTF-8" in p.message and "UTF-8" in p.fix
+
+
+def test_yaml_syntax_error_has_yamls_line(tmp_path):
+    p = single(broken(tmp_path, "    name: A deal\n", "    name: A deal: with a colon\n"))
+    assert p.line == 20
+    assert p.message.startswith("YAML syntax error: mapping values are not allowed here")
+    assert "quotes" in p.fix
+
+
+def test_tab_indentation(tmp_path):
+    p = single(broken(tmp_path, "    name: A deal\n", "\tname: A deal\n"))
+    assert p.line == 20 and p.fix == "indent with spaces, not tabs."
+
+
+@pytest.mark.parametrize(("text", "got"), [("", "the file is empty"),
+                                           ("- a\n- b\n", "the file holds a list")])
+def test_top_level_not_a_mapping(tmp_path, text, got):
+    p = single(validate_codebook(write(tmp_path, text))[1])
+    assert "top level must be a mapping" in p.message and got in p.message
+    assert "name: ..." in p.fix
+
+
+def test_missing_required_field_points_at_the_entry(tmp_path):
+    p = single(broken(tmp_path, "    definition: An agreement was reached.\n", ""))
+    assert p.line == 19 and p.where == "codes[1] 'deal'"
+    assert p.message == "missing required field 'definition'."
+    assert p.fix == "add a line 'definition: ...' to this entry."
+
+
+def test_unknown_field_suggests_the_closest(tmp_path):
+    p = single(broken(tmp_path, "    definition: An agreement", "    defintion: An agreement"))
+    assert p.line == 22 and p.where == "codes[1] 'deal' defintion"
+    assert "unknown field 'defintion'" in p.message
+    assert p.fix == "did you mean 'definition'? Rename the field."
+
+
+def test_unknown_field_without_a_close_match_lists_the_valid_ones(tmp_path):
+    p = single(broken(tmp_path, "    related: [pause]\n",
+                      "    related: [pause]\n    colour: red\n"))
+    assert p.line == 24 and p.message == "unknown field 'colour'."
+    assert "definition" in p.fix and "examples" in p.fix
+
+
+def test_wrong_type_number_for_text(tmp_path):
+    p = single(broken(tmp_path, 'version: "0.1"', "version: 0.1"))
+    assert p.line == 2 and p.where == "version"
+    assert p.message == "expected text, found a number (0.1)."
+    assert 'version: "0.1"' in p.fix
+
+
+def test_wrong_type_text_for_list(tmp_path):
+    p = single(broken(tmp_path, "    related: [pause]", "    include: just one line"))
+    assert p.line == 23 and p.where == "codes[1] 'deal' include"
+    assert p.message == "expected a list, found text."
+    assert "'- '" in p.fix
+
+
+def test_wrong_type_unquoted_colon_in_a_list_item(tmp_path):
+    p = single(broken(tmp_path, "    related: [pause]", "    include:\n      - Note: a remark"))
+    assert p.line == 24 and p.where == "codes[1] 'deal' include[0]"
+    assert p.message.startswith("expected text, found a mapping")
+    assert "quotes" in p.fix
+
+
+def test_duplicate_code_id_names_the_first(tmp_path):
+    text = BASE.replace("related: [pause]", "related: []")
+    path = write(tmp_path, text.replace("  - id: deal", "  - id: pause"))
+    p = single(validate_codebook(path)[1])
+    assert p.line == 19 and p.where == "codes[1] 'pause' id"
+    assert p.message == "duplicate code id 'pause' (first defined at line 9)."
+    assert "unique" in p.fix
+
+
+def test_duplicate_category_id(tmp_path):
+    problems = broken(tmp_path, "  - id: outcome\n", "  - id: tactic\n")
+    dup = next(p for p in problems if "duplicate" in p.message)
+    assert dup.line == 6 and dup.message == "duplicate category id 'tactic' (first defined at " \
+        "line 4)."
+    # and the code that pointed at the renamed category is reported too
+    assert any("unknown category 'outcome'" in p.message and p.line == 21 for p in problems)
+
+
+def test_unknown_category_suggests_the_closest(tmp_path):
+    problems = broken(tmp_path, "category: outcome", "category: outcomes")
+    p = next(p for p in problems if "unknown category" in p.message)
+    assert p.line == 21 and p.message == "unknown category 'outcomes'."
+    assert p.fix.startswith("did you mean 'outcome'?")
+
+
+def test_unknown_related_code(tmp_path):
+    p = single(broken(tmp_path, "related: [pause]", "related: [paus]"))
+    assert p.line == 23 and p.where == "codes[1] 'deal' related[0]"
+    assert p.message == "related names an unknown code 'paus'."
+    assert p.fix == "did you mean 'pause'?"
+
+
+@pytest.mark.parametrize("bad", ["2deal", "a deal", "déal!"])
+def test_invalid_id(tmp_path, bad):
+    problems = broken(tmp_path, "  - id: deal", f"  - id: '{bad}'")
+    p = next(p for p in problems if "not a valid id" in p.message)
+    assert p.line == 19 and "letter first" in p.fix
+
+
+@pytest.mark.parametrize("column", ["text", "Codes", "segment_id"])
+def test_id_clashing_with_an_output_column(tmp_path, column):
+    problems = broken(tmp_path, "  - id: deal", f"  - id: {column}")
+    p = single([q for q in problems if "clashes" in q.message])
+    assert p.line == 19 and "output column" in p.message and "rename" in p.fix
+
+
+@pytest.mark.parametrize("field", ["definition", "name"])
+def test_blank_text(tmp_path, field):
+    old = {"definition": "definition: An agreement was reached.", "name": "name: A deal"}[field]
+    p = single(broken(tmp_path, old, f'{field}: "   "'))
+    assert p.where == f"codes[1] 'deal' {field}" and p.message == f"{field} is empty."
+    assert p.line == (22 if field == "definition" else 20)
+
+
+def test_malformed_spacy_pattern_reports_spacys_message(tmp_path):
+    p = single(broken(tmp_path, "{LEMMA: pause}", "{LEMA: pause}"))
+    assert p.line == 18 and p.where == "codes[0] 'pause' rules.patterns[0][0]"
+    assert "unknown attribute 'LEMA'" in p.message
+    assert p.fix == "did you mean 'LEMMA'?"
+
+
+def test_malformed_spacy_operator(tmp_path):
+    p = single(broken(tmp_path, "{LEMMA: pause}", '{LEMMA: pause, OP: "*+"}'))
+    assert p.line == 18 and "OP" in p.message and "spacy.io" in p.fix
+
+
+def test_yaml_booleans_in_a_pattern(tmp_path):
+    p = single(broken(tmp_path, "{LOWER: aid}", "{LOWER: {IN: [at, on]}}"))
+    assert p.line == 18 and p.where == "codes[0] 'pause' rules.patterns[0][1]"
+    assert "booleans" in p.message and '"on"' in p.fix
+
+
+def test_attribute_the_rule_layer_never_sets(tmp_path):
+    p = single(broken(tmp_path, "{LEMMA: pause}", "{POS: VERB}"))
+    assert p.line == 18 and "POS" in p.message and "never match" in p.message
+    assert "LEMMA" in p.fix
+
+
+def test_empty_phrase(tmp_path):
+    p = single(broken(tmp_path, "phrases: [paused the distribution]",
+                      'phrases: [paused the distribution, "  "]'))
+    assert p.line == 16 and p.where == "codes[0] 'pause' rules.phrases[1]"
+    assert p.message == "empty phrase."
+
+
+def test_category_without_codes(tmp_path):
+    text = BASE.replace("related: [pause]", "related: []")
+    path = write(tmp_path, text.replace("category: outcome", "category: tactic"))
+    p = single(validate_codebook(path)[1])
+    assert p.line == 6 and p.message == "category 'outcome' has no codes."
+    assert p.fix == "add codes with 'category: outcome', or remove the category."
+
+
+def test_no_codes_at_all(tmp_path):
+    p = single(validate_codebook(write(tmp_path, BASE.split("codes:")[0] + "codes: []\n"))[1])
+    assert p.line == 8 and p.message == "the codebook has no codes."
+
+
+def test_duplicate_yaml_key(tmp_path):
+    p = single(broken(tmp_path, "    related: [pause]\n",
+                      "    related: [pause]\n    name: Another name\n"))
+    assert p.line == 24 and "key 'name' appears twice" in p.message
+    assert "first at line 20" in p.message
+
+
+def test_loader_fields_are_not_written_in_the_file(tmp_path):
+    p = single(validate_codebook(write(tmp_path, BASE + "sha256: abc\n"))[1])
+    assert p.line == 24 and p.message == "unknown field 'sha256'."
+    assert "set by the loader" in p.fix
+
+
+# --------------------------------------------------------------------------- all at once
+
+
+def test_every_problem_is_reported_at_once_in_line_order(tmp_path):
+    text = (BASE.replace('version: "0.1"', "version: 0.1")
+            .replace("{LEMMA: pause}", "{LEMA: pause}")
+            .replace("    definition: An agreement", "    defintion: An agreement"))
+    book, problems = validate_codebook(write(tmp_path, text))
+    assert book is None
+    assert [p.line for p in problems] == [2, 18, 22]
+    with pytest.raises(CodebookError) as info:
+        load_codebook(tmp_path / "codebook.yaml")
+    assert info.value.problems == problems
+    assert str(info.value).splitlines() == [str(p) for p in problems]
+
+
+# --------------------------------------------------------------------------- the check command
+
+
+def test_check_valid_codebook_prints_the_summary(tmp_path):
+    path = write(tmp_path, BASE)
+    status, report = check_codebook(path)
+    book = load_codebook(path)
+    assert status == 0
+    assert report.startswith(f"{path}: OK")
+    assert f"Test codebook (version 0.1, sha256 {book.sha256[:12]})" in report
+    assert "2 codes in 2 categories; examples 1 positive / 0 negative; 2 rules" in report
+    assert re.search(r"tactic - Tactics \(1 code\)\n.*\n  pause +Pausing aid +1 +0 +2", report)
+    assert summary_table(book) in report
+
+
+def test_check_invalid_codebook_lists_every_problem_and_exits_1(tmp_path):
+    text = BASE.replace('version: "0.1"', "version: 0.1").replace("{LEMMA: pause}",
+                                                                   "{LEMA: pause}")
+    path = write(tmp_path, text)
+    status, report = check_codebook(path)
+    lines = report.splitlines()
+    assert status == 1
+    assert lines[0].startswith(f"{path}:2: version: ") and "Fix: " in lines[0]
+    assert lines[1].startswith(f"{path}:18: codes[0] 'pause' rules.patterns[0][0]: ")
+    assert lines[-1] == f"2 problems in {path}: the codebook was not loaded."
+
+
+def test_check_missing_file_exits_1(tmp_path):
+    status, report = check_codebook(tmp_path / "codebook.yaml")
+    assert status == 1 and "file not found" in report and report.endswith("not loaded.")
+
+
+def test_summary_of_the_default_codebook(default_book):
+    table = summary_table(default_book)
+    assert table.splitlines()[0] == (f"{default_book.name} (version {default_book.version}, "
+                                     f"sha256 {default_book.sha256[:12]})")
+    assert "18 codes in 4 categories" in table
+    for code in default_book.codes:
+        assert re.search(rf"^  {code.id} ", table, flags=re.M), code.id
