@@ -1,0 +1,153 @@
+"""Training data from reviews, and the saved model under ``<out>/model/``.
+
+A saved model is reused only while the codebook, the training data (reviewed segments'
+texts and decisions) and the backend are unchanged; otherwise it is retrained, so a
+researcher only adds review files and reruns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .codebook import Codebook
+from .documents import Segment
+from .embed import default_backend
+from .model import CodebookClassifier
+from .outputs import atomic_write_bytes, write_json
+from .provenance import now, versions
+
+MODEL_DIR = "model"
+MODEL_FILE = "model.pkl"
+MODEL_META = "model.json"
+CACHE_DIR = "cache"
+
+
+@dataclass(slots=True)
+class TrainingSet:
+    segment_ids: list[str]
+    texts: list[str]
+    labels: list[frozenset[str]]
+    groups: list[str]  # document ids, so cross-validation keeps documents together
+    unmatched: int  # reviewed segment ids not found among the current segments
+
+    @property
+    def sha256(self) -> str:
+        digest = hashlib.sha256()
+        for sid, text, codes in sorted(zip(self.segment_ids, self.texts, self.labels,
+                                           strict=True)):
+            digest.update(f"{sid}\0{text}\0{';'.join(sorted(codes))}\n".encode())
+        return digest.hexdigest()
+
+
+def training_set(segments: Sequence[Segment], decisions: Mapping[str, frozenset[str]]
+                 ) -> TrainingSet:
+    """The reviewed, codable segments with their human decisions."""
+    by_id = {s.segment_id: s for s in segments if s.codable}
+    ids = [sid for sid in by_id if sid in decisions]
+    return TrainingSet(
+        segment_ids=ids,
+        texts=[by_id[s].text for s in ids],
+        labels=[decisions[s] for s in ids],
+        groups=[by_id[s].doc_id for s in ids],
+        unmatched=sum(1 for sid in decisions if sid not in by_id),
+    )
+
+
+def fingerprint(codebook: Codebook, data: TrainingSet, backend: str) -> dict[str, Any]:
+    """What a saved model must match to be reused."""
+    return {
+        "code_ids": list(codebook.code_ids),
+        "codebook_sha256": codebook.sha256,
+        "training_sha256": data.sha256,
+        "backend": backend,
+    }
+
+
+def model_dir(out: str | Path) -> Path:
+    return Path(out) / MODEL_DIR
+
+
+def cache_dir(out: str | Path) -> Path:
+    return Path(out) / CACHE_DIR
+
+
+def load_saved_model(out: str | Path) -> tuple[CodebookClassifier | None, dict[str, Any]]:
+    folder = model_dir(out)
+    try:
+        meta = json.loads((folder / MODEL_META).read_text(encoding="utf-8"))
+        with (folder / MODEL_FILE).open("rb") as handle:
+            model = pickle.load(handle)
+    except (OSError, ValueError, pickle.UnpicklingError, EOFError, AttributeError):
+        return None, {}
+    return model, meta
+
+
+def stale_reason(meta: Mapping[str, Any], wanted: Mapping[str, Any]) -> str | None:
+    """Why a saved model cannot be used (``None`` when it can)."""
+    if not meta:
+        return "no saved model"
+    if meta.get("code_ids") != wanted["code_ids"]:
+        return "the saved model was trained for other code ids"
+    if meta.get("codebook_sha256") != wanted["codebook_sha256"]:
+        return "the codebook changed"
+    if meta.get("training_sha256") != wanted["training_sha256"]:
+        return "the reviews changed"
+    if meta.get("backend") != wanted["backend"]:
+        return f"the backend changed to {wanted['backend']}"
+    return None
+
+
+def train(
+    codebook: Codebook,
+    data: TrainingSet,
+    out: str | Path,
+    backend: str | None = None,
+    embedding_model: str | None = None,
+    evaluation: Mapping[str, Any] | None = None,
+) -> tuple[CodebookClassifier, dict[str, Any]]:
+    """Fit the classifier on the codebook and ``data`` and save it under ``out/model``."""
+    backend = backend or default_backend()
+    model = CodebookClassifier(
+        codebook, backend=backend, embedding_model=embedding_model,
+        cache_dir=str(cache_dir(out)),
+    )
+    model.fit(data.texts, data.labels, groups=data.groups)
+    meta = {
+        **fingerprint(codebook, data, backend),
+        "model_id": f"{model.embedding_model_id_}+{len(data.texts)}reviewed"
+                    f"@{data.sha256[:12]}",
+        "embedding_model": model.embedding_model_id_,
+        "reviewed_segments": len(data.texts),
+        "trained_at": now(),
+        "versions": versions(),
+        "thresholds": dict(zip(codebook.code_ids, map(float, model.thresholds_), strict=True)),
+        "evaluation": dict(evaluation or {}),
+    }
+    folder = model_dir(out)
+    atomic_write_bytes(folder / MODEL_FILE, pickle.dumps(model))
+    write_json(folder / MODEL_META, meta)
+    return model, meta
+
+
+def ensure_model(
+    codebook: Codebook,
+    data: TrainingSet,
+    out: str | Path,
+    backend: str | None = None,
+    embedding_model: str | None = None,
+) -> tuple[CodebookClassifier, dict[str, Any], str | None]:
+    """The saved model if still valid, else a newly trained one; and why it was retrained."""
+    backend = backend or default_backend()
+    model, meta = load_saved_model(out)
+    reason = stale_reason(meta, fingerprint(codebook, data, backend))
+    if model is not None and reason is None:
+        model.codebook = codebook
+        return model, meta, None
+    model, meta = train(codebook, data, out, backend, embedding_model)
+    return model, meta, reason
