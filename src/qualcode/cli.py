@@ -36,6 +36,27 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-turn-chars", type=int, default=DEFAULT_MAX_TURN_CHARS,
                         help="split longer turns at paragraph breaks "
                              f"(default: {DEFAULT_MAX_TURN_CHARS})")
+    _add_backend(parser)
+
+
+def _add_backend(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--backend", choices=("fast", "semantic"), default=None,
+        help="fast: rules + word features; semantic: sentence embeddings (default: semantic "
+             "when installed)",
+    )
+
+
+def _add_training_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--corpus", default="corpus", help="corpus folder (default: corpus)")
+    parser.add_argument("--codebook", default="codebook.yaml",
+                        help="codebook file (default: codebook.yaml)")
+    parser.add_argument("--out", default="outputs", help="output folder (default: outputs)")
+    parser.add_argument("--reviews", default=None,
+                        help="review sheets: a folder or one CSV (default: CORPUS/reviews)")
+    parser.add_argument("--folds", type=int, default=5,
+                        help="cross-validation folds, grouped by document (default: 5)")
+    _add_backend(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the main flow: ingest, segment, code, write outputs")
     _add_run_options(run)
+
+    train = commands.add_parser(
+        "train", help="evaluate, then train the classifier on all reviews and save it")
+    _add_training_options(train)
+    evaluate = commands.add_parser(
+        "evaluate", help="cross-validate the classifier against the coders' reviews")
+    _add_training_options(evaluate)
 
     codebook = commands.add_parser("codebook", help="work with the codebook")
     codebook_commands = codebook.add_subparsers(dest="codebook_command", required=True,
@@ -97,12 +125,65 @@ def cmd_run(args: argparse.Namespace) -> int:
         corpus=args.corpus,
         codebook=args.codebook,
         out=args.out,
+        backend=args.backend,
         batch_size=args.batch_size,
         interviewer_labels=labels,
         max_turn_chars=args.max_turn_chars,
     )
     _print_summary(summary, args.out)
     print(f"  wall time      {time.perf_counter() - t0:.1f} s (incl. Prefect start-up)")
+    return 0
+
+
+def _check_first(args: argparse.Namespace) -> int:
+    from .codebook import check_codebook
+
+    status, report = check_codebook(args.codebook)
+    if status:
+        print(report, file=sys.stderr)
+    elif not Path(args.corpus).is_dir():
+        print(f"error: corpus folder '{args.corpus}' does not exist", file=sys.stderr)
+        return 2
+    return status
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    if status := _check_first(args):
+        return status
+    from flows.train import evaluate_model
+
+    try:
+        result = evaluate_model(corpus=args.corpus, codebook=args.codebook, out=args.out,
+                                reviews=args.reviews, backend=args.backend, folds=args.folds)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(result["table"])
+    s = result["summary"]
+    print(f"\n{s['reviewed']} reviewed segments; macro F1 {s['macro_f1']:.3f} (rules alone "
+          f"{s['rules_macro_f1']:.3f}), mean alpha {s['mean_alpha']:.3f}; trust status: "
+          + ", ".join(f"{k} {v}" for k, v in s["status"].items()))
+    if result["unmatched"]:
+        print(f"{result['unmatched']} reviewed segment ids are not in the corpus and were "
+              "ignored.")
+    print(f"written: {Path(args.out).resolve() / 'evaluation.csv'}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    if status := _check_first(args):
+        return status
+    from flows.train import train_model
+
+    meta = train_model(corpus=args.corpus, codebook=args.codebook, out=args.out,
+                       reviews=args.reviews, backend=args.backend, folds=args.folds)
+    print(f"\ntrained {meta['model_id']} on {meta['reviewed_segments']} reviewed segments "
+          f"({meta['backend']} backend)")
+    if meta.get("evaluation"):
+        e = meta["evaluation"]
+        print(f"cross-validated: macro F1 {e['macro_f1']:.3f}, mean alpha "
+              f"{e['mean_alpha']:.3f} (details in evaluation.csv)")
+    print(f"saved: {Path(args.out).resolve() / 'model'}")
     return 0
 
 
@@ -118,6 +199,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "run":
         return cmd_run(args)
+    if args.command == "train":
+        return cmd_train(args)
+    if args.command == "evaluate":
+        return cmd_evaluate(args)
     if args.command == "codebook":
         return cmd_codebook_check(args)
     return 2

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .documents import Document, Segment, Skipped
-from .ingest import FileRecord, drop_duplicate_ids, ingest_files, load_manifest
+from .ingest import FileRecord, discover_files, drop_duplicate_ids, ingest_files, load_manifest
 from .segment import DEFAULT_MAX_TURN_CHARS, segment_document
 from .speakers import DEFAULT_INTERVIEWER_LABELS
 
@@ -65,3 +65,16 @@ def input_records(files: Sequence[FileRecord]) -> list[dict]:
 
 def flat_segments(batch: Batch) -> list[Segment]:
     return [s for segs in batch.segments for s in segs]
+
+
+def read_corpus(
+    corpus: str | Path,
+    interviewer_labels: Sequence[str] = DEFAULT_INTERVIEWER_LABELS,
+    max_turn_chars: int = DEFAULT_MAX_TURN_CHARS,
+) -> Batch:
+    """The whole corpus read and segmented in one process, with every skip reported."""
+    corpus = Path(corpus)
+    paths, unsupported = discover_files(corpus)
+    batch = combine_batches([process_batch(corpus, paths, interviewer_labels, max_turn_chars)])
+    batch.skipped[:0] = [*load_manifest(corpus).problems, *unsupported]
+    return batch

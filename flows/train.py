@@ -1,0 +1,72 @@
+"""Flows to train and evaluate the classifier from the corpus and the coders' reviews."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+
+from qualcode.codebook import load_codebook
+from qualcode.corpus import flat_segments, read_corpus
+from qualcode.evaluate import (
+    cross_validate,
+    evaluation_rows,
+    format_evaluation,
+    summary,
+    write_evaluation,
+)
+from qualcode.training import TrainingSet, load_review_source, train, training_set
+
+
+def _training_data(corpus: Path, reviews: str | None, code_ids: list[str]) -> TrainingSet:
+    segments = flat_segments(read_corpus(corpus))
+    source = load_review_source(reviews or corpus / "reviews", code_ids)
+    return training_set(segments, source.decisions())
+
+
+@task(name="cross-validate")
+def cross_validate_task(book, data, out: str, backend: str | None, folds: int):
+    return cross_validate(book, data, out, backend, folds)
+
+
+@task(name="train-model")
+def train_task(book, data, out: str, backend: str | None, evaluation: dict[str, Any]):
+    return train(book, data, out, backend, evaluation=evaluation)
+
+
+@flow(name="evaluate-model")
+def evaluate_model(
+    corpus: str = "corpus", codebook: str = "codebook.yaml", out: str = "outputs",
+    reviews: str | None = None, backend: str | None = None, folds: int = 5,
+) -> dict[str, Any]:
+    """Cross-validate over the reviewed segments; write ``evaluation.csv``."""
+    logger = get_run_logger()
+    book = load_codebook(codebook)
+    data = _training_data(Path(corpus).resolve(), reviews, book.code_ids)
+    logger.info("cross-validating on %d reviewed segments from %d documents",
+                len(data.texts), len(set(data.groups)))
+    cv = cross_validate_task(book, data, str(Path(out).resolve()), backend, folds)
+    rows = evaluation_rows(book, cv)
+    write_evaluation(out, rows)
+    return {"summary": summary(rows), "table": format_evaluation(rows),
+            "unmatched": data.unmatched}
+
+
+@flow(name="train-model")
+def train_model(
+    corpus: str = "corpus", codebook: str = "codebook.yaml", out: str = "outputs",
+    reviews: str | None = None, backend: str | None = None, folds: int = 5,
+    evaluate: bool = True,
+) -> dict[str, Any]:
+    """Evaluate (when there are enough reviews), then train on all of them and save."""
+    book = load_codebook(codebook)
+    out_dir = str(Path(out).resolve())
+    data = _training_data(Path(corpus).resolve(), reviews, book.code_ids)
+    evaluation: dict[str, Any] = {}
+    if evaluate and len(set(data.groups)) >= 2:
+        rows = evaluation_rows(book, cross_validate_task(book, data, out_dir, backend, folds))
+        write_evaluation(out_dir, rows)
+        evaluation = summary(rows)
+    _, meta = train_task(book, data, out_dir, backend, evaluation)
+    return {**meta, "unmatched": data.unmatched}
