@@ -1,0 +1,595 @@
+"""Reports from coded outputs: frequency, cross-tab, co-occurrence and quote tables, one HTML
+page, and a short summary for Prefect artifacts.
+
+Entry points:
+
+- :func:`write_reports` reads ``segments.csv``, ``codings.csv`` and (if present)
+  ``evaluation.csv``, ``reliability.csv`` and ``run_manifest.json`` in ``out`` and writes
+  every report file there atomically;
+- :func:`artifact_markdown` and :func:`frequency_table_rows` give the text and the rows the
+  flow publishes as Prefect artifacts (ids, counts and code names only: never transcript
+  text, because artifacts are stored in Prefect's database).
+
+The tables themselves are pure functions of DataFrames in :mod:`qualcode.report_tables`;
+the page is rendered by :mod:`qualcode.report_html`. Nothing here knows a particular
+codebook: the category pairs and metadata fields to tabulate are settings, and settings
+that do not fit the codebook or the data are skipped with a note in the report.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .codebook import Codebook
+from .outputs import CSV_ENCODING, atomic_write_text, write_csv
+from .report_html import (
+    bar_chart,
+    comparison_chart,
+    format_cell,
+    format_share,
+    heatmap_chart,
+    render_report,
+)
+from .report_tables import (
+    HUMAN,
+    TOTAL_ROW,
+    applied_matrix,
+    category_pair_table,
+    code_document_matrix,
+    cooccurrence_table,
+    corrected_prevalence,
+    crosstab_table,
+    difference_table,
+    evaluation_by_code,
+    frequency_table,
+    prepare_segments,
+    quote_table,
+    quotes_markdown,
+)
+
+__all__ = [
+    "ReportInputs",
+    "ReportSettings",
+    "artifact_markdown",
+    "category_pair_table",
+    "code_document_matrix",
+    "cooccurrence_table",
+    "corrected_prevalence",
+    "crosstab_table",
+    "difference_table",
+    "frequency_table",
+    "frequency_table_rows",
+    "load_report_inputs",
+    "quote_table",
+    "write_reports",
+]
+
+SEGMENTS_CSV = "segments.csv"
+CODINGS_CSV = "codings.csv"
+EVALUATION_CSV = "evaluation.csv"
+RELIABILITY_CSV = "reliability.csv"
+RUN_MANIFEST = "run_manifest.json"
+FREQUENCIES_CSV = "frequencies.csv"
+COOCCURRENCE_CSV = "cooccurrence.csv"
+MATRIX_CSV = "code_document_matrix.csv"
+MATRIX_BINARY_CSV = "code_document_matrix_binary.csv"
+QUOTES_CSV = "quotes.csv"
+QUOTES_MD = "quotes.md"
+REPORT_HTML = "report.html"
+# Per-setting files; files matching these but not written by this run are stale and removed.
+VARIABLE_PATTERNS = ("frequencies_by_*.csv", "differences_by_*.csv", "cooccurrence_*_x_*.csv")
+
+
+@dataclass(frozen=True, slots=True)
+class ReportSettings:
+    """What to tabulate. Names that the data or the codebook lack are skipped with a note.
+
+    ``crosstab_fields``: columns of ``segments.csv`` to compare groups by.
+    ``category_pairs``: (rows, columns) category ids for the co-occurrence cross-tabs; when
+    none of them exists in the codebook, its first two categories are used instead.
+    """
+
+    crosstab_fields: tuple[str, ...] = ("case", "source_type")
+    category_pairs: tuple[tuple[str, str], ...] = (
+        ("lever_tactic", "power_mechanism"),
+        ("lever_tactic", "outcome"),
+    )
+    quotes_per_code: int = 3
+    context_chars: int = 240  # context (previous turn) in quotes
+    html_quote_chars: int = 700  # quotes longer than this are shortened on the HTML page
+    alpha: float = 0.05  # significance level for the q-values
+    draws: int = 4000  # Monte Carlo draws for the corrected estimate's interval
+    seed: int = 0  # fixed, so reruns give the same numbers and file hashes
+    title: str = "Qualitative coding report"
+
+
+@dataclass(slots=True)
+class ReportInputs:
+    """Everything the reports are computed from, as read from ``out``."""
+
+    segments: pd.DataFrame
+    codings: pd.DataFrame | None
+    evaluation: pd.DataFrame | None = None
+    reliability: pd.DataFrame | None = None
+    manifest: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    # Everything as text: ids such as "NA" or "001" must survive; numbers are parsed where
+    # they are used.
+    return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=CSV_ENCODING)
+
+
+def load_report_inputs(out: str | Path) -> ReportInputs:
+    """Read the coded outputs in ``out``. ``segments.csv`` is required; the rest optional."""
+    out = Path(out)
+    path = out / SEGMENTS_CSV
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} does not exist — run `qualcode run` first to code the corpus")
+    notes: list[str] = []
+    segments = _read_csv(path)
+    codings = None
+    if (out / CODINGS_CSV).is_file():
+        codings = _read_csv(out / CODINGS_CSV)
+    else:
+        notes.append(f"{CODINGS_CSV} was not found: no codes are counted.")
+    evaluation = _read_csv(out / EVALUATION_CSV) if (out / EVALUATION_CSV).is_file() else None
+    reliability = (_read_csv(out / RELIABILITY_CSV) if (out / RELIABILITY_CSV).is_file()
+                   else None)
+    manifest: dict[str, Any] = {}
+    if (out / RUN_MANIFEST).is_file():
+        try:
+            manifest = json.loads((out / RUN_MANIFEST).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            notes.append(f"{RUN_MANIFEST} could not be read ({err}); run metadata is missing.")
+    return ReportInputs(segments, codings, evaluation, reliability, manifest, notes)
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_") or "field"
+
+
+def resolve_settings(settings: ReportSettings, codebook: Codebook, segments: pd.DataFrame
+                     ) -> tuple[list[str], list[tuple[str, str]], list[str]]:
+    """The crosstab fields and category pairs that apply here, and notes on the others."""
+    notes = []
+    fields = []
+    for name in settings.crosstab_fields:
+        if name in segments.columns:
+            fields.append(name)
+        else:
+            notes.append(f"No cross-tab by '{name}': segments.csv has no such column.")
+    known = {c.id for c in codebook.categories}
+    pairs = []
+    for a, b in settings.category_pairs:
+        missing = [c for c in (a, b) if c not in known]
+        if missing:
+            notes.append(f"No co-occurrence table {a} × {b}: the codebook has no category "
+                         + ", ".join(f"'{m}'" for m in missing) + ".")
+        else:
+            pairs.append((a, b))
+    if not pairs and settings.category_pairs and len(codebook.categories) >= 2:
+        a, b = codebook.categories[0].id, codebook.categories[1].id
+        pairs.append((a, b))
+        notes.append(f"Using the codebook's first two categories ({a} × {b}) instead.")
+    return fields, pairs, notes
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _cell(value: Any) -> Any:
+    if value is None or value is pd.NA:
+        return ""
+    if isinstance(value, bool | np.bool_):
+        return "True" if value else "False"
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        return "" if math.isnan(value) else repr(float(value))
+    return value
+
+
+def frame_rows(frame: pd.DataFrame) -> tuple[list[str], list[list[Any]]]:
+    """Header and CSV-ready rows of a table (NaN → empty, floats without float noise)."""
+    rows = [[_cell(v) for v in row] for row in frame.astype(object).itertuples(index=False)]
+    return [str(c) for c in frame.columns], rows
+
+
+def _write_frame(path: Path, frame: pd.DataFrame) -> str:
+    header, rows = frame_rows(frame)
+    return write_csv(path, header, rows)
+
+
+def write_reports(out: str | Path, codebook: Codebook,
+                  settings: ReportSettings | None = None) -> dict[str, str]:
+    """Write every report file into ``out``; return ``{file name: sha256}``.
+
+    Reads ``segments.csv`` (required), ``codings.csv``, ``evaluation.csv``,
+    ``reliability.csv`` and ``run_manifest.json`` from ``out``. Writes (each atomically;
+    CSVs UTF-8 with BOM, no index column): ``frequencies.csv``,
+    ``frequencies_by_<field>.csv`` and ``differences_by_<field>.csv`` per cross-tab field,
+    ``cooccurrence.csv``, ``cooccurrence_<a>_x_<b>.csv`` per category pair,
+    ``code_document_matrix.csv``, ``code_document_matrix_binary.csv``, ``quotes.csv``,
+    ``quotes.md`` and ``report.html``. Per-field and per-pair files of earlier runs that this
+    run does not write are removed, so ``out`` never mixes runs.
+    """
+    out = Path(out)
+    settings = settings or ReportSettings()
+    inputs = load_report_inputs(out)
+    seg = prepare_segments(inputs.segments)
+    cod, ev = inputs.codings, inputs.evaluation
+    fields, pairs, setting_notes = resolve_settings(settings, codebook, seg)
+    notes = [*inputs.notes, *setting_notes]
+    applied = applied_matrix(seg, cod, codebook.code_ids)
+    notes += _ignored_notes(applied.ignored)
+
+    written: dict[str, str] = {}
+
+    def save(name: str, frame: pd.DataFrame) -> None:
+        written[name] = _write_frame(out / name, frame)
+
+    freq = frequency_table(seg, cod, codebook, ev, draws=settings.draws, seed=settings.seed)
+    save(FREQUENCIES_CSV, freq)
+    crosstabs, differences = {}, {}
+    for name in fields:
+        crosstabs[name] = crosstab_table(seg, cod, codebook, name, ev)
+        differences[name] = difference_table(seg, cod, codebook, name, ev,
+                                             alpha=settings.alpha, seed=settings.seed)
+        save(f"frequencies_by_{_slug(name)}.csv", crosstabs[name])
+        save(f"differences_by_{_slug(name)}.csv", differences[name])
+    save(COOCCURRENCE_CSV, cooccurrence_table(seg, cod, codebook))
+    pair_tables = {}
+    for a, b in pairs:
+        pair_tables[(a, b)] = category_pair_table(seg, cod, codebook, a, b, ev)
+        save(f"cooccurrence_{a}_x_{b}.csv", pair_tables[(a, b)])
+    save(MATRIX_CSV, code_document_matrix(seg, cod, codebook))
+    save(MATRIX_BINARY_CSV, code_document_matrix(seg, cod, codebook, binary=True))
+    quotes = quote_table(seg, cod, codebook, ev, per_code=settings.quotes_per_code,
+                         context_chars=settings.context_chars)
+    save(QUOTES_CSV, quotes)
+    written[QUOTES_MD] = atomic_write_text(out / QUOTES_MD, quotes_markdown(quotes, codebook))
+
+    context = _html_context(
+        codebook=codebook, settings=settings, inputs=inputs, seg=seg, freq=freq,
+        n_codable=len(applied.segment_ids), coded=int(applied.matrix.any(axis=1).sum()),
+        n_codings=int(applied.matrix.sum()), crosstabs=crosstabs, differences=differences,
+        pair_tables=pair_tables, quotes=quotes, notes=notes,
+        files=[*written, REPORT_HTML],
+    )
+    written[REPORT_HTML] = atomic_write_text(out / REPORT_HTML, render_report(context))
+    _remove_stale(out, written)
+    return written
+
+
+def _ignored_notes(ignored: dict[str, int]) -> list[str]:
+    what = {
+        "unknown_code": "name a code that is not in the codebook",
+        "unknown_segment": "name a segment that is not in segments.csv",
+        "not_codable": "are on segments that are not codable (interviewer turns, preambles)",
+        "duplicate": "repeat a segment and code already counted",
+    }
+    return [f"{n} row(s) of {CODINGS_CSV} {what[key]} and were not counted."
+            for key, n in ignored.items() if n]
+
+
+def _remove_stale(out: Path, written: dict[str, str]) -> None:
+    for pattern in VARIABLE_PATTERNS:
+        for path in out.glob(pattern):
+            if path.name not in written and path.is_file():
+                path.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- HTML context
+
+
+def _table(header: Sequence[tuple[str, bool]], rows: Sequence[tuple[Sequence[Any], str]]
+           ) -> dict[str, Any]:
+    return {"header": [{"label": label, "num": num} for label, num in header],
+            "rows": [{"cells": list(cells), "cls": cls} for cells, cls in rows]}
+
+
+def _badge(status: str) -> Any:
+    return {"badge": status} if status else ""
+
+
+def _display(value: Any) -> str:
+    """A cell read as text: numbers shortened for display, everything else as is."""
+    text = str(value)
+    try:
+        number = float(text)
+    except ValueError:
+        return text or "–"
+    return text if text.lstrip("-").isdigit() else format_cell(number)
+
+
+def _html_context(*, codebook: Codebook, settings: ReportSettings, inputs: ReportInputs,
+                  seg: pd.DataFrame, freq: pd.DataFrame, n_codable: int, coded: int,
+                  n_codings: int, crosstabs: dict[str, pd.DataFrame],
+                  differences: dict[str, pd.DataFrame],
+                  pair_tables: dict[tuple[str, str], pd.DataFrame], quotes: pd.DataFrame,
+                  notes: list[str], files: list[str]) -> dict[str, Any]:
+    manifest = inputs.manifest
+    has_eval = "status" in freq.columns
+    status = dict(zip(freq["code_id"], freq["status"], strict=True)) if has_eval else {}
+    flagged = [cid for cid, s in status.items() if s == HUMAN]
+    if flagged:
+        notes = [*notes, f"{len(flagged)} code(s) have status 'human' (the classifier is not "
+                 "trusted for them; code by hand before citing): " + ", ".join(flagged) + "."]
+
+    categories = []
+    for cat in codebook.categories:
+        rows = freq[freq["category"] == cat.id]
+        header = [("Code", False), ("id", False), ("Segments", True), ("% segments", True),
+                  ("Documents", True), ("% documents", True)]
+        if has_eval:
+            header += [("Corrected", True), ("95% interval", True), ("Status", False)]
+        body = []
+        for _, r in rows.iterrows():
+            cells: list[Any] = [r["name"], r["code_id"], format_cell(r["segments"]),
+                                format_share(r["share_of_segments"]), format_cell(r["documents"]),
+                                format_share(r["share_of_documents"])]
+            if has_eval:
+                interval = ("–" if pd.isna(r["corrected_low"]) else
+                            f"{r['corrected_low']:.1f}–{r['corrected_high']:.1f}")
+                cells += [format_cell(r["corrected_segments"]), interval, _badge(r["status"])]
+            body.append((cells, "human" if status.get(r["code_id"]) == HUMAN else ""))
+        categories.append({"id": cat.id, "name": cat.name, "description": cat.description,
+                           "chart": bar_chart(rows, n_codable), "table": _table(header, body)})
+
+    comparisons = []
+    for name, table in differences.items():
+        groups = [c[len("share_"):] for c in table.columns if c.startswith("share_")]
+        diff = [c for c in table.columns if c.startswith("difference_")]
+        header = [("Code", False), *((f"{g} (n={_group_n(crosstabs[name], g)})", True)
+                                     for g in groups)]
+        if diff:
+            header.append((f"Difference {groups[0]} − {groups[1]}", True))
+        header += [("Test", False), ("p", True), ("q", True), ("Cramér's V", True)]
+        if has_eval:
+            header.append(("Status", False))
+        body = []
+        for _, r in table.iterrows():
+            cells = [r["name"], *(format_share(r[f"share_{g}"]) for g in groups)]
+            if diff:
+                value = r[diff[0]]
+                cells.append("–" if pd.isna(value) else f"{value * 100:+.1f} pts")
+            cells += [r["test"] or "–", format_cell(r["p_value"]), format_cell(r["q_value"]),
+                      format_cell(r["cramers_v"])]
+            if has_eval:
+                cells.append(_badge(r["status"]))
+            cls = " ".join(c for c in (
+                "significant" if isinstance(r["significant"], bool | np.bool_)
+                and r["significant"] else "",
+                "human" if status.get(r["code_id"]) == HUMAN else "") if c)
+            body.append((cells, cls))
+        comparisons.append({"field": name, "chart": comparison_chart(crosstabs[name], groups),
+                            "table": _table(header, body)})
+
+    pairs = [{"a_name": codebook.category(a).name, "b_name": codebook.category(b).name,
+              "chart": heatmap_chart(t, codebook, b, status)} for (a, b), t in pair_tables.items()]
+
+    trust = None
+    if inputs.evaluation is not None:
+        ev = inputs.evaluation
+        known = evaluation_by_code(ev, codebook.code_ids)
+        wanted = [c for c in ("support", "precision", "recall", "f1", "kappa", "alpha", "tpr",
+                              "fpr") if c in ev.columns]
+        by_id = ev.drop_duplicates("code_id").set_index("code_id") if "code_id" in ev else None
+        body = []
+        for code in codebook.codes:
+            if by_id is None or code.id not in by_id.index:
+                continue
+            r = by_id.loc[code.id]
+            s = str(known.get(code.id, {}).get("status", ""))
+            body.append(([code.name, code.id, *(_display(r[c]) for c in wanted), _badge(s)],
+                         "human" if s == HUMAN else ""))
+        trust = _table([("Code", False), ("id", False), *((c, True) for c in wanted),
+                        ("Status", False)], body)
+
+    reliability = None
+    if inputs.reliability is not None and not inputs.reliability.empty:
+        rel = inputs.reliability
+        columns = [*(["code_id"] if "code_id" in rel.columns else []),
+                   *(c for c in rel.columns if c != "code_id")]
+        reliability = _table([(c, c != "code_id") for c in columns],
+                             [([_display(v) for v in row], "")
+                              for row in rel[columns].itertuples(index=False)])
+
+    skipped = list(manifest.get("skipped") or [])
+    skipped_table = _table([("File", False), ("Line", True), ("Reason", False)],
+                           [([s.get("path", ""), str(s.get("line") or ""),
+                              s.get("reason", "")], "") for s in skipped])
+
+    quote_sections = []
+    for cat in codebook.categories:
+        codes = []
+        for code in codebook.codes_in(cat.id):
+            chosen = quotes[quotes["code_id"] == code.id]
+            codes.append({
+                "id": code.id, "name": code.name, "status": status.get(code.id, ""),
+                "quotes": [{
+                    "segment_id": q["segment_id"], "speaker": q["speaker"],
+                    "citation": q["citation"], "method": q["method"],
+                    "score": "" if pd.isna(q["score"]) else f"{float(q['score']):.2f}",
+                    "text": _shorten(str(q["text"]), settings.html_quote_chars),
+                    "context": q["context"],
+                } for _, q in chosen.iterrows()],
+            })
+        quote_sections.append({"name": cat.name, "codes": codes})
+
+    counts = manifest.get("counts") or {}
+    cards = [
+        ("documents", seg["doc_id"].nunique()),
+        ("segments", len(seg)),
+        ("codable segments", n_codable),
+        ("coded segments", coded),
+        ("codes applied", n_codings),
+        ("skipped files", counts.get("skipped", len(skipped))),
+    ]
+    versions = manifest.get("versions") or {}
+    model = manifest.get("model") or {}
+    run_facts = [(k, v) for k, v in (
+        ("Run id", manifest.get("run_id", "")),
+        ("Started", manifest.get("started", "")),
+        ("Finished", manifest.get("finished", "")),
+        ("Duration", f"{manifest['seconds']} s" if "seconds" in manifest else ""),
+        ("Codebook file", (manifest.get("codebook") or {}).get("path", codebook.path)),
+        ("Model", model.get("model_id", "") if isinstance(model, dict) else str(model)),
+        ("Software", ", ".join(f"{k} {v}" for k, v in versions.items())),
+    ) if v]
+    return {
+        "title": settings.title,
+        "codebook": {"name": codebook.name, "version": codebook.version,
+                     "sha256": codebook.sha256 or (manifest.get("codebook") or {}).get(
+                         "sha256", "")},
+        "run": {"run_id": manifest.get("run_id", ""), "finished": manifest.get("finished", "")},
+        "run_facts": run_facts,
+        "cards": cards,
+        "notes": notes,
+        "files": files,
+        "has_evaluation": has_eval,
+        "alpha": settings.alpha,
+        "categories": categories,
+        "comparisons": comparisons,
+        "pairs": pairs,
+        "trust": trust,
+        "reliability": reliability,
+        "skipped": skipped,
+        "skipped_table": skipped_table,
+        "quotes": quote_sections,
+        "versions": versions,
+    }
+
+
+def _group_n(crosstab: pd.DataFrame, group: str) -> str:
+    total = crosstab[crosstab["code_id"] == TOTAL_ROW]
+    column = f"segments_{group}"
+    return str(int(total[column].iloc[0])) if len(total) and column in total else "?"
+
+
+def _shorten(text: str, limit: int) -> str:
+    if limit <= 0 or len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit // 2 else cut).rstrip() + "…"
+
+
+# --------------------------------------------------------------------------- artifacts
+
+
+def _frequencies(out: Path) -> pd.DataFrame | None:
+    path = out / FREQUENCIES_CSV
+    return _read_csv(path) if path.is_file() else None
+
+
+def _typed(value: str) -> Any:
+    if value == "":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            continue
+    return value
+
+
+def frequency_table_rows(out: str | Path) -> list[dict[str, Any]]:
+    """The rows of ``frequencies.csv`` with numbers as numbers (for a Prefect table artifact).
+
+    Ids, names, categories, counts, shares (and corrected counts and status): no transcript
+    text. Empty when :func:`write_reports` has not written the table yet.
+    """
+    freq = _frequencies(Path(out))
+    if freq is None:
+        return []
+    return [{k: _typed(v) for k, v in row.items()} for row in freq.to_dict(orient="records")]
+
+
+def artifact_markdown(out: str | Path, top: int = 10) -> str:
+    """A short markdown summary of the run in ``out`` (for a Prefect markdown artifact).
+
+    Counts, the ``top`` most frequent codes and the skipped files — only ids, counts, code
+    names and file paths, never transcript text.
+    """
+    out = Path(out)
+    manifest: dict[str, Any] = {}
+    if (out / RUN_MANIFEST).is_file():
+        try:
+            manifest = json.loads((out / RUN_MANIFEST).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            manifest = {}
+    book = manifest.get("codebook") or {}
+    counts = manifest.get("counts") or {}
+    lines = [f"# qualcode run {manifest.get('run_id', '')}".rstrip(), ""]
+    if book:
+        lines += [f"Codebook **{book.get('name', '')}** v{book.get('version', '')} "
+                  f"(sha256 `{str(book.get('sha256', ''))[:12]}`)"
+                  + (f" · finished {manifest['finished']}" if manifest.get("finished") else ""),
+                  ""]
+    if counts:
+        keys = list(counts)
+        lines += ["| " + " | ".join(k.replace("_", " ") for k in keys) + " |",
+                  "|" + "---:|" * len(keys),
+                  "| " + " | ".join(str(counts[k]) for k in keys) + " |", ""]
+    freq = _frequencies(out)
+    if freq is None:
+        lines += ["_No frequency table yet._", ""]
+    else:
+        has_status = "status" in freq.columns
+        freq = freq.assign(_n=pd.to_numeric(freq["segments"], errors="coerce").fillna(0))
+        ranked = freq[freq["_n"] > 0].sort_values("_n", ascending=False, kind="stable")
+        lines += [f"## Top codes (of {len(freq)})", ""]
+        if ranked.empty:
+            lines += ["_No codes applied._", ""]
+        else:
+            head = "| code | id | category | segments | % codable | documents |"
+            rule = "|---|---|---|---:|---:|---:|"
+            if has_status:
+                head, rule = head + " corrected (95% interval) | status |", rule + "---:|---|"
+            lines += [head, rule]
+            for _, r in ranked.head(top).iterrows():
+                share = format_share(r["share_of_segments"])
+                row = (f"| {_md(r['name'])} | `{r['code_id']}` | {r['category']} | "
+                       f"{r['segments']} | {share} | {r['documents']} |")
+                if has_status:
+                    interval = (f"{r['corrected_segments']} ({r['corrected_low']}–"
+                                f"{r['corrected_high']})" if r["corrected_segments"] else "–")
+                    flag = "⚠ human" if r["status"] == HUMAN else (r["status"] or "–")
+                    row += f" {interval} | {flag} |"
+                lines.append(row)
+            lines.append("")
+        if has_status:
+            flagged = freq.loc[freq["status"] == HUMAN, "code_id"].tolist()
+            if flagged:
+                lines += ["**Status `human`** (classifier not trusted; code by hand): "
+                          + ", ".join(f"`{c}`" for c in flagged), ""]
+    skipped = list(manifest.get("skipped") or [])
+    lines += [f"## Skipped files ({len(skipped)})", ""]
+    for s in skipped:
+        where = f"{s.get('path', '')}" + (f":{s['line']}" if s.get("line") else "")
+        reason = str(s.get("reason", ""))
+        reason = reason if len(reason) <= 160 else reason[:159] + "…"
+        lines.append(f"- `{where}`: {_md(reason)}")
+    if not skipped:
+        lines.append("None.")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _md(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")

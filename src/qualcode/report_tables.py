@@ -1,0 +1,695 @@
+"""Report tables: pure functions from the coded datasets (DataFrames) to tables.
+
+Every table here is computed from ``segments.csv`` and ``codings.csv`` (and, where it
+says so, ``evaluation.csv``) and nothing else, so every number can be recomputed by hand.
+
+Conventions shared by all tables:
+
+- Only **codable** segments count (interviewer turns and preambles never carry codes, so
+  they would only dilute the shares). A coding row whose segment is unknown or not codable,
+  or whose code is not in the codebook, is ignored (and reported in the notes).
+- A segment counts once per code, even if ``codings.csv`` lists the pair twice.
+- Codes appear in codebook order; documents in order of first appearance in
+  ``segments.csv``; groups of a metadata field in sorted order, with an empty value shown
+  as ``(none)`` last.
+- Columns that depend on ``evaluation.csv`` (``status``, the corrected estimate) appear only
+  when it exists.
+
+The frames these functions take are plain: ``segments`` has the ``segments.csv`` columns
+as strings (``codable`` may be a bool or the text ``True``/``False``) and ``codings`` the
+``codings.csv`` columns. :func:`prepare_segments` and :func:`prepare_codings` normalise
+frames read from disk; the table functions call them, so a caller can pass raw frames.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .codebook import Codebook
+
+__all__ = [
+    "NONE_GROUP",
+    "TOTAL_ROW",
+    "Applied",
+    "applied_matrix",
+    "category_pair_table",
+    "code_document_matrix",
+    "cooccurrence_table",
+    "corrected_prevalence",
+    "crosstab_table",
+    "difference_table",
+    "evaluation_by_code",
+    "frequency_table",
+    "prepare_codings",
+    "prepare_segments",
+    "quote_table",
+    "quotes_markdown",
+]
+
+NONE_GROUP = "(none)"  # group label for an empty metadata value
+TOTAL_ROW = "(codable segments)"  # denominator row of a cross-tab; never a valid code id
+SEGMENT_CORE = (
+    "segment_id", "doc_id", "source_type", "speaker", "turn", "char_start", "char_end",
+    "text", "codable",
+)
+_TRUE = {"true", "1", "yes", "y", "t"}
+HUMAN = "human"
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def prepare_segments(segments: pd.DataFrame) -> pd.DataFrame:
+    """``segments.csv`` as strings, with ``codable`` as bool and duplicate ids dropped."""
+    seg = segments.copy()
+    for col in seg.columns:
+        if col != "codable":
+            seg[col] = seg[col].map(_text)
+    if "codable" not in seg.columns:
+        seg["codable"] = True
+    elif seg["codable"].dtype != bool:
+        seg["codable"] = seg["codable"].map(
+            lambda v: _text(v).strip().lower() in _TRUE).astype(bool)
+    for col in ("segment_id", "doc_id"):
+        if col not in seg.columns:
+            raise ValueError(f"segments table has no {col!r} column")
+    return seg.drop_duplicates("segment_id", keep="first").reset_index(drop=True)
+
+
+def prepare_codings(codings: pd.DataFrame | None) -> pd.DataFrame:
+    """``codings.csv`` with ``score`` as float (missing → NaN) and text columns as str."""
+    columns = ["segment_id", "doc_id", "code_id", "category", "score", "method", "evidence"]
+    if codings is None or codings.empty:
+        frame = pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+        frame["score"] = frame["score"].astype(float)
+        return frame
+    cod = codings.copy()
+    for col in columns:
+        if col not in cod.columns:
+            cod[col] = ""
+    for col in cod.columns:
+        if col != "score":
+            cod[col] = cod[col].map(_text)
+    cod["score"] = pd.to_numeric(cod["score"], errors="coerce").astype(float)
+    return cod.reset_index(drop=True)
+
+
+def _text(value: object) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if value is pd.NA or value is pd.NaT:
+        return ""
+    return str(value)
+
+
+@dataclass(slots=True)
+class Applied:
+    """The codes applied to codable segments, as a 0/1 matrix, plus what was ignored."""
+
+    segment_ids: list[str]
+    doc_ids: list[str]
+    code_ids: list[str]
+    matrix: np.ndarray  # codable segments × codes, int 0/1
+    codings: pd.DataFrame  # the coding rows that count (one per segment and code)
+    ignored: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def segments_per_code(self) -> np.ndarray:
+        return self.matrix.sum(axis=0).astype(int)
+
+
+def applied_matrix(segments: pd.DataFrame, codings: pd.DataFrame | None,
+                   code_ids: Sequence[str]) -> Applied:
+    """Codable segments × codes (0/1) from ``segments`` and ``codings``.
+
+    Of duplicate (segment, code) rows the strongest is kept: a human decision first, then
+    the highest score.
+    """
+    seg = prepare_segments(segments)
+    cod = prepare_codings(codings)
+    codable = seg.loc[seg["codable"].to_numpy(dtype=bool)]
+    seg_ids = codable["segment_id"].tolist()
+    row_of = {sid: i for i, sid in enumerate(seg_ids)}
+    col_of = {cid: j for j, cid in enumerate(code_ids)}
+    known_segments = set(seg["segment_id"])
+    ignored = {
+        "unknown_code": int((~cod["code_id"].isin(col_of)).sum()),
+        "unknown_segment": int((~cod["segment_id"].isin(known_segments)).sum()),
+        "not_codable": int((cod["segment_id"].isin(known_segments)
+                            & ~cod["segment_id"].isin(row_of)).sum()),
+    }
+    keep = cod["code_id"].isin(col_of) & cod["segment_id"].isin(row_of)
+    cod = cod[keep].copy()
+    cod["_human"] = cod["method"].str.lower().eq(HUMAN)
+    cod["_order"] = cod["segment_id"].map(row_of)
+    before = len(cod)
+    cod = (cod.sort_values(["_human", "score"], ascending=[False, False], kind="stable",
+                           na_position="last")
+              .drop_duplicates(["segment_id", "code_id"], keep="first")
+              .sort_values(["_order"], kind="stable"))
+    ignored["duplicate"] = before - len(cod)
+    # the segment's own doc_id is authoritative
+    doc_of = dict(zip(seg["segment_id"], seg["doc_id"], strict=True))
+    cod["doc_id"] = cod["segment_id"].map(doc_of)
+    matrix = np.zeros((len(seg_ids), len(code_ids)), dtype=int)
+    if len(cod):
+        matrix[cod["_order"].to_numpy(), cod["code_id"].map(col_of).to_numpy()] = 1
+    return Applied(seg_ids, codable["doc_id"].tolist(), list(code_ids), matrix,
+                   cod.drop(columns=["_order"]).reset_index(drop=True), ignored)
+
+
+def evaluation_by_code(evaluation: pd.DataFrame | None, code_ids: Sequence[str]
+                       ) -> dict[str, dict[str, object]]:
+    """Per codebook code: ``status``, ``tpr``, ``fpr``, ``n_pos``, ``n_neg`` from the evaluation.
+
+    ``n_pos`` is the evaluation's ``support`` (human positives). ``n_neg`` (human negatives,
+    the denominator of ``fpr``) is taken from ``tn + fp``, else a ``negatives`` column,
+    else a total (``n``, ``reviewed``, ``evaluated``) minus ``support``; when the evaluation
+    gives none of these, ``n_neg = support`` — conservative, since codes are usually rarer
+    than their absence, so the true ``n_neg`` is larger and the interval narrower.
+    Summary rows (``micro_avg`` ...) and codes not in the codebook are ignored.
+    """
+    if evaluation is None or "code_id" not in evaluation.columns:
+        return {}
+    ev = evaluation.copy()
+    ev["code_id"] = ev["code_id"].map(_text)
+    ev = ev[ev["code_id"].isin(set(code_ids))].drop_duplicates("code_id")
+
+    def num(row: pd.Series, *names: str) -> float:
+        for name in names:
+            if name in row.index:
+                value = pd.to_numeric(pd.Series([row[name]]), errors="coerce").iloc[0]
+                if not pd.isna(value):
+                    return float(value)
+        return math.nan
+
+    found: dict[str, dict[str, object]] = {}
+    for _, row in ev.iterrows():
+        support = num(row, "support")
+        tn, fp = num(row, "tn"), num(row, "fp")
+        n_neg = tn + fp
+        if math.isnan(n_neg):
+            n_neg = num(row, "negatives", "n_negative", "support_negative")
+        if math.isnan(n_neg):
+            n_neg = num(row, "n", "reviewed", "evaluated", "n_reviewed") - support
+        if math.isnan(n_neg) or n_neg < 0:
+            n_neg = support
+        found[row["code_id"]] = {
+            "status": _text(row["status"]).strip() if "status" in row.index else "",
+            "tpr": num(row, "tpr"),
+            "fpr": num(row, "fpr"),
+            "n_pos": support,
+            "n_neg": n_neg,
+        }
+    return found
+
+
+# --------------------------------------------------------------------------- frequencies
+
+
+def corrected_prevalence(
+    k: int, n: int, tpr: float, fpr: float, n_pos: float, n_neg: float, *,
+    draws: int = 4000, level: float = 0.95, rng: np.random.Generator | None = None,
+) -> tuple[float, float, float]:
+    """Adjusted classify-and-count: the share of segments that truly carry a code.
+
+    Point estimate (Forman's adjusted count; Rogan–Gladen's estimator in epidemiology)::
+
+        p_obs = k / n                        # share the classifier coded
+        p_adj = (p_obs - fpr) / (tpr - fpr)  # clipped to [0, 1]
+
+    because ``E[p_obs] = tpr·p + fpr·(1 - p)`` for a true share ``p``.
+
+    Interval: Monte Carlo propagation of all three sources of uncertainty, each drawn
+    from its Jeffreys posterior (a parametric bootstrap that behaves at 0 and 1)::
+
+        p_obs* ~ Beta(k + ½, n - k + ½)
+        tpr*   ~ Beta(tp + ½, n_pos - tp + ½),  tp = round(tpr · n_pos)
+        fpr*   ~ Beta(fp + ½, n_neg - fp + ½),  fp = round(fpr · n_neg)
+        p_adj* = clip((p_obs* - fpr*) / (tpr* - fpr*), 0, 1)
+
+    and the interval is the central ``level`` quantile range of ``p_adj*``. Draws with
+    ``tpr* <= fpr*`` (a classifier no better than chance) have no estimate; when more than
+    ``(1 - level) / 2`` of the draws are like that the interval is ``[0, 1]``, otherwise
+    they are left out. ``n_pos`` is the evaluation's support; the smaller ``n_pos`` and
+    ``n_neg``, the wider the interval.
+
+    Returns ``(p_adj, low, high)`` as shares; all NaN when the correction is undefined
+    (no codable segments, missing rates or support, or ``tpr <= fpr``).
+    """
+    nan = (math.nan, math.nan, math.nan)
+    if (n <= 0 or any(math.isnan(x) for x in (tpr, fpr, n_pos, n_neg))
+            or n_pos <= 0 or tpr <= fpr):
+        return nan
+    tpr, fpr = min(max(tpr, 0.0), 1.0), min(max(fpr, 0.0), 1.0)
+    n_neg = max(n_neg, 1.0)
+    point = min(max((k / n - fpr) / (tpr - fpr), 0.0), 1.0)
+    rng = rng if rng is not None else np.random.default_rng(0)
+    tp, fp = round(tpr * n_pos), round(fpr * n_neg)
+    p_star = rng.beta(k + 0.5, n - k + 0.5, draws)
+    tpr_star = rng.beta(tp + 0.5, n_pos - tp + 0.5, draws)
+    fpr_star = rng.beta(fp + 0.5, n_neg - fp + 0.5, draws)
+    gap = tpr_star - fpr_star
+    ok = gap > 0
+    tail = (1.0 - level) / 2.0
+    if (~ok).mean() > tail:
+        return point, 0.0, 1.0
+    adj = np.clip((p_star[ok] - fpr_star[ok]) / gap[ok], 0.0, 1.0)
+    low, high = np.quantile(adj, [tail, 1.0 - tail])
+    return point, float(low), float(high)
+
+
+def _code_rng(seed: int, code_id: str) -> np.random.Generator:
+    # one stream per code: a code's interval does not depend on the other codes
+    return np.random.default_rng([seed, zlib.crc32(code_id.encode("utf-8"))])
+
+
+def _share(count: float, total: float, digits: int = 4) -> float:
+    return round(count / total, digits) if total else math.nan
+
+
+def frequency_table(
+    segments: pd.DataFrame,
+    codings: pd.DataFrame | None,
+    codebook: Codebook,
+    evaluation: pd.DataFrame | None = None,
+    *,
+    draws: int = 4000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """``frequencies.csv``: per code, segments and documents coded and their shares.
+
+    ``share_of_segments = segments / codable segments``; ``share_of_documents = documents /
+    documents with at least one codable segment``. With an evaluation, also
+    ``corrected_segments`` (= codable segments × ``p_adj``) and its 95% interval
+    ``corrected_low``/``corrected_high`` from :func:`corrected_prevalence`, and the code's
+    ``status`` (``human`` means the classifier is not trusted for this code).
+    """
+    applied = applied_matrix(segments, codings, codebook.code_ids)
+    n = len(applied.segment_ids)
+    by_doc = _doc_binary(applied)
+    n_docs = len(by_doc)
+    rows = []
+    for j, code in enumerate(codebook.codes):
+        k = int(applied.matrix[:, j].sum())
+        d = int(by_doc[code.id].sum()) if n_docs else 0
+        rows.append({
+            "code_id": code.id, "name": code.name, "category": code.category,
+            "segments": k, "documents": d,
+            "share_of_segments": _share(k, n), "share_of_documents": _share(d, n_docs),
+        })
+    table = pd.DataFrame(rows, columns=["code_id", "name", "category", "segments", "documents",
+                                        "share_of_segments", "share_of_documents"])
+    if evaluation is not None:
+        ev = evaluation_by_code(evaluation, codebook.code_ids)
+        corrected = []
+        for row in rows:
+            e = ev.get(row["code_id"], {})
+            p, low, high = corrected_prevalence(
+                row["segments"], n, float(e.get("tpr", math.nan)),
+                float(e.get("fpr", math.nan)), float(e.get("n_pos", math.nan)),
+                float(e.get("n_neg", math.nan)), draws=draws,
+                rng=_code_rng(seed, row["code_id"]),
+            )
+            corrected.append({
+                "corrected_segments": round(p * n, 2), "corrected_low": round(low * n, 2),
+                "corrected_high": round(high * n, 2), "status": e.get("status", ""),
+            })
+        table = pd.concat([table, pd.DataFrame(corrected, index=table.index)], axis=1)
+    return table
+
+
+def _doc_binary(applied: Applied) -> pd.DataFrame:
+    """Documents with codable segments × codes: 1 when any of its segments has the code."""
+    frame = pd.DataFrame(applied.matrix, columns=applied.code_ids)
+    frame["_doc"] = applied.doc_ids
+    return (frame.groupby("_doc", sort=False).max() > 0).astype(int)
+
+
+def _statuses(codebook: Codebook, evaluation: pd.DataFrame | None) -> dict[str, str] | None:
+    if evaluation is None:
+        return None
+    ev = evaluation_by_code(evaluation, codebook.code_ids)
+    return {cid: str(ev.get(cid, {}).get("status", "")) for cid in codebook.code_ids}
+
+
+# --------------------------------------------------------------------------- cross-tabs
+
+
+def _groups(segments: pd.DataFrame, column: str) -> tuple[list[str], list[str]]:
+    """Group label of every codable segment, and the sorted distinct labels."""
+    seg = prepare_segments(segments)
+    values = seg.loc[seg["codable"], column].map(lambda v: v.strip() or NONE_GROUP).tolist()
+    distinct = sorted(set(values) - {NONE_GROUP})
+    if NONE_GROUP in values:
+        distinct.append(NONE_GROUP)
+    return values, distinct
+
+
+def _group_counts(segments: pd.DataFrame, codings: pd.DataFrame | None, codebook: Codebook,
+                  column: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Groups, codes × groups counts of coded segments, and codable segments per group."""
+    applied = applied_matrix(segments, codings, codebook.code_ids)
+    values, groups = _groups(segments, column)
+    index = np.array([groups.index(v) for v in values], dtype=int)
+    onehot = np.zeros((len(values), len(groups)), dtype=int)
+    if len(values):
+        onehot[np.arange(len(values)), index] = 1
+    return groups, applied.matrix.T @ onehot, onehot.sum(axis=0)
+
+
+def crosstab_table(segments: pd.DataFrame, codings: pd.DataFrame | None, codebook: Codebook,
+                   column: str, evaluation: pd.DataFrame | None = None) -> pd.DataFrame:
+    """``frequencies_by_<field>.csv``: per code, coded segments and column shares per group.
+
+    Columns: ``code_id, name, category``, then ``segments_<group>`` for every group,
+    ``segments_total``, then ``share_<group>`` (coded / codable segments of that group) and
+    ``share_total`` (``_all_groups`` instead of ``_total`` if a group is called "total");
+    ``status`` with an evaluation. The last row, ``code_id`` =
+    ``(codable segments)``, holds the denominators.
+    """
+    groups, counts, totals = _group_counts(segments, codings, codebook, column)
+    statuses = _statuses(codebook, evaluation)
+    n = int(totals.sum())
+    total_name = "total" if "total" not in groups else "all_groups"
+    rows = []
+    for j, code in enumerate(codebook.codes):
+        row: dict[str, object] = {"code_id": code.id, "name": code.name,
+                                  "category": code.category}
+        for g, group in enumerate(groups):
+            row[f"segments_{group}"] = int(counts[j, g])
+        row[f"segments_{total_name}"] = int(counts[j].sum())
+        for g, group in enumerate(groups):
+            row[f"share_{group}"] = _share(counts[j, g], totals[g])
+        row[f"share_{total_name}"] = _share(counts[j].sum(), n)
+        if statuses is not None:
+            row["status"] = statuses[code.id]
+        rows.append(row)
+    total: dict[str, object] = {"code_id": TOTAL_ROW, "name": "Codable segments (denominator)",
+                                "category": ""}
+    for g, group in enumerate(groups):
+        total[f"segments_{group}"] = int(totals[g])
+    total[f"segments_{total_name}"] = n
+    rows.append(total)
+    columns = ["code_id", "name", "category", *(f"segments_{g}" for g in groups),
+               f"segments_{total_name}", *(f"share_{g}" for g in groups),
+               f"share_{total_name}"]
+    if statuses is not None:
+        columns.append("status")
+    return pd.DataFrame(rows, columns=columns)
+
+
+def difference_table(segments: pd.DataFrame, codings: pd.DataFrame | None, codebook: Codebook,
+                     column: str, evaluation: pd.DataFrame | None = None, *,
+                     alpha: float = 0.05, seed: int = 0,
+                     resamples: int = 9999) -> pd.DataFrame:
+    """``differences_by_<field>.csv``: which codes differ between groups beyond chance.
+
+    Per code, the 2 × g table coded / not coded × group (codable segments) is tested:
+
+    - 2 groups: Fisher's exact test (two-sided), ``test = fisher``;
+    - more groups, every expected count ≥ 5: Pearson's chi-square, ``test = chi2``;
+    - more groups, some expected count < 5: the Fisher–Freeman–Halton exact test with a
+      Monte Carlo p-value (``resamples`` tables, fixed seed), ``test = fisher_mc``.
+
+    ``chi2`` is Pearson's statistic (no continuity correction), ``cramers_v =
+    sqrt(chi2 / n)`` (the table has 2 rows), ``q_value`` the Benjamini–Hochberg adjusted
+    p-value over the codes tested, ``significant = q_value < alpha``. With 2 groups,
+    ``difference_<a>_minus_<b>`` is the difference in shares. A code coded in none or in
+    all codable segments, or a field with fewer than 2 groups, is not tested (empty).
+    """
+    groups, counts, totals = _group_counts(segments, codings, codebook, column)
+    keep = totals > 0
+    groups = [g for g, k in zip(groups, keep, strict=True) if k]
+    counts, totals = counts[:, keep], totals[keep]
+    statuses = _statuses(codebook, evaluation)
+    two = len(groups) == 2
+    diff_col = f"difference_{groups[0]}_minus_{groups[1]}" if two else None
+    rows = []
+    for j, code in enumerate(codebook.codes):
+        row: dict[str, object] = {"code_id": code.id, "name": code.name,
+                                  "category": code.category}
+        for g, group in enumerate(groups):
+            row[f"segments_{group}"] = int(counts[j, g])
+        shares = [counts[j, g] / totals[g] for g in range(len(groups))]
+        for g, group in enumerate(groups):
+            row[f"share_{group}"] = round(shares[g], 4)
+        if diff_col:
+            row[diff_col] = round(shares[0] - shares[1], 4)
+        row.update(_test(counts[j], totals, seed=seed, resamples=resamples,
+                         code_id=code.id))
+        if statuses is not None:
+            row["status"] = statuses[code.id]
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    p = pd.to_numeric(table["p_value"], errors="coerce") if rows else pd.Series(dtype=float)
+    tested = p.notna()
+    q = pd.Series(math.nan, index=table.index, dtype=float)
+    if tested.any():
+        q[tested] = stats.false_discovery_control(p[tested].to_numpy(), method="bh")
+    table["q_value"] = q.map(lambda v: _sig(v))
+    table["significant"] = [("" if math.isnan(v) else bool(v < alpha)) for v in q]
+    columns = ["code_id", "name", "category", *(f"segments_{g}" for g in groups),
+               *(f"share_{g}" for g in groups), *([diff_col] if diff_col else []),
+               "test", "chi2", "p_value", "q_value", "significant", "cramers_v"]
+    if statuses is not None:
+        columns.append("status")
+    return table.reindex(columns=columns)
+
+
+def _sig(value: float, digits: int = 4) -> float:
+    """Round to ``digits`` significant digits (p-values can be tiny)."""
+    if value is None or math.isnan(value) or value == 0:
+        return value
+    return float(f"{value:.{digits}g}")
+
+
+def _test(coded: np.ndarray, totals: np.ndarray, *, seed: int, resamples: int,
+          code_id: str) -> dict[str, object]:
+    empty = {"test": "", "chi2": math.nan, "p_value": math.nan, "cramers_v": math.nan}
+    n, k = int(totals.sum()), int(coded.sum())
+    if len(totals) < 2 or k == 0 or k == n:
+        return empty
+    table = np.vstack([coded, totals - coded]).astype(int)
+    chi2, p_chi2, _, expected = stats.chi2_contingency(table, correction=False)
+    v = math.sqrt(chi2 / n)
+    if table.shape[1] == 2:
+        name, p = "fisher", float(stats.fisher_exact(table).pvalue)
+    elif expected.min() < 5:
+        method = stats.MonteCarloMethod(n_resamples=resamples, rng=_code_rng(seed, code_id))
+        name, p = "fisher_mc", float(stats.fisher_exact(table, method=method).pvalue)
+    else:
+        name, p = "chi2", float(p_chi2)
+    return {"test": name, "chi2": _sig(float(chi2)), "p_value": _sig(min(p, 1.0)),
+            "cramers_v": round(v, 4)}
+
+
+# --------------------------------------------------------------------------- co-occurrence
+
+
+def cooccurrence_table(segments: pd.DataFrame, codings: pd.DataFrame | None,
+                       codebook: Codebook) -> pd.DataFrame:
+    """``cooccurrence.csv``: code × code, cells = codable segments with both codes.
+
+    The diagonal is the number of segments with the code; first column ``code_id``.
+    """
+    applied = applied_matrix(segments, codings, codebook.code_ids)
+    both = applied.matrix.T @ applied.matrix
+    table = pd.DataFrame(both.astype(int), columns=codebook.code_ids)
+    table.insert(0, "code_id", codebook.code_ids)
+    return table
+
+
+def category_pair_table(segments: pd.DataFrame, codings: pd.DataFrame | None,
+                        codebook: Codebook, category_a: str, category_b: str,
+                        evaluation: pd.DataFrame | None = None) -> pd.DataFrame:
+    """``cooccurrence_<a>_x_<b>.csv``: codes of category a (rows) × codes of category b.
+
+    Columns: ``code_id, name, segments`` (segments with the row code), then one count column
+    per code of b (segments with both), then ``jaccard_<code>`` per code of b:
+    ``both / (segments with a + segments with b - both)``, empty when neither occurs;
+    ``status`` of the row code with an evaluation.
+    """
+    applied = applied_matrix(segments, codings, codebook.code_ids)
+    index = {cid: j for j, cid in enumerate(codebook.code_ids)}
+    rows_codes, cols_codes = codebook.codes_in(category_a), codebook.codes_in(category_b)
+    statuses = _statuses(codebook, evaluation)
+    x = applied.matrix
+    single = x.sum(axis=0)
+    rows = []
+    for a in rows_codes:
+        ia = index[a.id]
+        row: dict[str, object] = {"code_id": a.id, "name": a.name, "segments": int(single[ia])}
+        both = {b.id: int((x[:, ia] & x[:, index[b.id]]).sum()) for b in cols_codes}
+        row.update(both)
+        for b in cols_codes:
+            union = single[ia] + single[index[b.id]] - both[b.id]
+            row[f"jaccard_{b.id}"] = round(both[b.id] / union, 4) if union else math.nan
+        if statuses is not None:
+            row["status"] = statuses[a.id]
+        rows.append(row)
+    columns = ["code_id", "name", "segments", *(b.id for b in cols_codes),
+               *(f"jaccard_{b.id}" for b in cols_codes)]
+    if statuses is not None:
+        columns.append("status")
+    return pd.DataFrame(rows, columns=columns)
+
+
+# --------------------------------------------------------------------------- documents
+
+
+def code_document_matrix(segments: pd.DataFrame, codings: pd.DataFrame | None,
+                         codebook: Codebook, *, binary: bool = False) -> pd.DataFrame:
+    """``code_document_matrix[_binary].csv``: one row per document.
+
+    Columns: ``doc_id, source_type``, the metadata fields (the document's first non-empty
+    value), ``n_segments`` (all segments), ``n_codable`` (codable segments), then one column
+    per code: the number of codable segments with the code (``binary``: 1 if any).
+    A metadata field named like a code id is written as ``meta_<field>``.
+    """
+    seg = prepare_segments(segments)
+    applied = applied_matrix(seg, codings, codebook.code_ids)
+    docs = list(dict.fromkeys(seg["doc_id"]))
+    meta = [c for c in seg.columns if c not in SEGMENT_CORE]
+    first = seg.groupby("doc_id", sort=False).agg(
+        lambda s: next((v for v in s if isinstance(v, str) and v.strip()), ""))
+    counts = pd.DataFrame(applied.matrix, columns=codebook.code_ids)
+    counts["_doc"] = applied.doc_ids
+    per_doc = counts.groupby("_doc", sort=False).sum().reindex(docs, fill_value=0)
+    table = pd.DataFrame({"doc_id": docs})
+    table["source_type"] = [first.at[d, "source_type"] if "source_type" in first.columns
+                            else "" for d in docs]
+    for col in meta:
+        name = f"meta_{col}" if col in set(codebook.code_ids) else col
+        table[name] = [first.at[d, col] for d in docs]
+    table["n_segments"] = seg.groupby("doc_id", sort=False).size().reindex(docs).to_numpy()
+    table["n_codable"] = (seg.groupby("doc_id", sort=False)["codable"].sum()
+                          .reindex(docs).astype(int).to_numpy())
+    values = per_doc[codebook.code_ids].to_numpy().astype(int)
+    if binary:
+        values = (values > 0).astype(int)
+    for j, cid in enumerate(codebook.code_ids):
+        table[cid] = values[:, j]
+    return table
+
+
+# --------------------------------------------------------------------------- quotes
+
+
+def _truncate(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    if limit <= 0 or len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:") + "…"
+
+
+def _previous_turns(seg: pd.DataFrame) -> dict[str, str]:
+    """Segment id → "speaker: text" of the previous turn in its document ("" if none).
+
+    For a transcript turn split into parts the previous *turn* is the one before the first
+    part (usually the interviewer's question); for excerpts and prose paragraphs it is the
+    previous segment.
+    """
+    context: dict[str, str] = {}
+    turn = seg["turn"] if "turn" in seg.columns else pd.Series("", index=seg.index)
+    speaker = seg["speaker"] if "speaker" in seg.columns else pd.Series("", index=seg.index)
+    text = seg["text"] if "text" in seg.columns else pd.Series("", index=seg.index)
+    last_doc, history = None, []  # history: (turn, label) of earlier segments in the doc
+    for sid, doc, t, who, words in zip(seg["segment_id"], seg["doc_id"], turn, speaker, text,
+                                       strict=True):
+        if doc != last_doc:
+            last_doc, history = doc, []
+        previous = ""
+        for earlier_turn, label in reversed(history):
+            if not t or earlier_turn != t:
+                previous = label
+                break
+        context[sid] = previous
+        history.append((t, f"{who}: {words}" if who else words))
+    return context
+
+
+def quote_table(segments: pd.DataFrame, codings: pd.DataFrame | None, codebook: Codebook,
+                evaluation: pd.DataFrame | None = None, *, per_code: int = 3,
+                context_chars: int = 240) -> pd.DataFrame:
+    """``quotes.csv``: per code, its strongest segments.
+
+    Order within a code: human-confirmed first, then the highest score, then corpus order.
+    Columns: ``code_id, name, category, rank, segment_id, doc_id, speaker, citation, score,
+    method, text, context`` (+ ``status``); ``text`` is the whole segment, ``context`` the
+    previous turn in the same document, truncated to ``context_chars``.
+    """
+    seg = prepare_segments(segments)
+    applied = applied_matrix(seg, codings, codebook.code_ids)
+    context = _previous_turns(seg)
+    info = seg.set_index("segment_id")
+    statuses = _statuses(codebook, evaluation)
+    cod = applied.codings.copy()
+    cod["_order"] = cod["segment_id"].map({s: i for i, s in enumerate(seg["segment_id"])})
+    cod = cod.sort_values(["code_id", "_human", "score", "_order"],
+                          ascending=[True, False, False, True], kind="stable",
+                          na_position="last")
+    rows = []
+    for code in codebook.codes:
+        chosen = cod[cod["code_id"] == code.id].head(max(per_code, 0))
+        for rank, (_, c) in enumerate(chosen.iterrows(), start=1):
+            s = info.loc[c["segment_id"]]
+            row = {
+                "code_id": code.id, "name": code.name, "category": code.category,
+                "rank": rank, "segment_id": c["segment_id"], "doc_id": s["doc_id"],
+                "speaker": s.get("speaker", ""), "citation": s.get("citation", ""),
+                "score": c["score"], "method": c["method"], "text": s.get("text", ""),
+                "context": _truncate(context.get(c["segment_id"], ""), context_chars),
+            }
+            if statuses is not None:
+                row["status"] = statuses[code.id]
+            rows.append(row)
+    columns = ["code_id", "name", "category", "rank", "segment_id", "doc_id", "speaker",
+               "citation", "score", "method", "text", "context"]
+    if statuses is not None:
+        columns.append("status")
+    return pd.DataFrame(rows, columns=columns)
+
+
+def quotes_markdown(quotes: pd.DataFrame, codebook: Codebook) -> str:
+    """``quotes.md``: the quotes grouped by category and code, ready to paste."""
+    lines = [f"# Quotes — {codebook.name} (v{codebook.version})", ""]
+    has_status = "status" in quotes.columns
+    for category in codebook.categories:
+        codes = codebook.codes_in(category.id)
+        if not codes:
+            continue
+        lines += [f"## {category.name}", ""]
+        for code in codes:
+            chosen = quotes[quotes["code_id"] == code.id]
+            lines += [f"### {code.name} (`{code.id}`)", ""]
+            if has_status and len(chosen) and chosen["status"].iloc[0] == HUMAN:
+                lines += ["> **Status `human`:** the classifier is not trusted for this "
+                          "code; check these quotes by hand.", ""]
+            if chosen.empty:
+                lines += ["_No coded segments._", ""]
+                continue
+            for _, q in chosen.iterrows():
+                if q["context"]:
+                    lines += [f"_Context:_ {q['context']}", ""]
+                lines += [f"> {line}" if line.strip() else ">"
+                          for line in str(q["text"]).splitlines() or [""]]
+                source = [f"`{q['segment_id']}`"]
+                if q["speaker"]:
+                    source.append(str(q["speaker"]))
+                if q["citation"]:
+                    source.append(str(q["citation"]))
+                score = "" if pd.isna(q["score"]) else f", score {float(q['score']):.2f}"
+                lines += [">", f"> — {', '.join(source)} ({q['method']}{score})", ""]
+    return "\n".join(lines).rstrip() + "\n"
