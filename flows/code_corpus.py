@@ -22,6 +22,8 @@ from qualcode.segment import DEFAULT_MAX_TURN_CHARS
 from qualcode.speakers import DEFAULT_INTERVIEWER_LABELS
 from qualcode.training import TrainingSet, ensure_model, training_set
 
+from .reports import report_outputs
+
 DEFAULT_BATCH_SIZE = 50
 CODING_BATCH_SEGMENTS = 2000
 
@@ -122,6 +124,7 @@ def code_corpus(
         extra_counts={"reviewed_segments": len(data.texts),
                       "reviews_not_matched": data.unmatched},
     )
+    summary["outputs"].update(report_outputs(str(out_dir), book))
     logger.info(
         "%d documents, %d segments, %d codings, %d skipped", summary["counts"]["documents"],
         summary["counts"]["segments"], summary["counts"]["codings"], summary["counts"]["skipped"],

@@ -77,6 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate", help="cross-validate the classifier against the coders' reviews")
     _add_training_options(evaluate)
 
+    report = commands.add_parser(
+        "report", help="regenerate the reports from existing coded outputs, without recoding")
+    report.add_argument("--out", default="outputs",
+                        help="folder with the coded outputs (default: outputs)")
+    report.add_argument("--codebook", default="codebook.yaml",
+                        help="codebook file (default: codebook.yaml)")
+
     codebook = commands.add_parser("codebook", help="work with the codebook")
     codebook_commands = codebook.add_subparsers(dest="codebook_command", required=True,
                                                 metavar="SUBCOMMAND")
@@ -187,6 +194,26 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .codebook import check_codebook
+
+    status, text = check_codebook(args.codebook)
+    if status:
+        print(text, file=sys.stderr)
+        return status
+    if not (Path(args.out) / "segments.csv").is_file():
+        print(f"error: no segments.csv in '{args.out}' — run `qualcode run` first, or pass "
+              "--out with the folder of a previous run", file=sys.stderr)
+        return 2
+    from flows.reports import refresh_reports
+
+    result = refresh_reports(out=args.out, codebook=args.codebook)
+    print(f"\nreports written to {result['out']}:")
+    for name in result["outputs"]:
+        print(f"  {name}")
+    return 0
+
+
 def cmd_codebook_check(args: argparse.Namespace) -> int:
     from .codebook import check_codebook
 
@@ -203,6 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_train(args)
     if args.command == "evaluate":
         return cmd_evaluate(args)
+    if args.command == "report":
+        return cmd_report(args)
     if args.command == "codebook":
         return cmd_codebook_check(args)
     return 2

@@ -50,7 +50,7 @@ def write_json(path: str | Path, payload: Any) -> str:
 
 def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv.writer(buffer, lineterminator="\r\n")  # quotes any \r or \n in a cell
     writer.writerow(header)
     writer.writerows(rows)
     return buffer.getvalue()

@@ -1,4 +1,14 @@
-"""Coders' decisions in ``<corpus>/reviews/*.csv``: read, check and reconcile them."""
+"""Coders' decisions in ``<corpus>/reviews/*.csv``: read, check, reconcile and append them.
+
+A review file has one row per decision: ``segment_id, codes, coder`` at least (``codes``
+``;``-separated, empty meaning "reviewed, no code"), plus context columns that are ignored.
+Files written by :func:`append_reviews` (one per coder, ``<coder>.csv``) also keep
+``memo, text_sha256, sheet, sheet_row, imported_at``: the coder's note, a hash of the
+segment text the coder saw, and which review sheet and row the decision came from.
+
+History is never rewritten: a new decision is a new row, and a coder's latest row for a
+segment is that coder's decision (files in name order, rows in file order).
+"""
 
 from __future__ import annotations
 
@@ -6,15 +16,47 @@ import csv
 import difflib
 import hashlib
 import io
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .documents import Skipped
 from .ingest.decode import DecodeError, decode_bytes
+from .outputs import CSV_ENCODING, atomic_write_text
+
+__all__ = [
+    "ADJUDICATOR",
+    "CODE_SEPARATOR",
+    "NONE_TOKEN",
+    "REVIEW_FILE_COLUMNS",
+    "Review",
+    "ReviewSet",
+    "append_reviews",
+    "closest",
+    "coder_file",
+    "formula_safe",
+    "from_formula_safe",
+    "load_reviews",
+    "read_review_file",
+    "read_rows",
+    "resolve_codes",
+    "sheet_csv_text",
+    "split_codes",
+    "text_sha256",
+]
 
 ADJUDICATOR = "adjudicator"
 CODE_SEPARATOR = ";"
+# An explicit "reviewed, no code" that cannot be confused with an untouched empty cell;
+# parentheses are not allowed in code ids, so it can never name a code.
+NONE_TOKEN = "(none)"
+REVIEW_FILE_COLUMNS = (
+    "segment_id", "codes", "coder", "memo", "text_sha256", "sheet", "sheet_row", "imported_at",
+)
+# A spreadsheet treats a cell starting with one of these as a formula (CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+_FILE_NAME_UNSAFE = re.compile(r"[^\w.-]+")
 
 
 @dataclass(slots=True, frozen=True)
@@ -26,6 +68,9 @@ class Review:
     coder: str
     source: str  # file name
     row: int  # row in that file (header = 1); later rows are later decisions
+    memo: str = ""
+    sheet: str = ""  # the review sheet the decision was imported from, if any
+    text_sha256: str = ""  # sha256 of the segment text the coder saw, if known
 
 
 @dataclass(slots=True)
@@ -35,11 +80,16 @@ class ReviewSet:
     sha256: str  # over all review files, to know when the training data changed
 
     def latest(self) -> dict[tuple[str, str], Review]:
-        """The latest decision of each coder on each segment."""
+        """The latest decision of each coder on each segment, keyed ``(segment_id, coder)``."""
         latest: dict[tuple[str, str], Review] = {}
         for review in self.reviews:
             latest[(review.segment_id, review.coder)] = review
         return latest
+
+    @property
+    def coders(self) -> list[str]:
+        """Coders in order of first appearance (the adjudicator included)."""
+        return list(dict.fromkeys(r.coder for r in self.reviews))
 
     def decisions(self) -> dict[str, frozenset[str]]:
         """One reference decision per reviewed segment.
@@ -52,7 +102,7 @@ class ReviewSet:
             by_segment.setdefault(review.segment_id, []).append(review)
         decided: dict[str, frozenset[str]] = {}
         for segment_id, reviews in by_segment.items():
-            adjudicated = [r for r in reviews if r.coder.casefold() == ADJUDICATOR]
+            adjudicated = [r for r in reviews if is_adjudicator(r.coder)]
             if adjudicated:
                 decided[segment_id] = adjudicated[-1].codes
                 continue
@@ -63,60 +113,238 @@ class ReviewSet:
         return decided
 
 
+def is_adjudicator(coder: str) -> bool:
+    return coder.strip().casefold() == ADJUDICATOR
+
+
 def split_codes(value: str) -> list[str]:
-    return [c.strip() for c in value.replace(",", CODE_SEPARATOR).split(CODE_SEPARATOR)
-            if c.strip()]
+    """Code ids in a cell: separated by ``;``, ``,`` or line breaks (Alt+Enter in Excel)."""
+    value = value.replace(",", CODE_SEPARATOR).replace("\r", "\n").replace("\n", CODE_SEPARATOR)
+    return [c.strip() for c in value.split(CODE_SEPARATOR) if c.strip()]
+
+
+def resolve_codes(value: str, code_ids: Iterable[str]) -> tuple[frozenset[str], list[str]]:
+    """The known codes of a cell and its unknown ids.
+
+    Ids match exactly or, when that is unambiguous, ignoring case (spreadsheets like to
+    capitalise the first letter). ``(none)`` — or ``none`` when no code is called that —
+    means "reviewed, no code".
+    """
+    known = list(code_ids)
+    exact = set(known)
+    folded: dict[str, list[str]] = {}
+    for code in known:
+        folded.setdefault(code.casefold(), []).append(code)
+    codes: set[str] = set()
+    unknown: list[str] = []
+    for item in split_codes(value):
+        if item in exact:
+            codes.add(item)
+        elif len(folded.get(item.casefold(), [])) == 1:
+            codes.add(folded[item.casefold()][0])
+        elif item.casefold() in (NONE_TOKEN, "none"):
+            continue
+        else:
+            unknown.append(item)
+    return frozenset(codes), unknown
 
 
 def closest(value: str, options: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest option, or an empty string."""
     match = difflib.get_close_matches(value, list(options), n=1, cutoff=0.5)
     return f" (did you mean '{match[0]}'?)" if match else ""
 
 
+def text_sha256(text: str) -> str:
+    """The hash that tells whether a segment's text changed since a sheet was exported."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _needs_quote(value: str) -> bool:
+    if value.startswith(_FORMULA_START):
+        return True
+    stripped = value.lstrip(" \n")
+    if stripped != value and stripped.startswith(_FORMULA_START):
+        return True
+    return value.startswith("'") and _needs_quote(value[1:])
+
+
+def formula_safe(value: object) -> str:
+    """``value`` as a cell that no spreadsheet evaluates: a would-be formula gets a ``'``.
+
+    Exact inverse: :func:`from_formula_safe` (a value that already starts with ``'`` in
+    front of a formula character gets a second one, so nothing is ambiguous).
+    """
+    text = "" if value is None else str(value)
+    return "'" + text if _needs_quote(text) else text
+
+
+def from_formula_safe(value: object) -> str:
+    """The original text of a cell written by :func:`formula_safe`."""
+    text = "" if value is None else str(value)
+    return text[1:] if text.startswith("'") and _needs_quote(text[1:]) else text
+
+
+def sheet_csv_text(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """CSV text with CRLF line ends (RFC 4180), so that a lone CR in a cell gets quoted."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _delimiter(header_line: str) -> str:
+    # Excel in many European locales saves "CSV" with semicolons.
+    for delimiter in (",", ";", "\t"):
+        cells = [c.strip().strip('"').strip().lower() for c in header_line.split(delimiter)]
+        if "segment_id" in cells or "code_id" in cells:
+            return delimiter
+    return ","
+
+
+def read_rows(path: str | Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """Header and ``(row number, {lower-case column: text})`` rows of a .csv or .xlsx sheet.
+
+    Row numbers are those a spreadsheet shows (header = 1). Cell text is restored from its
+    formula-safe form. An .xlsx file is read from its ``review`` worksheet, else its first.
+    Raises :class:`DecodeError` (with ``reason``) when the file cannot be read.
+    """
+    path = Path(path)
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        raw = _xlsx_rows(path)
+    else:
+        text, _ = decode_bytes(path.read_bytes())
+        text = text.replace("\r\n", "\n")
+        first = text.split("\n", 1)[0]
+        raw = list(csv.reader(io.StringIO(text), delimiter=_delimiter(first)))
+    if not raw:
+        return [], []
+    header = [str(h or "").strip() for h in raw[0]]
+    keys = [h.lower() for h in header]
+    rows: list[tuple[int, dict[str, str]]] = []
+    for number, values in enumerate(raw[1:], start=2):
+        cells = [from_formula_safe(v) for v in values]
+        if not any(c.strip() for c in cells):
+            continue
+        record = {k: (cells[i] if i < len(cells) else "") for i, k in enumerate(keys) if k}
+        rows.append((number, record))
+    return header, rows
+
+
+def _xlsx_rows(path: Path) -> list[list[str]]:
+    from openpyxl import load_workbook
+
+    try:
+        book = load_workbook(path, read_only=True, data_only=False)
+    except Exception as err:  # openpyxl raises many kinds for a damaged file
+        raise DecodeError(f"cannot be read as an Excel workbook ({err}) — save it as .xlsx "
+                          "again or export it as CSV") from err
+    try:
+        sheet = book["review"] if "review" in book.sheetnames else book.worksheets[0]
+        return [["" if v is None else str(v) for v in row]
+                for row in sheet.iter_rows(values_only=True)]
+    finally:
+        book.close()
+
+
 def read_review_file(path: Path, code_ids: Sequence[str]) -> tuple[list[Review], list[Skipped]]:
-    """Rows of one review sheet; unknown codes and malformed rows become problems."""
+    """Rows of one review file; unknown codes and malformed rows become problems."""
+    path = Path(path)
     name = path.name
     try:
-        text, _ = decode_bytes(path.read_bytes())
+        header, rows = read_rows(path)
     except DecodeError as err:
         return [], [Skipped(name, err.reason, err.line)]
-    reader = csv.DictReader(io.StringIO(text.replace("\r\n", "\n")))
-    columns = {c.strip().lower(): c for c in reader.fieldnames or []}
+    columns = {h.lower() for h in header}
     missing = [c for c in ("segment_id", "codes") if c not in columns]
     if missing:
         return [], [Skipped(name, f"has no {' or '.join(repr(m) for m in missing)} column — "
-                            "a review sheet needs segment_id, codes and coder", 1)]
-    known = set(code_ids)
+                            "a review file needs segment_id, codes and coder", 1)]
     reviews: list[Review] = []
     problems: list[Skipped] = []
-    for row, record in enumerate(reader, start=2):
-        segment_id = (record.get(columns["segment_id"]) or "").strip()
+    for row, record in rows:
+        segment_id = record.get("segment_id", "").strip()
         if not segment_id:
             continue
-        coder = (record.get(columns["coder"]) or "").strip() if "coder" in columns else ""
-        coder = coder or path.stem
-        codes = split_codes(record.get(columns["codes"]) or "")
-        for code in codes:
-            if code not in known:
-                problems.append(Skipped(name, f"unknown code id '{code}'{closest(code, known)}"
-                                        " — the code was ignored; fix the id", row))
-        reviews.append(Review(segment_id, frozenset(c for c in codes if c in known), coder,
-                              name, row))
+        coder = record.get("coder", "").strip() or path.stem
+        codes, unknown = resolve_codes(record.get("codes", ""), code_ids)
+        for code in unknown:
+            problems.append(Skipped(name, f"unknown code id '{code}'{closest(code, code_ids)}"
+                                    " — the code was ignored; fix the id", row))
+        reviews.append(Review(segment_id, codes, coder, name, row,
+                              memo=record.get("memo", ""), sheet=record.get("sheet", ""),
+                              text_sha256=record.get("text_sha256", "").strip()))
     return reviews, problems
 
 
-def load_reviews(folder: str | Path, code_ids: Sequence[str]) -> ReviewSet:
-    """All review sheets (``*.csv``) in ``folder``, in file-name order."""
-    folder = Path(folder)
+def _review_files(source: str | Path | Sequence[str | Path]) -> list[Path]:
+    if isinstance(source, str | Path):
+        path = Path(source)
+        if path.is_file():
+            return [path]
+        if not path.is_dir():
+            return []
+        return [p for p in sorted(path.glob("*.csv")) if not p.name.startswith((".", "~$"))]
+    return [Path(p) for p in source]
+
+
+def load_reviews(source: str | Path | Sequence[str | Path], code_ids: Sequence[str]) -> ReviewSet:
+    """All review files (``*.csv``) of a folder in file-name order, or the given file(s).
+
+    A missing folder is no reviews; a named file that does not exist is a problem.
+    """
     digest = hashlib.sha256()
     reviews: list[Review] = []
     problems: list[Skipped] = []
-    if folder.is_dir():
-        for path in sorted(folder.glob("*.csv")):
-            if path.name.startswith((".", "~$")):
-                continue
-            digest.update(path.name.encode() + b"\0" + path.read_bytes())
-            found, bad = read_review_file(path, code_ids)
-            reviews.extend(found)
-            problems.extend(bad)
+    for path in _review_files(source):
+        if not path.is_file():
+            problems.append(Skipped(str(path), "does not exist — check the path"))
+            continue
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        found, bad = read_review_file(path, code_ids)
+        reviews.extend(found)
+        problems.extend(bad)
     return ReviewSet(reviews, problems, digest.hexdigest())
+
+
+def coder_file(folder: str | Path, coder: str) -> Path:
+    """``<folder>/<coder>.csv``, with characters a file name cannot hold replaced by ``_``."""
+    stem = _FILE_NAME_UNSAFE.sub("_", coder.strip()).strip("._") or "coder"
+    return Path(folder) / f"{stem}.csv"
+
+
+def append_reviews(folder: str | Path, rows: Sequence[Mapping[str, object]]) -> list[Path]:
+    """Append decisions to ``<folder>/<coder>.csv``, one file per coder; return the files.
+
+    Each row maps :data:`REVIEW_FILE_COLUMNS` (``codes`` a string or a set of ids) to values.
+    A file is rewritten atomically with all its old rows, unchanged and in order, followed by
+    the new ones; columns it lacks are added at the end. Cells are written formula-safe.
+    Raises :class:`DecodeError` when an existing file cannot be read (it is not touched).
+    """
+    by_file: dict[Path, list[Mapping[str, object]]] = {}
+    for row in rows:
+        by_file.setdefault(coder_file(folder, str(row["coder"])), []).append(row)
+    for path, new in by_file.items():
+        header: list[str] = []
+        old: list[list[str]] = []
+        if path.exists():
+            text, _ = decode_bytes(path.read_bytes())
+            text = text.replace("\r\n", "\n")
+            records = list(csv.reader(io.StringIO(text),
+                                      delimiter=_delimiter(text.split("\n", 1)[0])))
+            if records:
+                header, old = records[0], records[1:]
+        lower = [h.strip().lower() for h in header]
+        header = header + [c for c in REVIEW_FILE_COLUMNS if c not in lower]
+        lower = [h.strip().lower() for h in header]
+        lines = [[*r, *[""] * (len(header) - len(r))] for r in old]
+        for row in new:
+            values = dict(row)
+            codes = values.get("codes", "")
+            if not isinstance(codes, str):
+                codes = CODE_SEPARATOR.join(sorted(codes))  # type: ignore[call-overload]
+            values["codes"] = codes
+            lines.append([formula_safe(values.get(c, "")) for c in lower])
+        atomic_write_text(path, sheet_csv_text(header, lines), CSV_ENCODING)
+    return list(by_file)
