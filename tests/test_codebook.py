@@ -434,3 +434,15 @@ def test_summary_of_the_default_codebook(default_book):
     assert "18 codes in 4 categories" in table
     for code in default_book.codes:
         assert re.search(rf"^  {code.id} ", table, flags=re.M), code.id
+
+
+def test_report_pairs_must_name_known_categories(tmp_path):
+    path = tmp_path / "codebook.yaml"
+    path.write_text(
+        'name: x\nversion: "1"\ncategories:\n  - id: tactic\n    name: T\ncodes:\n'
+        "  - id: c1\n    name: C\n    category: tactic\n    definition: d\n"
+        "report:\n  category_pairs:\n    - [tactic, tactc]\n", encoding="utf-8")
+    book, problems = validate_codebook(path)
+    assert book is None
+    assert [(p.line, p.message) for p in problems] == [(13, "unknown category 'tactc'.")]
+    assert "did you mean 'tactic'" in str(problems[0])

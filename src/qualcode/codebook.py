@@ -116,6 +116,12 @@ class Code(_Model):
     related: list[str] = Field(default_factory=list)
 
 
+class ReportHints(_Model):
+    """What the study's reports compare: category pairs for the co-occurrence cross-tabs."""
+
+    category_pairs: list[tuple[str, str]] = Field(default_factory=list)
+
+
 class Codebook(_Model):
     """A validated codebook; ``sha256`` and ``path`` are set by the loader, not the file."""
 
@@ -124,6 +130,7 @@ class Codebook(_Model):
     description: str = ""
     categories: list[Category]
     codes: list[Code]
+    report: ReportHints = Field(default_factory=ReportHints)
     sha256: str = ""
     path: str = ""
 
@@ -610,6 +617,23 @@ def _yaml_fix(problem: str) -> str:
     return "check the indentation, quotes and brackets on this line and the one above it."
 
 
+def _check_report(ctx: _Context) -> None:
+    report = ctx.data.get("report")
+    pairs = report.get("category_pairs") if isinstance(report, dict) else None
+    if not isinstance(pairs, list):
+        return
+    known = [c.get("id") for c in ctx.data.get("categories") or [] if isinstance(c, dict)]
+    for i, pair in enumerate(pairs):
+        if not isinstance(pair, list):
+            continue
+        for j, category in enumerate(pair):
+            if isinstance(category, str) and category not in known:
+                hint = _closest(category, [k for k in known if isinstance(k, str)])
+                fix = f"did you mean '{hint}'?" if hint else "use one of the categories' ids."
+                ctx.add(("report", "category_pairs", i, j), f"unknown category '{category}'.",
+                        fix)
+
+
 def validate_codebook(path: str | Path) -> tuple[Codebook | None, list[CodebookProblem]]:
     """Validate a codebook file; return (codebook or None, every problem found)."""
     file = str(path)
@@ -677,6 +701,7 @@ def validate_codebook(path: str | Path) -> tuple[Codebook | None, list[CodebookP
         for err in _merge_typos(exc.errors()):
             _schema_problem(ctx, err)
     _check_entries(ctx)
+    _check_report(ctx)
 
     problems = sorted(ctx.problems, key=lambda p: (p.line or 0))
     if problems or book is None:

@@ -94,15 +94,12 @@ class ReportSettings:
     """What to tabulate. Names that the data or the codebook lack are skipped with a note.
 
     ``crosstab_fields``: columns of ``segments.csv`` to compare groups by.
-    ``category_pairs``: (rows, columns) category ids for the co-occurrence cross-tabs; when
-    none of them exists in the codebook, its first two categories are used instead.
+    ``category_pairs``: (rows, columns) category ids for the co-occurrence cross-tabs;
+    empty means the codebook's own ``report.category_pairs``, else its first two categories.
     """
 
     crosstab_fields: tuple[str, ...] = ("case", "source_type")
-    category_pairs: tuple[tuple[str, str], ...] = (
-        ("lever_tactic", "power_mechanism"),
-        ("lever_tactic", "outcome"),
-    )
+    category_pairs: tuple[tuple[str, str], ...] = ()
     quotes_per_code: int = 3
     context_chars: int = 240  # context (previous turn) in quotes
     html_quote_chars: int = 700  # quotes longer than this are shortened on the HTML page
@@ -175,14 +172,17 @@ def resolve_settings(settings: ReportSettings, codebook: Codebook, segments: pd.
             notes.append(f"No cross-tab by '{name}': segments.csv has no such column.")
     known = {c.id for c in codebook.categories}
     pairs = []
-    for a, b in settings.category_pairs:
+    wanted = settings.category_pairs or tuple(tuple(p) for p in codebook.report.category_pairs)
+    if not wanted and len(codebook.categories) >= 2:
+        wanted = ((codebook.categories[0].id, codebook.categories[1].id),)
+    for a, b in wanted:
         missing = [c for c in (a, b) if c not in known]
         if missing:
             notes.append(f"No co-occurrence table {a} × {b}: the codebook has no category "
                          + ", ".join(f"'{m}'" for m in missing) + ".")
         else:
             pairs.append((a, b))
-    if not pairs and settings.category_pairs and len(codebook.categories) >= 2:
+    if not pairs and wanted and len(codebook.categories) >= 2:
         a, b = codebook.categories[0].id, codebook.categories[1].id
         pairs.append((a, b))
         notes.append(f"Using the codebook's first two categories ({a} × {b}) instead.")
