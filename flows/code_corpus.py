@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,8 @@ from qualcode.documents import Segment
 from qualcode.ingest import discover_files, load_manifest
 from qualcode.model import CodebookClassifier
 from qualcode.provenance import now
-from qualcode.reviews import load_reviews
+from qualcode.reliability import agreement_table, classifier_decisions, write_reliability
+from qualcode.reviews import ReviewSet, load_reviews
 from qualcode.segment import DEFAULT_MAX_TURN_CHARS
 from qualcode.speakers import DEFAULT_INTERVIEWER_LABELS
 from qualcode.training import TrainingSet, ensure_model, training_set
@@ -50,6 +52,14 @@ def code_batch(
     human: dict[str, frozenset[str]],
 ) -> CodingResult:
     return code_segments(segments, model, codebook, human)
+
+
+@task(name="reliability")
+def reliability(reviews: ReviewSet, codebook: Codebook, out: str) -> dict[str, str]:
+    """Coder vs coder and classifier vs coders, unit = segment (``reliability.csv``)."""
+    table = agreement_table(reviews, codebook, classifier_decisions(out, codebook.code_ids))
+    path = write_reliability(out, table)
+    return {path.name: hashlib.sha256(path.read_bytes()).hexdigest()}
 
 
 @flow(name="code-corpus", log_prints=False)
@@ -124,6 +134,8 @@ def code_corpus(
         extra_counts={"reviewed_segments": len(data.texts),
                       "reviews_not_matched": data.unmatched},
     )
+    if reviews.reviews:
+        summary["outputs"].update(reliability(reviews, book, str(out_dir)))
     summary["outputs"].update(report_outputs(str(out_dir), book))
     logger.info(
         "%d documents, %d segments, %d codings, %d skipped", summary["counts"]["documents"],

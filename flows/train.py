@@ -16,12 +16,13 @@ from qualcode.evaluate import (
     summary,
     write_evaluation,
 )
-from qualcode.training import TrainingSet, load_review_source, train, training_set
+from qualcode.reviews import load_reviews
+from qualcode.training import TrainingSet, train, training_set
 
 
 def _training_data(corpus: Path, reviews: str | None, code_ids: list[str]) -> TrainingSet:
     segments = flat_segments(read_corpus(corpus))
-    source = load_review_source(reviews or corpus / "reviews", code_ids)
+    source = load_reviews(reviews or corpus / "reviews", code_ids)
     return training_set(segments, source.decisions())
 
 

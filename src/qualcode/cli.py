@@ -59,6 +59,14 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     _add_backend(parser)
 
 
+def _add_paths(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--corpus", default="corpus", help="corpus folder (default: corpus)")
+    parser.add_argument("--codebook", default="codebook.yaml",
+                        help="codebook file (default: codebook.yaml)")
+    parser.add_argument("--out", default="outputs",
+                        help="folder of the coded run (default: outputs)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="qualcode",
@@ -83,6 +91,45 @@ def build_parser() -> argparse.ArgumentParser:
                         help="folder with the coded outputs (default: outputs)")
     report.add_argument("--codebook", default="codebook.yaml",
                         help="codebook file (default: codebook.yaml)")
+
+    review = commands.add_parser("review", help="review sheets for coders")
+    review_commands = review.add_subparsers(dest="review_command", required=True,
+                                            metavar="SUBCOMMAND")
+    export = review_commands.add_parser(
+        "export", help="write a review sheet (.xlsx and .csv) under OUT/review/")
+    export.add_argument("--strategy", choices=("uncertain", "random", "stratified", "all"),
+                        default="uncertain",
+                        help="uncertain: closest to a decision threshold first (default); "
+                             "random: an unbiased sample for reliability; stratified: every "
+                             "code covered; all: every segment")
+    export.add_argument("--n", type=int, default=50, help="segments in the sheet (default 50)")
+    export.add_argument("--coder", default="", help="coder name to prefill")
+    export.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    export.add_argument("--include-reviewed", action="store_true",
+                        help="also offer segments that were already reviewed")
+    export.add_argument("--blank", action="store_true",
+                        help="leave the codes column empty (independent second coding)")
+    _add_paths(export)
+    importer = review_commands.add_parser(
+        "import", help="check sheets and append their decisions to CORPUS/reviews/<coder>.csv")
+    importer.add_argument("files", nargs="+", help="filled-in sheets (.xlsx or .csv)")
+    importer.add_argument("--coder", default=None,
+                          help="coder name for rows whose coder cell is empty")
+    _add_paths(importer)
+    disagreements = review_commands.add_parser(
+        "disagreements", help="export segments where coders disagree, for an adjudicator")
+    _add_paths(disagreements)
+
+    agreement = commands.add_parser(
+        "agreement", help="inter-coder reliability per code (works on review files alone)")
+    agreement.add_argument("files", nargs="*",
+                           help="review files (default: CORPUS/reviews/*.csv)")
+    agreement.add_argument("--corpus", default="corpus", help="corpus folder (default: corpus)")
+    agreement.add_argument("--codebook", default="codebook.yaml",
+                           help="codebook file (default: codebook.yaml)")
+    agreement.add_argument("--out", default="outputs",
+                           help="where reliability.csv goes; the classifier is compared too "
+                                "when OUT holds a coded run (default: outputs)")
 
     codebook = commands.add_parser("codebook", help="work with the codebook")
     codebook_commands = codebook.add_subparsers(dest="codebook_command", required=True,
@@ -214,6 +261,86 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _codebook_or_exit(path: str):
+    from .codebook import CodebookError, load_codebook
+
+    try:
+        return load_codebook(path)
+    except CodebookError as err:
+        print(err, file=sys.stderr)
+        return None
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    from .review_sheets import (
+        ReviewSheetError,
+        export_disagreements,
+        export_review_sheet,
+        import_review_sheets,
+    )
+    from .reviews import load_reviews
+
+    book = _codebook_or_exit(args.codebook)
+    if book is None:
+        return 1
+    reviews_dir = Path(args.corpus) / "reviews"
+    segments = Path(args.out) / "segments.csv"
+    try:
+        if args.review_command == "export":
+            paths = export_review_sheet(
+                args.out, book, strategy=args.strategy, n=args.n, coder=args.coder,
+                seed=args.seed, include_reviewed=args.include_reviewed,
+                reviews=load_reviews(reviews_dir, book.code_ids), prefill=not args.blank)
+            print("review sheet written:")
+            for path in paths:
+                print(f"  {path}")
+            print("Edit the 'codes' column (';'-separated code ids, empty = no code), then run "
+                  "`qualcode review import` on the sheet.")
+            return 0
+        if args.review_command == "import":
+            report = import_review_sheets(args.files, reviews_dir,
+                                          segments if segments.is_file() else None, book,
+                                          coder=args.coder)
+            print(report.summary())
+            return 0 if report.ok else 1
+        path = export_disagreements(args.out, load_reviews(reviews_dir, book.code_ids),
+                                    segments if segments.is_file() else None, codebook=book)
+        print(f"disagreements written: {path}\nThe adjudicator fills in 'codes' and imports "
+              "the sheet with `qualcode review import`.")
+        return 0
+    except (ReviewSheetError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+
+
+def cmd_agreement(args: argparse.Namespace) -> int:
+    from .reliability import (
+        agreement_table,
+        classifier_decisions,
+        format_agreement,
+        write_reliability,
+    )
+    from .reviews import load_reviews
+
+    book = _codebook_or_exit(args.codebook)
+    if book is None:
+        return 1
+    source = args.files or Path(args.corpus) / "reviews"
+    reviews = load_reviews(source, book.code_ids)
+    for problem in reviews.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    if not reviews.reviews:
+        print(f"error: no review decisions found in {source}", file=sys.stderr)
+        return 1
+    classifier = None
+    if (Path(args.out) / "scores.csv").is_file():
+        classifier = classifier_decisions(args.out, book.code_ids)
+    table = agreement_table(reviews, book, classifier)
+    print(format_agreement(table))
+    print(f"\nwritten: {write_reliability(args.out, table)}")
+    return 0
+
+
 def cmd_codebook_check(args: argparse.Namespace) -> int:
     from .codebook import check_codebook
 
@@ -232,6 +359,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_evaluate(args)
     if args.command == "report":
         return cmd_report(args)
+    if args.command == "review":
+        return cmd_review(args)
+    if args.command == "agreement":
+        return cmd_agreement(args)
     if args.command == "codebook":
         return cmd_codebook_check(args)
     return 2

@@ -21,7 +21,6 @@ from .embed import default_backend
 from .model import CodebookClassifier
 from .outputs import atomic_write_bytes, write_json
 from .provenance import now, versions
-from .reviews import ReviewSet, load_reviews, read_review_file
 
 MODEL_DIR = "model"
 MODEL_FILE = "model.pkl"
@@ -58,15 +57,6 @@ def training_set(segments: Sequence[Segment], decisions: Mapping[str, frozenset[
         groups=[by_id[s].doc_id for s in ids],
         unmatched=sum(1 for sid in decisions if sid not in by_id),
     )
-
-
-def load_review_source(path: str | Path, code_ids: Sequence[str]) -> ReviewSet:
-    """Reviews from a folder of sheets or from one sheet (e.g. a gold-standard file)."""
-    path = Path(path)
-    if path.is_file():
-        reviews, problems = read_review_file(path, code_ids)
-        return ReviewSet(reviews, problems, hashlib.sha256(path.read_bytes()).hexdigest())
-    return load_reviews(path, code_ids)
 
 
 def fingerprint(codebook: Codebook, data: TrainingSet, backend: str) -> dict[str, Any]:
