@@ -40,10 +40,14 @@ def ingest_batch(
 
 @task(name="prepare-model")
 def prepare_model(
-    codebook: Codebook, data: TrainingSet, out: str, backend: str | None
+    codebook: Codebook, data: TrainingSet, out: str, backend: str | None, evaluate: bool
 ) -> tuple[CodebookClassifier, dict[str, Any], str | None]:
-    """Reuse the saved model, or retrain when the codebook or the reviews changed."""
-    return ensure_model(codebook, data, out, backend)
+    """Reuse the saved model, or retrain when the codebook or the reviews changed.
+
+    On retraining, the classifier is first cross-validated against the reviews (when
+    there are enough) so that ``evaluation.csv`` and the trust status stay current.
+    """
+    return ensure_model(codebook, data, out, backend, evaluate=evaluate)
 
 
 @task(name="code-batch", retries=1, retry_delay_seconds=1)
@@ -68,6 +72,7 @@ def code_corpus(
     codebook: str = "codebook.yaml",
     out: str = "outputs",
     backend: str | None = None,
+    evaluate: bool = True,
     batch_size: int = DEFAULT_BATCH_SIZE,
     interviewer_labels: list[str] | None = None,
     max_turn_chars: int = DEFAULT_MAX_TURN_CHARS,
@@ -97,7 +102,7 @@ def code_corpus(
     combined.skipped.extend(reviews.problems)
     decisions = reviews.decisions()
     data = training_set(segments, decisions)
-    model, model_meta, retrained = prepare_model(book, data, str(out_dir), backend)
+    model, model_meta, retrained = prepare_model(book, data, str(out_dir), backend, evaluate)
     if retrained:
         logger.info("trained the model (%s): %d reviewed segments", retrained, len(data.texts))
     else:

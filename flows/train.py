@@ -17,7 +17,7 @@ from qualcode.evaluate import (
     write_evaluation,
 )
 from qualcode.reviews import load_reviews
-from qualcode.training import TrainingSet, train, training_set
+from qualcode.training import TrainingSet, evaluate_and_write, train, training_set
 
 
 def _training_data(corpus: Path, reviews: str | None, code_ids: list[str]) -> TrainingSet:
@@ -29,6 +29,11 @@ def _training_data(corpus: Path, reviews: str | None, code_ids: list[str]) -> Tr
 @task(name="cross-validate")
 def cross_validate_task(book, data, out: str, backend: str | None, folds: int):
     return cross_validate(book, data, out, backend, folds)
+
+
+@task(name="evaluate")
+def evaluate_task(book, data, out: str, backend: str | None, folds: int) -> dict[str, Any]:
+    return evaluate_and_write(book, data, out, backend, folds)
 
 
 @task(name="train-model")
@@ -64,10 +69,6 @@ def train_model(
     book = load_codebook(codebook)
     out_dir = str(Path(out).resolve())
     data = _training_data(Path(corpus).resolve(), reviews, book.code_ids)
-    evaluation: dict[str, Any] = {}
-    if evaluate and len(set(data.groups)) >= 2:
-        rows = evaluation_rows(book, cross_validate_task(book, data, out_dir, backend, folds))
-        write_evaluation(out_dir, rows)
-        evaluation = summary(rows)
+    evaluation = evaluate_task(book, data, out_dir, backend, folds) if evaluate else {}
     _, meta = train_task(book, data, out_dir, backend, evaluation)
     return {**meta, "unmatched": data.unmatched}

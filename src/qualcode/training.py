@@ -141,13 +141,36 @@ def ensure_model(
     out: str | Path,
     backend: str | None = None,
     embedding_model: str | None = None,
+    evaluate: bool = False,
 ) -> tuple[CodebookClassifier, dict[str, Any], str | None]:
-    """The saved model if still valid, else a newly trained one; and why it was retrained."""
+    """The saved model if still valid, else a newly trained one; and why it was retrained.
+
+    With ``evaluate``, a retraining first cross-validates on the reviews (when they come
+    from at least ``MIN_EVALUATION_DOCUMENTS`` documents) and writes ``evaluation.csv``.
+    """
     backend = backend or default_backend()
     model, meta = load_saved_model(out)
     reason = stale_reason(meta, fingerprint(codebook, data, backend))
     if model is not None and reason is None:
         model.codebook = codebook
         return model, meta, None
-    model, meta = train(codebook, data, out, backend, embedding_model)
+    evaluation: dict[str, Any] = {}
+    if evaluate:
+        evaluation = evaluate_and_write(codebook, data, out, backend)
+    model, meta = train(codebook, data, out, backend, embedding_model, evaluation)
     return model, meta, reason
+
+
+MIN_EVALUATION_DOCUMENTS = 3
+
+
+def evaluate_and_write(codebook: Codebook, data: TrainingSet, out: str | Path,
+                       backend: str | None, folds: int = 5) -> dict[str, Any]:
+    """Cross-validate, write ``evaluation.csv`` and return its summary ({} if too few)."""
+    from .evaluate import cross_validate, evaluation_rows, summary, write_evaluation
+
+    if len(set(data.groups)) < MIN_EVALUATION_DOCUMENTS:
+        return {}
+    rows = evaluation_rows(codebook, cross_validate(codebook, data, out, backend, folds))
+    write_evaluation(out, rows)
+    return summary(rows)
