@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -15,7 +16,10 @@ SHARED = ROOT.parent / "shared"
 DEVSET = SHARED / "devset"
 
 # Keep Prefect's home (database, settings) out of the user's ~/.prefect and the repo.
-os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="qualcode-prefect-"))
+if "PREFECT_HOME" not in os.environ:
+    _home = tempfile.mkdtemp(prefix="qualcode-prefect-")
+    atexit.register(shutil.rmtree, _home, ignore_errors=True)
+    os.environ["PREFECT_HOME"] = _home
 os.environ.pop("PREFECT_API_URL", None)
 import flows  # noqa: E402,F401  (sets qualcode's Prefect defaults)
 

@@ -1,0 +1,78 @@
+"""Throughput of the main flow on a large generated corpus (issue 3's speed targets).
+
+    python benchmarks/bench_throughput.py [--words 1000000] [--backend fast|semantic]
+
+Prints words/s through the whole flow (ingest, segment, rules, model, outputs, reports;
+excluding interpreter and Prefect server start-up), next to bare ``spacy.blank("en")``
+tokenisation and, for the semantic backend, bare ``SentenceTransformer.encode`` of the
+same segment texts, measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from generate_corpus import generate  # noqa: E402
+
+os.environ.setdefault("PREFECT_HOME", str(ROOT / ".prefect"))
+import flows  # noqa: E402,F401  (privacy defaults before Prefect is imported)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--words", type=int, default=1_000_000)
+    parser.add_argument("--backend", choices=("fast", "semantic"), default="fast")
+    parser.add_argument("--keep", action="store_true", help="keep the generated corpus")
+    args = parser.parse_args()
+
+    import spacy
+
+    from flows.code_corpus import code_corpus
+    from qualcode.corpus import flat_segments, read_corpus
+
+    work = Path(tempfile.mkdtemp(prefix="qualcode-bench-"))
+    corpus, out = work / "corpus", work / "outputs"
+    words = generate(corpus, args.words)
+    texts = [s.text for s in flat_segments(read_corpus(corpus)) if s.codable]
+    n_words = sum(len(t.split()) for t in texts)
+
+    nlp = spacy.blank("en")
+    t0 = time.perf_counter()
+    for _ in nlp.pipe(texts, batch_size=256):
+        pass
+    spacy_wps = n_words / (time.perf_counter() - t0)
+
+    summary = code_corpus(corpus=str(corpus), codebook=str(ROOT / "codebook.yaml"),
+                          out=str(out), backend=args.backend)
+    flow_wps = words / summary["seconds"]
+    print(f"\ncorpus: {words:,} words, {summary['counts']['segments']:,} segments "
+          f"({summary['counts']['codable_segments']:,} codable), backend {args.backend}")
+    print(f"flow (end to end, no start-up): {summary['seconds']:.1f} s = {flow_wps:,.0f} words/s"
+          f"  (target >= 150,000 on the fast path)")
+    print(f"bare spacy.blank('en') tokenisation: {spacy_wps:,.0f} words/s; flow/spacy = "
+          f"{flow_wps / spacy_wps:.2f} (target >= 0.33)")
+    if args.backend == "semantic":
+        from qualcode.embed import packaged_model_path
+        from sentence_transformers import SentenceTransformer
+
+        model = SentenceTransformer(str(packaged_model_path()), device="cpu")
+        t0 = time.perf_counter()
+        model.encode(texts, batch_size=64)
+        encode_wps = n_words / (time.perf_counter() - t0)
+        print(f"bare SentenceTransformer.encode: {encode_wps:,.0f} words/s; flow/encode = "
+              f"{flow_wps / encode_wps:.2f} (target >= 0.70)")
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
