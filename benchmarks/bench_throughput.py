@@ -61,8 +61,9 @@ def main() -> None:
     print(f"bare spacy.blank('en') tokenisation: {spacy_wps:,.0f} words/s; flow/spacy = "
           f"{flow_wps / spacy_wps:.2f} (target >= 0.33)")
     if args.backend == "semantic":
-        from qualcode.embed import packaged_model_path
         from sentence_transformers import SentenceTransformer
+
+        from qualcode.embed import packaged_model_path
 
         model = SentenceTransformer(str(packaged_model_path()), device="cpu")
         t0 = time.perf_counter()
