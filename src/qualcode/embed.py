@@ -10,8 +10,10 @@ cheaper to recompute than to cache.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import importlib.util
+import itertools
 import os
 import re
 import uuid
@@ -44,7 +46,8 @@ class Embedder(Protocol):
 def available_backends() -> list[str]:
     """Backends usable here, best first (``semantic`` needs the ``semantic`` extra)."""
     found = [FAST]
-    if all(importlib.util.find_spec(m) for m in ("torch", "sentence_transformers")):
+    if all(importlib.util.find_spec(m) for m in ("torch", "sentence_transformers",
+                                                  _PACKAGED_DIST)):
         found.insert(0, SEMANTIC)
     return found
 
@@ -155,9 +158,9 @@ class SemanticEmbedder:
             ) from exc
         if self._tuned_state is not None:
             self._st.load_state_dict(self._tuned_state)
-        get_dim = getattr(self._st, "get_embedding_dimension", None) or getattr(
-            self._st, "get_sentence_embedding_dimension"
-        )
+        # sentence-transformers renamed the method; accept both spellings
+        get_dim = (getattr(self._st, "get_embedding_dimension", None)
+                   or self._st.get_sentence_embedding_dimension)
         self.dim = int(get_dim())
 
     def __getstate__(self) -> dict[str, Any]:
@@ -221,8 +224,10 @@ class SemanticEmbedder:
             order = rng.permutation(len(texts))
             for b in range(0, len(order), batch_size):
                 idx = order[b:b + batch_size]
-                features = st.tokenize([texts[i] for i in idx])
-                features = {k: v.to(self.device) for k, v in features.items()}
+                prep = getattr(st, "preprocess", None) or st.tokenize
+                features = prep([texts[i] for i in idx])
+                features = {k: v.to(self.device) if hasattr(v, "to") else v
+                            for k, v in features.items()}
                 emb = st(features)["sentence_embedding"]
                 # Normalised embeddings have tiny logits; the scale lets the head saturate.
                 loss = loss_fn(head(emb * 10.0), torch.from_numpy(targets[idx]))
@@ -247,9 +252,10 @@ _lemma_table: dict[str, str] | None = None
 def _lemmas() -> dict[str, str]:
     global _lemma_table
     if _lemma_table is None:
-        from spacy.lookups import load_lookups
+        from spacy.util import load_language_data, registry
 
-        _lemma_table = dict(load_lookups("en", ["lemma_lookup"]).get_table("lemma_lookup"))
+        table = load_language_data(registry.lookups.get("en")["lemma_lookup"])
+        _lemma_table = {k.lower(): v for k, v in table.items()}
     return _lemma_table
 
 
@@ -259,21 +265,31 @@ class FastEmbedder:
     model_id = "hashing-words-lemmas-v1"
 
     def __init__(self, n_features: int = 2**18) -> None:
+        self.dim = n_features
+        self._build()
+
+    def _build(self) -> None:
         from sklearn.feature_extraction.text import HashingVectorizer
 
-        self.dim = n_features
         table = _lemmas()
 
         def analyse(text: str) -> list[str]:
             words = _WORD.findall(text.lower())
             feats = [table.get(w, w) for w in words]
-            feats += [f"{a} {b}" for a, b in zip(feats, feats[1:], strict=False)]
+            feats += [f"{a} {b}" for a, b in itertools.pairwise(feats)]
             feats += [f"={w}" for w in words]
             return feats
 
         self._vec = HashingVectorizer(
-            analyzer=analyse, n_features=n_features, alternate_sign=False, norm=None
+            analyzer=analyse, n_features=self.dim, alternate_sign=False, norm=None
         )
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"dim": self.dim}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.dim = state["dim"]
+        self._build()
 
     def encode(self, texts: Sequence[str]) -> sp.csr_matrix:
         counts = self._vec.transform(list(texts)).astype(np.float32)
@@ -399,5 +415,11 @@ def get_embedder(
             "E105: the semantic backend needs the semantic extra (pip install "
             "'qualcode[semantic]'); run with --backend fast to use the fallback."
         )
-    embedder: Embedder = SemanticEmbedder(model)
+    embedder: Embedder = _semantic(None if model is None else str(model))
     return CachedEmbedder(embedder, cache_dir) if cache_dir is not None else embedder
+
+
+@functools.lru_cache(maxsize=2)
+def _semantic(model: str | None) -> SemanticEmbedder:
+    # Loading takes seconds; cross-validation asks for the same model once per fold.
+    return SemanticEmbedder(model)

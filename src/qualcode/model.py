@@ -9,10 +9,14 @@ down-weighted) and from human-reviewed segments. Two heads per code score a segm
   max-pooled over the segment's sentences, because a code is often carried by one sentence
   of a long turn.
 
-The score is a weighted mean of the two; a codebook rule hit lifts it to at least
-``rule_score``. Per-code thresholds are tuned by grouped inner cross-validation when a code has
-enough reviewed positives; from the codebook alone the threshold is set high (precision
-before recall). Nothing here knows any particular codebook.
+The score is a weighted mean of the two. Codebook rules enter as a per-code bonus added to
+the score where the code's rules hit. With enough reviewed positives, each code's threshold
+and rule bonus are tuned together for F1 on grouped inner cross-validation, so the reviews
+decide how far the rules are trusted; from the codebook alone a rule hit decides and the
+model alone must clear a high threshold (precision before recall). Encoder fine-tuning
+(``finetune_epochs``) is available but off: measured on the dev set it cost ~4 minutes per
+fit on 2 cores and lowered cross-validated F1 (see benchmarks/classifier_devset.py).
+Nothing here knows any particular codebook.
 """
 
 from __future__ import annotations
@@ -77,8 +81,10 @@ def _rows(m: Any, idx: np.ndarray) -> Any:
     return m[idx]
 
 
-def _lr(C: float, seed: int) -> LogisticRegression:
-    return LogisticRegression(C=C, class_weight="balanced", max_iter=2000, random_state=seed)
+def _lr(C: float, seed: int, sparse: bool = False) -> LogisticRegression:
+    # lbfgs crawls on the fast backend's 2**18 hashed columns; liblinear does not.
+    return LogisticRegression(C=C, class_weight="balanced", max_iter=2000, random_state=seed,
+                              solver="liblinear" if sparse else "lbfgs")
 
 
 def _segment_max(values: np.ndarray, seg_of: np.ndarray, n: int) -> np.ndarray:
@@ -89,16 +95,28 @@ def _segment_max(values: np.ndarray, seg_of: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def _best_threshold(scores: np.ndarray, truth: np.ndarray, grid: np.ndarray) -> float:
-    """The grid threshold with the best F1; ties go to the highest (fewer false positives)."""
-    best, best_f1 = float(grid[-1]), -1.0
-    for t in grid[::-1]:
-        pred = scores >= t
-        tp = float(np.sum(pred & (truth == 1)))
-        denom = float(pred.sum() + truth.sum())
-        f1 = 2 * tp / denom if denom else 0.0
-        if f1 > best_f1 + 1e-9:
-            best, best_f1 = float(t), f1
+_THRESHOLDS = np.round(np.arange(0.2, 0.951, 0.05), 2)
+_BONUSES = np.round(np.arange(0.0, 1.01, 0.1), 1)
+
+
+def _f1(pred: np.ndarray, truth: np.ndarray) -> float:
+    denom = float(pred.sum() + truth.sum())
+    return 2.0 * float(np.sum(pred & (truth == 1))) / denom if denom else 0.0
+
+
+def _tune_decision(score: np.ndarray, rule_hit: np.ndarray, truth: np.ndarray,
+                   use_rules: bool = True) -> tuple[float, float]:
+    """Threshold and rule bonus with the best F1 (``score + bonus * hit >= threshold``).
+
+    Ties go to the higher threshold (fewer false positives), then to the larger bonus.
+    """
+    hit = (rule_hit > 0).astype(float)
+    best, best_f1 = (float(_THRESHOLDS[-1]), 1.0 if use_rules else 0.0), -1.0
+    for t in _THRESHOLDS[::-1]:
+        for b in (_BONUSES[::-1] if use_rules else _BONUSES[:1]):
+            f1 = _f1(score + b * hit >= t, truth)
+            if f1 > best_f1 + 1e-9:
+                best, best_f1 = (float(t), float(b)), f1
     return best
 
 
@@ -120,12 +138,13 @@ class CodebookClassifier(BaseEstimator):
         cache_dir: str | None = None,
         finetune_epochs: int = 0,
         min_finetune_segments: int = 100,
-        C: float = 1.0,
+        C: float = 3.0,
         sentence_weight: float = 0.5,
         codebook_weight: float = 0.5,
-        rule_score: float | None = 0.5,
+        use_rules: bool = True,
+        use_guidance: bool = True,
         threshold: float = 0.5,
-        codebook_only_threshold: float = 0.8,
+        codebook_only_threshold: float = 0.7,
         min_positives_to_tune: int = 8,
         inner_folds: int = 3,
         min_sentence_words: int = 3,
@@ -140,7 +159,8 @@ class CodebookClassifier(BaseEstimator):
         self.C = C
         self.sentence_weight = sentence_weight
         self.codebook_weight = codebook_weight
-        self.rule_score = rule_score
+        self.use_rules = use_rules
+        self.use_guidance = use_guidance
         self.threshold = threshold
         self.codebook_only_threshold = codebook_only_threshold
         self.min_positives_to_tune = min_positives_to_tune
@@ -152,7 +172,7 @@ class CodebookClassifier(BaseEstimator):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for transient in ("_encoder", "_matcher", "_example_cache"):
+        for transient in ("_encoder", "_matcher", "_example_cache", "_last"):
             state.pop(transient, None)
         return state
 
@@ -223,8 +243,12 @@ class CodebookClassifier(BaseEstimator):
         owner: list[int] = []
         k = len(self.classes_)
         for j, code in enumerate(self.codebook.codes):
-            for text, value in [(t, 1) for t in code.examples.positive] + [
-                    (t, 0) for t in code.examples.negative]:
+            pos = list(code.examples.positive)
+            neg = list(code.examples.negative)
+            if self.use_guidance:
+                pos += [code.definition, *code.include]
+                neg += list(code.exclude)
+            for text, value in [(t, 1) for t in pos] + [(t, 0) for t in neg]:
                 row = np.full(k, -1, dtype=np.int64)
                 row[j] = value
                 texts.append(text)
@@ -259,22 +283,25 @@ class CodebookClassifier(BaseEstimator):
             Xs, ys, ws = [_rows(P.seg, idx)], [Y[idx, j]], [np.ones(len(idx))]
             Xt, yt, wt = [_rows(P.sent, sent_rows)], [Y[P.sent_seg[sent_rows], j]], [
                 np.ones(len(sent_rows))]
-            if cb is not None:
+            # Codebook rows weigh less than reviews, but are all there is without reviews.
+            cb_weight = self.codebook_weight if len(idx) else 1.0
+            if cb is not None and cb_weight > 0:
                 known = np.flatnonzero(cb_labels[:, j] >= 0)
                 Xs.append(_rows(cb.seg, known))
                 ys.append(cb_labels[known, j])
-                ws.append(np.full(len(known), self.codebook_weight))
+                ws.append(np.full(len(known), cb_weight))
                 srows = np.flatnonzero(np.isin(cb.sent_seg, known))
                 Xt.append(_rows(cb.sent, srows))
                 yt.append(cb_labels[cb.sent_seg[srows], j])
-                wt.append(np.full(len(srows), self.codebook_weight))
+                wt.append(np.full(len(srows), cb_weight))
             for name, Xp, yp, wp in (("seg", Xs, ys, ws), ("sent", Xt, yt, wt)):
                 yy = np.concatenate(yp)
                 if not len(yy) or yy.min() == yy.max():
                     head[name] = float(yy[0]) if len(yy) else 0.0
                     continue
-                stack = sp.vstack if sp.issparse(Xp[0]) else np.vstack
-                head[name] = _lr(self.C, self.random_state).fit(
+                sparse = sp.issparse(Xp[0])
+                stack = sp.vstack if sparse else np.vstack
+                head[name] = _lr(self.C, self.random_state, sparse).fit(
                     stack(Xp), yy, sample_weight=np.concatenate(wp))
             heads.append(head)
         return heads
@@ -308,9 +335,11 @@ class CodebookClassifier(BaseEstimator):
         return (1 - w) * seg_p + w * pooled, best, sent_rows
 
     def _combine(self, scores: np.ndarray, rule_hits: np.ndarray) -> np.ndarray:
-        if self.rule_score is None:
+        """Final scores: the model score plus each code's rule bonus where its rules hit."""
+        bonus = getattr(self, "rule_bonus_", None)
+        if bonus is None:
             return scores
-        return np.where(rule_hits > 0, np.maximum(scores, self.rule_score), scores)
+        return np.clip(scores + bonus * (rule_hits > 0), 0.0, 1.0)
 
     # ------------------------------------------------------------------ API
 
@@ -329,7 +358,7 @@ class CodebookClassifier(BaseEstimator):
         base = get_embedder(self.backend, self.embedding_model)
         self.backend_ = "fast" if base.model_id.startswith("hashing") else "semantic"
         self.embedder_ = base
-        self._encoder = None
+        self._encoder = self._last = self._example_cache = self._matcher = None
         if self.finetune_epochs and self.backend_ == "semantic" \
                 and len(texts) >= self.min_finetune_segments:
             self.embedder_ = base.finetuned(texts, Y, epochs=self.finetune_epochs,
@@ -349,15 +378,19 @@ class CodebookClassifier(BaseEstimator):
         k = len(self.classes_)
         self.thresholds_ = np.full(k, self.codebook_only_threshold if not texts
                                    else self.threshold)
+        # From the codebook alone a rule hit decides (rules are written for precision).
+        self.rule_bonus_ = np.full(k, 1.0 if self.use_rules else 0.0)
         self.tuned_ = np.zeros(k, dtype=bool)
         enough = Y.sum(0) >= self.min_positives_to_tune
-        if texts and enough.any():
-            oof = self._inner_oof(P, Y, groups, cb, cb_labels)
-            if oof is not None:
-                grid = np.round(np.arange(0.2, 0.91, 0.05), 2)
-                for j in np.flatnonzero(enough):
-                    self.thresholds_[j] = _best_threshold(oof[:, j], Y[:, j], grid)
-                    self.tuned_[j] = True
+        oof = self._inner_oof(P, Y, groups, cb, cb_labels) if texts and enough.any() else None
+        if oof is not None:
+            for j in np.flatnonzero(enough):
+                # How far to trust this code's rules is learned from the reviews (out of
+                # fold), not assumed: rules written on one corpus can misfire on another.
+                self.thresholds_[j], self.rule_bonus_[j] = _tune_decision(
+                    oof[:, j], P.rule_hits[:, j], Y[:, j],
+                    use_rules=self.use_rules)
+                self.tuned_[j] = True
         self.cb_examples_ = [list(c.examples.positive) for c in self.codebook.codes]
         return self
 
@@ -372,8 +405,7 @@ class CodebookClassifier(BaseEstimator):
         oof = np.zeros(Y.shape)
         for tr, te in GroupKFold(folds).split(np.zeros(n), groups=g):
             heads = self._fit_heads(P, Y, tr, cb, cb_labels)
-            scores, _, _ = self._head_scores(heads, P, te)
-            oof[te] = self._combine(scores, P.rule_hits[te])
+            oof[te] = self._head_scores(heads, P, te)[0]
         return oof
 
     def _check(self) -> None:
@@ -382,10 +414,16 @@ class CodebookClassifier(BaseEstimator):
 
     def _score(self, X: Sequence[str]) -> tuple[_Prepared, np.ndarray, np.ndarray, np.ndarray]:
         self._check()
-        P = self._prepare(list(X))
+        texts = tuple(X)
+        last = getattr(self, "_last", None)
+        if last is not None and last[0] == texts:  # explain() right after predict_proba()
+            return last[1]
+        P = self._prepare(texts)
         idx = np.arange(len(P.rules))
         scores, best, _ = self._head_scores(self.heads_, P, idx)
-        return P, self._combine(scores, P.rule_hits), best, scores
+        out = (P, self._combine(scores, P.rule_hits), best, scores)
+        self._last = (texts, out)
+        return out
 
     def predict_proba(self, X: Sequence[str]) -> np.ndarray:
         """Scores in [0, 1], shape (n, n_codes), columns in ``classes_`` order."""
@@ -399,6 +437,7 @@ class CodebookClassifier(BaseEstimator):
         """Per text, the applied codes with score, method and evidence."""
         P, scores, best, model_scores = self._score(X)
         decided = scores >= self.thresholds_
+        without_rules = self._combine(model_scores, np.zeros_like(P.rule_hits)) >= self.thresholds_
         examples = self._example_vectors()
         out: list[list[Evidence]] = []
         for i in range(len(P.rules)):
@@ -406,7 +445,7 @@ class CodebookClassifier(BaseEstimator):
             for j in np.flatnonzero(decided[i]):
                 code_id = self.classes_[j]
                 hit = P.rules[i].hits.get(code_id)
-                by_rule = hit is not None and model_scores[i, j] < self.thresholds_[j]
+                by_rule = hit is not None and not without_rules[i, j]
                 sentence, example = "", ""
                 if best[i, j] >= 0:
                     sentence = P.sentences[best[i, j]]

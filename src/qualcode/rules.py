@@ -9,15 +9,17 @@ boundaries, so the same pass also gives the sentences the model uses.
 
 from __future__ import annotations
 
+import itertools
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import spacy
+from spacy.attrs import IDX, IS_SPACE, LEMMA, LENGTH, LOWER, ORTH, SENT_START
 from spacy.language import Language
 from spacy.matcher import Matcher, PhraseMatcher
-from spacy.attrs import IDX, IS_SPACE, LEMMA, LENGTH, LOWER, ORTH, SENT_START
 from spacy.tokens import Doc
 from spacy.util import load_language_data, registry
 
@@ -91,25 +93,27 @@ class PunctSentences:
 
     def __init__(self, nlp: Language, name: str = "qualcode_sentences") -> None:
         strings = nlp.vocab.strings
-        self.ends = np.array([strings.add(p) for p in _SENT_END], dtype=np.uint64)
-        self.closers = np.array([strings.add(p) for p in _CLOSERS], dtype=np.uint64)
+        self.ends = frozenset(strings.add(p) for p in _SENT_END)
+        self.skip = self.ends | frozenset(strings.add(p) for p in _CLOSERS)
 
     def __call__(self, doc: Doc) -> Doc:
-        n = len(doc)
-        if not n:
+        if not len(doc):
             return doc
-        arr = doc.to_array([ORTH, IS_SPACE])
-        end = np.isin(arr[:, 0], self.ends) | (arr[:, 1] == 1)
-        skip = end | np.isin(arr[:, 0], self.closers)
-        start = np.full(n, -1, dtype=np.int32)
+        ends, skip = self.ends, self.skip
+        start = [-1] * len(doc)
         start[0] = 1
-        for p in np.flatnonzero(end).tolist():
-            q = p + 1
-            while q < n and skip[q]:
-                q += 1
-            if q < n:
-                start[q] = 1
-        doc.from_array([SENT_START], start.reshape(-1, 1).astype(np.uint64))
+        pending = False
+        for i, (orth, space) in enumerate(doc.to_array([ORTH, IS_SPACE]).tolist()):
+            if pending:
+                if orth in skip or space:
+                    continue
+                start[i] = 1
+                pending = False
+            # A blank line ends a sentence; a single line break (wrapped text) does not.
+            if orth in ends or (space and doc[i].text.count("\n") > 1):
+                pending = True
+        doc.from_array([SENT_START], np.array(start, dtype=np.int64).reshape(-1, 1)
+                       .astype(np.uint64))
         return doc
 
 
@@ -141,13 +145,28 @@ class RuleMatcher:
         self.code_ids: list[str] = [c.id for c in codebook.codes]
         self._lower = PhraseMatcher(self.nlp.vocab, attr="LOWER")
         self._lemma = PhraseMatcher(self.nlp.vocab, attr="LEMMA")
-        self._tokens = Matcher(self.nlp.vocab, validate=True)
+        # One Matcher per token pattern, run only on sentences holding every word the
+        # pattern requires: spaCy's Matcher walks every token for every pattern (with IN
+        # sets checked in Python), which at hundreds of patterns runs at ~10k words/s.
+        self._patterns: list[tuple[Matcher, list[tuple[int, frozenset[int]]]]] = []
         self.n_rules = 0
         for code in codebook.codes:
             phrases, patterns, ex_phrases, ex_patterns = _rules(code)
             self._add(code.id, code.id, phrases, patterns)
             self._add(code.id, _EXCLUDE + code.id, ex_phrases, ex_patterns)
             self.n_rules += len(phrases) + len(patterns)
+        self._active = [m for m in (self._lower, self._lemma) if len(m)]
+        # Inverted index on each pattern's most selective required token.
+        self._anchors: tuple[dict[int, list[int]], dict[int, list[int]]] = ({}, {})
+        self._always: list[int] = []
+        for i, (_, reqs) in enumerate(self._patterns):
+            if not reqs:
+                self._always.append(i)
+                continue
+            col, hashes = min(reqs, key=lambda r: len(r[1]))
+            for h in hashes:
+                self._anchors[col].setdefault(h, []).append(i)
+        self._anchor_keys = (frozenset(self._anchors[0]), frozenset(self._anchors[1]))
 
     def _add(self, code_id: str, label: str, phrases: list[str], patterns: list[Any]) -> None:
         if phrases:
@@ -163,13 +182,40 @@ class RuleMatcher:
                     f"{pattern!r}. Fix it in the codebook."
                 )
             try:
-                self._tokens.add(label, [pattern])
+                matcher = Matcher(self.nlp.vocab, validate=True)
+                matcher.add(label, [pattern])
             except Exception as exc:  # spaCy raises several types for bad patterns
                 raise RuleError(
                     f"R002: code {code_id!r}: rules.{where}[{i}] is not a valid spaCy token "
                     f"pattern ({exc}). See https://spacy.io/usage/rule-based-matching and fix "
                     "it in the codebook."
                 ) from exc
+            self._patterns.append((matcher, self._requirements(pattern)))
+
+    def _requirements(self, pattern: list[dict[str, Any]]) -> list[tuple[int, frozenset[int]]]:
+        """(column, word hashes) per required token: one of the words must be in a sentence.
+
+        Column 0 holds lower-case forms, column 1 lemmas. ORTH/TEXT values are checked on
+        their lower-case form, which only lets more sentences through.
+        """
+        strings = self.nlp.vocab.strings
+        reqs = []
+        for token in pattern:
+            op = str(token.get("OP", "1"))
+            bounds = re.match(r"\{(\d*)", op)
+            if op not in ("1", "+") and not (bounds and bounds.group(1) not in ("", "0")):
+                continue
+            for attr, col in (("LEMMA", 1), ("LOWER", 0), ("ORTH", 0), ("TEXT", 0)):
+                value = token.get(attr)
+                if isinstance(value, dict) and set(value) == {"IN"}:
+                    value = value["IN"]
+                if isinstance(value, str):
+                    value = [value]
+                if isinstance(value, list) and all(isinstance(v, str) for v in value):
+                    words = [v if col else v.lower() for v in value]
+                    reqs.append((col, frozenset(strings.add(w) for w in words)))
+                    break
+        return reqs
 
     def docs(self, texts: Iterable[str]) -> Iterable[Doc]:
         return self.nlp.pipe(texts, batch_size=self.batch_size)
@@ -178,13 +224,19 @@ class RuleMatcher:
         """Hits and sentence boundaries of one processed doc (``text``: its text, if known)."""
         if not len(doc):
             return RuleResult()
-        arr = doc.to_array([IDX, LENGTH, SENT_START]).astype(np.int64)
+        arr = doc.to_array([IDX, LENGTH, SENT_START, IS_SPACE]).astype(np.int64)
         tok_start, tok_end = arr[:, 0], arr[:, 0] + arr[:, 1]
         starts = np.flatnonzero(arr[:, 2] == 1)
-        ends = np.append(starts[1:], len(doc)) - 1
-        result = RuleResult(sentences=list(zip(tok_start[starts].tolist(),
-                                               tok_end[ends].tolist(), strict=True)))
-        matches = self._lower(doc) + self._lemma(doc) + self._tokens(doc)
+        # A sentence ends at its last token that is not whitespace (a blank line).
+        words = np.flatnonzero(arr[:, 3] == 0)
+        last = np.searchsorted(words, np.append(starts[1:], len(doc)), side="left") - 1
+        spans = [(int(tok_start[s]), int(tok_end[words[w]]))
+                 for s, w in zip(starts.tolist(), last.tolist(), strict=True)
+                 if w >= 0 and words[w] >= s]
+        result = RuleResult(sentences=spans)
+        matches = [m for matcher in self._active for m in matcher(doc)]
+        if self._patterns:
+            matches += self._token_matches(doc, starts)
         if not matches:
             return result
         sent_of = np.searchsorted(starts, [m[1] for m in matches], side="right") - 1
@@ -214,6 +266,30 @@ class RuleMatcher:
             evidence = tuple(dict.fromkeys(text[a:b] for a, b in chars))
             result.hits[code_id] = RuleHit(code_id, evidence, chars)
         return result
+
+    def _token_matches(self, doc: Doc, starts: np.ndarray) -> list[tuple[int, int, int]]:
+        words = doc.to_array([LOWER, LEMMA])
+        in_doc = (set(words[:, 0].tolist()), set(words[:, 1].tolist()))
+        candidates = set(self._always)
+        for col in (0, 1):
+            index = self._anchors[col]
+            for h in in_doc[col] & self._anchor_keys[col]:
+                candidates.update(index[h])
+        possible = [self._patterns[i] for i in sorted(candidates)
+                    if all(not hashes.isdisjoint(in_doc[col])
+                           for col, hashes in self._patterns[i][1])]
+        if not possible:
+            return []
+        bounds = np.append(starts, len(doc)).tolist()
+        sents = [(a, b, set(words[a:b, 0].tolist()), set(words[a:b, 1].tolist()))
+                 for a, b in itertools.pairwise(bounds)]
+        found = []
+        for matcher, reqs in possible:
+            for a, b, lower, lemma in sents:
+                cols = (lower, lemma)
+                if all(not hashes.isdisjoint(cols[col]) for col, hashes in reqs):
+                    found += [(k, a + s, a + e) for k, s, e in matcher(doc[a:b])]
+        return found
 
     def match(self, texts: Iterable[str]) -> list[RuleResult]:
         """Rule hits and sentence spans for each text, in order (one ``nlp.pipe`` pass)."""

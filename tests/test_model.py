@@ -1,0 +1,152 @@
+"""The classifier: codebook-only and reviewed training, evidence, pickling, metrics."""
+
+from __future__ import annotations
+
+import csv
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+
+from qualcode.codebook import Category, Code, Codebook, Examples, Rules
+from qualcode.embed import SEMANTIC, available_backends
+from qualcode.model import (
+    MODEL,
+    RULE,
+    CodebookClassifier,
+    NotFittedError,
+    f1_per_code,
+    krippendorff_alpha_nominal,
+    multilabel_targets,
+)
+
+semantic = pytest.mark.skipif(SEMANTIC not in available_backends(),
+                              reason="the semantic extra is not installed")
+
+
+def _book() -> Codebook:
+    def code(cid: str, pos: list[str], neg: list[str], phrases: list[str]) -> Code:
+        return Code(id=cid, name=cid, category="c", definition=f"passages about {cid}",
+                    examples=Examples(positive=pos, negative=neg),
+                    rules=Rules(phrases=phrases))
+
+    return Codebook(name="t", version="1", categories=[Category(id="c", name="C")], codes=[
+        code("money", ["The group demanded a fee at every checkpoint.",
+                       "Fighters taxed each truck that crossed the bridge."],
+             ["We paid our drivers on time."], ["checkpoint fee"]),
+        code("weather", ["Heavy rain washed the road away.",
+                         "The floods cut the route for a week."],
+             ["We talked about the weather forecast for the next season."], ["monsoon"]),
+    ])
+
+
+TEXTS = [
+    "They asked for a checkpoint fee on every lorry.",
+    "Fighters taxed our trucks at the bridge, every single one.",
+    "The monsoon came early this year.",
+    "Floods cut the road and the trucks could not pass for days.",
+    "We had lunch with the team.",
+    "The group demanded money from each convoy at the gate.",
+    "Rain washed away the only route to the camps.",
+    "Our office moved to a new building.",
+]
+LABELS = [["money"], ["money"], ["weather"], ["weather"], [], ["money"], ["weather"], []]
+
+
+def test_alpha_and_f1_equal_hand_computed_values() -> None:
+    # 4 units: values 1,1,0,0 vs 1,0,0,0 -> n=8, n1=3, n0=5, one disagreement:
+    # alpha = 1 - (8 - 1) * 2 / (2 * 5 * 3) = 1 - 7/15
+    assert krippendorff_alpha_nominal([1, 1, 0, 0], [1, 0, 0, 0]) == pytest.approx(8 / 15)
+    assert krippendorff_alpha_nominal([1, 0, 1], [1, 0, 1]) == 1.0
+    assert np.isnan(krippendorff_alpha_nominal([0, 0], [0, 0]))
+    # 5 values, 10 units, 2 disagreements: value counts a3 b6 c6 d3 e2 (n=20), so
+    # sum_{c!=k} n_c n_k = 400 - 94 = 306 and alpha = 1 - 19 * 4 / 306
+    a = ["a", "a", "b", "b", "d", "c", "c", "c", "e", "d"]
+    b = ["b", "a", "b", "b", "b", "c", "c", "c", "e", "d"]
+    assert krippendorff_alpha_nominal(a, b) == pytest.approx(1 - 19 * 4 / 306)
+    truth = np.array([[1, 0], [1, 0], [0, 0]])
+    pred = np.array([[1, 0], [0, 0], [1, 0]])
+    assert f1_per_code(truth, pred).tolist() == [0.5, 1.0]
+
+
+def test_codebook_only_fast_backend_rules_and_evidence() -> None:
+    model = CodebookClassifier(_book(), backend="fast").fit([], None)
+    assert model.backend_ == "fast" and model.classes_ == ["money", "weather"]
+    assert model.thresholds_.tolist() == [model.codebook_only_threshold] * 2
+    pred = model.predict(TEXTS[:3])
+    assert pred[0].tolist() == [1, 0] and pred[2].tolist() == [0, 1]
+    [first], _, [third] = model.explain(TEXTS[:3])
+    assert (first.code_id, first.method, first.matched) == ("money", RULE, ("checkpoint fee",))
+    assert third.matched == ("monsoon",) and "monsoon" in third.text
+    assert first.example in _book().codes[0].examples.positive
+    restored = pickle.loads(pickle.dumps(model))
+    assert np.array_equal(restored.predict(TEXTS), model.predict(TEXTS))
+
+
+def test_unfitted_and_bad_labels_are_refused() -> None:
+    with pytest.raises(NotFittedError):
+        CodebookClassifier(_book(), backend="fast").predict(["x"])
+    with pytest.raises(ValueError, match="unknown code id 'nope'"):
+        CodebookClassifier(_book(), backend="fast").fit(["x"], [["nope"]])
+    with pytest.raises(ValueError, match="codebook"):
+        CodebookClassifier(None).fit([], None)
+
+
+@semantic
+def test_learns_from_reviews_explains_and_pickles(tmp_path: Path) -> None:
+    model = CodebookClassifier(_book(), cache_dir=str(tmp_path), min_positives_to_tune=2,
+                               inner_folds=2)
+    model.fit(TEXTS, LABELS, groups=list(range(len(TEXTS))))
+    assert model.tuned_.all()
+    y = multilabel_targets(LABELS, model.classes_)
+    assert (model.predict(TEXTS) == y).mean() >= 0.85
+    new = ["Each lorry had to pay the commander's men before the barrier opened.",
+           "A storm flooded the valley road."]
+    proba = model.predict_proba(new)
+    assert proba.shape == (2, 2) and proba[0, 0] > proba[0, 1] and proba[1, 1] > proba[1, 0]
+    applied = model.explain(new)
+    assert all(e.method in (RULE, MODEL) for row in applied for e in row)
+    for row, text in zip(applied, new, strict=True):
+        for e in row:
+            assert e.sentence in text and e.score >= model.thresholds_[
+                model.classes_.index(e.code_id)]
+    restored = pickle.loads(pickle.dumps(model))
+    assert np.allclose(restored.predict_proba(new), proba)
+    params = clone(model).get_params()
+    assert params["min_positives_to_tune"] == 2 and params["codebook"] == model.codebook
+    assert len(pickle.dumps(model)) < 5_000_000  # the encoder is reloaded, not pickled
+
+
+@semantic
+def test_model_beats_its_rules_on_held_back_dev_segments(devset: Path, codebook_path: Path,
+                                                         tmp_path: Path) -> None:
+    from qualcode.codebook import load_codebook
+    from qualcode.ingest import ingest_corpus
+    from qualcode.segment import segment_documents
+
+    book = load_codebook(codebook_path)
+    segments = {s.segment_id: s for s in
+                segment_documents(ingest_corpus(devset / "corpus").documents)}
+    with open(devset / "gold.csv", encoding="utf-8", newline="") as fh:
+        gold = [r for r in csv.DictReader(fh) if "-INT-" in r["doc_id"]]
+    docs = sorted({r["doc_id"] for r in gold})
+    test_docs = set(docs[::4])
+    train = [r for r in gold if r["doc_id"] not in test_docs]
+    test = [r for r in gold if r["doc_id"] in test_docs]
+
+    def labels(rows):
+        return multilabel_targets([r["codes"].split(";") for r in rows], book.code_ids)
+
+    model = CodebookClassifier(book, cache_dir=str(tmp_path))
+    model.fit([segments[r["segment_id"]].text for r in train], labels(train),
+              groups=[r["doc_id"] for r in train])
+    pred = model.predict([segments[r["segment_id"]].text for r in test])
+    rules = model._rule_matcher()
+    hits = rules.hit_matrix(rules.match([segments[r["segment_id"]].text for r in test]))
+    truth = labels(test)
+    model_f1 = f1_per_code(truth, pred).mean()
+    rules_f1 = f1_per_code(truth, hits.astype(int)).mean()
+    print(f"held-back interview segments: model macro F1 {model_f1:.3f}, rules {rules_f1:.3f}")
+    assert model_f1 > rules_f1
