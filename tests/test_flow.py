@@ -35,7 +35,7 @@ def test_flow_segments_sample_corpus(prefect_harness, sample_corpus, codebook_pa
 
     out = tmp_path / "outputs"
     summary = code_corpus(corpus=str(sample_corpus), codebook=str(codebook_path), out=str(out),
-                          batch_size=4)
+                          batch_size=4, backend="fast", evaluate=False)
     segments = _read_segments(out)
     manifest = json.loads((out / "run_manifest.json").read_text(encoding="utf-8"))
 
@@ -72,8 +72,51 @@ def test_flow_segments_sample_corpus(prefect_harness, sample_corpus, codebook_pa
 
     # a second run gives byte-identical segments (stable ids)
     first = (out / "segments.csv").read_bytes()
-    code_corpus(corpus=str(sample_corpus), codebook=str(codebook_path), out=str(out))
+    second = code_corpus(corpus=str(sample_corpus), codebook=str(codebook_path), out=str(out),
+                         backend="fast", evaluate=False)
     assert (out / "segments.csv").read_bytes() == first
+    assert second["model"]["retrained"] is None  # unchanged reviews: the saved model is reused
+    _check_codings_and_reports(out, segments, sample_corpus)
+
+
+def _check_codings_and_reports(out: Path, segments: pd.DataFrame, corpus: Path) -> None:
+    """codings.csv agrees with coded_segments.csv, humans win, reports recompute."""
+    codings = pd.read_csv(out / "codings.csv", dtype=str, keep_default_na=False)
+    coded = pd.read_csv(out / "coded_segments.csv", dtype=str, keep_default_na=False)
+    assert list(codings.columns) == ["segment_id", "doc_id", "code_id", "category", "score",
+                                     "method", "evidence"]
+    assert list(coded["segment_id"]) == list(segments["segment_id"])
+    codable = set(segments.loc[segments["codable"] == "True", "segment_id"])
+    assert set(codings["segment_id"]) <= codable
+    pairs = {(r.segment_id, r.code_id) for r in codings.itertuples()}
+    wide = {(r["segment_id"], c) for _, r in coded.iterrows() for c in r["codes"].split(";")
+            if c}
+    assert pairs == wide
+    assert set(codings["method"]) <= {"rule", "model", "human"}
+    reviews = pd.read_csv(corpus / "reviews" / "coder_a.csv", dtype=str, keep_default_na=False)
+    only_a = set(reviews["segment_id"]) - set(
+        pd.read_csv(corpus / "reviews" / "coder_b.csv", dtype=str)["segment_id"])
+    for row in reviews[reviews["segment_id"].isin(only_a)].itertuples():
+        applied = set(codings.loc[codings["segment_id"] == row.segment_id, "code_id"])
+        assert applied == {c for c in row.codes.split(";") if c}, row.segment_id
+        assert set(codings.loc[codings["segment_id"] == row.segment_id, "method"]) <= {"human"}
+    assert (codings["method"] != "human").any()  # the unreviewed documents were coded too
+
+    freq = pd.read_csv(out / "frequencies.csv")
+    n_codable = len(codable)
+    for row in freq.itertuples():
+        hits = codings[codings["code_id"] == row.code_id]
+        assert row.segments == hits["segment_id"].nunique()
+        assert row.documents == hits["doc_id"].nunique()
+        assert row.share_of_segments == pytest.approx(row.segments / n_codable, abs=1e-4)
+    cooc = pd.read_csv(out / "cooccurrence.csv").set_index("code_id")
+    sets = codings.groupby("segment_id")["code_id"].apply(set)
+    for a in cooc.index[:5]:
+        for b in cooc.columns[:5]:
+            assert cooc.loc[a, b] == sum(1 for codes in sets if a in codes and b in codes)
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "<html" in html and "http://" not in html.replace("http://www.w3.org", "")
+    assert (out / "reliability.csv").is_file()
 
 
 def _bad_corpus(root: Path) -> Path:
@@ -104,7 +147,8 @@ def test_flow_bad_input_keeps_good_files(prefect_harness, codebook_path, tmp_pat
 
     corpus = _bad_corpus(tmp_path)
     out = tmp_path / "outputs"
-    summary = code_corpus(corpus=str(corpus), codebook=str(codebook_path), out=str(out))
+    summary = code_corpus(corpus=str(corpus), codebook=str(codebook_path), out=str(out),
+                          backend="fast")
     segments = _read_segments(out)
     assert set(segments["doc_id"]) == {"YEM-GOOD", "GOOD"}
     assert "SECRET-TEXT" not in (out / "segments.csv").read_text(encoding="utf-8-sig")
