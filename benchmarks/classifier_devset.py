@@ -1,7 +1,7 @@
 """Classifier quality on the labelled dev set (../shared/devset), next to issue 3's baselines.
 
     .venv/bin/python benchmarks/classifier_devset.py [--codebook codebook.yaml] [--cache DIR]
-        [--backend semantic|fast] [--set name=value ...] [--only cv,holdout,codebook,tune]
+        [--backend semantic|fast] [--set name=value ...] [--only cv,tune,holdout,codebook,rules]
 
 Settings reported:
 - ``cv``: 5-fold cross-validation grouped by document over all 291 gold segments (gold used
@@ -9,7 +9,8 @@ Settings reported:
 - ``tune``: the same over the tuning part only (what model choices were made on);
 - ``holdout``: trained on the tuning part, scored on a held-out part (4 transcripts + 30
   excerpts) that no choice was made on;
-- ``codebook``: trained on the codebook alone, scored on all gold segments.
+- ``codebook``: trained on the codebook alone, scored on all gold segments;
+- ``rules``: the codebook's rules alone (a hit is a decision).
 
 Macro F1 averages per-code F1; alpha is Krippendorff's alpha (nominal, gold vs model, unit =
 segment, per code 0/1), averaged over codes. Embeddings are cached under ``--cache``.
@@ -39,6 +40,7 @@ from qualcode.model import (  # noqa: E402
     krippendorff_alpha_nominal,
     multilabel_targets,
 )
+from qualcode.rules import RuleMatcher  # noqa: E402
 from qualcode.segment import segment_documents  # noqa: E402
 
 DEVSET = ROOT.parent / "shared" / "devset"
@@ -110,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backend", default=None)
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                     help="a CodebookClassifier parameter, e.g. --set sentence_weight=0.5")
-    ap.add_argument("--only", default="cv,tune,holdout,codebook")
+    ap.add_argument("--only", default="cv,tune,holdout,codebook,rules")
     args = ap.parse_args(argv)
 
     params = {}
@@ -166,6 +168,14 @@ def main(argv: list[str] | None = None) -> int:
                      time.perf_counter() - t1))
         if hold.any():
             rows.append(("codebook only, held-out part", scores(Y[hold], pred[hold]), 0, 0))
+
+    if "rules" in wanted:
+        matcher = RuleMatcher(codebook)
+        t0 = time.perf_counter()
+        hits = matcher.hit_matrix(matcher.match(texts)).astype(np.int64)
+        rows.append(("codebook rules alone, all gold", scores(Y, hits), 0,
+                     time.perf_counter() - t0))
+        rows.append(("codebook rules alone, held-out part", scores(Y[hold], hits[hold]), 0, 0))
 
     print(f"\n{'setting':48s} {'macro F1':>8s} {'alpha':>6s} {'P':>5s} {'R':>5s} "
           f"{'fit s':>6s} {'pred s':>6s}")

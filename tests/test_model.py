@@ -119,9 +119,9 @@ def test_learns_from_reviews_explains_and_pickles(tmp_path: Path) -> None:
     assert len(pickle.dumps(model)) < 5_000_000  # the encoder is reloaded, not pickled
 
 
-@semantic
+@pytest.mark.parametrize("backend", ["fast", pytest.param("semantic", marks=semantic)])
 def test_model_beats_its_rules_on_held_back_dev_segments(devset: Path, codebook_path: Path,
-                                                         tmp_path: Path) -> None:
+                                                         tmp_path: Path, backend: str) -> None:
     from qualcode.codebook import load_codebook
     from qualcode.ingest import ingest_corpus
     from qualcode.segment import segment_documents
@@ -139,7 +139,7 @@ def test_model_beats_its_rules_on_held_back_dev_segments(devset: Path, codebook_
     def labels(rows):
         return multilabel_targets([r["codes"].split(";") for r in rows], book.code_ids)
 
-    model = CodebookClassifier(book, cache_dir=str(tmp_path))
+    model = CodebookClassifier(book, backend=backend, cache_dir=str(tmp_path))
     model.fit([segments[r["segment_id"]].text for r in train], labels(train),
               groups=[r["doc_id"] for r in train])
     pred = model.predict([segments[r["segment_id"]].text for r in test])

@@ -1,28 +1,32 @@
 """The codebook-driven multi-label classifier, a scikit-learn estimator.
 
-It learns, in rising priority, from the codebook (each code's positive and negative examples,
-down-weighted) and from human-reviewed segments. Two heads per code score a segment:
+It learns, in rising priority, from the codebook (each code's definition, include/exclude
+guidance and positive/negative examples, down-weighted) and from human-reviewed segments.
+Two heads per code score a segment:
 
 - a *segment head*: logistic regression on the embedding of the whole segment;
 - a *sentence head*: logistic regression on sentence embeddings, trained with each sentence
-  taking its segment's labels (multiple-instance learning) plus the codebook examples, and
+  taking its segment's labels (multiple-instance learning) plus the codebook rows, and
   max-pooled over the segment's sentences, because a code is often carried by one sentence
   of a long turn.
 
-The score is a weighted mean of the two. Codebook rules enter as a per-code bonus added to
+With the semantic backend and reviews, both heads exist twice, on sentence-model embeddings
+and on hashed words + lemmas, and their probabilities are averaged (``lexical_weight``).
+The score is a weighted mean of the heads. Codebook rules enter as a per-code bonus added to
 the score where the code's rules hit. With enough reviewed positives, each code's threshold
 and rule bonus are tuned together for F1 on grouped inner cross-validation, so the reviews
 decide how far the rules are trusted; from the codebook alone a rule hit decides and the
 model alone must clear a high threshold (precision before recall). Encoder fine-tuning
 (``finetune_epochs``) is available but off: measured on the dev set it cost ~4 minutes per
-fit on 2 cores and lowered cross-validated F1 (see benchmarks/classifier_devset.py).
+fit on 2 cores and lowered cross-validated F1 (``--set finetune_epochs=4`` in
+benchmarks/classifier_devset.py).
 Nothing here knows any particular codebook.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -31,7 +35,7 @@ from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 
-from .embed import CachedEmbedder, Embedder, get_embedder
+from .embed import FAST, CachedEmbedder, Embedder, FastEmbedder, get_embedder
 from .rules import RuleMatcher, RuleResult
 
 RULE = "rule"
@@ -75,6 +79,7 @@ class _Prepared:
     sentences: list[str]
     rules: list[RuleResult]
     rule_hits: np.ndarray  # (n, n_codes) 0/1
+    views: list[tuple[Any, Any]] = field(default_factory=list)  # (seg, sent) per embedding
 
 
 def _rows(m: Any, idx: np.ndarray) -> Any:
@@ -83,8 +88,26 @@ def _rows(m: Any, idx: np.ndarray) -> Any:
 
 def _lr(C: float, seed: int, sparse: bool = False) -> LogisticRegression:
     # lbfgs crawls on the fast backend's 2**18 hashed columns; liblinear does not.
+    # (the dual problem: far more columns than rows).
     return LogisticRegression(C=C, class_weight="balanced", max_iter=2000, random_state=seed,
-                              solver="liblinear" if sparse else "lbfgs")
+                              solver="liblinear" if sparse else "lbfgs", dual=sparse)
+
+
+class _SparseLinear:
+    """A fitted logistic regression on hashed features, kept as its non-zero weights only.
+
+    sklearn keeps a dense 2**18 coefficient row per head (2 MB each); pickled models stay
+    small this way.
+    """
+
+    def __init__(self, model: LogisticRegression) -> None:
+        self.coef = sp.csr_matrix(model.coef_.astype(np.float32))  # (1, features)
+        self.intercept = float(model.intercept_[0])
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        z = (X @ self.coef.T).toarray().ravel() + self.intercept
+        p = 1.0 / (1.0 + np.exp(-z))
+        return np.column_stack([1.0 - p, p])
 
 
 def _segment_max(values: np.ndarray, seg_of: np.ndarray, n: int) -> np.ndarray:
@@ -140,6 +163,7 @@ class CodebookClassifier(BaseEstimator):
         min_finetune_segments: int = 100,
         C: float = 3.0,
         sentence_weight: float = 0.5,
+        lexical_weight: float = 0.5,
         codebook_weight: float = 0.5,
         use_rules: bool = True,
         use_guidance: bool = True,
@@ -158,6 +182,7 @@ class CodebookClassifier(BaseEstimator):
         self.min_finetune_segments = min_finetune_segments
         self.C = C
         self.sentence_weight = sentence_weight
+        self.lexical_weight = lexical_weight
         self.codebook_weight = codebook_weight
         self.use_rules = use_rules
         self.use_guidance = use_guidance
@@ -172,7 +197,7 @@ class CodebookClassifier(BaseEstimator):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for transient in ("_encoder", "_matcher", "_example_cache", "_last"):
+        for transient in ("_encoder", "_matcher", "_example_cache", "_last", "_lex"):
             state.pop(transient, None)
         return state
 
@@ -212,10 +237,26 @@ class CodebookClassifier(BaseEstimator):
         matcher = self._rule_matcher()
         results = matcher.match(texts)
         sentences, seg_of = self._sentences(texts, results)
-        enc = self._embedder()
-        both = enc.encode(texts + sentences)
-        seg, sent = both[: len(texts)], both[len(texts):]
-        return _Prepared(seg, sent, seg_of, sentences, results, matcher.hit_matrix(results))
+        n = len(texts)
+        views = []
+        for enc in (self._embedder(), self._lexical()):
+            if enc is not None:
+                both = enc.encode(texts + sentences)
+                views.append((both[:n], both[n:]))
+        return _Prepared(views[0][0], views[0][1], seg_of, sentences, results,
+                         matcher.hit_matrix(results), views)
+
+    def _lexical(self) -> FastEmbedder | None:
+        """Hashed words and lemmas beside the sentence model: with reviews they add what the
+        frozen sentence model misses (measured: model-only CV macro F1 0.48 -> 0.56)."""
+        # Without reviews a bag of words learns little from a few codebook examples.
+        if self.lexical_weight <= 0 or getattr(self, "backend_", FAST) == FAST \
+                or not getattr(self, "n_reviewed_", 0):
+            return None
+        lex = getattr(self, "_lex", None)
+        if lex is None:
+            lex = self._lex = FastEmbedder()
+        return lex
 
     def _targets(self, y: Any, n: int) -> np.ndarray:
         ids = self.classes_
@@ -273,36 +314,39 @@ class CodebookClassifier(BaseEstimator):
     # ------------------------------------------------------------------ heads
 
     def _fit_heads(self, P: _Prepared, Y: np.ndarray, idx: np.ndarray,
-                   cb: _Prepared | None, cb_labels: np.ndarray) -> list[dict[str, Any]]:
-        """Fit both heads of every code on segments ``idx`` (+ the codebook rows)."""
+                   cb: _Prepared | None, cb_labels: np.ndarray) -> list[dict[Any, Any]]:
+        """Fit both heads of every code, per embedding, on segments ``idx`` (+ codebook rows)."""
         sent_rows = np.flatnonzero(np.isin(P.sent_seg, idx))
+        # Codebook rows weigh less than reviews, but are all there is without reviews.
+        cb_weight = self.codebook_weight if len(idx) else 1.0
+        use_cb = cb is not None and cb_weight > 0
         heads = []
         for j in range(Y.shape[1]):
-            head: dict[str, Any] = {}
-            # segment head: reviewed segments + codebook examples (as whole texts)
-            Xs, ys, ws = [_rows(P.seg, idx)], [Y[idx, j]], [np.ones(len(idx))]
-            Xt, yt, wt = [_rows(P.sent, sent_rows)], [Y[P.sent_seg[sent_rows], j]], [
-                np.ones(len(sent_rows))]
-            # Codebook rows weigh less than reviews, but are all there is without reviews.
-            cb_weight = self.codebook_weight if len(idx) else 1.0
-            if cb is not None and cb_weight > 0:
+            head: dict[Any, Any] = {}
+            ys, ws = [Y[idx, j]], [np.ones(len(idx))]
+            yt, wt = [Y[P.sent_seg[sent_rows], j]], [np.ones(len(sent_rows))]
+            if use_cb:
                 known = np.flatnonzero(cb_labels[:, j] >= 0)
-                Xs.append(_rows(cb.seg, known))
+                srows = np.flatnonzero(np.isin(cb.sent_seg, known))
                 ys.append(cb_labels[known, j])
                 ws.append(np.full(len(known), cb_weight))
-                srows = np.flatnonzero(np.isin(cb.sent_seg, known))
-                Xt.append(_rows(cb.sent, srows))
                 yt.append(cb_labels[cb.sent_seg[srows], j])
                 wt.append(np.full(len(srows), cb_weight))
-            for name, Xp, yp, wp in (("seg", Xs, ys, ws), ("sent", Xt, yt, wt)):
-                yy = np.concatenate(yp)
-                if not len(yy) or yy.min() == yy.max():
-                    head[name] = float(yy[0]) if len(yy) else 0.0
-                    continue
-                sparse = sp.issparse(Xp[0])
-                stack = sp.vstack if sparse else np.vstack
-                head[name] = _lr(self.C, self.random_state, sparse).fit(
-                    stack(Xp), yy, sample_weight=np.concatenate(wp))
+            for v, (seg, sent) in enumerate(P.views):
+                Xs, Xt = [_rows(seg, idx)], [_rows(sent, sent_rows)]
+                if use_cb:
+                    Xs.append(_rows(cb.views[v][0], known))
+                    Xt.append(_rows(cb.views[v][1], srows))
+                for name, Xp, yp, wp in (("seg", Xs, ys, ws), ("sent", Xt, yt, wt)):
+                    yy = np.concatenate(yp)
+                    if not len(yy) or yy.min() == yy.max():
+                        head[name, v] = float(yy[0]) if len(yy) else 0.0
+                        continue
+                    sparse = sp.issparse(Xp[0])
+                    stack = sp.vstack if sparse else np.vstack
+                    model = _lr(self.C, self.random_state, sparse).fit(
+                        stack(Xp), yy, sample_weight=np.concatenate(wp))
+                    head[name, v] = _SparseLinear(model) if sparse else model
             heads.append(head)
         return heads
 
@@ -315,14 +359,16 @@ class CodebookClassifier(BaseEstimator):
         local = np.searchsorted(idx, P.sent_seg[sent_rows]) if len(sent_rows) else sent_rows
         seg_p = np.zeros((n, k))
         sent_p = np.zeros((len(sent_rows), k))
-        Xs, Xt = _rows(P.seg, idx), _rows(P.sent, sent_rows)
-        for j, head in enumerate(heads):
-            for name, Xp, out in (("seg", Xs, seg_p), ("sent", Xt, sent_p)):
-                model = head[name]
-                if isinstance(model, float):
-                    out[:, j] = model
-                elif Xp.shape[0]:
-                    out[:, j] = model.predict_proba(Xp)[:, 1]
+        weights = [1.0] if len(P.views) == 1 else [1 - self.lexical_weight, self.lexical_weight]
+        for v, (seg, sent) in enumerate(P.views):
+            Xs, Xt = _rows(seg, idx), _rows(sent, sent_rows)
+            for j, head in enumerate(heads):
+                for name, Xp, out in (("seg", Xs, seg_p), ("sent", Xt, sent_p)):
+                    model = head[name, v]
+                    if isinstance(model, float):
+                        out[:, j] += weights[v] * model
+                    elif Xp.shape[0]:
+                        out[:, j] += weights[v] * model.predict_proba(Xp)[:, 1]
         best = np.full((n, k), -1, dtype=np.int64)
         pooled = np.zeros((n, k))
         if len(sent_rows):
@@ -369,9 +415,10 @@ class CodebookClassifier(BaseEstimator):
         cb = self._prepare(cb_texts) if cb_texts else None
         if P is None:
             P = _Prepared(np.zeros((0, 1)), np.zeros((0, 1)), np.zeros(0, np.int64), [], [],
-                          np.zeros((0, len(self.classes_))))
+                          np.zeros((0, len(self.classes_))), [(np.zeros((0, 1)),) * 2])
             if cb is not None:
-                P.seg, P.sent = cb.seg[:0], cb.sent[:0]
+                P.views = [(seg[:0], sent[:0]) for seg, sent in cb.views]
+                P.seg, P.sent = P.views[0]
         idx = np.arange(len(texts))
         self.heads_ = self._fit_heads(P, Y, idx, cb, cb_labels)
 
