@@ -141,6 +141,9 @@ class SemanticEmbedder:
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         try:
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # no "Loading weights" bar in the run log
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise EmbeddingError(
                 "E105: sentence-transformers is not installed; install qualcode[semantic] "
