@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # The semantic extra pins torch to the CPU wheel (see pyproject.toml).
 comma := ,
-EXTRAS ?= semantic,test
+EXTRAS ?= semantic,test,dask
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
 .PHONY: run test lint bench install clean

@@ -1,44 +1,240 @@
-"""The main flow: corpus files → segments → codings → outputs, in batches."""
+"""The main flow: corpus files → segments → codings → outputs, in batches.
+
+Incremental: ``ingest-batch`` and ``code-batch`` are cached by Prefect on content hashes
+(see :mod:`flows.incremental`), so a rerun reads and scores only what changed, and
+``write-outputs`` is cached on all of their keys, so a run where nothing changed leaves
+the datasets and reports as they are and only updates the run manifest. Batches run
+on a task runner chosen per run: one worker thread by default, ``workers`` threads, or an
+existing Dask cluster (``dask_address``). A batch that still fails after its retries is
+reported (run manifest, summary, artifact) and the other batches' outputs still land.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import pickle
+import threading
 import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE, TASK_SOURCE, CachePolicy
+from prefect.context import TaskRunContext
 from prefect.runtime import flow_run
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from qualcode.classify import CodingResult, code_segments
 from qualcode.codebook import Codebook, load_codebook
-from qualcode.corpus import Batch, combine_batches, flat_segments, plan_batches, process_batch
-from qualcode.datasets import write_datasets
-from qualcode.documents import Segment
+from qualcode.corpus import Batch, combine_batches, flat_segments, process_batch
+from qualcode.datasets import RUN_MANIFEST, write_datasets
+from qualcode.documents import Segment, Skipped
 from qualcode.ingest import discover_files, load_manifest
 from qualcode.model import CodebookClassifier
+from qualcode.outputs import write_json
 from qualcode.provenance import now
 from qualcode.reliability import agreement_table, classifier_decisions, write_reliability
 from qualcode.reviews import ReviewSet, load_reviews
 from qualcode.segment import DEFAULT_MAX_TURN_CHARS
 from qualcode.speakers import DEFAULT_INTERVIEWER_LABELS
-from qualcode.training import TrainingSet, ensure_model, training_set
+from qualcode.training import MODEL_FILE, TrainingSet, ensure_model, model_dir, training_set
 
-from .reports import report_outputs
+from .incremental import (
+    FileRecords,
+    batch_key,
+    coding_key,
+    ingest_keys,
+    outputs_fingerprint,
+    outputs_intact,
+    plan_batches,
+    prune_results,
+    results_dir,
+    split_by_file,
+)
+from .publish import discard, open_staging, promote
+from .reports import publish_artifacts, write_reports_task
 
 DEFAULT_BATCH_SIZE = 50
-CODING_BATCH_SEGMENTS = 2000
+RETRIES = 2  # a batch is tried at most 1 + RETRIES times
 
 
-@task(name="ingest-batch", retries=1, retry_delay_seconds=1)
+class BatchError(RuntimeError):
+    """A batch failed. The message names the error type and the files, never their text:
+    it is stored in Prefect's database (the full traceback goes to the local log only)."""
+
+
+def _with_source(key: str | None, context: TaskRunContext) -> str | None:
+    # The task's source is part of the key, as with `+ TASK_SOURCE`; but a compound policy
+    # drops a None key and would then cache on the source alone, so combine them here:
+    # None stays None, which means "do not cache".
+    if key is None:
+        return None
+    return f"{key}-{TASK_SOURCE.compute_key(context, None, None)}"
+
+
+def _files_key(context: TaskRunContext, parameters: dict[str, Any]) -> str | None:
+    return _with_source(batch_key([entry[1] for entry in parameters["files"]]), context)
+
+
+CONTENT_CACHE = CachePolicy.from_cache_key_fn(_files_key)
+
+
+def _sanitised(what: str, paths: Sequence[str], err: Exception) -> BatchError:
+    get_run_logger().exception("%s failed on %d file(s): %s", what, len(paths), ", ".join(paths))
+    shown = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+    return BatchError(f"{type(err).__name__} while {what} {shown}")
+
+
+# ------------------------------------------------------------------------------- ingest
+
+
+@dataclass(slots=True)
+class Ingested:
+    parts: list[Batch]  # one per file, in the batch's order
+    processed: list[str] = field(default_factory=list)  # files actually read in this run
+
+
+@task(name="ingest-batch", retries=RETRIES, retry_delay_seconds=1, persist_result=True,
+      cache_policy=CONTENT_CACHE)
 def ingest_batch(
-    corpus: str, paths: list[str], interviewer_labels: list[str], max_turn_chars: int
-) -> Batch:
-    """Read and segment one batch of files (paths only cross the task boundary)."""
-    return process_batch(corpus, paths, interviewer_labels, max_turn_chars)
+    corpus: str, files: list[tuple[str, str | None, str | None]],
+    interviewer_labels: list[str], max_turn_chars: int,
+) -> Ingested:
+    """Read and segment one batch of ``(path, key, sha256)``; files read before come from
+    their records."""
+    records = FileRecords()
+    parts: dict[str, Batch] = {}
+    for path, key, _ in files:
+        cached = records.get(key)
+        if cached is not None:
+            parts[path] = cached
+    missing = [path for path, _, _ in files if path not in parts]
+    if missing:
+        try:
+            fresh = split_by_file(
+                process_batch(corpus, missing, interviewer_labels, max_turn_chars), missing)
+        except Exception as err:
+            raise _sanitised("reading", missing, err) from None
+        expected = {path: (key, sha) for path, key, sha in files}
+        for path in missing:
+            part = parts[path] = fresh[path]
+            key, sha = expected[path]
+            if key is None:
+                continue  # unreadable when the flow hashed it: reported, never cached
+            if [record.sha256 for record in part.files] != [sha]:
+                # Hashed by the flow, then changed (or became unreadable) before this task
+                # read it: the key no longer describes the content, so nothing may be
+                # cached under it. A retry reads it again.
+                raise BatchError(f"{path} changed while the run was reading it")
+            records.put(key, part)
+    return Ingested([parts[path] for path, _, _ in files], missing)
 
 
-@task(name="prepare-model")
+# ------------------------------------------------------------------------------- coding
+
+_MODELS: dict[str, tuple[CodebookClassifier, threading.Lock]] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def _remember_model(sha256: str, model: CodebookClassifier) -> None:
+    with _MODELS_LOCK:
+        if sha256 not in _MODELS:
+            _MODELS.clear()
+            _MODELS[sha256] = (model, threading.Lock())
+
+
+def _model(path: str, sha256: str, codebook: Codebook) -> tuple[CodebookClassifier,
+                                                               threading.Lock]:
+    """The model, loaded once per process (threads share it; Dask workers load their own)."""
+    with _MODELS_LOCK:
+        if sha256 not in _MODELS:
+            data = Path(path).read_bytes()
+            if hashlib.sha256(data).hexdigest() != sha256:
+                raise RuntimeError(f"the model file {path} changed during the run; rerun")
+            model = pickle.loads(data)
+            model.codebook = codebook
+            _MODELS.clear()
+            _MODELS[sha256] = (model, threading.Lock())
+        return _MODELS[sha256]
+
+
+class Bulk:
+    """A big task argument that Prefect passes through untouched.
+
+    Prefect walks every list, dict and dataclass argument looking for futures (slow for
+    thousands of segments); it does not look inside an object of a plain class. (Prefect's
+    own ``quote`` is not unwrapped by the Dask task runner.)
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __getstate__(self) -> tuple[Any]:
+        return (self.value,)  # never falsy: pickle skips __setstate__ for a falsy state
+
+    def __setstate__(self, state: tuple[Any]) -> None:
+        (self.value,) = state
+
+
+def _rows(result: CodingResult, start: int, stop: int) -> CodingResult:
+    return CodingResult(result.segment_ids[start:stop], result.code_ids,
+                        result.scores[start:stop], result.thresholds,
+                        result.decisions[start:stop], result.methods[start:stop],
+                        result.evidence[start:stop])
+
+
+@dataclass(slots=True)
+class Coded:
+    parts: list[CodingResult]  # one per file, in the batch's order
+    scored: list[str] = field(default_factory=list)  # files actually scored in this run
+
+
+@task(name="code-batch", retries=RETRIES, retry_delay_seconds=1, persist_result=True,
+      cache_policy=CONTENT_CACHE)
+def code_batch(
+    files: list[tuple[str, str]], segments: Bulk, model_path: str, model_sha256: str,
+    codebook: Codebook, human: Bulk,
+) -> Coded:
+    """Score one batch's codable segments (``segments``: one list per file, ``human``: the
+    coders' decisions on them); files scored before come from their records."""
+    segments, human = segments.value, human.value
+    records = FileRecords()
+    parts: dict[int, CodingResult] = {}
+    for i, (_, key) in enumerate(files):
+        cached = records.get(key)
+        if cached is not None:
+            parts[i] = cached
+    todo = [i for i in range(len(files)) if i not in parts]
+    if todo:
+        paths = [files[i][0] for i in todo]
+        try:
+            model, lock = _model(model_path, model_sha256, codebook)
+            # One scoring at a time per process: the model's lazily built parts and its
+            # embedding cache are not thread-safe. Batches still read files concurrently.
+            with lock:
+                result = code_segments([s for i in todo for s in segments[i]], model,
+                                       codebook, human)
+        except Exception as err:
+            raise _sanitised("coding", paths, err) from None
+        start = 0
+        for i in todo:
+            stop = start + len(segments[i])
+            parts[i] = _rows(result, start, stop)
+            records.put(files[i][1], parts[i])
+            start = stop
+    return Coded([parts[i] for i in range(len(files))], [files[i][0] for i in todo])
+
+
+# ------------------------------------------------------------------------ other tasks
+
+
+@task(name="prepare-model", cache_policy=NO_CACHE)
 def prepare_model(
     codebook: Codebook, data: TrainingSet, out: str, backend: str | None, evaluate: bool
 ) -> tuple[CodebookClassifier, dict[str, Any], str | None]:
@@ -50,20 +246,87 @@ def prepare_model(
     return ensure_model(codebook, data, out, backend, evaluate=evaluate)
 
 
-@task(name="code-batch", retries=1, retry_delay_seconds=1)
-def code_batch(
-    segments: list[Segment], model: CodebookClassifier, codebook: Codebook,
-    human: dict[str, frozenset[str]],
-) -> CodingResult:
-    return code_segments(segments, model, codebook, human)
-
-
-@task(name="reliability")
+@task(name="reliability", cache_policy=NO_CACHE)
 def reliability(reviews: ReviewSet, codebook: Codebook, out: str) -> dict[str, str]:
     """Coder vs coder and classifier vs coders, unit = segment (``reliability.csv``)."""
     table = agreement_table(reviews, codebook, classifier_decisions(out, codebook.code_ids))
     path = write_reliability(out, table)
     return {path.name: hashlib.sha256(path.read_bytes()).hexdigest()}
+
+
+# ------------------------------------------------------------------------------ running
+
+
+@contextmanager
+def task_runner(workers: int = 1, dask_address: str | None = None) -> Iterator[TaskRunner]:
+    """Threads on this machine, or an existing Dask cluster."""
+    if dask_address:
+        try:
+            from prefect_dask import DaskTaskRunner
+        except ImportError as err:
+            raise RuntimeError(
+                "--dask-address needs the dask extra: pip install 'qualcode[dask]' "
+                "(or make install EXTRAS=semantic,test,dask)") from err
+        runner: TaskRunner = DaskTaskRunner(address=dask_address)
+    else:
+        runner = ThreadPoolTaskRunner(max_workers=max(1, workers))
+    with runner:
+        yield runner
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What became of the batches of one task: results in order, cached and failed ones."""
+
+    results: list[Any] = field(default_factory=list)  # None where the batch failed
+    cached: int = 0
+    failed: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _settle(futures: Sequence[Any], batches: Sequence[Sequence[str]], name: str) -> Outcome:
+    outcome = Outcome()
+    for future, paths in zip(futures, batches, strict=True):
+        future.wait()
+        state = future.state
+        if state.is_completed():
+            outcome.results.append(future.result())
+            outcome.cached += state.name == "Cached"
+        else:
+            error = future.result(raise_on_failure=False)
+            outcome.results.append(None)
+            outcome.failed.append({"task": name, "state": state.name, "files": list(paths),
+                                   "error": str(error) if isinstance(error, BatchError)
+                                   else type(error).__name__})
+    return outcome
+
+
+def _failure_note(what: str, tries: int) -> str:
+    return (f"was not {what}: its batch failed {tries} times (see failed_batches in "
+            "run_manifest.json and the run's log) — the next run tries it again")
+
+
+def _model_sha256(out: Path) -> tuple[str, str]:
+    path = model_dir(out) / MODEL_FILE
+    return str(path), hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _codable_by_path(batch: Batch) -> dict[str, list[Segment]]:
+    found: dict[str, list[Segment]] = {}
+    for doc, segs in zip(batch.documents, batch.segments, strict=True):
+        found.setdefault(doc.path, []).extend(s for s in segs if s.codable)
+    return found
+
+
+def _drop_paths(batch: Batch, paths: set[str], reason: str) -> Batch:
+    pairs = [(d, s) for d, s in zip(batch.documents, batch.segments, strict=True)
+             if d.path not in paths]
+    return Batch([d for d, _ in pairs], [s for _, s in pairs],
+                 [*batch.skipped, *(Skipped(p, reason) for p in sorted(paths))], batch.files)
+
+
+def _subset(decisions: Mapping[str, frozenset[str]], segments: Sequence[Segment]
+            ) -> dict[str, frozenset[str]]:
+    return {s.segment_id: decisions[s.segment_id] for s in segments if s.segment_id in decisions}
 
 
 @flow(name="code-corpus", log_prints=False)
@@ -76,10 +339,14 @@ def code_corpus(
     batch_size: int = DEFAULT_BATCH_SIZE,
     interviewer_labels: list[str] | None = None,
     max_turn_chars: int = DEFAULT_MAX_TURN_CHARS,
+    workers: int = 1,
+    dask_address: str | None = None,
 ) -> dict[str, Any]:
     """Code a corpus folder with a codebook and write the datasets to ``out``.
 
-    Parameters are paths and settings only; transcript text never enters Prefect.
+    Parameters are paths and settings only; transcript text never enters Prefect's
+    database. ``workers`` runs that many batches at once in threads; ``dask_address``
+    (``tcp://host:port``) runs them on an existing Dask cluster instead.
     """
     logger = get_run_logger()
     started, t0 = now(), time.perf_counter()
@@ -89,41 +356,91 @@ def code_corpus(
 
     manifest = load_manifest(corpus_dir)
     paths, unsupported = discover_files(corpus_dir)
-    batches = plan_batches(paths, batch_size)
-    results = []
-    for number, batch in enumerate(batches, start=1):
-        results.append(ingest_batch(str(corpus_dir), batch, labels, max_turn_chars))
-        logger.info("read batch %d/%d (%d files)", number, len(batches), len(batch))
-    combined = combine_batches(results)
-    combined.skipped[:0] = [*manifest.problems, *unsupported]
-    segments = flat_segments(combined)
+    keys = ingest_keys(corpus_dir, paths, manifest, labels, max_turn_chars)
+    plan = plan_batches(paths, batch_size)
+    storage = results_dir(out_dir)
+    ingest = ingest_batch.with_options(result_storage=storage)
+    code = code_batch.with_options(result_storage=storage)
+    tries = 1 + RETRIES
 
-    reviews = load_reviews(corpus_dir / "reviews", book.code_ids)
-    combined.skipped.extend(reviews.problems)
-    decisions = reviews.decisions()
-    data = training_set(segments, decisions)
-    model, model_meta, retrained = prepare_model(book, data, str(out_dir), backend, evaluate)
-    if retrained:
-        logger.info("trained the model (%s): %d reviewed segments", retrained, len(data.texts))
-    else:
-        logger.info("reused the saved model %s", model_meta.get("model_id"))
+    with task_runner(workers, dask_address) as runner:
+        futures = [runner.submit(ingest, {"corpus": str(corpus_dir),
+                                          "files": [(p, *keys[p]) for p in batch],
+                                          "interviewer_labels": labels,
+                                          "max_turn_chars": max_turn_chars})
+                   for batch in plan]
+        read = _settle(futures, plan, "ingest-batch")
+        logger.info("read %d batches (%d unchanged, %d failed) of %d files", len(plan),
+                    read.cached, len(read.failed), len(paths))
+        parts = [part for result in read.results if result is not None for part in result.parts]
+        processed = [p for result, future in zip(read.results, futures, strict=True)
+                     if result is not None and future.state.name != "Cached"
+                     for p in result.processed]
+        combined = combine_batches(parts)
+        combined.skipped[:0] = [*manifest.problems, *unsupported]
+        for failure in read.failed:
+            combined.skipped.extend(Skipped(p, _failure_note("read", tries))
+                                    for p in failure["files"])
+        segments = flat_segments(combined)
 
-    codable = [s for s in segments if s.codable]
-    parts = []
-    for start in range(0, len(codable), CODING_BATCH_SEGMENTS):
-        parts.append(code_batch(codable[start : start + CODING_BATCH_SEGMENTS], model, book,
-                                decisions))
-        logger.info("coded %d/%d segments", min(start + CODING_BATCH_SEGMENTS, len(codable)),
-                    len(codable))
-    coding = CodingResult.concat(parts, book.code_ids, model.thresholds_)
+        reviews = load_reviews(corpus_dir / "reviews", book.code_ids)
+        combined.skipped.extend(reviews.problems)
+        decisions = reviews.decisions()
+        data = training_set(segments, decisions)
+        model, model_meta, retrained = prepare_model(book, data, str(out_dir), backend,
+                                                     evaluate)
+        if retrained:
+            logger.info("trained the model (%s): %d reviewed segments", retrained,
+                        len(data.texts))
+        else:
+            logger.info("reused the saved model %s", model_meta.get("model_id"))
+        model_path, model_sha = _model_sha256(out_dir)
+        if not retrained:
+            # The saved model as loaded: what every later run and every worker scores with.
+            _remember_model(model_sha, model)
 
-    summary = write_datasets(
-        out_dir,
-        combined,
-        codebook=book,
-        run_id=str(flow_run.get_id() or ""),
-        started=started,
-        seconds=time.perf_counter() - t0,
+        codable = _codable_by_path(combined)
+        code_plan = [[p for p in batch if codable.get(p)] for batch in plan]
+        code_plan = [batch for batch in code_plan if batch]
+        code_futures, code_files = [], []
+        for batch in code_plan:
+            files = [(p, coding_key(codable[p], decisions, model_sha, book.sha256))
+                     for p in batch]
+            code_files.append(files)
+            chunk = [codable[p] for p in batch]
+            code_futures.append(runner.submit(code, {
+                "files": files, "segments": Bulk(chunk), "model_path": model_path,
+                "model_sha256": model_sha, "codebook": book,
+                "human": Bulk(_subset(decisions, [s for segs in chunk for s in segs]))}))
+        scored = _settle(code_futures, code_plan, "code-batch")
+    logger.info("coded %d batches (%d unchanged, %d failed)", len(code_plan), scored.cached,
+                len(scored.failed))
+    failed_coding = {p for failure in scored.failed for p in failure["files"]}
+    if failed_coding:
+        combined = _drop_paths(combined, failed_coding, _failure_note("coded", tries))
+    coding = CodingResult.concat(
+        [part for result in scored.results if result is not None for part in result.parts],
+        book.code_ids, model.thresholds_)
+    scored_files = [p for result, future in zip(scored.results, code_futures, strict=True)
+                    if result is not None and future.state.name != "Cached"
+                    for p in result.scored]
+    incremental = {
+        "ingest_batches": len(plan), "ingest_batches_cached": read.cached,
+        "files_read": len(processed), "files_reused": len(paths) - len(processed)
+        - sum(len(f["files"]) for f in read.failed),
+        "code_batches": len(code_plan), "code_batches_cached": scored.cached,
+        "files_scored": len(scored_files),
+        "segments_scored": sum(len(codable[p]) for p in scored_files),
+        "result_storage": str(storage),
+        "workers": 0 if dask_address else max(1, workers),
+        "dask_address": dask_address,
+    }
+
+    failed = [*read.failed, *scored.failed]
+    run_id = str(flow_run.get_id() or "")
+    publication = Publication(
+        combined=combined, coding=coding, codebook=book, reviews=reviews, run_id=run_id,
+        started=started, seconds=time.perf_counter() - t0,
         parameters={
             "corpus": str(corpus_dir),
             "codebook": str(Path(codebook).resolve()),
@@ -135,15 +452,126 @@ def code_corpus(
         },
         model={**{k: v for k, v in model_meta.items() if k != "thresholds"},
                "retrained": retrained},
-        coding=coding,
         extra_counts={"reviewed_segments": len(data.texts),
                       "reviews_not_matched": data.unmatched},
+        incremental=incremental, failed=failed,
     )
-    if reviews.reviews:
-        summary["outputs"].update(reliability(reviews, book, str(out_dir)))
-    summary["outputs"].update(report_outputs(str(out_dir), book))
+    # Outputs are a function of the batches' keys and of what else they read: when none
+    # changed since the run that wrote them, they are kept and only the run metadata is
+    # updated (the datasets and reports are not rewritten).
+    fingerprint = None if failed else outputs_fingerprint(
+        ingest=[keys[p][0] for p in paths],
+        coding=[key for batch in code_files for _, key in batch],
+        skipped=[asdict(s) for s in combined.skipped],
+        codebook=publication.parameters["codebook"] + "@" + book.sha256,
+        model=model_sha, reviews=corpus_dir / "reviews", out=out_dir)
+    writer = write_outputs.with_options(result_storage=storage)
+    state = writer(fingerprint, str(out_dir), Bulk(publication), return_state=True)
+    written = state.result()
+    if state.name == "Cached":
+        if outputs_intact(out_dir, written):
+            incremental["outputs_rewritten"] = False
+            _update_manifest(out_dir, publication)
+        else:  # someone edited or deleted an output since: write them all again
+            written = writer.with_options(refresh_cache=True)(
+                fingerprint, str(out_dir), Bulk(publication))
+    summary = json.loads((out_dir / RUN_MANIFEST).read_text(encoding="utf-8"))
+    publish_artifacts(str(out_dir))
+    if not failed:
+        kept = {key for key, _ in keys.values() if key}
+        kept |= {key for batch in code_files for _, key in batch}
+        batch_records = [_record_name(f.state) for f in [*futures, *code_futures]]
+        batch_records.append(_record_name(state))
+        if all(batch_records):
+            removed = prune_results(storage, kept | set(batch_records))
+            if removed:
+                logger.info("removed %d cached results no longer used", removed)
+    for failure in summary["failed_batches"]:
+        logger.warning("%s failed after %d tries on %d file(s): %s", failure["task"], tries,
+                       len(failure["files"]), failure["error"])
     logger.info(
-        "%d documents, %d segments, %d codings, %d skipped", summary["counts"]["documents"],
-        summary["counts"]["segments"], summary["counts"]["codings"], summary["counts"]["skipped"],
+        "%d documents, %d segments, %d codings, %d skipped; %d files read, %d reused%s",
+        summary["counts"]["documents"], summary["counts"]["segments"],
+        summary["counts"]["codings"], summary["counts"]["skipped"], incremental["files_read"],
+        incremental["files_reused"], "" if summary["incremental"].get("outputs_rewritten")
+        else "; outputs unchanged",
     )
     return summary
+
+
+@dataclass(slots=True)
+class Publication:
+    """Everything the outputs of one run are written from."""
+
+    combined: Batch
+    coding: CodingResult
+    codebook: Codebook
+    reviews: ReviewSet
+    run_id: str
+    started: str
+    seconds: float
+    parameters: dict[str, Any]
+    model: dict[str, Any]
+    extra_counts: dict[str, int]
+    incremental: dict[str, Any]
+    failed: list[dict[str, Any]]
+
+
+def _fingerprint_key(context: TaskRunContext, parameters: dict[str, Any]) -> str | None:
+    return _with_source(parameters["fingerprint"], context)
+
+
+@task(name="write-outputs", persist_result=True,
+      cache_policy=CachePolicy.from_cache_key_fn(_fingerprint_key))
+def write_outputs(fingerprint: str | None, out: str, publication: Bulk) -> dict[str, str]:
+    """Write the datasets, ``reliability.csv`` and the reports as one set (staged, then
+    moved into ``out``); return ``{file name: sha256}``. Cached on ``fingerprint``."""
+    run: Publication = publication.value
+    out_dir = Path(out)
+    staging = open_staging(out_dir)
+    try:
+        manifest = write_datasets(
+            staging, run.combined, codebook=run.codebook, run_id=run.run_id,
+            started=run.started, seconds=run.seconds, parameters=run.parameters,
+            model=run.model, coding=run.coding, extra_counts=run.extra_counts)
+        written = dict(manifest["outputs"])
+        if run.reviews.reviews:
+            written.update(reliability(run.reviews, run.codebook, str(staging)))
+        written.update(write_reports_task(str(staging), run.codebook))
+        run.incremental["outputs_rewritten"] = True
+        _finish_manifest(staging, run.incremental, run.failed, written, run.run_id)
+        promote(staging, out_dir)
+    except BaseException:
+        discard(staging)
+        raise
+    return written
+
+
+def _record_name(state: Any) -> str | None:
+    """File name of a task's persisted result (``None`` when unknown)."""
+    metadata = getattr(getattr(state, "data", None), "metadata", None)
+    key = getattr(metadata, "storage_key", None)
+    return Path(key).name if key else None
+
+
+def _update_manifest(out: Path, run: Publication) -> None:
+    """Run metadata of a run whose outputs were already up to date."""
+    path = out / RUN_MANIFEST
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    manifest.update(run_id=run.run_id, started=run.started, finished=now(),
+                    seconds=round(run.seconds, 3), parameters=run.parameters,
+                    incremental=run.incremental, failed_batches=[])
+    manifest["model"] = {**(manifest.get("model") or {}), "retrained": run.model["retrained"]}
+    write_json(path, manifest)
+
+
+def _finish_manifest(staging: Path, incremental: dict[str, Any], failed: list[dict[str, Any]],
+                     written: dict[str, str], run_id: str) -> None:
+    """Add what this run reused and what failed to the staged ``run_manifest.json``."""
+    path = staging / RUN_MANIFEST
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    manifest["outputs"] = written
+    manifest["outputs_written_by"] = run_id
+    manifest["incremental"] = incremental
+    manifest["failed_batches"] = failed
+    write_json(path, manifest)

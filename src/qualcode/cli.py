@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -27,7 +28,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                         help="codebook file (default: codebook.yaml)")
     parser.add_argument("--out", default="outputs", help="output folder (default: outputs)")
     parser.add_argument("--batch-size", type=int, default=50,
-                        help="files per Prefect task (default: 50)")
+                        help="about this many files per Prefect task (default: 50)")
     parser.add_argument(
         "--interviewer-labels", default=",".join(DEFAULT_INTERVIEWER_LABELS),
         help="comma-separated speaker labels kept as context and not coded "
@@ -37,6 +38,32 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                         help="split longer turns at paragraph breaks "
                              f"(default: {DEFAULT_MAX_TURN_CHARS})")
     _add_backend(parser)
+
+
+def _add_scale_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workers", type=int, default=1,
+                        help="batches processed at once in threads on this machine (default: 1)")
+    parser.add_argument("--dask-address", default=None, metavar="tcp://HOST:PORT",
+                        help="run the batches on this existing Dask cluster (needs the dask "
+                             "extra; the cluster must see the corpus and output folders at "
+                             "the same paths)")
+
+
+def _use_project_server(start: bool = False) -> str | None:
+    """Point Prefect at the project's server (``PREFECT_API_URL``) when it runs, or start
+    it when ``start``; a ``PREFECT_API_URL`` set by the user (a team server) wins."""
+    from . import server
+
+    if os.environ.get("PREFECT_API_URL"):
+        return os.environ["PREFECT_API_URL"]
+    info = server.status()
+    if info is None and start:
+        print("Starting the project's Prefect server (qualcode server start) ...", flush=True)
+        info, _ = server.start()
+    if info is None:
+        return None
+    os.environ["PREFECT_API_URL"] = info.api_url
+    return info.api_url
 
 
 def _add_backend(parser: argparse.ArgumentParser) -> None:
@@ -77,6 +104,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the main flow: ingest, segment, code, write outputs")
     _add_run_options(run)
+    _add_scale_options(run)
+
+    schedule = commands.add_parser(
+        "schedule", help="serve the main flow on a cron schedule (starts or reuses the "
+                         "project's Prefect server; runs until stopped)")
+    schedule.add_argument("--cron", required=True,
+                          help='cron expression, e.g. "0 2 * * *" for 02:00 every night')
+    schedule.add_argument("--name", default="nightly",
+                          help="deployment name (default: nightly)")
+    schedule.add_argument("--timezone", default=None,
+                          help="IANA time zone of the cron expression, e.g. Europe/Paris "
+                               "(default: this machine's, else UTC)")
+    _add_run_options(schedule)
+    _add_scale_options(schedule)
+
+    server = commands.add_parser(
+        "server", help="the project's Prefect server (run history, schedules, UI)")
+    server.add_argument("action", choices=("start", "stop", "status"))
+    server.add_argument("--port", type=int, default=None,
+                        help="port on 127.0.0.1 for start (default: a free one)")
 
     train = commands.add_parser(
         "train", help="evaluate, then train the classifier on all reviews and save it")
@@ -169,23 +216,131 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"error: corpus folder '{args.corpus}' does not exist — pass --corpus with the "
               "folder that holds your transcripts", file=sys.stderr)
         return 2
+    if args.workers < 1:
+        print("error: --workers must be at least 1", file=sys.stderr)
+        return 2
     t0 = time.perf_counter()
-    print("Starting the Prefect flow 'code-corpus' (the first run sets up Prefect's local "
-          "database and takes a little longer) ...", flush=True)
+    # A Dask cluster's workers report to the API: without a server each would start a
+    # temporary one of its own.
+    from . import server
+
+    try:
+        api = _use_project_server(start=bool(args.dask_address))
+    except server.ServerError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    if api:
+        print(f"Starting the Prefect flow 'code-corpus', recorded by the Prefect server at "
+              f"{api.removesuffix('/api')} ...", flush=True)
+    else:
+        print("Starting the Prefect flow 'code-corpus' (the first run sets up Prefect's local "
+              "database and takes a little longer) ...", flush=True)
     from flows.code_corpus import code_corpus  # imports Prefect, configured for privacy
 
-    labels = [label.strip() for label in args.interviewer_labels.split(",") if label.strip()]
-    summary = code_corpus(
-        corpus=args.corpus,
-        codebook=args.codebook,
-        out=args.out,
-        backend=args.backend,
-        batch_size=args.batch_size,
-        interviewer_labels=labels,
-        max_turn_chars=args.max_turn_chars,
-    )
+    summary = code_corpus(**_flow_parameters(args))
     _print_summary(summary, args.out)
+    _print_incremental(summary)
     print(f"  wall time      {time.perf_counter() - t0:.1f} s (incl. Prefect start-up)")
+    return 0
+
+
+def _print_incremental(summary: dict[str, Any]) -> None:
+    done = summary.get("incremental") or {}
+    if done:
+        print(f"  incremental    {done['files_read']} files read and "
+              f"{done['segments_scored']} segments scored; {done['files_reused']} files "
+              "unchanged since an earlier run" + ("" if done.get("outputs_rewritten", True)
+                                                  else "; outputs already up to date"))
+    for failure in summary.get("failed_batches") or []:
+        print(f"  FAILED         {failure['task']} on {len(failure['files'])} file(s): "
+              f"{failure['error']} (listed as skipped; the next run tries them again)")
+
+
+def _flow_parameters(args: argparse.Namespace, absolute: bool = False) -> dict[str, Any]:
+    labels = [label.strip() for label in args.interviewer_labels.split(",") if label.strip()]
+    where = (lambda p: str(Path(p).resolve())) if absolute else str
+    parameters: dict[str, Any] = {
+        "corpus": where(args.corpus),
+        "codebook": where(args.codebook),
+        "out": where(args.out),
+        "backend": args.backend,
+        "batch_size": args.batch_size,
+        "interviewer_labels": labels,
+        "max_turn_chars": args.max_turn_chars,
+        "workers": args.workers,
+    }
+    if args.dask_address:
+        parameters["dask_address"] = args.dask_address
+    return parameters
+
+
+def _local_timezone() -> str:
+    """This machine's IANA time zone name, else ``UTC``."""
+    if os.environ.get("TZ", "").strip(":"):
+        return os.environ["TZ"].strip(":")
+    try:
+        target = os.path.realpath("/etc/localtime")
+    except OSError:
+        return "UTC"
+    marker = "zoneinfo/"
+    return target.split(marker, 1)[1] if marker in target else "UTC"
+
+
+def cmd_schedule(args: argparse.Namespace) -> int:
+    from . import server
+    from .codebook import check_codebook
+
+    status, report = check_codebook(args.codebook)
+    if status:
+        print(report, file=sys.stderr)
+        return status
+    if not Path(args.corpus).is_dir():
+        print(f"error: corpus folder '{args.corpus}' does not exist — pass --corpus with the "
+              "folder that holds your transcripts", file=sys.stderr)
+        return 2
+    try:
+        api = _use_project_server(start=True)
+    except server.ServerError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    timezone = args.timezone or _local_timezone()
+    from flows.deployments import serve_code_corpus  # imports Prefect, configured first
+
+    parameters = _flow_parameters(args, absolute=True)
+    ui = (api or "").removesuffix("/api")
+    print(f"Serving 'code-corpus/{args.name}' on cron '{args.cron}' ({timezone}) for\n"
+          f"  corpus {parameters['corpus']}\n  outputs {parameters['out']}\n"
+          f"Watch runs and artifacts at {ui} . Stop with Ctrl-C (the schedule is paused; "
+          "`qualcode server stop` stops the server).", flush=True)
+    serve_code_corpus(args.name, args.cron, timezone, parameters)
+    return 0
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    from . import server
+
+    home = server.prefect_home()
+    if args.action == "status":
+        info = server.status(home)
+        if info is None:
+            print(f"no Prefect server is running for this project (home: {home})")
+            return 3
+        print(f"Prefect server running: pid {info.pid}, UI {info.url}, API {info.api_url}\n"
+              f"  home {info.home}, started {info.started}, log {home / server.LOG_FILE}")
+        return 0
+    if args.action == "stop":
+        info = server.stop(home)
+        print("stopped the Prefect server" + (f" (pid {info.pid})" if info else
+                                              ": none was running"))
+        return 0
+    try:
+        info, started = server.start(home, port=args.port)
+    except server.ServerError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(("started" if started else "already running:") + f" Prefect server at {info.url} "
+          f"(pid {info.pid}, home {info.home})\n`qualcode run` and `qualcode schedule` use it "
+          "while it runs; `qualcode server stop` stops it.")
     return 0
 
 
@@ -353,6 +508,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "run":
         return cmd_run(args)
+    if args.command == "schedule":
+        return cmd_schedule(args)
+    if args.command == "server":
+        return cmd_server(args)
     if args.command == "train":
         return cmd_train(args)
     if args.command == "evaluate":

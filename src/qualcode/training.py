@@ -59,6 +59,16 @@ def training_set(segments: Sequence[Segment], decisions: Mapping[str, frozenset[
     )
 
 
+def _classifier_source_sha256() -> str:
+    """Hash of the classifier's code: a saved model pickled by other code is not reused."""
+    from . import embed, model, rules
+
+    digest = hashlib.sha256()
+    for module in (model, embed, rules):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()
+
+
 def fingerprint(codebook: Codebook, data: TrainingSet, backend: str) -> dict[str, Any]:
     """What a saved model must match to be reused."""
     return {
@@ -66,6 +76,7 @@ def fingerprint(codebook: Codebook, data: TrainingSet, backend: str) -> dict[str
         "codebook_sha256": codebook.sha256,
         "training_sha256": data.sha256,
         "backend": backend,
+        "classifier_sha256": _classifier_source_sha256(),
     }
 
 
@@ -100,6 +111,8 @@ def stale_reason(meta: Mapping[str, Any], wanted: Mapping[str, Any]) -> str | No
         return "the reviews changed"
     if meta.get("backend") != wanted["backend"]:
         return f"the backend changed to {wanted['backend']}"
+    if meta.get("classifier_sha256") != wanted["classifier_sha256"]:
+        return "qualcode's classifier code changed"
     return None
 
 

@@ -1,0 +1,251 @@
+"""Incremental runs on Prefect's own result caching: content-hash keys and stable batches.
+
+Two layers, both stored by Prefect's ``ResultStore`` in one project-local folder
+(``<out>/cache/prefect-results``, mode 0700, inside the git-ignored ``outputs/``):
+
+- **Task level.** ``ingest-batch`` and ``code-batch`` carry a cache policy whose key is a
+  hash of their files' keys (plus the task's source). An unchanged batch is not run at
+  all: Prefect returns its persisted result and records the task run as ``Cached``.
+- **File level.** Inside a batch that did change, every file's result is looked up under
+  its own key, so adding or editing one file re-reads and re-scores that file only.
+
+Keys are built from content, never from Python objects (spaCy and scikit-learn objects
+hash differently in every process):
+
+- ingest: the file's sha256, its manifest row, the reading settings, and the library's
+  source (less the classifier and output modules), so a new qualcode version re-reads;
+- coding: the segment ids and texts, the coders' decisions on them, the model file's
+  sha256, the codebook's sha256 and the library's source (less the output modules).
+
+Batches are cut where a hash of the path says so (content-defined chunking), not every N
+files, so a new file changes only the batch it falls into.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import qualcode
+from qualcode.corpus import Batch
+from qualcode.documents import Segment
+from qualcode.ingest import Manifest
+
+RESULTS_DIR = Path("cache") / "prefect-results"
+# Library modules that cannot change what reading or scoring produces. Everything else is
+# part of the keys (a module added later is included until it is listed here).
+_OUTPUT_ONLY = ("cli.py", "server.py", "report.py", "report_html.py", "report_tables.py",
+                "review_sheets.py", "reliability.py", "datasets.py", "outputs.py",
+                "provenance.py", "templates")
+_CLASSIFIER = ("model.py", "embed.py", "rules.py", "classify.py", "training.py",
+               "evaluate.py", "codebook.py", "reviews.py")
+INGEST_EXCLUDED = _OUTPUT_ONLY + _CLASSIFIER
+CODING_EXCLUDED = _OUTPUT_ONLY
+# A batch is cut after at most this many times the wanted size, whatever the hashes say.
+MAX_BATCH_FACTOR = 4
+
+
+def results_dir(out: str | Path) -> Path:
+    """The folder of persisted task results (absolute, private to the user)."""
+    folder = (Path(out) / RESULTS_DIR).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    # Persisted results are pickles that contain transcript text.
+    os.chmod(folder, 0o700)
+    return folder
+
+
+def _sha(*parts: str | bytes) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part if isinstance(part, bytes) else part.encode("utf-8"))
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+@cache
+def source_fingerprint(excluded: tuple[str, ...] = ()) -> str:
+    """sha256 of the library's Python source, less the ``excluded`` top-level entries."""
+    root = Path(qualcode.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        relative = path.relative_to(root)
+        if relative.parts[0] in excluded or "__pycache__" in relative.parts:
+            continue
+        digest.update(relative.as_posix().encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _stable_hash(path: str) -> int:
+    return int.from_bytes(hashlib.sha256(path.encode("utf-8")).digest()[:8], "big")
+
+
+def plan_batches(paths: Sequence[str], size: int) -> list[list[str]]:
+    """Split sorted corpus paths into batches of about ``size`` files, stably.
+
+    A batch ends after a path whose hash is divisible by ``size`` (or after
+    ``MAX_BATCH_FACTOR * size`` files), so adding, removing or editing one file changes
+    one batch and leaves the others, and their cache keys, as they were.
+    """
+    size = max(1, size)
+    batches: list[list[str]] = []
+    current: list[str] = []
+    for path in sorted(paths):
+        current.append(path)
+        if _stable_hash(path) % size == 0 or len(current) >= MAX_BATCH_FACTOR * size:
+            batches.append(current)
+            current = []
+    if current:
+        batches.append(current)
+    return batches
+
+
+def file_sha256(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def ingest_keys(
+    corpus: Path, paths: Iterable[str], manifest: Manifest, interviewer_labels: Sequence[str],
+    max_turn_chars: int,
+) -> dict[str, tuple[str | None, str | None]]:
+    """Each file's ``(ingest key, sha256)``; ``None`` for a file that cannot be read now
+    (such a file is never cached: the task reports why it cannot be read)."""
+    settings = json.dumps({"labels": list(interviewer_labels), "max_turn_chars": max_turn_chars,
+                           "code": source_fingerprint(INGEST_EXCLUDED),
+                           "versions": versions()}, sort_keys=True)
+    # Rows keyed by doc_id may apply to any file: they are part of every key.
+    by_doc = _sha(json.dumps([manifest.by_doc_id, manifest.columns], sort_keys=True))
+    keys: dict[str, tuple[str | None, str | None]] = {}
+    for path in paths:
+        content = file_sha256(corpus / path)
+        row = json.dumps(manifest.by_file.get(path), sort_keys=True)
+        keys[path] = (None if content is None else "ingest-" + _sha(
+            path, content, row, by_doc, settings), content)
+    return keys
+
+
+def coding_key(
+    segments: Sequence[Segment], decisions: Mapping[str, frozenset[str]], model_sha256: str,
+    codebook_sha256: str,
+) -> str:
+    """The key of one file's coding: its codable segments, their reviews, model, codebook."""
+    digest = hashlib.sha256()
+    for part in (model_sha256, codebook_sha256, source_fingerprint(CODING_EXCLUDED),
+                 json.dumps(versions(), sort_keys=True)):
+        digest.update(part.encode() + b"\0")
+    for seg in segments:
+        human = decisions.get(seg.segment_id)
+        reviewed = "" if human is None else "\x1f".join(sorted(human)) + "\x1e"
+        digest.update(f"{seg.segment_id}\0{seg.text}\0{reviewed}\n".encode())
+    return "code-" + digest.hexdigest()
+
+
+def batch_key(keys: Sequence[str | None]) -> str | None:
+    """A batch's key from its files' keys; ``None`` (do not cache) if any file has none."""
+    if any(k is None for k in keys):
+        return None
+    return _sha(*(k for k in keys if k is not None))
+
+
+@cache
+def versions() -> dict[str, str]:
+    """Python's and the libraries' versions (a new spaCy may read or match differently)."""
+    from qualcode.provenance import versions as found
+
+    return found()
+
+
+def _tree_sha256(folder: Path) -> str:
+    digest = hashlib.sha256()
+    if folder.is_dir():
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+            digest.update((file_sha256(path) or "unreadable").encode() + b"\n")
+    return digest.hexdigest()
+
+
+def outputs_fingerprint(*, ingest: Sequence[str | None], coding: Sequence[str],
+                        skipped: Sequence[Mapping[str, Any]], codebook: str, model: str,
+                        reviews: Path, out: Path) -> str | None:
+    """What a run's outputs are made from; equal fingerprints give equal outputs.
+
+    The batches' keys cover the corpus, the settings, the codebook, the model and the
+    reviews' decisions; added here: what was skipped and why, the review files (for the
+    reliability table), ``evaluation.csv`` (read by the reports), the model's metadata and
+    the code that writes the outputs.
+    """
+    if any(key is None for key in ingest):
+        return None
+    model_meta = Path(out) / "model" / "model.json"
+    return "outputs-" + _sha(json.dumps({
+        "ingest": list(ingest), "coding": list(coding), "skipped": list(skipped),
+        "codebook": codebook, "model": model, "model_meta": file_sha256(model_meta) or "",
+        "reviews": _tree_sha256(reviews),
+        "evaluation": file_sha256(Path(out) / "evaluation.csv") or "",
+        "code": source_fingerprint(()), "versions": versions(),
+    }, sort_keys=True))
+
+
+def outputs_intact(out: Path, written: Mapping[str, str]) -> bool:
+    """Whether every output file is still the one a run wrote (same sha256)."""
+    return bool(written) and all(file_sha256(out / name) == sha
+                                 for name, sha in written.items())
+
+
+def prune_results(folder: Path, keep: Iterable[str]) -> int:
+    """Delete the persisted results in ``folder`` that are not in ``keep``; return how many.
+
+    Called after a run without failures: whatever it did not read or write belongs to
+    files, batches or outputs that no longer exist.
+    """
+    keep = set(keep)
+    removed = 0
+    for path in folder.iterdir():
+        if path.is_file() and path.name not in keep:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def split_by_file(batch: Batch, paths: Sequence[str]) -> dict[str, Batch]:
+    """One :class:`Batch` per input path (documents, segments, skips and file records)."""
+    parts = {path: Batch() for path in paths}
+    for doc, segs in zip(batch.documents, batch.segments, strict=True):
+        parts[doc.path].documents.append(doc)
+        parts[doc.path].segments.append(segs)
+    for skipped in batch.skipped:
+        parts.setdefault(skipped.path, Batch()).skipped.append(skipped)
+    for record in batch.files:
+        parts[record.path].files.append(record)
+    return parts
+
+
+class FileRecords:
+    """Per-file results in the running task's Prefect result store (same folder and
+    serializer as the task's own cached result)."""
+
+    def __init__(self) -> None:
+        from prefect.results import get_result_store
+
+        self.store = get_result_store()
+
+    def get(self, key: str | None) -> Any | None:
+        if key is None:
+            return None
+        try:
+            return self.store.read(key).result
+        except Exception:  # missing, unreadable or from an incompatible version: recompute
+            return None
+
+    def put(self, key: str | None, value: Any) -> None:
+        if key is not None:
+            self.store.write(value, key=key)
+
