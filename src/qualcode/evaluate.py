@@ -17,8 +17,9 @@ import numpy as np
 from sklearn.model_selection import GroupKFold
 
 from .codebook import Codebook
-from .model import CodebookClassifier, krippendorff_alpha_nominal, multilabel_targets
+from .model import CodebookClassifier, multilabel_targets
 from .outputs import write_csv
+from .reliability import cohen_kappa, nominal_alpha
 from .rules import RuleMatcher
 from .training import TrainingSet, cache_dir
 
@@ -79,15 +80,6 @@ def _ratio(num: float, den: float) -> float:
     return float(num / den) if den else float("nan")
 
 
-def _kappa(t: np.ndarray, p: np.ndarray) -> float:
-    n = len(t)
-    if not n:
-        return float("nan")
-    po = float(np.mean(t == p))
-    pe = float(t.mean() * p.mean() + (1 - t.mean()) * (1 - p.mean()))
-    return float("nan") if pe == 1 else (po - pe) / (1 - pe)
-
-
 def code_metrics(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     """Agreement of one code's decisions with the human ones (0/1 vectors)."""
     t, p = np.asarray(truth, bool), np.asarray(pred, bool)
@@ -98,8 +90,8 @@ def code_metrics(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
         "tp": tp, "fp": fp, "fn": fn, "tn": tn,
         "precision": precision, "recall": recall,
         "f1": _ratio(2 * tp, 2 * tp + fp + fn),
-        "kappa": _kappa(t, p),
-        "alpha": krippendorff_alpha_nominal(t.astype(int), p.astype(int)),
+        "kappa": cohen_kappa(t.astype(int), p.astype(int)),
+        "alpha": nominal_alpha([t.astype(int), p.astype(int)]),
         "tpr": recall, "fpr": _ratio(fp, fp + tn),
     }
 

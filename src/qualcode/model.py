@@ -538,19 +538,10 @@ def f1_per_code(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
 
 
 def krippendorff_alpha_nominal(a: Sequence[Any], b: Sequence[Any]) -> float:
-    """Krippendorff's alpha for two coders, nominal values, every unit coded by both.
+    """Krippendorff's alpha for two coders, nominal values (NaN without variation)."""
+    from .reliability import nominal_alpha
 
-    ``1 - (n - 1) * D / sum_{c != k} n_c n_k`` with n = 2 * units pairable values, D the
-    number of units on which the coders disagree, n_c how often value c was used. NaN when
-    both coders used a single value throughout (no variation: alpha is undefined).
-    """
     a, b = np.asarray(a), np.asarray(b)
     if a.shape != b.shape or a.ndim != 1:
         raise ValueError("a and b must be 1-D and of equal length (one value per unit).")
-    n = 2 * len(a)
-    _, counts = np.unique(np.concatenate([a, b]), return_counts=True)
-    expected = (float(counts.sum()) ** 2 - float((counts.astype(float) ** 2).sum()))
-    if n < 2 or expected == 0:
-        return float("nan")
-    disagree = 2.0 * float(np.sum(a != b))  # each disagreeing unit adds o_ck and o_kc
-    return 1.0 - (n - 1) * disagree / expected
+    return nominal_alpha([a.tolist(), b.tolist()])
