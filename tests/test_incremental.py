@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,24 +115,35 @@ def comparable(record: dict[str, Any]) -> dict[str, Any]:
     return kept
 
 
-def task_states(run_id: str, timeout: float = 30.0) -> dict[str, list[str]]:
-    """State names of a flow run's task runs, by task name, once all are final."""
+def task_states(run_id: str, expect: Mapping[str, int] | None = None,
+                timeout: float = 30.0) -> dict[str, list[str]]:
+    """State names of a flow run's task runs, by task name, once all are final.
+
+    Task-run states reach the server as events, after the flow has returned, so wait until
+    every ``expect``ed task name has at least that many runs and two reads agree.
+    """
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-    deadline = time.monotonic() + timeout
+    def by_name(runs: list) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for r in sorted(runs, key=lambda r: r.name):
+            found.setdefault(r.name.rsplit("-", 1)[0], []).append(
+                r.state.name if r.state else "")
+        return found
+
+    deadline, previous = time.monotonic() + timeout, None
     with get_client(sync_client=True) as client:
         while True:
             runs = client.read_task_runs(
                 flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])))
-            final = all(r.state is not None and r.state.is_final() for r in runs)
-            if (final and runs) or time.monotonic() > deadline:
-                break
+            found = by_name(runs)
+            final = bool(runs) and all(r.state is not None and r.state.is_final() for r in runs)
+            complete = all(len(found.get(name, [])) >= n for name, n in (expect or {}).items())
+            if (final and complete and found == previous) or time.monotonic() > deadline:
+                return found
+            previous = found
             time.sleep(0.5)
-    found: dict[str, list[str]] = {}
-    for r in runs:
-        found.setdefault(r.name.rsplit("-", 1)[0], []).append(r.state.name if r.state else "")
-    return found
 
 
 def segments(out: Path) -> pd.DataFrame:
@@ -270,7 +281,9 @@ def test_unchanged_rerun_is_cached_and_byte_identical(first_run, copied, on_serv
     assert done["files_read"] == 0 and done["segments_scored"] == 0
     assert done["ingest_batches_cached"] == done["ingest_batches"]
     assert done["code_batches_cached"] == done["code_batches"]
-    states = task_states(summary["run_id"])
+    states = task_states(summary["run_id"], {"ingest-batch": done["ingest_batches"],
+                                             "code-batch": done["code_batches"],
+                                             "write-outputs": 1})
     assert set(states["ingest-batch"]) == {"Cached"}
     assert set(states["code-batch"]) == {"Cached"}
     assert len(states["ingest-batch"]) == done["ingest_batches"]
@@ -304,7 +317,8 @@ def test_an_added_file_is_the_only_one_read_and_scored(first_run, copied, on_ser
     assert done["files_read"] == 1 and done["files_scored"] == 1
     assert done["segments_scored"] == 2  # the respondent's two turns
     assert done["ingest_batches"] - done["ingest_batches_cached"] <= 2
-    states = task_states(summary["run_id"])
+    states = task_states(summary["run_id"], {"ingest-batch": done["ingest_batches"],
+                                             "code-batch": done["code_batches"]})
     assert states["ingest-batch"].count("Cached") == done["ingest_batches_cached"]
     assert states["code-batch"].count("Cached") == done["code_batches_cached"]
     new, old = segments(out), segments(first_out)
@@ -355,7 +369,8 @@ def test_a_failing_batch_is_retried_reported_and_done_next_run(copied, on_server
     kept = segments(out)
     assert kept["doc_id"].nunique() > 50  # every other batch landed
     assert manifest(out)["failed_batches"] == summary["failed_batches"]
-    states = task_states(summary["run_id"])
+    states = task_states(summary["run_id"],
+                         {"ingest-batch": summary["incremental"]["ingest_batches"]})
     assert states["ingest-batch"].count("Failed") == 1
 
     monkeypatch.setattr(module, "process_batch", real)
