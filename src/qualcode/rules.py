@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -291,10 +291,15 @@ class RuleMatcher:
                     found += [(k, a + s, a + e) for k, s, e in matcher(doc[a:b])]
         return found
 
+    def match_docs(self, texts: Sequence[str]) -> Iterator[tuple[Doc, RuleResult]]:
+        """Each text's processed doc and its rule result, in order (one ``nlp.pipe`` pass);
+        callers that need more than the hits (token features) read the doc."""
+        for doc, text in zip(self.docs(texts), texts, strict=True):
+            yield doc, self.match_doc(doc, text)
+
     def match(self, texts: Iterable[str]) -> list[RuleResult]:
         """Rule hits and sentence spans for each text, in order (one ``nlp.pipe`` pass)."""
-        texts = list(texts)
-        return [self.match_doc(d, t) for d, t in zip(self.docs(texts), texts, strict=True)]
+        return [result for _, result in self.match_docs(list(texts))]
 
     def hit_matrix(self, results: Sequence[RuleResult]) -> np.ndarray:
         """0/1 matrix, one row per result and one column per code (in ``code_ids`` order)."""
