@@ -51,12 +51,21 @@ def main() -> None:
         pass
     spacy_wps = n_words / (time.perf_counter() - t0)
 
+    from prefect import flow
+
+    @flow(name="bench-warm-up")
+    def warm_up() -> None:
+        """Starts Prefect's temporary server (start-up is not processing)."""
+
+    warm_up()
+    t0 = time.perf_counter()
     summary = code_corpus(corpus=str(corpus), codebook=str(ROOT / "codebook.yaml"),
                           out=str(out), backend=args.backend)
-    flow_wps = words / summary["seconds"]
+    seconds = time.perf_counter() - t0  # the whole flow call, outputs and reports included
+    flow_wps = words / seconds
     print(f"\ncorpus: {words:,} words, {summary['counts']['segments']:,} segments "
           f"({summary['counts']['codable_segments']:,} codable), backend {args.backend}")
-    print(f"flow (end to end, no start-up): {summary['seconds']:.1f} s = {flow_wps:,.0f} words/s"
+    print(f"flow (end to end, no start-up): {seconds:.1f} s = {flow_wps:,.0f} words/s"
           f"  (target >= 150,000 on the fast path)")
     print(f"bare spacy.blank('en') tokenisation: {spacy_wps:,.0f} words/s; flow/spacy = "
           f"{flow_wps / spacy_wps:.2f} (target >= 0.33)")

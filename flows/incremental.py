@@ -26,6 +26,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
@@ -229,23 +231,36 @@ def split_by_file(batch: Batch, paths: Sequence[str]) -> dict[str, Batch]:
 
 
 class FileRecords:
-    """Per-file results in the running task's Prefect result store (same folder and
-    serializer as the task's own cached result)."""
+    """Per-file results as pickles in the running task's result folder (beside Prefect's
+    cached batch results, pruned with them).
+
+    Plain files rather than Prefect's ``ResultStore``: a store record costs ~1 ms to write
+    (JSON + base64 around the pickle), which on a 1,000-file corpus was a tenth of a run.
+    """
 
     def __init__(self) -> None:
         from prefect.results import get_result_store
 
-        self.store = get_result_store()
+        self.folder = Path(get_result_store().result_storage.basepath)
 
     def get(self, key: str | None) -> Any | None:
         if key is None:
             return None
         try:
-            return self.store.read(key).result
+            return pickle.loads((self.folder / key).read_bytes())
         except Exception:  # missing, unreadable or from an incompatible version: recompute
             return None
 
     def put(self, key: str | None, value: Any) -> None:
-        if key is not None:
-            self.store.write(value, key=key)
-
+        if key is None:
+            return
+        # temp file (mode 0600) + rename, not fsynced: a torn record fails to load and
+        # is recomputed
+        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=self.folder)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                pickle.dump(value, handle, protocol=5)
+            os.replace(tmp, self.folder / key)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise

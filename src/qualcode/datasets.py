@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .classify import CodingResult
 from .codebook import Codebook
 from .corpus import Batch, flat_segments, input_records
@@ -33,21 +35,22 @@ def coding_tables(
     doc_of = {s.segment_id: s.doc_id for s in segments}
     row_of = {sid: i for i, sid in enumerate(coding.segment_ids)}
     codes = coding.code_ids
+    thresholds = [_score(t) for t in np.asarray(coding.thresholds, dtype=float).tolist()]
+    decisions = coding.decisions.astype(int).tolist()
     codings, scores = [], []
-    for i, sid in enumerate(coding.segment_ids):
-        for j, code in enumerate(codes):
-            decided = bool(coding.decisions[i, j])
-            scores.append([sid, code, _score(coding.scores[i, j]),
-                           _score(coding.thresholds[j]), int(decided)])
-            if decided:
-                codings.append([sid, doc_of[sid], code, category[code],
-                                _score(coding.scores[i, j]), coding.methods[i, j],
-                                coding.evidence[i].get(code, "")])
+    for i, (sid, row, flags) in enumerate(zip(coding.segment_ids, coding.scores.tolist(),
+                                              decisions, strict=True)):
+        texts = [_score(v) for v in row]
+        scores.extend([sid, code, text, threshold, flag] for code, text, threshold, flag
+                      in zip(codes, texts, thresholds, flags, strict=True))
+        for j in (j for j, flag in enumerate(flags) if flag):
+            codings.append([sid, doc_of[sid], codes[j], category[codes[j]], texts[j],
+                            coding.methods[i, j], coding.evidence[i].get(codes[j], "")])
     header, rows = segment_rows(segments)
     wide = []
     for seg, row in zip(segments, rows, strict=True):
         i = row_of.get(seg.segment_id)
-        flags = [int(coding.decisions[i, j]) if i is not None else 0 for j in range(len(codes))]
+        flags = decisions[i] if i is not None else [0] * len(codes)
         applied = ";".join(c for c, f in zip(codes, flags, strict=True) if f)
         wide.append([*row, applied, *flags])
     return {

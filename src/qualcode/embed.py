@@ -13,7 +13,6 @@ import copy
 import functools
 import hashlib
 import importlib.util
-import itertools
 import os
 import re
 import uuid
@@ -248,54 +247,63 @@ class SemanticEmbedder:
         return tuned
 
 
-_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?|\d+")
-_lemma_table: dict[str, str] | None = None
+# Odd 64-bit multipliers that spread spaCy's word hashes into separate feature families.
+_WORD_SALT = np.uint64(0x9E3779B97F4A7C15)
+_PAIR_SALT = np.uint64(0xC2B2AE3D27D4EB4F)
 
 
-def _lemmas() -> dict[str, str]:
-    global _lemma_table
-    if _lemma_table is None:
-        from spacy.util import load_language_data, registry
+def doc_words(doc: Any) -> np.ndarray:
+    """(words, 3) uint64 array of a spaCy doc's word tokens (not punctuation or space):
+    lower-case hash, lemma hash and character offset."""
+    from spacy.attrs import IDX, IS_PUNCT, IS_SPACE, LEMMA, LOWER
 
-        table = load_language_data(registry.lookups.get("en")["lemma_lookup"])
-        _lemma_table = {k.lower(): v for k, v in table.items()}
-    return _lemma_table
+    if not len(doc):
+        return np.zeros((0, 3), dtype=np.uint64)
+    arr = doc.to_array([LOWER, LEMMA, IDX, IS_PUNCT, IS_SPACE])
+    return arr[(arr[:, 3] == 0) & (arr[:, 4] == 0), :3]
 
 
 class FastEmbedder:
-    """Hashed bag of lower-cased words, their lemmas and word bigrams (no torch, no fitting)."""
+    """Hashed bag of lemmas, lemma bigrams and lower-cased words (no torch, no fitting).
 
-    model_id = "hashing-words-lemmas-v1"
+    Features come from spaCy's own hashes of the tokens the rule pass already made
+    (:func:`doc_words`), so a segment is tokenised once and hashed with array operations.
+    """
+
+    model_id = "hashing-tokens-lemmas-v2"
 
     def __init__(self, n_features: int = 2**18) -> None:
         self.dim = n_features
-        self._build()
-
-    def _build(self) -> None:
-        from sklearn.feature_extraction.text import HashingVectorizer
-
-        table = _lemmas()
-
-        def analyse(text: str) -> list[str]:
-            words = _WORD.findall(text.lower())
-            feats = [table.get(w, w) for w in words]
-            feats += [f"{a} {b}" for a, b in itertools.pairwise(feats)]
-            feats += [f"={w}" for w in words]
-            return feats
-
-        self._vec = HashingVectorizer(
-            analyzer=analyse, n_features=self.dim, alternate_sign=False, norm=None
-        )
+        self._nlp: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
         return {"dim": self.dim}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.dim = state["dim"]
-        self._build()
+        self.dim, self._nlp = state["dim"], None
 
     def encode(self, texts: Sequence[str]) -> sp.csr_matrix:
-        counts = self._vec.transform(list(texts)).astype(np.float32)
+        if self._nlp is None:
+            from .rules import make_nlp
+
+            self._nlp = make_nlp()
+        words = [doc_words(doc) for doc in self._nlp.pipe(texts, batch_size=256)]
+        rows = np.repeat(np.arange(len(words)), [len(w) for w in words])
+        stacked = np.vstack(words) if words else np.zeros((0, 3), dtype=np.uint64)
+        return self.from_words(stacked, rows, len(words))
+
+    def from_words(self, words: np.ndarray, rows: np.ndarray, n_rows: int) -> sp.csr_matrix:
+        """Rows of hashed features from word tokens (:func:`doc_words` rows, in text order)
+        and the output row of each; bigrams join neighbours of the same row."""
+        dim = np.uint64(self.dim)
+        lower, lemma = words[:, 0], words[:, 1]
+        same = rows[1:] == rows[:-1]
+        pairs = (lemma[:-1] * _PAIR_SALT) ^ lemma[1:]
+        cols = np.concatenate([lemma % dim, (lower * _WORD_SALT) % dim, pairs[same] % dim])
+        where = np.concatenate([rows, rows, rows[1:][same]])
+        counts = sp.csr_matrix((np.ones(len(cols), dtype=np.float32),
+                                (where, cols.astype(np.int64))), shape=(n_rows, self.dim))
+        counts.sum_duplicates()
         counts.data = 1.0 + np.log(counts.data)
         norms = np.sqrt(np.asarray(counts.multiply(counts).sum(axis=1)).ravel())
         norms[norms == 0] = 1.0

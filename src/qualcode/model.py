@@ -35,7 +35,7 @@ from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 
-from .embed import FAST, CachedEmbedder, Embedder, FastEmbedder, get_embedder
+from .embed import FAST, CachedEmbedder, Embedder, FastEmbedder, doc_words, get_embedder
 from .rules import RuleMatcher, RuleResult
 
 RULE = "rule"
@@ -115,6 +115,46 @@ def _segment_max(values: np.ndarray, seg_of: np.ndarray, n: int) -> np.ndarray:
     out = np.full((n, values.shape[1]), -np.inf, dtype=np.float64)
     np.maximum.at(out, seg_of, values)
     out[np.isneginf(out)] = 0.0
+    return out
+
+
+@dataclass(slots=True)
+class _Words:
+    """Word tokens of a batch of segments, with the segment and kept sentence of each."""
+
+    words: np.ndarray  # (tokens, 3) from doc_words
+    segment: np.ndarray  # segment index per token
+    in_sentence: np.ndarray  # bool: the token lies in a sentence the sentence head scores
+    sentence: np.ndarray  # that sentence's row, for the tokens in_sentence
+
+    @classmethod
+    def of(cls, words: list[np.ndarray], seg_of: np.ndarray, spans: np.ndarray) -> _Words:
+        segment = np.repeat(np.arange(len(words)), [len(w) for w in words])
+        stacked = np.vstack(words) if words else np.zeros((0, 3), dtype=np.uint64)
+        # One sorted key per token and per sentence start: (segment, character offset).
+        shift = np.int64(1) << np.int64(40)
+        key = segment * shift + stacked[:, 2].astype(np.int64)
+        starts, ends = seg_of * shift + spans[:, 0], seg_of * shift + spans[:, 1]
+        row = np.searchsorted(starts, key, side="right") - 1
+        inside = row >= 0
+        inside[inside] = key[inside] < ends[row[inside]]
+        return cls(stacked, segment, inside, row[inside])
+
+
+def _predict_heads(models: Sequence[Any], X: Any) -> np.ndarray:
+    """(rows, codes) probabilities of one head per code; the hashed-feature heads in one
+    sparse product instead of one per code."""
+    out = np.zeros((X.shape[0], len(models)))
+    linear = [j for j, m in enumerate(models) if isinstance(m, _SparseLinear)]
+    if linear:
+        W = sp.vstack([models[j].coef for j in linear]).T.tocsr()
+        z = np.asarray((X @ W).todense()) + [models[j].intercept for j in linear]
+        out[:, linear] = 1.0 / (1.0 + np.exp(-z))
+    for j, model in enumerate(models):
+        if isinstance(model, float):
+            out[:, j] = model
+        elif not isinstance(model, _SparseLinear):
+            out[:, j] = model.predict_proba(X)[:, 1]
     return out
 
 
@@ -219,28 +259,47 @@ class CodebookClassifier(BaseEstimator):
         return matcher
 
     def _sentences(self, texts: Sequence[str], results: Sequence[RuleResult]
-                   ) -> tuple[list[str], np.ndarray]:
+                   ) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """The sentences the sentence head scores: their texts, segment index and
+        (start, end) character span in the segment."""
         sentences: list[str] = []
         seg_of: list[int] = []
+        spans: list[tuple[int, int]] = []
         for i, (text, res) in enumerate(zip(texts, results, strict=True)):
-            parts = [text[a:b].strip() for a, b in res.sentences]
-            parts = [p for p in parts if p]
-            long = [p for p in parts if len(p.split()) >= self.min_sentence_words]
+            parts = [(text[a:b].strip(), a, b) for a, b in res.sentences]
+            parts = [p for p in parts if p[0]]
+            long = [p for p in parts if len(p[0].split()) >= self.min_sentence_words]
+            if not parts and text.strip():
+                parts = [(text.strip(), len(text) - len(text.lstrip()), len(text.rstrip()))]
             # Tiny sentences ("Yes.") score noisily on their own; keep them only if alone.
-            for p in long or parts[:1] or ([text.strip()] if text.strip() else []):
+            for p, a, b in long or parts[:1]:
                 sentences.append(p)
                 seg_of.append(i)
-        return sentences, np.asarray(seg_of, dtype=np.int64)
+                spans.append((a, b))
+        return (sentences, np.asarray(seg_of, dtype=np.int64),
+                np.asarray(spans, dtype=np.int64).reshape(-1, 2))
 
     def _prepare(self, texts: Sequence[str]) -> _Prepared:
         texts = list(texts)
-        matcher = self._rule_matcher()
-        results = matcher.match(texts)
-        sentences, seg_of = self._sentences(texts, results)
         n = len(texts)
+        matcher = self._rule_matcher()
+        encoders = [e for e in (self._embedder(), self._lexical()) if e is not None]
+        hashed = any(isinstance(e, FastEmbedder) for e in encoders)
+        results, words = [], []
+        for doc, res in matcher.match_docs(texts):
+            results.append(res)
+            if hashed:
+                words.append(doc_words(doc))
+        sentences, seg_of, spans = self._sentences(texts, results)
+        if hashed:
+            tokens = _Words.of(words, seg_of, spans)
         views = []
-        for enc in (self._embedder(), self._lexical()):
-            if enc is not None:
+        for enc in encoders:
+            if isinstance(enc, FastEmbedder):
+                views.append((enc.from_words(tokens.words, tokens.segment, n),
+                              enc.from_words(tokens.words[tokens.in_sentence],
+                                             tokens.sentence, len(sentences))))
+            else:
                 both = enc.encode(texts + sentences)
                 views.append((both[:n], both[n:]))
         return _Prepared(views[0][0], views[0][1], seg_of, sentences, results,
@@ -360,15 +419,13 @@ class CodebookClassifier(BaseEstimator):
         seg_p = np.zeros((n, k))
         sent_p = np.zeros((len(sent_rows), k))
         weights = [1.0] if len(P.views) == 1 else [1 - self.lexical_weight, self.lexical_weight]
+        everything = n == len(P.rules) and np.array_equal(idx, np.arange(n))
         for v, (seg, sent) in enumerate(P.views):
-            Xs, Xt = _rows(seg, idx), _rows(sent, sent_rows)
-            for j, head in enumerate(heads):
-                for name, Xp, out in (("seg", Xs, seg_p), ("sent", Xt, sent_p)):
-                    model = head[name, v]
-                    if isinstance(model, float):
-                        out[:, j] += weights[v] * model
-                    elif Xp.shape[0]:
-                        out[:, j] += weights[v] * model.predict_proba(Xp)[:, 1]
+            Xs = seg if everything else _rows(seg, idx)
+            Xt = sent if len(sent_rows) == sent.shape[0] else _rows(sent, sent_rows)
+            for name, Xp, out in (("seg", Xs, seg_p), ("sent", Xt, sent_p)):
+                if Xp.shape[0]:
+                    out += weights[v] * _predict_heads([head[name, v] for head in heads], Xp)
         best = np.full((n, k), -1, dtype=np.int64)
         pooled = np.zeros((n, k))
         if len(sent_rows):
@@ -485,7 +542,7 @@ class CodebookClassifier(BaseEstimator):
         P, scores, best, model_scores = self._score(X)
         decided = scores >= self.thresholds_
         without_rules = self._combine(model_scores, np.zeros_like(P.rule_hits)) >= self.thresholds_
-        examples = self._example_vectors()
+        closest = self._closest_examples(P, decided, best)
         out: list[list[Evidence]] = []
         for i in range(len(P.rules)):
             row: list[Evidence] = []
@@ -493,18 +550,27 @@ class CodebookClassifier(BaseEstimator):
                 code_id = self.classes_[j]
                 hit = P.rules[i].hits.get(code_id)
                 by_rule = hit is not None and not without_rules[i, j]
-                sentence, example = "", ""
-                if best[i, j] >= 0:
-                    sentence = P.sentences[best[i, j]]
-                    vecs, texts = examples[j]
-                    if len(texts):
-                        sims = vecs @ P.sent[best[i, j]].T
-                        sims = sims.toarray().ravel() if sp.issparse(sims) else np.ravel(sims)
-                        example = texts[int(np.argmax(sims))]
+                sentence = P.sentences[best[i, j]] if best[i, j] >= 0 else ""
                 row.append(Evidence(code_id, float(scores[i, j]), RULE if by_rule else MODEL,
-                                    sentence, example, hit.evidence if hit else ()))
+                                    sentence, closest.get((i, j), ""),
+                                    hit.evidence if hit else ()))
             out.append(row)
         return out
+
+    def _closest_examples(self, P: _Prepared, decided: np.ndarray, best: np.ndarray
+                          ) -> dict[tuple[int, int], str]:
+        """For each applied code, the codebook example closest to the segment's best
+        sentence for it (one matrix product per code)."""
+        found: dict[tuple[int, int], str] = {}
+        for j, (vecs, texts) in enumerate(self._example_vectors()):
+            rows = np.flatnonzero(decided[:, j] & (best[:, j] >= 0))
+            if not len(texts) or not len(rows):
+                continue
+            sims = P.sent[best[rows, j]] @ vecs.T
+            sims = sims.toarray() if sp.issparse(sims) else np.asarray(sims)
+            for i, e in zip(rows.tolist(), np.argmax(sims, axis=1).tolist(), strict=True):
+                found[i, j] = texts[e]
+        return found
 
     def _example_vectors(self) -> list[tuple[Any, list[str]]]:
         cached = getattr(self, "_example_cache", None)

@@ -68,19 +68,40 @@ HUMAN = "human"
 
 def prepare_segments(segments: pd.DataFrame) -> pd.DataFrame:
     """``segments.csv`` as strings, with ``codable`` as bool and duplicate ids dropped."""
+    for col in ("segment_id", "doc_id"):
+        if col not in segments.columns:
+            raise ValueError(f"segments table has no {col!r} column")
+    if _is_prepared(segments):  # the report functions pass prepared tables to each other
+        return segments
     seg = segments.copy()
     for col in seg.columns:
         if col != "codable":
-            seg[col] = seg[col].map(_text)
+            seg[col] = _as_text(seg[col])
     if "codable" not in seg.columns:
         seg["codable"] = True
     elif seg["codable"].dtype != bool:
         seg["codable"] = seg["codable"].map(
             lambda v: _text(v).strip().lower() in _TRUE).astype(bool)
-    for col in ("segment_id", "doc_id"):
-        if col not in seg.columns:
-            raise ValueError(f"segments table has no {col!r} column")
     return seg.drop_duplicates("segment_id", keep="first").reset_index(drop=True)
+
+
+def _is_prepared(seg: pd.DataFrame) -> bool:
+    return ("codable" in seg.columns and seg["codable"].dtype == bool
+            and all(_all_text(seg[c]) for c in seg.columns if c != "codable")
+            and seg["segment_id"].is_unique
+            and isinstance(seg.index, pd.RangeIndex) and seg.index.start == 0
+            and seg.index.step == 1)
+
+
+def _all_text(values: pd.Series) -> bool:
+    if isinstance(values.dtype, pd.StringDtype):
+        return not values.isna().any()
+    return values.dtype == object and pd.api.types.infer_dtype(values, skipna=False) in (
+        "string", "empty")
+
+
+def _as_text(values: pd.Series) -> pd.Series:
+    return values if _all_text(values) else values.map(_text)
 
 
 def prepare_codings(codings: pd.DataFrame | None) -> pd.DataFrame:
@@ -96,7 +117,7 @@ def prepare_codings(codings: pd.DataFrame | None) -> pd.DataFrame:
             cod[col] = ""
     for col in cod.columns:
         if col != "score":
-            cod[col] = cod[col].map(_text)
+            cod[col] = _as_text(cod[col])
     cod["score"] = pd.to_numeric(cod["score"], errors="coerce").astype(float)
     return cod.reset_index(drop=True)
 
@@ -138,7 +159,7 @@ def applied_matrix(segments: pd.DataFrame, codings: pd.DataFrame | None,
     seg_ids = codable["segment_id"].tolist()
     row_of = {sid: i for i, sid in enumerate(seg_ids)}
     col_of = {cid: j for j, cid in enumerate(code_ids)}
-    known_segments = set(seg["segment_id"])
+    known_segments = set(seg["segment_id"].tolist())
     ignored = {
         "unknown_code": int((~cod["code_id"].isin(col_of)).sum()),
         "unknown_segment": int((~cod["segment_id"].isin(known_segments)).sum()),
@@ -156,7 +177,7 @@ def applied_matrix(segments: pd.DataFrame, codings: pd.DataFrame | None,
               .sort_values(["_order"], kind="stable"))
     ignored["duplicate"] = before - len(cod)
     # the segment's own doc_id is authoritative
-    doc_of = dict(zip(seg["segment_id"], seg["doc_id"], strict=True))
+    doc_of = dict(zip(seg["segment_id"].tolist(), seg["doc_id"].tolist(), strict=True))
     cod["doc_id"] = cod["segment_id"].map(doc_of)
     matrix = np.zeros((len(seg_ids), len(code_ids)), dtype=int)
     if len(cod):
@@ -558,17 +579,20 @@ def code_document_matrix(segments: pd.DataFrame, codings: pd.DataFrame | None,
     applied = applied_matrix(seg, codings, codebook.code_ids)
     docs = list(dict.fromkeys(seg["doc_id"]))
     meta = [c for c in seg.columns if c not in SEGMENT_CORE]
-    first = seg.groupby("doc_id", sort=False).agg(
-        lambda s: next((v for v in s if isinstance(v, str) and v.strip()), ""))
+    # per document, the first value that is not blank
+    filled = seg.drop(columns=["doc_id"]).astype(str)
+    filled = filled.where(filled.apply(lambda c: c.str.strip().ne("")))
+    filled["doc_id"] = seg["doc_id"]
+    first = filled.groupby("doc_id", sort=False).first().fillna("")
     counts = pd.DataFrame(applied.matrix, columns=codebook.code_ids)
     counts["_doc"] = applied.doc_ids
     per_doc = counts.groupby("_doc", sort=False).sum().reindex(docs, fill_value=0)
     table = pd.DataFrame({"doc_id": docs})
-    table["source_type"] = [first.at[d, "source_type"] if "source_type" in first.columns
-                            else "" for d in docs]
+    table["source_type"] = (first["source_type"].reindex(docs).to_numpy()
+                            if "source_type" in first.columns else "")
     for col in meta:
         name = f"meta_{col}" if col in set(codebook.code_ids) else col
-        table[name] = [first.at[d, col] for d in docs]
+        table[name] = first[col].reindex(docs).to_numpy()
     table["n_segments"] = seg.groupby("doc_id", sort=False).size().reindex(docs).to_numpy()
     table["n_codable"] = (seg.groupby("doc_id", sort=False)["codable"].sum()
                           .reindex(docs).astype(int).to_numpy())
@@ -606,7 +630,8 @@ def _previous_turns(seg: pd.DataFrame) -> dict[str, str]:
     speaker = seg["speaker"] if "speaker" in seg.columns else pd.Series("", index=seg.index)
     text = seg["text"] if "text" in seg.columns else pd.Series("", index=seg.index)
     last_doc, history = None, []  # history: (turn, label) of earlier segments in the doc
-    for sid, doc, t, who, words in zip(seg["segment_id"], seg["doc_id"], turn, speaker, text,
+    for sid, doc, t, who, words in zip(seg["segment_id"].tolist(), seg["doc_id"].tolist(),
+                                       turn.tolist(), speaker.tolist(), text.tolist(),
                                        strict=True):
         if doc != last_doc:
             last_doc, history = doc, []
