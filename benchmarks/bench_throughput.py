@@ -25,6 +25,7 @@ from generate_corpus import generate  # noqa: E402
 
 os.environ.setdefault("PREFECT_HOME", str(ROOT / ".prefect"))
 import flows  # noqa: E402,F401  (privacy defaults before Prefect is imported)
+from qualcode.cli import DEFAULT_WORKERS  # noqa: E402
 
 
 def main() -> None:
@@ -32,6 +33,8 @@ def main() -> None:
     parser.add_argument("--words", type=int, default=1_000_000)
     parser.add_argument("--backend", choices=("fast", "semantic"), default="fast")
     parser.add_argument("--keep", action="store_true", help="keep the generated corpus")
+    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
+                        help=f"as qualcode run --workers (default {DEFAULT_WORKERS})")
     args = parser.parse_args()
 
     import spacy
@@ -60,11 +63,12 @@ def main() -> None:
     warm_up()
     t0 = time.perf_counter()
     summary = code_corpus(corpus=str(corpus), codebook=str(ROOT / "codebook.yaml"),
-                          out=str(out), backend=args.backend)
+                          out=str(out), backend=args.backend, workers=args.workers)
     seconds = time.perf_counter() - t0  # the whole flow call, outputs and reports included
     flow_wps = words / seconds
     print(f"\ncorpus: {words:,} words, {summary['counts']['segments']:,} segments "
-          f"({summary['counts']['codable_segments']:,} codable), backend {args.backend}")
+          f"({summary['counts']['codable_segments']:,} codable), backend {args.backend}, "
+          f"{args.workers} worker(s) on {os.cpu_count()} cores")
     print(f"flow (end to end, no start-up): {seconds:.1f} s = {flow_wps:,.0f} words/s"
           f"  (target >= 150,000 on the fast path)")
     print(f"bare spacy.blank('en') tokenisation: {spacy_wps:,.0f} words/s; flow/spacy = "

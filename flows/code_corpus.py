@@ -4,17 +4,17 @@ Incremental: ``ingest-batch`` and ``code-batch`` are cached by Prefect on conten
 (see :mod:`flows.incremental`), so a rerun reads and scores only what changed, and
 ``write-outputs`` is cached on all of their keys, so a run where nothing changed leaves
 the datasets and reports as they are and only updates the run manifest. Batches run
-on a task runner chosen per run: one worker thread by default, ``workers`` threads, or an
-existing Dask cluster (``dask_address``). A batch that still fails after its retries is
-reported (run manifest, summary, artifact) and the other batches' outputs still land.
+on a task runner chosen per run: one worker thread by default, ``workers`` threads (with
+the fast backend, scoring then runs in that many worker processes: see
+:mod:`qualcode.parallel`), or an existing Dask cluster (``dask_address``). A batch that
+still fails after its retries is reported (run manifest, summary, artifact) and the other
+batches' outputs still land.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import pickle
-import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -28,11 +28,13 @@ from prefect.context import TaskRunContext
 from prefect.runtime import flow_run
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from qualcode.classify import CodingResult, code_segments
+from qualcode import parallel
+from qualcode.classify import CodingResult
 from qualcode.codebook import Codebook, load_codebook
 from qualcode.corpus import Batch, combine_batches, flat_segments, process_batch
 from qualcode.datasets import RUN_MANIFEST, write_datasets
 from qualcode.documents import Segment, Skipped
+from qualcode.embed import FAST, default_backend
 from qualcode.ingest import discover_files, load_manifest
 from qualcode.model import CodebookClassifier
 from qualcode.outputs import write_json
@@ -136,32 +138,6 @@ def ingest_batch(
 
 # ------------------------------------------------------------------------------- coding
 
-_MODELS: dict[str, tuple[CodebookClassifier, threading.Lock]] = {}
-_MODELS_LOCK = threading.Lock()
-
-
-def _remember_model(sha256: str, model: CodebookClassifier) -> None:
-    with _MODELS_LOCK:
-        if sha256 not in _MODELS:
-            _MODELS.clear()
-            _MODELS[sha256] = (model, threading.Lock())
-
-
-def _model(path: str, sha256: str, codebook: Codebook) -> tuple[CodebookClassifier,
-                                                               threading.Lock]:
-    """The model, loaded once per process (threads share it; Dask workers load their own)."""
-    with _MODELS_LOCK:
-        if sha256 not in _MODELS:
-            data = Path(path).read_bytes()
-            if hashlib.sha256(data).hexdigest() != sha256:
-                raise RuntimeError(f"the model file {path} changed during the run; rerun")
-            model = pickle.loads(data)
-            model.codebook = codebook
-            _MODELS.clear()
-            _MODELS[sha256] = (model, threading.Lock())
-        return _MODELS[sha256]
-
-
 class Bulk:
     """A big task argument that Prefect passes through untouched.
 
@@ -199,10 +175,11 @@ class Coded:
       cache_policy=CONTENT_CACHE)
 def code_batch(
     files: list[tuple[str, str]], segments: Bulk, model_path: str, model_sha256: str,
-    codebook: Codebook, human: Bulk,
+    codebook: Codebook, human: Bulk, processes: int = 1,
 ) -> Coded:
     """Score one batch's codable segments (``segments``: one list per file, ``human``: the
-    coders' decisions on them); files scored before come from their records."""
+    coders' decisions on them) here or, with ``processes > 1``, in a worker process;
+    files scored before come from their records."""
     segments, human = segments.value, human.value
     records = FileRecords()
     parts: dict[int, CodingResult] = {}
@@ -214,12 +191,8 @@ def code_batch(
     if todo:
         paths = [files[i][0] for i in todo]
         try:
-            model, lock = _model(model_path, model_sha256, codebook)
-            # One scoring at a time per process: the model's lazily built parts and its
-            # embedding cache are not thread-safe. Batches still read files concurrently.
-            with lock:
-                result = code_segments([s for i in todo for s in segments[i]], model,
-                                       codebook, human)
+            result = parallel.score(model_path, model_sha256, codebook,
+                                    [s for i in todo for s in segments[i]], human, processes)
         except Exception as err:
             raise _sanitised("coding", paths, err) from None
         start = 0
@@ -345,7 +318,8 @@ def code_corpus(
     """Code a corpus folder with a codebook and write the datasets to ``out``.
 
     Parameters are paths and settings only; transcript text never enters Prefect's
-    database. ``workers`` runs that many batches at once in threads; ``dask_address``
+    database. ``workers`` runs that many batches at once (scoring with the fast backend in
+    that many processes, the rest in threads); ``dask_address``
     (``tcp://host:port``) runs them on an existing Dask cluster instead.
     """
     logger = get_run_logger()
@@ -363,6 +337,13 @@ def code_corpus(
     code = code_batch.with_options(result_storage=storage)
     tries = 1 + RETRIES
 
+    # Scoring holds the GIL: with several workers on this machine it runs in that many
+    # worker processes, started now so that they are ready after reading.
+    # (The semantic backend's encoder already uses every core through torch.)
+    fast = (backend or default_backend()) == FAST
+    processes = max(1, workers) if fast and not dask_address else 1
+    if processes > 1:
+        parallel.warm_up(processes)
     with task_runner(workers, dask_address) as runner:
         futures = [runner.submit(ingest, {"corpus": str(corpus_dir),
                                           "files": [(p, *keys[p]) for p in batch],
@@ -396,8 +377,8 @@ def code_corpus(
             logger.info("reused the saved model %s", model_meta.get("model_id"))
         model_path, model_sha = _model_sha256(out_dir)
         if not retrained:
-            # The saved model as loaded: what every later run and every worker scores with.
-            _remember_model(model_sha, model)
+            # The saved model as loaded: what every later run and every thread scores with.
+            parallel.remember_model(model_sha, model)
 
         codable = _codable_by_path(combined)
         code_plan = [[p for p in batch if codable.get(p)] for batch in plan]
@@ -411,7 +392,8 @@ def code_corpus(
             code_futures.append(runner.submit(code, {
                 "files": files, "segments": Bulk(chunk), "model_path": model_path,
                 "model_sha256": model_sha, "codebook": book,
-                "human": Bulk(_subset(decisions, [s for segs in chunk for s in segs]))}))
+                "human": Bulk(_subset(decisions, [s for segs in chunk for s in segs])),
+                "processes": processes}))
         scored = _settle(code_futures, code_plan, "code-batch")
     logger.info("coded %d batches (%d unchanged, %d failed)", len(code_plan), scored.cached,
                 len(scored.failed))

@@ -1,0 +1,114 @@
+"""Scoring batches of segments with a saved model, in this process or in worker processes.
+
+spaCy's tokenizer and the rule matchers hold the GIL, so threads cannot use a second core;
+``score(..., processes=n)`` sends the work to a pool of ``n`` worker processes instead
+(started once per process with ``spawn`` and reused; each loads the model once). The flow's
+tasks call it from their threads, so Prefect still sees one task per batch.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import multiprocessing
+import pickle
+import threading
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+from .classify import CodingResult, code_segments
+from .codebook import Codebook
+from .documents import Segment
+from .model import CodebookClassifier
+
+_MODELS: dict[str, tuple[CodebookClassifier, threading.Lock]] = {}
+_MODELS_LOCK = threading.Lock()
+_POOL: ProcessPoolExecutor | None = None
+_POOL_SIZE = 0
+_POOL_LOCK = threading.Lock()
+
+
+def remember_model(sha256: str, model: CodebookClassifier) -> None:
+    """Use ``model`` (already in memory) for the model file with this sha256."""
+    with _MODELS_LOCK:
+        if sha256 not in _MODELS:
+            _MODELS.clear()
+            _MODELS[sha256] = (model, threading.Lock())
+
+
+def load_model(path: str, sha256: str, codebook: Codebook
+               ) -> tuple[CodebookClassifier, threading.Lock]:
+    """The model file at ``path``, loaded once per process, and the lock to score with it
+    (its lazily built parts and embedding cache are not thread-safe)."""
+    with _MODELS_LOCK:
+        if sha256 not in _MODELS:
+            data = Path(path).read_bytes()
+            if hashlib.sha256(data).hexdigest() != sha256:
+                raise RuntimeError(f"the model file {path} changed during the run; rerun")
+            model = pickle.loads(data)
+            model.codebook = codebook
+            _MODELS.clear()
+            _MODELS[sha256] = (model, threading.Lock())
+        return _MODELS[sha256]
+
+
+def score_here(model_path: str, model_sha256: str, codebook: Codebook,
+               segments: Sequence[Segment], human: Mapping[str, frozenset[str]]
+               ) -> CodingResult:
+    """Code ``segments`` in this process."""
+    model, lock = load_model(model_path, model_sha256, codebook)
+    with lock:
+        return code_segments(segments, model, codebook, human)
+
+
+def _pool(processes: int) -> ProcessPoolExecutor:
+    global _POOL, _POOL_SIZE
+    with _POOL_LOCK:
+        if _POOL is None or processes != _POOL_SIZE:
+            if _POOL is not None:
+                _POOL.shutdown(wait=False, cancel_futures=True)
+            _POOL = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
+            _POOL_SIZE = processes
+        return _POOL
+
+
+def _ready() -> None:
+    """Run in each new worker: the imports above are its start-up cost."""
+
+
+def warm_up(processes: int) -> list[Future[None]]:
+    """Start the worker processes now (they import spaCy and scikit-learn, ~2 s) so that
+    they are ready when the first batch is scored."""
+    pool = _pool(processes)
+    return [pool.submit(_ready) for _ in range(processes)]
+
+
+def score(model_path: str, model_sha256: str, codebook: Codebook,
+          segments: Sequence[Segment], human: Mapping[str, frozenset[str]],
+          processes: int = 1) -> CodingResult:
+    """Code ``segments`` with the saved model, in a worker process when ``processes > 1``.
+
+    A pool whose worker died (out of memory, killed) is replaced once; if it breaks
+    again the batch fails like any other error and the flow retries and reports it.
+    """
+    if processes <= 1:
+        return score_here(model_path, model_sha256, codebook, segments, human)
+    args = (model_path, model_sha256, codebook, list(segments), dict(human))
+    try:
+        return _pool(processes).submit(score_here, *args).result()
+    except BrokenProcessPool:
+        shutdown()
+        return _pool(processes).submit(score_here, *args).result()
+
+
+def shutdown() -> None:
+    global _POOL, _POOL_SIZE
+    with _POOL_LOCK:
+        if _POOL is not None:
+            _POOL.shutdown(wait=False, cancel_futures=True)
+        _POOL, _POOL_SIZE = None, 0
+
+
+atexit.register(shutdown)
