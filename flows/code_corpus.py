@@ -175,7 +175,7 @@ class Coded:
       cache_policy=CONTENT_CACHE)
 def code_batch(
     files: list[tuple[str, str]], segments: Bulk, model_path: str, model_sha256: str,
-    codebook: Codebook, human: Bulk, processes: int = 1,
+    codebook: Bulk, human: Bulk, processes: int = 1,
 ) -> Coded:
     """Score one batch's codable segments (``segments``: one list per file, ``human``: the
     coders' decisions on them) here or, with ``processes > 1``, in a worker process;
@@ -191,7 +191,7 @@ def code_batch(
     if todo:
         paths = [files[i][0] for i in todo]
         try:
-            result = parallel.score(model_path, model_sha256, codebook,
+            result = parallel.score(model_path, model_sha256, codebook.value,
                                     [s for i in todo for s in segments[i]], human, processes)
         except Exception as err:
             raise _sanitised("coding", paths, err) from None
@@ -376,9 +376,8 @@ def code_corpus(
         else:
             logger.info("reused the saved model %s", model_meta.get("model_id"))
         model_path, model_sha = _model_sha256(out_dir)
-        if not retrained:
-            # The saved model as loaded: what every later run and every thread scores with.
-            parallel.remember_model(model_sha, model)
+        # The model in memory is the saved file's: threads score with it, no reload.
+        parallel.remember_model(model_sha, model)
 
         codable = _codable_by_path(combined)
         code_plan = [[p for p in batch if codable.get(p)] for batch in plan]
@@ -391,7 +390,7 @@ def code_corpus(
             chunk = [codable[p] for p in batch]
             code_futures.append(runner.submit(code, {
                 "files": files, "segments": Bulk(chunk), "model_path": model_path,
-                "model_sha256": model_sha, "codebook": book,
+                "model_sha256": model_sha, "codebook": Bulk(book),
                 "human": Bulk(_subset(decisions, [s for segs in chunk for s in segs])),
                 "processes": processes}))
         scored = _settle(code_futures, code_plan, "code-batch")

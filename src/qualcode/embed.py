@@ -16,7 +16,7 @@ import importlib.util
 import os
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -287,7 +287,11 @@ class FastEmbedder:
             from .rules import make_nlp
 
             self._nlp = make_nlp()
-        words = [doc_words(doc) for doc in self._nlp.pipe(texts, batch_size=256)]
+        return self.encode_docs(self._nlp.pipe(texts, batch_size=256))
+
+    def encode_docs(self, docs: Iterable[Any]) -> sp.csr_matrix:
+        """One row per spaCy doc (tokenised by :func:`qualcode.rules.make_nlp`'s pipeline)."""
+        words = [doc_words(doc) for doc in docs]
         rows = np.repeat(np.arange(len(words)), [len(w) for w in words])
         stacked = np.vstack(words) if words else np.zeros((0, 3), dtype=np.uint64)
         return self.from_words(stacked, rows, len(words))

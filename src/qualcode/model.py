@@ -578,7 +578,12 @@ class CodebookClassifier(BaseEstimator):
             enc = self._embedder()
             cached = []
             for texts in self.cb_examples_:
-                cached.append((enc.encode(texts) if texts else np.zeros((0, 1)), texts))
+                if not texts:
+                    cached.append((np.zeros((0, 1)), texts))
+                elif isinstance(enc, FastEmbedder):  # tokenised by the rules' pipeline
+                    cached.append((enc.encode_docs(self._rule_matcher().docs(texts)), texts))
+                else:
+                    cached.append((enc.encode(texts), texts))
             self._example_cache = cached
         return cached
 

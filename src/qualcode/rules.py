@@ -1,15 +1,26 @@
 """Codebook rules compiled into spaCy matchers.
 
 Each code's ``rules`` (``phrases``, ``patterns``, ``exclude_phrases``, ``exclude_patterns``)
-become one PhraseMatcher over lower-case text, one over lemmas and one token Matcher. A hit
-inside a sentence that also matches one of the code's exclusions is dropped. The pipeline is
-``spacy.blank("en")`` + lookup lemmas from spacy-lookups-data + punctuation sentence
-boundaries, so the same pass also gives the sentences the model uses.
+become one PhraseMatcher over lower-case text, one over lemmas and one token Matcher per
+pattern. A hit inside a sentence that also matches one of the code's exclusions is dropped.
+The pipeline is ``spacy.blank("en")`` + lookup lemmas from spacy-lookups-data + punctuation
+sentence boundaries, so the same pass also gives the sentences the model uses.
+
+spaCy's Matcher walks every token for every pattern (IN sets are checked in Python), which
+at a hundred patterns is several times slower than tokenising. So a pattern's Matcher runs
+only on the sentences that can match it, found in two steps that never drop a real match:
+array operations over a whole batch keep the sentences holding every word the pattern
+requires, then a regex compiled from the pattern (see :meth:`RuleMatcher._compile`) must
+find it in the sentence written as one string; the regex also bounds the stretch of the
+sentence the Matcher needs to see. The Matcher still decides every match. Work per doc is
+kept to a minimum (one token array read and write for the whole pipeline, see
+:meth:`RuleMatcher._batches`): at ~80 tokens per segment, spaCy's per-doc calls dominate.
 """
 
 from __future__ import annotations
 
-import itertools
+import bisect
+import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -17,11 +28,11 @@ from typing import Any
 
 import numpy as np
 import spacy
-from spacy.attrs import IDX, IS_SPACE, LEMMA, LENGTH, LOWER, ORTH, SENT_START
+from spacy.attrs import IDS, IDX, IS_SPACE, LEMMA, LENGTH, LOWER, ORTH, SENT_START
 from spacy.language import Language
 from spacy.matcher import Matcher, PhraseMatcher
 from spacy.tokens import Doc
-from spacy.util import load_language_data, registry
+from spacy.util import load_language_data, minibatch, registry
 
 _EXCLUDE = "\x00not\x00"  # prefix of exclusion match labels; cannot clash with a code id
 
@@ -55,16 +66,56 @@ _SENT_END = (".", "!", "?", "…", "...")
 _CLOSERS = ('"', "'", ")", "]", "’", "”", "»")
 
 
+def _stacked(docs: list[Doc], attrs: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """The docs' token attributes as one array, and each doc's first row (plus the end)."""
+    arr = np.concatenate([doc.to_array(attrs) for doc in docs])
+    return arr, np.cumsum([0] + [len(doc) for doc in docs])
+
+
+def _scatter(docs: list[Doc], bounds: np.ndarray, attrs: list[int], values: np.ndarray) -> None:
+    """Writes rows ``bounds[i]:bounds[i + 1]`` of ``values`` into doc ``i``."""
+    for doc, a, b in zip(docs, bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        doc.from_array(attrs, values[a:b])
+
+
+class _BatchComponent:
+    """A pipeline component that sets one attribute for a whole batch of docs at once."""
+
+    attr: int
+    reads: list[int]
+
+    def __call__(self, doc: Doc) -> Doc:
+        self._set([doc])
+        return doc
+
+    def pipe(self, docs: Iterable[Doc], *, batch_size: int = 256) -> Iterator[Doc]:
+        for batch in minibatch(docs, batch_size):
+            self._set(batch)
+            yield from batch
+
+    def _set(self, docs: list[Doc]) -> None:
+        docs = [doc for doc in docs if len(doc)]
+        if docs:
+            arr, bounds = _stacked(docs, self.reads)
+            _scatter(docs, bounds, [self.attr], self.values(arr, bounds))
+
+    def values(self, arr: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+        """The attribute for stacked docs (columns ``reads``, doc ``bounds``)."""
+        raise NotImplementedError
+
+
 @Language.factory("qualcode_lemmas")
-class LookupLemmas:
-    """Lookup lemmas from spacy-lookups-data, case-insensitive, set for a whole doc at once.
+class LookupLemmas(_BatchComponent):
+    """Lookup lemmas from spacy-lookups-data, case-insensitive, set for a batch at once.
 
     Same table as ``nlp.add_pipe("lemmatizer", config={"mode": "lookup"})``, but a word is
     also found when capitalised ("Suspended" -> "suspend") and an unknown word's lemma is its
     lower-case form, so lemma patterns written in lower case always apply. One array
-    operation per doc instead of a Python call per token: spaCy's lemmatizer alone costs
+    operation per batch instead of a Python call per token: spaCy's lemmatizer alone costs
     three quarters of blank-English tokenisation speed.
     """
+
+    attr, reads = LEMMA, [ORTH, LOWER]
 
     def __init__(self, nlp: Language, name: str = "qualcode_lemmas") -> None:
         table = load_language_data(registry.lookups.get(nlp.lang)["lemma_lookup"])
@@ -76,45 +127,53 @@ class LookupLemmas:
             for variant in (form.lower(), form.capitalize(), form.upper()):
                 self.lemma_of.setdefault(strings.add(variant), strings[lemma])
 
-    def __call__(self, doc: Doc) -> Doc:
-        if len(doc):
-            arr = doc.to_array([ORTH, LOWER])
-            get = self.lemma_of.get
-            lemmas = np.fromiter(
-                (get(o, low) for o, low in arr.tolist()), dtype=np.uint64, count=len(arr)
-            )
-            doc.from_array([LEMMA], lemmas.reshape(-1, 1))
-        return doc
+    def values(self, arr: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+        # Each distinct word once (a token's lower form is its word's).
+        words, first, which = np.unique(arr[:, 0], return_index=True, return_inverse=True)
+        lemmas = map(self.lemma_of.get, words.tolist(), arr[first, 1].tolist())
+        return np.fromiter(lemmas, dtype=np.uint64, count=len(words))[which]
 
 
 @Language.factory("qualcode_sentences")
-class PunctSentences:
+class PunctSentences(_BatchComponent):
     """Sentence starts after . ! ? (and any closing quotes or brackets) and after blank lines."""
+
+    attr, reads = SENT_START, [ORTH, IS_SPACE]
 
     def __init__(self, nlp: Language, name: str = "qualcode_sentences") -> None:
         strings = nlp.vocab.strings
-        self.ends = frozenset(strings.add(p) for p in _SENT_END)
-        self.skip = self.ends | frozenset(strings.add(p) for p in _CLOSERS)
+        self.strings = strings
+        self.ends = np.array(sorted({strings.add(p) for p in _SENT_END}), dtype=np.uint64)
+        self.skip = np.array(sorted({strings.add(p) for p in _SENT_END + _CLOSERS}),
+                             dtype=np.uint64)
+        self._blank_line: dict[int, bool] = {}  # whitespace token -> holds two line breaks
 
-    def __call__(self, doc: Doc) -> Doc:
-        if not len(doc):
-            return doc
-        ends, skip = self.ends, self.skip
-        start = [-1] * len(doc)
-        start[0] = 1
-        pending = False
-        for i, (orth, space) in enumerate(doc.to_array([ORTH, IS_SPACE]).tolist()):
-            if pending:
-                if orth in skip or space:
-                    continue
-                start[i] = 1
-                pending = False
-            # A blank line ends a sentence; a single line break (wrapped text) does not.
-            if orth in ends or (space and doc[i].text.count("\n") > 1):
-                pending = True
-        doc.from_array([SENT_START], np.array(start, dtype=np.int64).reshape(-1, 1)
-                       .astype(np.uint64))
-        return doc
+    def values(self, arr: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+        orth, space = arr[:, 0], arr[:, 1] != 0
+        end = np.isin(orth, self.ends)
+        # A blank line ends a sentence; a single line break (wrapped text) does not.
+        spaces = np.flatnonzero(space)
+        if len(spaces):
+            kinds, which = np.unique(orth[spaces], return_inverse=True)
+            blank = np.array([self._is_blank(k) for k in kinds.tolist()], dtype=bool)
+            end[spaces[blank[which]]] = True
+        # The first token after an end that is no closer or whitespace starts a sentence:
+        # one that has an end between it and the previous such token of its doc.
+        begins = np.flatnonzero(~(space | np.isin(orth, self.skip)))
+        first = bounds[:-1]
+        doc_start = first[np.searchsorted(first, begins, side="right") - 1]
+        before = np.maximum(np.concatenate(([-1], begins[:-1])), doc_start - 1)
+        n_ends = np.concatenate(([0], np.cumsum(end)))
+        sent_start = np.full(len(arr), -1, dtype=np.int64)
+        sent_start[begins[n_ends[begins] > n_ends[before + 1]]] = 1
+        sent_start[first] = 1
+        return sent_start.astype(np.uint64)
+
+    def _is_blank(self, orth: int) -> bool:
+        blank = self._blank_line.get(orth)
+        if blank is None:
+            blank = self._blank_line[orth] = self.strings[orth].count("\n") > 1
+        return blank
 
 
 def make_nlp() -> Language:
@@ -136,6 +195,39 @@ def _rules(code: Any) -> tuple[list[str], list[Any], list[str], list[Any]]:
     return get("phrases"), get("patterns"), get("exclude_phrases"), get("exclude_patterns")
 
 
+# A sentence as one string for the pattern regexes: "\x01lower\x02lemma\x03" per token.
+_CONTROL = re.compile("[\x00-\x03]")
+_ANY_TOKEN = "\x01[^\x02]*\x02[^\x03]*\x03"
+_ATTR_NAMES = {v: k for k, v in IDS.items()}
+_COLUMNS = [SENT_START, IS_SPACE, IDX, LENGTH, LOWER, LEMMA]
+
+
+class _Pieces(dict[int, str]):
+    """String hash -> its text (control characters removed) in a sentence encoding."""
+
+    def __init__(self, strings: Any, fmt: str) -> None:
+        super().__init__()
+        self.strings, self.fmt = strings, fmt
+
+    def __missing__(self, key: int) -> str:
+        piece = self[key] = self.fmt % _CONTROL.sub("", self.strings[key])
+        return piece
+
+
+@dataclass(slots=True)
+class _Pattern:
+    """A token pattern: its Matcher, a regex that finds at least what the Matcher finds,
+    the words a sentence must hold, per required token: (column, string hashes), and for a
+    pattern of at most ``longest`` tokens, a regex whose match ends where the last match of
+    ``regex`` starts."""
+
+    matcher: Matcher
+    regex: re.Pattern[str]
+    requires: list[tuple[int, frozenset[int]]]
+    longest: int = 0
+    last: re.Pattern[str] | None = None
+
+
 class RuleMatcher:
     """All codes' rules, compiled once; ``match(texts)`` runs them over a batch."""
 
@@ -145,10 +237,8 @@ class RuleMatcher:
         self.code_ids: list[str] = [c.id for c in codebook.codes]
         self._lower = PhraseMatcher(self.nlp.vocab, attr="LOWER")
         self._lemma = PhraseMatcher(self.nlp.vocab, attr="LEMMA")
-        # One Matcher per token pattern, run only on sentences holding every word the
-        # pattern requires: spaCy's Matcher walks every token for every pattern (with IN
-        # sets checked in Python), which at hundreds of patterns runs at ~10k words/s.
-        self._patterns: list[tuple[Matcher, list[tuple[int, frozenset[int]]]]] = []
+        self._patterns: list[_Pattern] = []
+        self._labels: dict[int, tuple[str, bool]] = {}  # match id -> code id, is exclusion
         self.n_rules = 0
         for code in codebook.codes:
             phrases, patterns, ex_phrases, ex_patterns = _rules(code)
@@ -156,19 +246,13 @@ class RuleMatcher:
             self._add(code.id, _EXCLUDE + code.id, ex_phrases, ex_patterns)
             self.n_rules += len(phrases) + len(patterns)
         self._active = [m for m in (self._lower, self._lemma) if len(m)]
-        # Inverted index on each pattern's most selective required token.
-        self._anchors: tuple[dict[int, list[int]], dict[int, list[int]]] = ({}, {})
-        self._always: list[int] = []
-        for i, (_, reqs) in enumerate(self._patterns):
-            if not reqs:
-                self._always.append(i)
-                continue
-            col, hashes = min(reqs, key=lambda r: len(r[1]))
-            for h in hashes:
-                self._anchors[col].setdefault(h, []).append(i)
-        self._anchor_keys = (frozenset(self._anchors[0]), frozenset(self._anchors[1]))
+        self._index_requirements()
+        self._lexicon: _Lexicon | None = None
+        strings = self.nlp.vocab.strings
+        self._pieces = (_Pieces(strings, "\x01%s\x02"), _Pieces(strings, "%s\x03"))
 
     def _add(self, code_id: str, label: str, phrases: list[str], patterns: list[Any]) -> None:
+        self._labels[self.nlp.vocab.strings.add(label)] = (code_id, label != code_id)
         if phrases:
             docs = [d for d in self.nlp.pipe(str(p) for p in phrases) if len(d)]
             self._lower.add(label, [self.nlp.make_doc(d.text) for d in docs])
@@ -190,67 +274,242 @@ class RuleMatcher:
                     f"pattern ({exc}). See https://spacy.io/usage/rule-based-matching and fix "
                     "it in the codebook."
                 ) from exc
-            self._patterns.append((matcher, self._requirements(pattern)))
+            self._patterns.append(self._compile(matcher, pattern))
 
-    def _requirements(self, pattern: list[dict[str, Any]]) -> list[tuple[int, frozenset[int]]]:
-        """(column, word hashes) per required token: one of the words must be in a sentence.
+    def _compile(self, matcher: Matcher, pattern: list[dict[Any, Any]]) -> _Pattern:
+        """The pattern's regex over a sentence encoding, and its required tokens.
 
-        Column 0 holds lower-case forms, column 1 lemmas. ORTH/TEXT values are checked on
-        their lower-case form, which only lets more sentences through.
+        LOWER, LEMMA and ORTH/TEXT values (strings or ``IN`` lists) become literals, ``OP``
+        a quantifier. Everything else (other attributes, NOT_IN, REGEX, ``!`` tokens) is
+        left out or becomes a one-token wildcard, and an unknown operator ``*``: the regex
+        may find more than the Matcher, never less.
         """
-        strings = self.nlp.vocab.strings
-        reqs = []
+        vocab = self.nlp.vocab
+        parts, requires, longest = [], [], 0.0
         for token in pattern:
-            op = str(token.get("OP", "1"))
-            bounds = re.match(r"\{(\d*)", op)
-            if op not in ("1", "+") and not (bounds and bounds.group(1) not in ("", "0")):
+            fields: list[set[str] | None] = [None, None]  # allowed lower forms, lemmas
+            op: Any = "1"
+            for key, value in token.items():
+                name = key.upper() if isinstance(key, str) else _ATTR_NAMES.get(key, "")
+                if name == "OP":
+                    op = value
+                    continue
+                allowed = _allowed_words(value)
+                if allowed is None or name not in ("LOWER", "LEMMA", "ORTH", "TEXT"):
+                    continue
+                if name in ("ORTH", "TEXT"):  # a token's lower form is its lexeme's
+                    allowed = {vocab[w].lower_ for w in allowed}
+                col = 1 if name == "LEMMA" else 0
+                fields[col] = allowed if fields[col] is None else fields[col] & allowed
+            quantifier = _quantifier(op)
+            longest += _most(quantifier)
+            if op == "!" or fields == [None, None]:
+                parts.append(f"(?:{_ANY_TOKEN}){quantifier}")
                 continue
-            for attr, col in (("LEMMA", 1), ("LOWER", 0), ("ORTH", 0), ("TEXT", 0)):
-                value = token.get(attr)
-                if isinstance(value, dict) and set(value) == {"IN"}:
-                    value = value["IN"]
-                if isinstance(value, str):
-                    value = [value]
-                if isinstance(value, list) and all(isinstance(v, str) for v in value):
-                    words = [v if col else v.lower() for v in value]
-                    reqs.append((col, frozenset(strings.add(w) for w in words)))
-                    break
-        return reqs
+            lower, lemma = ("[^\x02]*" if words is None else _alternatives(words)
+                            for words in fields)
+            parts.append(f"(?:\x01{lower}\x02{lemma}\x03){quantifier}")
+            if quantifier in ("", "+") or re.match(r"\{[1-9]", quantifier):
+                col = 0 if fields[0] is not None else 1
+                words = fields[col] or set()
+                requires.append((col, frozenset(vocab.strings.add(w) for w in words)))
+        regex = "".join(parts)
+        if longest == math.inf:
+            return _Pattern(matcher, re.compile(regex), requires)
+        return _Pattern(matcher, re.compile(regex), requires, int(longest),
+                        re.compile(f"(?s:.*)(?={regex})"))
+
+    def _index_requirements(self) -> None:
+        """CSR-style indexes word -> required tokens ("atoms") per column, atom -> patterns."""
+        atoms: dict[tuple[int, frozenset[int]], int] = {}
+        of_atom: list[list[int]] = []
+        for p, pattern in enumerate(self._patterns):
+            for req in set(pattern.requires):
+                if req not in atoms:
+                    atoms[req] = len(of_atom)
+                    of_atom.append([])
+                of_atom[atoms[req]].append(p)
+        self._n_atoms = len(of_atom)
+        self._atom_patterns = _csr(of_atom)
+        self._need = np.zeros(len(self._patterns), dtype=np.int64)
+        for patterns in of_atom:
+            self._need[patterns] += 1
+        self._words: list[_WordIndex] = []
+        self._key_atoms: list[tuple[np.ndarray, np.ndarray]] = []
+        for column in (0, 1):
+            by_word: dict[int, list[int]] = {}
+            for (col, hashes), atom in atoms.items():
+                for h in hashes if col == column else ():
+                    by_word.setdefault(h, []).append(atom)
+            self._words.append(_WordIndex(list(by_word)))
+            self._key_atoms.append(_csr([by_word[h] for h in self._words[-1].keys.tolist()]))
+
+    def _candidates(self, lower: np.ndarray, lemma: np.ndarray, sentence: np.ndarray,
+                    real: np.ndarray) -> tuple[list[int], list[int]]:
+        """(sentence, pattern) pairs where the sentence holds every word the pattern needs;
+        ``sentence`` numbers each token's sentence, ``real`` marks the sentences to use."""
+        n, n_patterns = len(real), len(self._patterns)
+        present = np.zeros((n, self._n_atoms), dtype=bool)
+        for hashes, words, key_atoms in zip((lower, lemma), self._words, self._key_atoms,
+                                            strict=True):
+            tokens, keys = words.find(hashes)
+            rows, atoms = _expand(key_atoms, keys)
+            present[sentence[tokens][rows], atoms] = True
+        sents, atoms = np.divmod(np.flatnonzero(present), self._n_atoms)
+        rows, patterns = _expand(self._atom_patterns, atoms)
+        held = np.bincount(sents[rows] * n_patterns + patterns, minlength=n * n_patterns)
+        ok = (held.reshape(n, n_patterns) == self._need) & real[:, None]
+        sents, patterns = np.divmod(np.flatnonzero(ok), n_patterns)
+        return sents.tolist(), patterns.tolist()
 
     def docs(self, texts: Iterable[str]) -> Iterable[Doc]:
-        return self.nlp.pipe(texts, batch_size=self.batch_size)
+        """The texts processed by ``self.nlp``, in order."""
+        return (doc for _, docs, _ in self._batches(texts) for doc in docs)
+
+    def _batches(self, texts: Iterable[str]) -> Iterator[
+            tuple[list[str], list[Doc], tuple[np.ndarray, np.ndarray] | None]]:
+        """Batches of texts, their processed docs and, if at hand, the docs' ``_COLUMNS``.
+
+        With the pipeline of :func:`make_nlp` both components run here, fused: one array
+        read and one write per doc serve them and the rule matching (reading and writing
+        token attributes costs more per doc than the components' own work).
+        """
+        pipes = [proc for _, proc in self.nlp.pipeline]
+        fused = [type(proc) for proc in pipes] == [LookupLemmas, PunctSentences]
+        if fused and (self._lexicon is None or self._lexicon.lemmas is not pipes[0]):
+            self._lexicon = _Lexicon(self.nlp.vocab, pipes[0])
+        for batch in minibatch(texts, self.batch_size):
+            if not fused:
+                yield batch, list(self.nlp.pipe(batch, batch_size=self.batch_size)), None
+                continue
+            docs = [self.nlp.make_doc(text) for text in batch]
+            full = [doc for doc in docs if len(doc)]
+            if not full:
+                yield batch, docs, None
+                continue
+            arr, bounds = _stacked(full, [ORTH, IDX])
+            lemma, lower, space, length = self._lexicon.rows(arr[:, 0]).T
+            start = pipes[1].values(np.column_stack([arr[:, 0], space]), bounds)
+            _scatter(full, bounds, [LEMMA, SENT_START], np.column_stack([lemma, start]))
+            columns = np.column_stack([start, space, arr[:, 1], length, lower, lemma])
+            yield batch, docs, (columns, bounds)
 
     def match_doc(self, doc: Doc, text: str | None = None) -> RuleResult:
         """Hits and sentence boundaries of one processed doc (``text``: its text, if known)."""
-        if not len(doc):
-            return RuleResult()
-        arr = doc.to_array([IDX, LENGTH, SENT_START, IS_SPACE]).astype(np.int64)
-        tok_start, tok_end = arr[:, 0], arr[:, 0] + arr[:, 1]
-        starts = np.flatnonzero(arr[:, 2] == 1)
+        return self._match_batch([doc], [text])[0]
+
+    def _match_batch(self, docs: Sequence[Doc], texts: Sequence[str | None],
+                     columns: tuple[np.ndarray, np.ndarray] | None = None) -> list[RuleResult]:
+        """:meth:`match_doc` for several docs, with array operations over all their tokens
+        (``columns``: their non-empty docs' ``_COLUMNS`` and bounds, if known)."""
+        results = [RuleResult() for _ in docs]
+        full = [i for i, doc in enumerate(docs) if len(doc)]
+        if not full:
+            return results
+        arr, bounds = columns or _stacked([docs[i] for i in full], _COLUMNS)
+        is_start = arr[:, 0] == 1
+        # Sentences of all docs in a row; a doc's tokens before its first sentence start
+        # (only with a custom pipeline) form a group that is no sentence.
+        group = is_start.copy()
+        group[bounds[:-1]] = True
+        g_start = np.flatnonzero(group)
+        g_end = np.append(g_start[1:], len(arr))
+        real = is_start[g_start]
         # A sentence ends at its last token that is not whitespace (a blank line).
-        words = np.flatnonzero(arr[:, 3] == 0)
-        last = np.searchsorted(words, np.append(starts[1:], len(doc)), side="left") - 1
-        spans = [(int(tok_start[s]), int(tok_end[words[w]]))
-                 for s, w in zip(starts.tolist(), last.tolist(), strict=True)
-                 if w >= 0 and words[w] >= s]
-        result = RuleResult(sentences=spans)
-        matches = [m for matcher in self._active for m in matcher(doc)]
+        words = np.append(np.flatnonzero(arr[:, 1] == 0), len(arr))  # (sentinel)
+        last = words[np.maximum(np.searchsorted(words, g_end) - 1, 0)]
+        has_words = real & (last >= g_start) & (last < g_end)
+        last = np.minimum(last, len(arr) - 1)
+        tok_start = arr[:, 2].astype(np.int64)
+        tok_end = tok_start + arr[:, 3].astype(np.int64)
+        spans = [(a, b) if ok else None for a, b, ok in zip(
+            tok_start[g_start].tolist(), tok_end[last].tolist(), has_words.tolist(),
+            strict=True)]
+        doc_groups = np.searchsorted(g_start, bounds).tolist()
+        found: list[list[tuple[int, int, int]]] = [[] for _ in full]
         if self._patterns:
-            matches += self._token_matches(doc, starts)
-        if not matches:
-            return result
-        sent_of = np.searchsorted(starts, [m[1] for m in matches], side="right") - 1
-        strings = self.nlp.vocab.strings
+            doc_of = np.searchsorted(bounds, g_start, side="right") - 1
+            self._token_matches([docs[i] for i in full], arr, bounds.tolist(),
+                                np.cumsum(group) - 1, g_start.tolist(), g_end.tolist(),
+                                doc_of.tolist(), real, found)
+        starts_all = (g_start[real]).tolist()
+        real_groups = np.cumsum(real).tolist()
+        tok_start_l, tok_end_l = tok_start.tolist(), tok_end.tolist()
+        for k, i in enumerate(full):
+            doc, result = docs[i], results[i]
+            g_lo, g_hi = doc_groups[k], doc_groups[k + 1]
+            result.sentences = [s for s in spans[g_lo:g_hi] if s is not None]
+            matches = [m for matcher in self._active for m in matcher(doc)] + found[k]
+            if not matches:
+                continue
+            offset = bounds[k]
+            r_lo = real_groups[g_lo - 1] if g_lo else 0
+            starts = [s - offset for s in starts_all[r_lo:real_groups[g_hi - 1]]]
+            text = texts[i]
+            result.hits = self._hits(matches, starts, tok_start_l, tok_end_l, offset,
+                                     doc.text if text is None else text)
+        return results
+
+    def _token_matches(self, docs: list[Doc], arr: np.ndarray, bounds: list[int],
+                       sentence: np.ndarray, g_start: list[int], g_end: list[int],
+                       doc_of: list[int], real: np.ndarray,
+                       found: list[list[tuple[int, int, int]]]) -> None:
+        """Adds each doc's token pattern matches to ``found``: each pattern's Matcher runs on
+        the sentences that hold its required words and where its regex finds something."""
+        sents, patterns = self._candidates(arr[:, 4], arr[:, 5], sentence, real)
+        if not sents:
+            return
+        encoded = self._encode(arr, sents, g_start, g_end)
+        for g, p in zip(sents, patterns, strict=True):
+            text = encoded[g]
+            pattern = self._patterns[p]
+            first = pattern.regex.search(text)
+            if first is None:
+                continue
+            # spaCy's Matcher steps through the tokens once, each partial match looking only
+            # at the current token, and reports a match at the latest on the token after
+            # it. So it finds what it finds on the whole sentence on the stretch from where
+            # the regex first matches to one token past the longest match from where the
+            # regex last matches. (Token offsets: "\x01" starts each token.)
+            k = doc_of[g]
+            start = g_start[g] - bounds[k]
+            a = start + text.count("\x01", 0, first.start())
+            b = g_end[g] - bounds[k]
+            if pattern.last is not None and (last := pattern.last.match(text)) is not None:
+                b = min(b, start + text.count("\x01", 0, last.end()) + pattern.longest + 1)
+            found[k] += [(key, a + s, a + e) for key, s, e in pattern.matcher(docs[k][a:b])]
+
+    def _encode(self, arr: np.ndarray, sents: list[int], g_start: list[int],
+                g_end: list[int]) -> dict[int, str]:
+        """The given sentences (group numbers) as "\x01lower\x02lemma\x03" per token."""
+        groups = sorted(set(sents))
+        starts = np.array([g_start[g] for g in groups])
+        sizes = np.array([g_end[g] - g_start[g] for g in groups])
+        tokens = np.arange(int(sizes.sum())) + np.repeat(starts - np.cumsum(sizes) + sizes, sizes)
+        parts = [""] * (2 * len(tokens))
+        parts[0::2] = map(self._pieces[0].__getitem__, arr[tokens, 4].tolist())
+        parts[1::2] = map(self._pieces[1].__getitem__, arr[tokens, 5].tolist())
+        ends = (2 * np.cumsum(sizes)).tolist()
+        return {g: "".join(parts[a:b])
+                for g, a, b in zip(groups, [0, *ends[:-1]], ends, strict=True)}
+
+    def _hits(self, matches: list[tuple[int, int, int]], starts: list[int],
+              tok_start: list[int], tok_end: list[int], offset: int, text: str
+              ) -> dict[str, RuleHit]:
+        """Hits per code from one doc's matches (match id, first token, end token), without
+        those in a sentence (``starts``: first tokens) matching one of the code's exclusions;
+        the doc's tokens' character offsets are ``tok_start/end[offset:]``."""
         found: dict[str, set[tuple[int, int, int]]] = {}
         excluded: set[tuple[str, int]] = set()
-        for (match_id, start, end), sent in zip(matches, sent_of.tolist(), strict=True):
-            label = strings[match_id]
-            if label.startswith(_EXCLUDE):
-                last = int(np.searchsorted(starts, end - 1, side="right")) - 1
-                excluded.update((label[len(_EXCLUDE):], k) for k in range(sent, last + 1))
+        for match_id, start, end in matches:
+            code_id, exclusion = self._labels[match_id]
+            sent = bisect.bisect_right(starts, start) - 1
+            if exclusion:
+                last = bisect.bisect_right(starts, end - 1) - 1
+                excluded.update((code_id, k) for k in range(sent, last + 1))
             else:
-                found.setdefault(label, set()).add((start, end, sent))
-        text = doc.text if text is None else text  # doc.text walks every token in Python
+                found.setdefault(code_id, set()).add((start, end, sent))
+        hits = {}
         for code_id, spans in found.items():
             kept = sorted((s, e) for s, e, k in spans if (code_id, k) not in excluded)
             if not kept:
@@ -262,43 +521,19 @@ class RuleMatcher:
                     merged[-1] = (merged[-1][0], max(e, merged[-1][1]))
                 else:
                     merged.append((s, e))
-            chars = tuple((int(tok_start[s]), int(tok_end[e - 1])) for s, e in merged)
+            chars = tuple((tok_start[offset + s], tok_end[offset + e - 1]) for s, e in merged)
             evidence = tuple(dict.fromkeys(text[a:b] for a, b in chars))
-            result.hits[code_id] = RuleHit(code_id, evidence, chars)
-        return result
-
-    def _token_matches(self, doc: Doc, starts: np.ndarray) -> list[tuple[int, int, int]]:
-        words = doc.to_array([LOWER, LEMMA])
-        in_doc = (set(words[:, 0].tolist()), set(words[:, 1].tolist()))
-        candidates = set(self._always)
-        for col in (0, 1):
-            index = self._anchors[col]
-            for h in in_doc[col] & self._anchor_keys[col]:
-                candidates.update(index[h])
-        possible = [self._patterns[i] for i in sorted(candidates)
-                    if all(not hashes.isdisjoint(in_doc[col])
-                           for col, hashes in self._patterns[i][1])]
-        if not possible:
-            return []
-        bounds = np.append(starts, len(doc)).tolist()
-        sents = [(a, b, set(words[a:b, 0].tolist()), set(words[a:b, 1].tolist()))
-                 for a, b in itertools.pairwise(bounds)]
-        found = []
-        for matcher, reqs in possible:
-            for a, b, lower, lemma in sents:
-                cols = (lower, lemma)
-                if all(not hashes.isdisjoint(cols[col]) for col, hashes in reqs):
-                    found += [(k, a + s, a + e) for k, s, e in matcher(doc[a:b])]
-        return found
+            hits[code_id] = RuleHit(code_id, evidence, chars)
+        return hits
 
     def match_docs(self, texts: Sequence[str]) -> Iterator[tuple[Doc, RuleResult]]:
-        """Each text's processed doc and its rule result, in order (one ``nlp.pipe`` pass);
-        callers that need more than the hits (token features) read the doc."""
-        for doc, text in zip(self.docs(texts), texts, strict=True):
-            yield doc, self.match_doc(doc, text)
+        """Each text's processed doc and its rule result, in order (one pass of
+        ``self.nlp``); callers that need more than the hits (token features) read the doc."""
+        for batch, docs, columns in self._batches(texts):
+            yield from zip(docs, self._match_batch(docs, batch, columns), strict=True)
 
     def match(self, texts: Iterable[str]) -> list[RuleResult]:
-        """Rule hits and sentence spans for each text, in order (one ``nlp.pipe`` pass)."""
+        """Rule hits and sentence spans for each text, in order (one pass of ``self.nlp``)."""
         return [result for _, result in self.match_docs(list(texts))]
 
     def hit_matrix(self, results: Sequence[RuleResult]) -> np.ndarray:
@@ -309,3 +544,114 @@ class RuleMatcher:
             for code_id in res.hits:
                 out[i, col[code_id]] = 1.0
         return out
+
+
+class _Lexicon(dict[int, int]):
+    """Word (orth hash) -> row in ``table`` of its lemma (as :class:`LookupLemmas` sets it),
+    lower-case form, is-space flag and length. Looking these up once per distinct word of
+    a batch is cheaper than reading the lexeme attributes of every token."""
+
+    def __init__(self, vocab: Any, lemmas: LookupLemmas) -> None:
+        super().__init__()
+        self.vocab, self.lemmas = vocab, lemmas
+        self.table = np.zeros((1024, 4), dtype=np.uint64)
+
+    def __missing__(self, orth: int) -> int:
+        lex, row = self.vocab[orth], len(self)
+        if row == len(self.table):
+            self.table = np.concatenate([self.table, np.zeros_like(self.table)])
+        self.table[row] = (self.lemmas.lemma_of.get(orth, lex.lower), lex.lower, lex.is_space,
+                           len(lex.orth_))
+        self[orth] = row
+        return row
+
+    def rows(self, orth: np.ndarray) -> np.ndarray:
+        """(lemma, lower, is space, length) of each token (``orth``)."""
+        words, which = np.unique(orth, return_inverse=True)
+        rows = np.fromiter(map(self.__getitem__, words.tolist()), dtype=np.int64,
+                           count=len(words))
+        return self.table[rows[which]]
+
+
+class _WordIndex:
+    """Sorted string hashes, and where many hashes are among them, at once: a table on the
+    hashes' low bits, with a binary search only for the slots two of the words share."""
+
+    def __init__(self, hashes: list[int]) -> None:
+        self.keys = np.array(sorted(hashes), dtype=np.uint64)
+        size = 1 << max(10, (4 * len(self.keys)).bit_length())
+        self.mask = np.uint64(size - 1)
+        self.table = np.full(size, -1, dtype=np.int64)
+        slots = (self.keys & self.mask).astype(np.int64)
+        self.table[slots] = np.arange(len(self.keys))
+        used, count = np.unique(slots, return_counts=True)
+        self.table[used[count > 1]] = -2
+
+    def find(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Positions of the given hashes that are keys, and their rows in ``keys``."""
+        at = self.table[(hashes & self.mask).astype(np.int64)]
+        shared = np.flatnonzero(at == -2)
+        if len(shared):
+            found = np.searchsorted(self.keys, hashes[shared])
+            at[shared] = np.minimum(found, len(self.keys) - 1)
+        maybe = np.flatnonzero(at >= 0)
+        hit = maybe[self.keys[at[maybe]] == hashes[maybe]]
+        return hit, at[hit]
+
+
+def _csr(lists: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Lists of ints as (row pointers, values)."""
+    ptr = np.cumsum([0] + [len(values) for values in lists])
+    return ptr, np.array([v for values in lists for v in values], dtype=np.int64)
+
+
+def _expand(csr: tuple[np.ndarray, np.ndarray], rows: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """The values of the given CSR rows, each with its position in ``rows``."""
+    ptr, values = csr
+    count = ptr[rows + 1] - ptr[rows]
+    first = np.cumsum(count) - count
+    at = np.arange(int(count.sum())) + np.repeat(ptr[rows] - first, count)
+    return np.repeat(np.arange(len(rows)), count), values[at]
+
+
+def _allowed_words(value: Any) -> set[str] | None:
+    """The strings a token attribute value allows (a string or ``{"IN": [...]}``), or None
+    when it is anything else (NOT_IN, REGEX, comparisons, ...) and so allows any word."""
+    if isinstance(value, str):
+        return {value}
+    if not isinstance(value, dict):
+        return None
+    allowed = None
+    for key, words in value.items():
+        if isinstance(key, str) and key.upper() == "IN" and isinstance(words, list | tuple) \
+                and all(isinstance(w, str) for w in words):
+            allowed = set(words) if allowed is None else allowed & set(words)
+    return allowed
+
+
+def _alternatives(words: set[str]) -> str:
+    """A regex matching exactly these words (control characters removed, as in sentences)."""
+    return "(?:" + "|".join(sorted({re.escape(_CONTROL.sub("", w)) for w in words})
+                            or ["(?!)"]) + ")"
+
+
+def _most(quantifier: str) -> float:
+    """How many tokens a regex quantifier from :func:`_quantifier` allows at most."""
+    if quantifier in ("*", "+") or quantifier.endswith(",}"):
+        return math.inf
+    return int(quantifier.strip("{}").split(",")[-1]) if quantifier.startswith("{") else 1
+
+
+def _quantifier(op: Any) -> str:
+    """spaCy's OP as a regex quantifier; an unknown one as ``*``."""
+    simple = {"1": "", "?": "?", "*": "*", "+": "+", "!": ""}
+    if isinstance(op, str) and op in simple:
+        return simple[op]
+    bounds = re.fullmatch(r"\{(\d*)(,?)(\d*)\}", op) if isinstance(op, str) else None
+    if bounds is None:
+        return "*"
+    low, comma, high = bounds.groups()
+    if not comma:
+        return f"{{{int(low)}}}" if low else "*"
+    return f"{{{int(low or 0)},{int(high) if high else ''}}}"
