@@ -338,11 +338,12 @@ def code_corpus(
     tries = 1 + RETRIES
 
     # Scoring holds the GIL: with several workers on this machine it runs in that many
-    # worker processes, started now so that they are ready after reading.
-    # (The semantic backend's encoder already uses every core through torch.)
+    # worker processes (the semantic backend's encoder already uses every core through
+    # torch). When files are new or changed they are started now, to be ready after
+    # reading; otherwise only if something turns out to need scoring.
     fast = (backend or default_backend()) == FAST
     processes = max(1, workers) if fast and not dask_address else 1
-    if processes > 1:
+    if processes > 1 and any(key and not (storage / key).exists() for key, _ in keys.values()):
         parallel.warm_up(processes)
     with task_runner(workers, dask_address) as runner:
         futures = [runner.submit(ingest, {"corpus": str(corpus_dir),

@@ -14,8 +14,6 @@ from typing import Any
 from .segment import DEFAULT_MAX_TURN_CHARS
 from .speakers import DEFAULT_INTERVIEWER_LABELS
 
-DEFAULT_WORKERS = max(1, min(os.cpu_count() or 1, 4))
-
 
 def _version() -> str:
     try:
@@ -43,10 +41,10 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_scale_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
+    parser.add_argument("--workers", type=int, default=1,
                         help="batches processed at once on this machine; with the fast "
-                             "backend scoring runs in that many processes (default: the "
-                             f"number of cores, at most 4: {DEFAULT_WORKERS})")
+                             "backend, scoring runs in that many processes (default: 1; "
+                             "pays off on large corpora with more than two cores)")
     parser.add_argument("--dask-address", default=None, metavar="tcp://HOST:PORT",
                         help="run the batches on this existing Dask cluster (needs the dask "
                              "extra; the cluster must see the corpus and output folders at "

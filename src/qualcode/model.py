@@ -158,6 +158,14 @@ def _predict_heads(models: Sequence[Any], X: Any) -> np.ndarray:
     return out
 
 
+def _mean_rows(vectors: np.ndarray, seg_of: np.ndarray, n: int) -> np.ndarray:
+    """Per segment, the L2-normalised mean of its sentences' vectors (zeros without any)."""
+    out = np.zeros((n, vectors.shape[1]), dtype=np.float32)
+    np.add.at(out, seg_of, vectors)
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return out / np.where(norms > 0, norms, 1.0)
+
+
 _THRESHOLDS = np.round(np.arange(0.2, 0.951, 0.05), 2)
 _BONUSES = np.round(np.arange(0.0, 1.01, 0.1), 1)
 
@@ -212,6 +220,7 @@ class CodebookClassifier(BaseEstimator):
         min_positives_to_tune: int = 8,
         inner_folds: int = 3,
         min_sentence_words: int = 3,
+        segment_from_sentences: bool = True,
         random_state: int = 0,
     ) -> None:
         self.codebook = codebook
@@ -231,6 +240,7 @@ class CodebookClassifier(BaseEstimator):
         self.min_positives_to_tune = min_positives_to_tune
         self.inner_folds = inner_folds
         self.min_sentence_words = min_sentence_words
+        self.segment_from_sentences = segment_from_sentences
         self.random_state = random_state
 
     # ------------------------------------------------------------------ plumbing
@@ -299,6 +309,10 @@ class CodebookClassifier(BaseEstimator):
                 views.append((enc.from_words(tokens.words, tokens.segment, n),
                               enc.from_words(tokens.words[tokens.in_sentence],
                                              tokens.sentence, len(sentences))))
+            elif self.segment_from_sentences:
+                sent = np.asarray(enc.encode(sentences), dtype=np.float32).reshape(
+                    len(sentences), -1)
+                views.append((_mean_rows(sent, seg_of, n), sent))
             else:
                 both = enc.encode(texts + sentences)
                 views.append((both[:n], both[n:]))
