@@ -4,7 +4,9 @@ It learns, in rising priority, from the codebook (each code's definition, includ
 guidance and positive/negative examples, down-weighted) and from human-reviewed segments.
 Two heads per code score a segment:
 
-- a *segment head*: logistic regression on the embedding of the whole segment;
+- a *segment head*: logistic regression on the segment's vector (hashed features of the
+  whole segment; with the semantic backend, the mean of its sentences' embeddings, which
+  halves the encoding and covers turns longer than the encoder's 256-token window);
 - a *sentence head*: logistic regression on sentence embeddings, trained with each sentence
   taking its segment's labels (multiple-instance learning) plus the codebook rows, and
   max-pooled over the segment's sentences, because a code is often carried by one sentence
