@@ -311,7 +311,7 @@ class CodebookClassifier(BaseEstimator):
                 views.append((enc.from_words(tokens.words, tokens.segment, n),
                               enc.from_words(tokens.words[tokens.in_sentence],
                                              tokens.sentence, len(sentences))))
-            elif self.segment_from_sentences:
+            elif getattr(self, "segment_from_sentences", False):  # False: saved before
                 sent = np.asarray(enc.encode(sentences), dtype=np.float32).reshape(
                     len(sentences), -1)
                 views.append((_mean_rows(sent, seg_of, n), sent))

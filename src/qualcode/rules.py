@@ -20,6 +20,7 @@ kept to a minimum (one token array read and write for the whole pipeline, see
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -31,6 +32,7 @@ import spacy
 from spacy.attrs import IDS, IDX, IS_SPACE, LEMMA, LENGTH, LOWER, ORTH, SENT_START
 from spacy.language import Language
 from spacy.matcher import Matcher, PhraseMatcher
+from spacy.strings import get_string_id
 from spacy.tokens import Doc
 from spacy.util import load_language_data, minibatch, registry
 
@@ -104,6 +106,19 @@ class _BatchComponent:
         raise NotImplementedError
 
 
+@functools.cache
+def _lemma_table(lang: str) -> tuple[dict[int, int], frozenset[str]]:
+    """Word hash -> lemma hash (also for the word's lower, capitalised and upper-case forms)
+    and the lemmas, built once per process: a string's id (its hash, or its symbol number)
+    is the same in every vocabulary."""
+    table = load_language_data(registry.lookups.get(lang)["lemma_lookup"])
+    lemma_of = {get_string_id(form): get_string_id(lemma) for form, lemma in table.items()}
+    for form, lemma in table.items():
+        for variant in (form.lower(), form.capitalize(), form.upper()):
+            lemma_of.setdefault(get_string_id(variant), get_string_id(lemma))
+    return lemma_of, frozenset(table.values())
+
+
 @Language.factory("qualcode_lemmas")
 class LookupLemmas(_BatchComponent):
     """Lookup lemmas from spacy-lookups-data, case-insensitive, set for a batch at once.
@@ -118,14 +133,10 @@ class LookupLemmas(_BatchComponent):
     attr, reads = LEMMA, [ORTH, LOWER]
 
     def __init__(self, nlp: Language, name: str = "qualcode_lemmas") -> None:
-        table = load_language_data(registry.lookups.get(nlp.lang)["lemma_lookup"])
+        self.lemma_of, lemmas = _lemma_table(nlp.lang)
         strings = nlp.vocab.strings
-        self.lemma_of: dict[int, int] = {}
-        for form, lemma in table.items():
-            self.lemma_of[strings.add(form)] = strings.add(lemma)
-        for form, lemma in table.items():
-            for variant in (form.lower(), form.capitalize(), form.upper()):
-                self.lemma_of.setdefault(strings.add(variant), strings[lemma])
+        for lemma in lemmas:  # so that a token's lemma_ can be read back as text
+            strings.add(lemma)
 
     def values(self, arr: np.ndarray, bounds: np.ndarray) -> np.ndarray:
         # Each distinct word once (a token's lower form is its word's).
