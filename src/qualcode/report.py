@@ -206,7 +206,15 @@ def _cell(value: Any) -> Any:
 
 def frame_rows(frame: pd.DataFrame) -> tuple[list[str], list[list[Any]]]:
     """Header and CSV-ready rows of a table (NaN → empty, floats without float noise)."""
-    rows = [[_cell(v) for v in row] for row in frame.astype(object).itertuples(index=False)]
+    columns = []
+    for j in range(frame.shape[1]):
+        values = frame.iloc[:, j]
+        if pd.api.types.is_integer_dtype(values.dtype) and not values.hasnans:
+            columns.append(values.tolist())  # Python ints already: _cell would not change them
+        else:
+            columns.append([_cell(v) for v in values.astype(object).tolist()])
+    rows = ([list(row) for row in zip(*columns, strict=True)] if columns
+            else [[] for _ in range(len(frame))])
     return [str(c) for c in frame.columns], rows
 
 
