@@ -46,16 +46,19 @@ from qualcode.speakers import DEFAULT_INTERVIEWER_LABELS
 from qualcode.training import MODEL_FILE, TrainingSet, ensure_model, model_dir, training_set
 
 from .incremental import (
+    RECORDS_INDEX,
     FileRecords,
     batch_key,
     coding_key,
     ingest_keys,
+    load_index,
     outputs_fingerprint,
     outputs_intact,
     plan_batches,
     prune_results,
     results_dir,
     split_by_file,
+    write_index,
 )
 from .publish import discard, open_staging, promote
 from .reports import publish_artifacts, write_reports_task
@@ -98,17 +101,18 @@ def _sanitised(what: str, paths: Sequence[str], err: Exception) -> BatchError:
 class Ingested:
     parts: list[Batch]  # one per file, in the batch's order
     processed: list[str] = field(default_factory=list)  # files actually read in this run
+    located: dict[str, str] = field(default_factory=dict)  # file key -> records pack
 
 
 @task(name="ingest-batch", retries=RETRIES, retry_delay_seconds=1, persist_result=True,
       cache_policy=CONTENT_CACHE)
 def ingest_batch(
     corpus: str, files: list[tuple[str, str | None, str | None]],
-    interviewer_labels: list[str], max_turn_chars: int,
+    interviewer_labels: list[str], max_turn_chars: int, located: Bulk,
 ) -> Ingested:
     """Read and segment one batch of ``(path, key, sha256)``; files read before come from
-    their records."""
-    records = FileRecords()
+    their records (``located``: file key -> records pack)."""
+    records = FileRecords(located.value)
     parts: dict[str, Batch] = {}
     for path, key, _ in files:
         cached = records.get(key)
@@ -133,7 +137,7 @@ def ingest_batch(
                 # cached under it. A retry reads it again.
                 raise BatchError(f"{path} changed while the run was reading it")
             records.put(key, part)
-    return Ingested([parts[path] for path, _, _ in files], missing)
+    return Ingested([parts[path] for path, _, _ in files], missing, records.save())
 
 
 # ------------------------------------------------------------------------------- coding
@@ -169,19 +173,20 @@ def _rows(result: CodingResult, start: int, stop: int) -> CodingResult:
 class Coded:
     parts: list[CodingResult]  # one per file, in the batch's order
     scored: list[str] = field(default_factory=list)  # files actually scored in this run
+    located: dict[str, str] = field(default_factory=dict)  # file key -> records pack
 
 
 @task(name="code-batch", retries=RETRIES, retry_delay_seconds=1, persist_result=True,
       cache_policy=CONTENT_CACHE)
 def code_batch(
     files: list[tuple[str, str]], segments: Bulk, model_path: str, model_sha256: str,
-    codebook: Bulk, human: Bulk, processes: int = 1,
+    codebook: Bulk, human: Bulk, located: Bulk, processes: int = 1,
 ) -> Coded:
     """Score one batch's codable segments (``segments``: one list per file, ``human``: the
     coders' decisions on them) here or, with ``processes > 1``, in a worker process;
     files scored before come from their records."""
     segments, human = segments.value, human.value
-    records = FileRecords()
+    records = FileRecords(located.value)
     parts: dict[int, CodingResult] = {}
     for i, (_, key) in enumerate(files):
         cached = records.get(key)
@@ -201,7 +206,8 @@ def code_batch(
             parts[i] = _rows(result, start, stop)
             records.put(files[i][1], parts[i])
             start = stop
-    return Coded([parts[i] for i in range(len(files))], [files[i][0] for i in todo])
+    return Coded([parts[i] for i in range(len(files))], [files[i][0] for i in todo],
+                 records.save())
 
 
 # ------------------------------------------------------------------------ other tasks
@@ -343,13 +349,19 @@ def code_corpus(
     # reading; otherwise only if something turns out to need scoring.
     fast = (backend or default_backend()) == FAST
     processes = max(1, workers) if fast and not dask_address else 1
-    if processes > 1 and any(key and not (storage / key).exists() for key, _ in keys.values()):
+    index = load_index(storage)  # where each file's records are (file key -> pack)
+    if processes > 1 and any(key and key not in index for key, _ in keys.values()):
         parallel.warm_up(processes)
+
+    def located(file_keys: Sequence[str | None]) -> Bulk:
+        return Bulk({key: index[key] for key in file_keys if key in index})
+
     with task_runner(workers, dask_address) as runner:
         futures = [runner.submit(ingest, {"corpus": str(corpus_dir),
                                           "files": [(p, *keys[p]) for p in batch],
                                           "interviewer_labels": labels,
-                                          "max_turn_chars": max_turn_chars})
+                                          "max_turn_chars": max_turn_chars,
+                                          "located": located([keys[p][0] for p in batch])})
                    for batch in plan]
         read = _settle(futures, plan, "ingest-batch")
         logger.info("read %d batches (%d unchanged, %d failed) of %d files", len(plan),
@@ -393,7 +405,7 @@ def code_corpus(
                 "files": files, "segments": Bulk(chunk), "model_path": model_path,
                 "model_sha256": model_sha, "codebook": Bulk(book),
                 "human": Bulk(_subset(decisions, [s for segs in chunk for s in segs])),
-                "processes": processes}))
+                "located": located([key for _, key in files]), "processes": processes}))
         scored = _settle(code_futures, code_plan, "code-batch")
     logger.info("coded %d batches (%d unchanged, %d failed)", len(code_plan), scored.cached,
                 len(scored.failed))
@@ -459,13 +471,17 @@ def code_corpus(
                 fingerprint, str(out_dir), Bulk(publication))
     summary = json.loads((out_dir / RUN_MANIFEST).read_text(encoding="utf-8"))
     publish_artifacts(str(out_dir))
+    # Where every file's records are now. After a failure the old entries stay too (the
+    # next run needs them) and nothing is pruned.
+    now_located = {key: pack for result in [*read.results, *scored.results]
+                   if result is not None for key, pack in result.located.items()}
+    write_index(storage, now_located if not failed else {**index, **now_located})
     if not failed:
-        kept = {key for key, _ in keys.values() if key}
-        kept |= {key for batch in code_files for _, key in batch}
         batch_records = [_record_name(f.state) for f in [*futures, *code_futures]]
         batch_records.append(_record_name(state))
         if all(batch_records):
-            removed = prune_results(storage, kept | set(batch_records))
+            removed = prune_results(
+                storage, {RECORDS_INDEX, *now_located.values(), *batch_records})
             if removed:
                 logger.info("removed %d cached results no longer used", removed)
     for failure in summary["failed_batches"]:
