@@ -39,6 +39,7 @@ import qualcode
 from qualcode.corpus import Batch
 from qualcode.documents import Segment
 from qualcode.ingest import Manifest
+from qualcode.outputs import write_json
 
 RESULTS_DIR = Path("cache") / "prefect-results"
 # Library modules that cannot change what reading or scoring produces. Everything else is
@@ -300,6 +301,4 @@ def load_index(folder: Path) -> dict[str, str]:
 
 
 def write_index(folder: Path, index: Mapping[str, str]) -> None:
-    from qualcode.outputs import write_json
-
     write_json(folder / RECORDS_INDEX, dict(sorted(index.items())))

@@ -263,6 +263,12 @@ def doc_words(doc: Any) -> np.ndarray:
     return arr[(arr[:, 3] == 0) & (arr[:, 4] == 0), :3]
 
 
+def stack_words(words: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`doc_words` arrays of several docs as one array, and each row's doc index."""
+    rows = np.repeat(np.arange(len(words)), [len(w) for w in words])
+    return (np.vstack(words) if len(words) else np.zeros((0, 3), dtype=np.uint64)), rows
+
+
 class FastEmbedder:
     """Hashed bag of lemmas, lemma bigrams and lower-cased words (no torch, no fitting).
 
@@ -292,8 +298,7 @@ class FastEmbedder:
     def encode_docs(self, docs: Iterable[Any]) -> sp.csr_matrix:
         """One row per spaCy doc (tokenised by :func:`qualcode.rules.make_nlp`'s pipeline)."""
         words = [doc_words(doc) for doc in docs]
-        rows = np.repeat(np.arange(len(words)), [len(w) for w in words])
-        stacked = np.vstack(words) if words else np.zeros((0, 3), dtype=np.uint64)
+        stacked, rows = stack_words(words)
         return self.from_words(stacked, rows, len(words))
 
     def from_words(self, words: np.ndarray, rows: np.ndarray, n_rows: int) -> sp.csr_matrix:

@@ -37,7 +37,15 @@ from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 
-from .embed import FAST, CachedEmbedder, Embedder, FastEmbedder, doc_words, get_embedder
+from .embed import (
+    FAST,
+    CachedEmbedder,
+    Embedder,
+    FastEmbedder,
+    doc_words,
+    get_embedder,
+    stack_words,
+)
 from .rules import RuleMatcher, RuleResult
 
 RULE = "rule"
@@ -131,8 +139,7 @@ class _Words:
 
     @classmethod
     def of(cls, words: list[np.ndarray], seg_of: np.ndarray, spans: np.ndarray) -> _Words:
-        segment = np.repeat(np.arange(len(words)), [len(w) for w in words])
-        stacked = np.vstack(words) if words else np.zeros((0, 3), dtype=np.uint64)
+        stacked, segment = stack_words(words)
         # One sorted key per token and per sentence start: (segment, character offset).
         shift = np.int64(1) << np.int64(40)
         key = segment * shift + stacked[:, 2].astype(np.int64)

@@ -30,12 +30,17 @@ _POOL_SIZE = 0
 _POOL_LOCK = threading.Lock()
 
 
+def _keep(sha256: str, model: CodebookClassifier) -> None:
+    """Make ``model`` the one cached model (call with ``_MODELS_LOCK`` held)."""
+    if sha256 not in _MODELS:
+        _MODELS.clear()
+        _MODELS[sha256] = (model, threading.Lock())
+
+
 def remember_model(sha256: str, model: CodebookClassifier) -> None:
     """Use ``model`` (already in memory) for the model file with this sha256."""
     with _MODELS_LOCK:
-        if sha256 not in _MODELS:
-            _MODELS.clear()
-            _MODELS[sha256] = (model, threading.Lock())
+        _keep(sha256, model)
 
 
 def load_model(path: str, sha256: str, codebook: Codebook
@@ -49,8 +54,7 @@ def load_model(path: str, sha256: str, codebook: Codebook
                 raise RuntimeError(f"the model file {path} changed during the run; rerun")
             model = pickle.loads(data)
             model.codebook = codebook
-            _MODELS.clear()
-            _MODELS[sha256] = (model, threading.Lock())
+            _keep(sha256, model)
         return _MODELS[sha256]
 
 
