@@ -108,10 +108,11 @@ class Ingested:
       cache_policy=CONTENT_CACHE)
 def ingest_batch(
     corpus: str, files: list[tuple[str, str | None, str | None]],
-    interviewer_labels: list[str], max_turn_chars: int, located: Bulk,
+    interviewer_labels: list[str], max_turn_chars: int, located: Bulk, processes: int = 1,
 ) -> Ingested:
-    """Read and segment one batch of ``(path, key, sha256)``; files read before come from
-    their records (``located``: file key -> records pack)."""
+    """Read and segment one batch of ``(path, key, sha256)``, in a worker process when
+    ``processes > 1``; files read before come from their records (``located``: file key
+    -> records pack)."""
     records = FileRecords(located.value)
     parts: dict[str, Batch] = {}
     for path, key, _ in files:
@@ -121,8 +122,9 @@ def ingest_batch(
     missing = [path for path, _, _ in files if path not in parts]
     if missing:
         try:
-            fresh = split_by_file(
-                process_batch(corpus, missing, interviewer_labels, max_turn_chars), missing)
+            fresh = split_by_file(parallel.run(process_batch, corpus, missing,
+                                               interviewer_labels, max_turn_chars,
+                                               processes=processes), missing)
         except Exception as err:
             raise _sanitised("reading", missing, err) from None
         expected = {path: (key, sha) for path, key, sha in files}
@@ -361,7 +363,8 @@ def code_corpus(
                                           "files": [(p, *keys[p]) for p in batch],
                                           "interviewer_labels": labels,
                                           "max_turn_chars": max_turn_chars,
-                                          "located": located([keys[p][0] for p in batch])})
+                                          "located": located([keys[p][0] for p in batch]),
+                                          "processes": processes})
                    for batch in plan]
         read = _settle(futures, plan, "ingest-batch")
         logger.info("read %d batches (%d unchanged, %d failed) of %d files", len(plan),
