@@ -32,8 +32,8 @@ def main() -> None:
     parser.add_argument("--words", type=int, default=1_000_000)
     parser.add_argument("--backend", choices=("fast", "semantic"), default="fast")
     parser.add_argument("--keep", action="store_true", help="keep the generated corpus")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="as qualcode run --workers (default 1)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="as qualcode run --workers (default: as qualcode run)")
     args = parser.parse_args()
 
     import spacy
@@ -67,7 +67,7 @@ def main() -> None:
     flow_wps = words / seconds
     print(f"\ncorpus: {words:,} words, {summary['counts']['segments']:,} segments "
           f"({summary['counts']['codable_segments']:,} codable), backend {args.backend}, "
-          f"{args.workers} worker(s) on {os.cpu_count()} cores")
+          f"{summary['incremental']['workers']} worker(s) on {os.cpu_count()} cores")
     print(f"flow (end to end, no start-up): {seconds:.1f} s = {flow_wps:,.0f} words/s"
           f"  (target >= 150,000 on the fast path)")
     print(f"bare spacy.blank('en') tokenisation: {spacy_wps:,.0f} words/s; flow/spacy = "

@@ -4,8 +4,8 @@ Incremental: ``ingest-batch`` and ``code-batch`` are cached by Prefect on conten
 (see :mod:`flows.incremental`), so a rerun reads and scores only what changed, and
 ``write-outputs`` is cached on all of their keys, so a run where nothing changed leaves
 the datasets and reports as they are and only updates the run manifest. Batches run
-on a task runner chosen per run: one worker thread by default, ``workers`` threads (with
-the fast backend, scoring then runs in that many worker processes: see
+on a task runner chosen per run: ``workers`` threads (with the fast backend, reading and
+scoring then run in that many worker processes, by default one per core: see
 :mod:`qualcode.parallel`), or an existing Dask cluster (``dask_address``). A batch that
 still fails after its retries is reported (run manifest, summary, artifact) and the other
 batches' outputs still land.
@@ -320,14 +320,15 @@ def code_corpus(
     batch_size: int = DEFAULT_BATCH_SIZE,
     interviewer_labels: list[str] | None = None,
     max_turn_chars: int = DEFAULT_MAX_TURN_CHARS,
-    workers: int = 1,
+    workers: int | None = None,
     dask_address: str | None = None,
 ) -> dict[str, Any]:
     """Code a corpus folder with a codebook and write the datasets to ``out``.
 
     Parameters are paths and settings only; transcript text never enters Prefect's
-    database. ``workers`` runs that many batches at once (scoring with the fast backend in
-    that many processes, the rest in threads); ``dask_address``
+    database. ``workers`` runs that many batches at once (with the fast backend, reading
+    and scoring in that many processes; default: one per core, at most
+    ``parallel.MAX_AUTO_WORKERS``; 1 with the semantic backend); ``dask_address``
     (``tcp://host:port``) runs them on an existing Dask cluster instead.
     """
     logger = get_run_logger()
@@ -345,11 +346,13 @@ def code_corpus(
     code = code_batch.with_options(result_storage=storage)
     tries = 1 + RETRIES
 
-    # Scoring holds the GIL: with several workers on this machine it runs in that many
-    # worker processes (the semantic backend's encoder already uses every core through
-    # torch). When files are new or changed they are started now, to be ready after
-    # reading; otherwise only if something turns out to need scoring.
+    # Reading and scoring hold the GIL: with several workers on this machine they run in
+    # that many worker processes (the semantic backend's encoder already uses every core
+    # through torch). When files are new or changed they are started now, before this
+    # process gets busy; otherwise only if something turns out to need scoring.
     fast = (backend or default_backend()) == FAST
+    if workers is None:
+        workers = parallel.auto_workers() if fast and not dask_address else 1
     processes = max(1, workers) if fast and not dask_address else 1
     index = load_index(storage)  # where each file's records are (file key -> pack)
     if processes > 1 and any(key and key not in index for key, _ in keys.values()):
@@ -398,11 +401,14 @@ def code_corpus(
         codable = _codable_by_path(combined)
         code_plan = [[p for p in batch if codable.get(p)] for batch in plan]
         code_plan = [batch for batch in code_plan if batch]
-        code_futures, code_files = [], []
-        for batch in code_plan:
-            files = [(p, coding_key(codable[p], decisions, model_sha, book.sha256))
-                     for p in batch]
-            code_files.append(files)
+        code_files = [[(p, coding_key(codable[p], decisions, model_sha, book.sha256))
+                       for p in batch] for batch in code_plan]
+        if processes > 1 and any(key not in index for files in code_files for _, key in files):
+            # Forked now, the workers start with the model in memory (no reload, and its
+            # rule matcher already built).
+            parallel.warm_up(processes, fresh=True)
+        code_futures = []
+        for batch, files in zip(code_plan, code_files, strict=True):
             chunk = [codable[p] for p in batch]
             code_futures.append(runner.submit(code, {
                 "files": files, "segments": Bulk(chunk), "model_path": model_path,

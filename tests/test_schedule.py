@@ -98,7 +98,7 @@ def test_prefect_yaml_deploys_the_nightly_and_reports_deployments(project_server
     assert schedule.active and schedule.schedule.cron == "0 2 * * *"
     assert schedule.schedule.timezone == "UTC"
     assert nightly.parameters == {"corpus": "corpus", "codebook": "codebook.yaml",
-                                  "out": "outputs", "workers": 1}
+                                  "out": "outputs"}
     assert nightly.work_pool_name == "qualcode"
     assert nightly.global_concurrency_limit.limit == 1
     # runs start in the folder the deployment was made from, where the relative paths hold

@@ -159,7 +159,7 @@ def bars(labels: Sequence[str], values: Sequence[float], *, axis_label: str,
                    f'M{x1:.1f},{cy - 3:.1f}V{cy + 3:.1f}" stroke="black" stroke-width="1" '
                    f'fill="none"/><circle cx="{xp:.1f}" cy="{cy:.1f}" r="2.5" fill="black"/>')
     if drawn and interval_label:
-        out += _legend(left + plot_w, top + plot_h - 22, [("marker", interval_label)])
+        out += _legend(left + plot_w, top + plot_h + 20, [("marker", interval_label)])
     return _document(left + plot_w + 40, top + plot_h + 40, out, title)
 
 

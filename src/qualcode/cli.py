@@ -11,6 +11,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from .parallel import MAX_AUTO_WORKERS
 from .segment import DEFAULT_MAX_TURN_CHARS
 from .speakers import DEFAULT_INTERVIEWER_LABELS
 
@@ -41,10 +42,12 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_scale_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--workers", type=int, default=1,
+    parser.add_argument("--workers", type=int, default=None,
                         help="batches processed at once on this machine; with the fast "
-                             "backend, scoring runs in that many processes (default: 1; "
-                             "pays off on large corpora with more than two cores)")
+                             "backend, reading and scoring run in that many processes "
+                             "(default: one per core, at most "
+                             f"{MAX_AUTO_WORKERS}, with the fast backend; 1 with the "
+                             "semantic backend, whose encoder already uses every core)")
     parser.add_argument("--dask-address", default=None, metavar="tcp://HOST:PORT",
                         help="run the batches on this existing Dask cluster (needs the dask "
                              "extra; the cluster must see the corpus and output folders at "
@@ -218,7 +221,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"error: corpus folder '{args.corpus}' does not exist — pass --corpus with the "
               "folder that holds your transcripts", file=sys.stderr)
         return 2
-    if args.workers < 1:
+    if args.workers is not None and args.workers < 1:
         print("error: --workers must be at least 1", file=sys.stderr)
         return 2
     t0 = time.perf_counter()

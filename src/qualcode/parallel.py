@@ -21,14 +21,16 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from .classify import CodingResult, code_segments
-from .codebook import Codebook
-from .documents import Segment
-from .model import CodebookClassifier
+if TYPE_CHECKING:  # the CLI imports this module: keep it light
+    from .classify import CodingResult
+    from .codebook import Codebook
+    from .documents import Segment
+    from .model import CodebookClassifier
 
 T = TypeVar("T")
+MAX_AUTO_WORKERS = 4
 
 _MODELS: dict[str, tuple[CodebookClassifier, threading.Lock]] = {}
 _MODELS_LOCK = threading.Lock()
@@ -48,6 +50,16 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def auto_workers() -> int:
+    """Worker processes when the user did not choose: one per usable core, at most
+    ``MAX_AUTO_WORKERS`` (each holds its own copy of spaCy and the model)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_AUTO_WORKERS))
 
 
 def _keep(sha256: str, model: CodebookClassifier) -> None:
@@ -82,6 +94,8 @@ def score_here(model_path: str, model_sha256: str, codebook: Codebook,
                segments: Sequence[Segment], human: Mapping[str, frozenset[str]]
                ) -> CodingResult:
     """Code ``segments`` in this process."""
+    from .classify import code_segments
+
     model, lock = load_model(model_path, model_sha256, codebook)
     with lock:
         return code_segments(segments, model, codebook, human)
@@ -107,10 +121,13 @@ def _ready() -> None:
     """Run in each new worker: starting it is the cost."""
 
 
-def warm_up(processes: int) -> list[Future[None]]:
-    """Start the worker processes now, before other threads of this process are busy
-    (forked workers are then started from a quiet process; spawned ones have time to
-    import spaCy and scikit-learn, ~2 s)."""
+def warm_up(processes: int, fresh: bool = False) -> list[Future[None]]:
+    """Start the worker processes now (spawned ones then have time to import spaCy and
+    scikit-learn, ~2 s). ``fresh`` replaces running forked workers, so that they start
+    with what this process holds now, such as the model just trained and its rule
+    matcher (spawned workers are kept: they would only import everything again)."""
+    if fresh and _context().get_start_method() == "fork":
+        shutdown()
     pool = _pool(processes)
     return [pool.submit(_ready) for _ in range(processes)]
 
