@@ -634,6 +634,16 @@ def _check_report(ctx: _Context) -> None:
                         fix)
 
 
+def _parse(text: str, loader_class: type) -> tuple[yaml.Node | None, Any]:
+    """The document's node tree (for line numbers) and its data."""
+    loader = loader_class(text)
+    try:
+        root = loader.get_single_node()
+        return root, loader.construct_document(root) if root is not None else None
+    finally:
+        loader.dispose()
+
+
 def validate_codebook(path: str | Path) -> tuple[Codebook | None, list[CodebookProblem]]:
     """Validate a codebook file; return (codebook or None, every problem found)."""
     file = str(path)
@@ -658,10 +668,13 @@ def validate_codebook(path: str | Path) -> tuple[Codebook | None, list[CodebookP
                                       f"0x{raw[exc.start]:02x}).",
                                       "save the file as UTF-8 in your editor.")]
 
-    loader = yaml.SafeLoader(text)
     try:
-        root = loader.get_single_node()
-        data = loader.construct_document(root) if root is not None else None
+        root, data = _parse(text, getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError:
+        root, data = None, None  # reported below, in the pure-Python parser's words
+    try:
+        if root is None:
+            root, data = _parse(text, yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -670,8 +683,6 @@ def validate_codebook(path: str | Path) -> tuple[Codebook | None, list[CodebookP
                                       _yaml_fix(message))]
     except yaml.YAMLError as exc:
         return None, [CodebookProblem(file, None, "", f"YAML error: {exc}.", _yaml_fix(str(exc)))]
-    finally:
-        loader.dispose()
 
     lines = _Lines(root)
     ctx = _Context(file, data, lines)
