@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,15 @@ from .classify import CodingResult
 from .codebook import Codebook
 from .corpus import Batch, flat_segments, input_records
 from .documents import Segment
-from .outputs import segment_rows, write_csv, write_json
+from .outputs import (
+    CSV_LINE_END,
+    csv_cells,
+    csv_join,
+    csv_lines,
+    segment_rows,
+    write_csv_text,
+    write_json,
+)
 from .provenance import run_manifest
 
 SEGMENTS_CSV = "segments.csv"
@@ -27,36 +36,104 @@ def _score(value: float) -> str:
     return f"{value:.4f}"
 
 
-def coding_tables(
-    segments: list[Segment], coding: CodingResult, codebook: Codebook
-) -> dict[str, tuple[list[str], list[list[Any]]]]:
-    """``codings.csv`` (long), ``coded_segments.csv`` (wide) and ``scores.csv`` tables."""
+def _units_text(key: int) -> str:
+    """``_score`` of a value from its key: 2 × (|value| in units of 1e-4) + (1 if negative)."""
+    units = key >> 1
+    return f"{'-' if key & 1 else ''}{units // 10_000}.{units % 10_000:04d}"
+
+
+def score_texts(values: np.ndarray) -> np.ndarray:
+    """``_score`` of every value, vectorised (an object array of the same shape).
+
+    A value is rounded to 1e-4 with numpy where ``x * 1e4`` is safely away from a tie; the
+    few others (ties, near-ties, inf, nan, huge values) are formatted one by one.
+    """
+    x = np.asarray(values, dtype=float)
+    flat = x.ravel()
+    scaled = np.abs(flat) * 1e4
+    with np.errstate(invalid="ignore"):
+        safe = (scaled < 2.0**52) & (
+            np.abs(scaled - np.floor(scaled) - 0.5) > 2 * np.spacing(scaled))
+    keys = 2 * np.rint(scaled[safe]).astype(np.int64) + np.signbit(flat[safe])
+    unique, inverse = np.unique(keys, return_inverse=True)
+    texts = np.empty(flat.size, dtype=object)
+    texts[safe] = np.array([_units_text(k) for k in unique.tolist()], dtype=object)[inverse]
+    texts[~safe] = [_score(v) for v in flat[~safe].tolist()]
+    return texts.reshape(x.shape)
+
+
+def scores_csv(coding: CodingResult, scores: np.ndarray) -> str:
+    """``scores.csv`` (a row per segment and code), joined from pre-encoded cells.
+
+    ``scores`` is ``score_texts(coding.scores)``.
+    """
+    n, k = scores.shape
+    thresholds = [_score(t) for t in np.asarray(coding.thresholds, dtype=float).tolist()]
+    tails = np.empty((k, 2), dtype=object)  # ",threshold,decision" + line end, by decision
+    for flag in (0, 1):
+        tails[:, flag] = [f",{t},{flag}{CSV_LINE_END}" for t in thresholds]
+    flags = np.asarray(coding.decisions, dtype=bool).astype(np.intp)
+    cells = np.empty((n, k, 4), dtype=object)
+    cells[:, :, 0] = np.array(csv_cells(coding.segment_ids), dtype=object).reshape(n, 1)
+    cells[:, :, 1] = np.array([f",{c}," for c in csv_cells(coding.code_ids)], dtype=object)
+    cells[:, :, 2] = scores
+    cells[:, :, 3] = tails[np.arange(k), flags]
+    return csv_join(SCORE_COLUMNS, []) + "".join(cells.ravel().tolist())
+
+
+def codings_rows(
+    segments: list[Segment], coding: CodingResult, codebook: Codebook, scores: np.ndarray
+) -> list[list[Any]]:
+    """Rows of ``codings.csv``: one per applied code, segment by segment in code order."""
     category = {c.id: c.category for c in codebook.codes}
     doc_of = {s.segment_id: s.doc_id for s in segments}
-    row_of = {sid: i for i, sid in enumerate(coding.segment_ids)}
     codes = coding.code_ids
-    thresholds = [_score(t) for t in np.asarray(coding.thresholds, dtype=float).tolist()]
-    decisions = coding.decisions.astype(int).tolist()
-    codings, scores = [], []
-    for i, (sid, row, flags) in enumerate(zip(coding.segment_ids, coding.scores.tolist(),
-                                              decisions, strict=True)):
-        texts = [_score(v) for v in row]
-        scores.extend([sid, code, text, threshold, flag] for code, text, threshold, flag
-                      in zip(codes, texts, thresholds, flags, strict=True))
-        for j in (j for j, flag in enumerate(flags) if flag):
-            codings.append([sid, doc_of[sid], codes[j], category[codes[j]], texts[j],
-                            coding.methods[i, j], coding.evidence[i].get(codes[j], "")])
-    header, rows = segment_rows(segments)
-    wide = []
-    for seg, row in zip(segments, rows, strict=True):
-        i = row_of.get(seg.segment_id)
-        flags = decisions[i] if i is not None else [0] * len(codes)
-        applied = ";".join(c for c, f in zip(codes, flags, strict=True) if f)
-        wide.append([*row, applied, *flags])
+    rows = []
+    applied_i, applied_j = np.nonzero(coding.decisions)
+    for i, j in zip(applied_i.tolist(), applied_j.tolist(), strict=True):
+        sid, code = coding.segment_ids[i], codes[j]
+        rows.append([sid, doc_of[sid], code, category[code], scores[i, j],
+                     coding.methods[i, j], coding.evidence[i].get(code, "")])
+    return rows
+
+
+def coded_segments_csv(
+    header: list[str], lines: list[str], segments: list[Segment], coding: CodingResult
+) -> str:
+    """``coded_segments.csv``: each ``segments.csv`` line + the applied codes and 0/1 flags.
+
+    ``header`` and ``lines`` are ``segments.csv``'s (``segment_rows``, then ``csv_lines``);
+    the cells appended to a line depend only on its row of decisions, so they are encoded
+    once per distinct row.
+    """
+    codes = coding.code_ids
+    k = len(codes)
+
+    @functools.cache
+    def tail(key: bytes) -> str:  # key: the row of decisions, a byte per code
+        applied = ";".join(c for c, flag in zip(codes, key, strict=True) if flag)
+        flags = "".join(",1" if flag else ",0" for flag in key)
+        return f",{csv_cells([applied])[0]}{flags}"
+
+    raw = np.ascontiguousarray(coding.decisions, dtype=bool).tobytes()
+    key_of = {sid: raw[i * k:(i + 1) * k] for i, sid in enumerate(coding.segment_ids)}
+    uncoded = bytes(k)  # all 0
+    keys = [key_of.get(s.segment_id, uncoded) for s in segments]
+    return csv_join([*header, "codes", *codes],
+                    [line + tail(key) for line, key in zip(lines, keys, strict=True)])
+
+
+def coding_csvs(
+    segments: list[Segment], header: list[str], lines: list[str], coding: CodingResult,
+    codebook: Codebook,
+) -> dict[str, str]:
+    """Text of ``codings.csv`` (long), ``coded_segments.csv`` (wide) and ``scores.csv``."""
+    scores = score_texts(coding.scores)
     return {
-        CODINGS_CSV: (list(CODING_COLUMNS), codings),
-        CODED_SEGMENTS_CSV: ([*header, "codes", *codes], wide),
-        SCORES_CSV: (list(SCORE_COLUMNS), scores),
+        CODINGS_CSV: csv_join(CODING_COLUMNS,
+                              csv_lines(codings_rows(segments, coding, codebook, scores))),
+        CODED_SEGMENTS_CSV: coded_segments_csv(header, lines, segments, coding),
+        SCORES_CSV: scores_csv(coding, scores),
     }
 
 
@@ -90,10 +167,11 @@ def write_datasets(
     out = Path(out)
     segments = flat_segments(batch)
     header, rows = segment_rows(segments)
-    outputs = {SEGMENTS_CSV: write_csv(out / SEGMENTS_CSV, header, rows)}
+    lines = csv_lines(rows)
+    outputs = {SEGMENTS_CSV: write_csv_text(out / SEGMENTS_CSV, csv_join(header, lines))}
     if coding is not None:
-        for name, (head, body) in coding_tables(segments, coding, codebook).items():
-            outputs[name] = write_csv(out / name, head, body)
+        for name, text in coding_csvs(segments, header, lines, coding, codebook).items():
+            outputs[name] = write_csv_text(out / name, text)
     counts = {
         "files": len(batch.files),
         "documents": len(batch.documents),

@@ -10,6 +10,7 @@ import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from .documents import Segment
@@ -21,6 +22,7 @@ SEGMENT_COLUMNS = (
 # CSVs carry a UTF-8 byte-order mark so that Excel opens accents and dashes correctly;
 # pandas and R's readr strip it.
 CSV_ENCODING = "utf-8-sig"
+CSV_LINE_END = "\r\n"
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> str:
@@ -50,23 +52,78 @@ def write_json(path: str | Path, payload: Any) -> str:
 
 def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")  # quotes any \r or \n in a cell
+    writer = csv.writer(buffer, lineterminator=CSV_LINE_END)  # quotes any \r or \n in a cell
     writer.writerow(header)
     writer.writerows(rows)
     return buffer.getvalue()
 
 
+def _writer_lines(rows: Iterable[Sequence[Any]]) -> list[str]:
+    """Records from csv.writer itself (as in ``csv_text``), without line ends."""
+    records: list[str] = []
+    # csv.writer hands each finished record to ``write`` in one call.
+    csv.writer(SimpleNamespace(write=records.append), lineterminator=CSV_LINE_END).writerows(rows)
+    cut = len(CSV_LINE_END)
+    return [record[:-cut] for record in records]
+
+
+def _needs_quotes(text: str) -> bool:
+    """Whether csv.writer (default dialect, QUOTE_MINIMAL) quotes this string field."""
+    return "," in text or '"' in text or "\n" in text or "\r" in text
+
+
+def csv_cells(values: Sequence[Any]) -> list[str]:
+    """``values`` as csv.writer writes them as fields of a row of two or more fields.
+
+    Strings, ints and bools are encoded here, as csv.writer does: ``str(value)``, quoted
+    (quotes doubled) if it holds a comma, quote or line break. Other values (None,
+    floats, ...) and NULs are left to csv.writer itself.
+    """
+    if set(map(type, values)) <= {str, int, bool}:
+        texts = list(map(str, values))
+        joined = "".join(texts)
+        if "\x00" not in joined:
+            if not _needs_quotes(joined):  # the usual case for ids and numbers
+                return texts
+            return ['"' + t.replace('"', '""') + '"'  # _needs_quotes(t), inlined for speed
+                    if "," in t or '"' in t or "\n" in t or "\r" in t else t for t in texts]
+    # Each value then an empty field: the record is "<cell>,".
+    return [line[:-1] for line in _writer_lines([value, ""] for value in values)]
+
+
+def csv_lines(rows: Sequence[Sequence[Any]]) -> list[str]:
+    """Each row as the record ``csv_text`` writes for it, without the line end.
+
+    Rows of one width (two or more fields) are encoded column by column, several times
+    faster than csv.writer on long text; others go through csv.writer.
+    """
+    widths = {len(row) for row in rows}
+    if len(widths) != 1 or widths.pop() < 2:  # csv.writer quotes a lone empty field
+        return _writer_lines(rows)
+    columns = map(csv_cells, zip(*rows, strict=True))
+    return list(map(",".join, zip(*columns, strict=True)))
+
+
+def csv_join(header: Sequence[str], lines: Iterable[str]) -> str:
+    """CSV text from a header and ``csv_lines``; the same text as ``csv_text``."""
+    return CSV_LINE_END.join([*csv_lines([header]), *lines]) + CSV_LINE_END
+
+
 def write_csv(path: str | Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """Write a CSV atomically (UTF-8 with BOM, no index column); return its sha256."""
-    return atomic_write_text(path, csv_text(header, rows), CSV_ENCODING)
+    return write_csv_text(path, csv_text(header, rows))
+
+
+def write_csv_text(path: str | Path, text: str) -> str:
+    """Write CSV text (``csv_text``, ``csv_join``) like ``write_csv``; return its sha256."""
+    return atomic_write_text(path, text, CSV_ENCODING)
 
 
 def metadata_columns(segments: Iterable[Segment]) -> list[str]:
     """Metadata fields in order of first appearance (documents are in path order)."""
-    seen: dict[str, None] = {}
+    seen: dict[str, Any] = {}
     for seg in segments:
-        for key in seg.metadata:
-            seen.setdefault(key, None)
+        seen.update(seg.metadata)  # an existing key keeps its place
     return list(seen)
 
 
@@ -79,11 +136,12 @@ def segment_rows(segments: Sequence[Segment]) -> tuple[list[str], list[list[Any]
     """Header and rows of ``segments.csv`` (contract in the design)."""
     meta = metadata_columns(segments)
     header = [*SEGMENT_COLUMNS, *(_column_name(k) for k in meta)]
+    blanks = [""] * len(meta)
     rows = [
         [
             s.segment_id, s.doc_id, s.source_type, s.speaker,
             "" if s.turn is None else s.turn, s.char_start, s.char_end, s.text, s.codable,
-            *(s.metadata.get(k, "") for k in meta),
+            *map(s.metadata.get, meta, blanks),
         ]
         for s in segments
     ]

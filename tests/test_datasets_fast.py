@@ -1,0 +1,163 @@
+"""The fast dataset writers produce exactly the bytes csv.writer and f"{v:.4f}" produce."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from qualcode.classify import CodingResult
+from qualcode.codebook import Codebook, load_codebook
+from qualcode.corpus import Batch
+from qualcode.datasets import (
+    CODED_SEGMENTS_CSV,
+    CODING_COLUMNS,
+    CODINGS_CSV,
+    SCORE_COLUMNS,
+    SCORES_CSV,
+    SEGMENTS_CSV,
+    score_texts,
+    write_datasets,
+)
+from qualcode.documents import Segment
+from qualcode.outputs import CSV_ENCODING, csv_cells, csv_join, csv_lines, csv_text, segment_rows
+
+TRICKY = [
+    "plain", "", " ", " lead", "trail ", "a,b", 'say "hi"', '"', '""', "line\nbreak",
+    "cr\rhere", "crlf\r\nend", 'all, "of"\nthem', "=SUM(A1:A2)", "+1", "-1", "@x", "tab\tin",
+    "semi;colon", "x\x00y", "accents éàü – dash", "emoji 🙂", "'quote'",
+]
+
+
+def writer_lines(rows: list[list[Any]]) -> list[str]:
+    """The reference: csv.writer's records, one row at a time."""
+    out = []
+    for row in rows:
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\r\n").writerow(row)
+        out.append(buffer.getvalue()[:-2])
+    return out
+
+
+@pytest.mark.parametrize("value", TRICKY)
+def test_csv_cells_match_csv_writer_for_tricky_strings(value: str) -> None:
+    assert csv_cells([value, "plain"]) == [writer_lines([[value, "z"]])[0][:-2], "plain"]
+
+
+def test_csv_cells_match_csv_writer_for_mixed_types() -> None:
+    columns: list[list[Any]] = [
+        TRICKY,
+        [1, 0, -5, 10**30, True, False, "3", "a,b"],
+        [None, 1.5, float("nan"), np.float64(0.25), np.int64(3), "x", 2],
+        [np.str_("np, str"), "b"],
+        ["", "", ""],
+    ]
+    for column in columns:
+        assert csv_cells(column) == [writer_lines([[v, "z"]])[0][:-2] for v in column]
+
+
+def test_csv_lines_and_join_match_csv_text() -> None:
+    rows = [[a, b, i] for i, (a, b) in enumerate(zip(TRICKY, reversed(TRICKY), strict=True))]
+    header = ["id", "text", "n"]
+    assert csv_lines(rows) == writer_lines(rows)
+    assert csv_join(header, csv_lines(rows)) == csv_text(header, rows)
+    # Ragged rows and one-field rows (an empty lone field is written as "") use csv.writer.
+    odd = [["a"], [""], [None], ["x", "y,z"], [], ["", ""]]
+    assert csv_lines(odd) == writer_lines(odd)
+    assert csv_lines([[""], ["a,b"]]) == ['""', '"a,b"']
+    assert csv_lines([]) == []
+
+
+def test_score_texts_match_format_on_hard_values() -> None:
+    ties = (np.arange(-2000, 2000) + 0.5) / 1e4  # x.xxxx5: rounding ties, in binary near-ties
+    near = np.concatenate([np.nextafter(ties, np.inf), np.nextafter(ties, -np.inf)])
+    special = np.array([0.0, -0.0, 1e-300, -1e-300, 4.9e-5, 5e-5, 5.1e-5, -5e-5, 0.99995,
+                        0.999949999, 1.0, -1.0, 123456.78905, 1e12, 4.5e11, 1e20, -1e20,
+                        math.inf, -math.inf, math.nan, -math.nan, 2.0**52, 2.0**60])
+    rng = np.random.default_rng(7)
+    values = np.concatenate([ties, near, special, rng.random(20_000), rng.normal(0, 50, 5_000),
+                             np.round(rng.random(5_000), 5)])
+    got = score_texts(values.reshape(-1, 1))
+    assert got.shape == (values.size, 1)
+    assert got.ravel().tolist() == [f"{v:.4f}" for v in values.tolist()]
+    assert score_texts(np.zeros((0, 3))).shape == (0, 3)
+    assert score_texts(np.array([[1, 2]], dtype=np.float32)).tolist() == [["1.0000", "2.0000"]]
+
+
+def reference_tables(
+    segments: list[Segment], coding: CodingResult, codebook: Codebook
+) -> dict[str, str]:
+    """The straightforward row-by-row build of the coding tables, written by csv.writer."""
+    category = {c.id: c.category for c in codebook.codes}
+    doc_of = {s.segment_id: s.doc_id for s in segments}
+    row_of = {sid: i for i, sid in enumerate(coding.segment_ids)}
+    codes = coding.code_ids
+    thresholds = [f"{t:.4f}" for t in np.asarray(coding.thresholds, dtype=float).tolist()]
+    decisions = coding.decisions.astype(int).tolist()
+    codings, scores = [], []
+    for i, (sid, row, flags) in enumerate(
+            zip(coding.segment_ids, coding.scores.tolist(), decisions, strict=True)):
+        texts = [f"{v:.4f}" for v in row]
+        scores.extend([sid, c, t, th, f]
+                      for c, t, th, f in zip(codes, texts, thresholds, flags, strict=True))
+        for j in (j for j, flag in enumerate(flags) if flag):
+            codings.append([sid, doc_of[sid], codes[j], category[codes[j]], texts[j],
+                            coding.methods[i, j], coding.evidence[i].get(codes[j], "")])
+    header, rows = segment_rows(segments)
+    wide = []
+    for seg, row in zip(segments, rows, strict=True):
+        i = row_of.get(seg.segment_id)
+        flags = decisions[i] if i is not None else [0] * len(codes)
+        wide.append([*row, ";".join(c for c, f in zip(codes, flags, strict=True) if f), *flags])
+    return {
+        SEGMENTS_CSV: csv_text(header, rows),
+        CODINGS_CSV: csv_text(CODING_COLUMNS, codings),
+        CODED_SEGMENTS_CSV: csv_text([*header, "codes", *codes], wide),
+        SCORES_CSV: csv_text(SCORE_COLUMNS, scores),
+    }
+
+
+def tricky_batch() -> Batch:
+    segments = []
+    for n, name in enumerate(TRICKY + ["doc"] * 20):
+        doc = f"{name}-{n}"
+        for t in range(3):
+            meta = {"case": name, "text": "shadowed"} if n % 2 else {"year": str(2000 + n)}
+            segments.append(Segment(
+                segment_id=f"{doc}:{t}", doc_id=doc, source_type="interview",
+                speaker=name if t else "", turn=t if n % 3 else None, char_start=10 * t,
+                char_end=10 * t + 9, text=f'{name} said "{t}",\nthen {TRICKY[t]}',
+                codable=t != 2, metadata=meta))
+    return Batch(segments=[segments[i:i + 3] for i in range(0, len(segments), 3)])
+
+
+def tricky_coding(batch: Batch, codebook: Codebook) -> CodingResult:
+    codable = [s for segs in batch.segments for s in segs if s.codable]
+    codes = codebook.code_ids
+    rng = np.random.default_rng(3)
+    scores = rng.random((len(codable), len(codes)))
+    scores[0, :4] = [0.00005, -0.0, math.nan, 0.12345]  # a tie, a signed zero, a nan
+    scores[1] = np.round(scores[1], 4) + 0.00005
+    decisions = scores >= 0.6
+    decisions[2] = True
+    decisions[3] = False
+    methods = np.where(decisions, "rule", "").astype(object)
+    evidence = [{c: f'matched: "{c}", ok\n{i}' for c in codes[::2]} for i in range(len(codable))]
+    return CodingResult([s.segment_id for s in codable], codes, scores,
+                        np.full(len(codes), 0.6), decisions, methods, evidence)
+
+
+def test_write_datasets_matches_row_by_row_csv_writer(tmp_path: Path, codebook_path: Path) -> None:
+    codebook = load_codebook(codebook_path)
+    batch = tricky_batch()
+    coding = tricky_coding(batch, codebook)
+    write_datasets(tmp_path, batch, codebook=codebook, run_id="r", started="", seconds=0.0,
+                   parameters={}, coding=coding)
+    segments = [s for segs in batch.segments for s in segs]
+    for name, text in reference_tables(segments, coding, codebook).items():
+        assert (tmp_path / name).read_bytes() == text.encode(CSV_ENCODING), name
