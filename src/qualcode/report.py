@@ -43,6 +43,7 @@ from .report_tables import (
     HUMAN,
     TOTAL_ROW,
     applied_matrix,
+    binary_document_matrix,
     category_pair_table,
     code_document_matrix,
     cooccurrence_table,
@@ -51,9 +52,9 @@ from .report_tables import (
     difference_table,
     evaluation_by_code,
     frequency_table,
-    prepare_segments,
     quote_table,
     quotes_markdown,
+    records_by_code,
 )
 
 __all__ = [
@@ -204,15 +205,20 @@ def _cell(value: Any) -> Any:
     return value
 
 
+def _column_cells(values: pd.Series) -> list[Any]:
+    """:func:`_cell` of every value of a column, with shortcuts for the common dtypes."""
+    if pd.api.types.is_integer_dtype(values.dtype) and not values.hasnans:
+        return values.tolist()  # Python ints already: _cell would not change them
+    if isinstance(values.dtype, np.dtype) and values.dtype.kind == "f":
+        return ["" if math.isnan(v) else repr(v) for v in values.tolist()]
+    if isinstance(values.dtype, pd.StringDtype) and not values.hasnans:
+        return values.tolist()  # str: _cell would not change them
+    return [_cell(v) for v in values.astype(object).tolist()]
+
+
 def frame_rows(frame: pd.DataFrame) -> tuple[list[str], list[list[Any]]]:
     """Header and CSV-ready rows of a table (NaN → empty, floats without float noise)."""
-    columns = []
-    for j in range(frame.shape[1]):
-        values = frame.iloc[:, j]
-        if pd.api.types.is_integer_dtype(values.dtype) and not values.hasnans:
-            columns.append(values.tolist())  # Python ints already: _cell would not change them
-        else:
-            columns.append([_cell(v) for v in values.astype(object).tolist()])
+    columns = [_column_cells(frame.iloc[:, j]) for j in range(frame.shape[1])]
     rows = ([list(row) for row in zip(*columns, strict=True)] if columns
             else [[] for _ in range(len(frame))])
     return [str(c) for c in frame.columns], rows
@@ -239,36 +245,38 @@ def write_reports(out: str | Path, codebook: Codebook,
     out = Path(out)
     settings = settings or ReportSettings()
     inputs = load_report_inputs(out)
-    seg = prepare_segments(inputs.segments)
     cod, ev = inputs.codings, inputs.evaluation
+    # computed once: every table below reuses it and the prepared segments in it
+    applied = applied_matrix(inputs.segments, cod, codebook.code_ids)
+    seg = applied.segments
     fields, pairs, setting_notes = resolve_settings(settings, codebook, seg)
-    notes = [*inputs.notes, *setting_notes]
-    applied = applied_matrix(seg, cod, codebook.code_ids)
-    notes += _ignored_notes(applied.ignored)
+    notes = [*inputs.notes, *setting_notes, *_ignored_notes(applied.ignored)]
 
     written: dict[str, str] = {}
 
     def save(name: str, frame: pd.DataFrame) -> None:
         written[name] = _write_frame(out / name, frame)
 
-    freq = frequency_table(seg, cod, codebook, ev, draws=settings.draws, seed=settings.seed)
+    freq = frequency_table(seg, cod, codebook, ev, draws=settings.draws, seed=settings.seed,
+                           applied=applied)
     save(FREQUENCIES_CSV, freq)
     crosstabs, differences = {}, {}
     for name in fields:
-        crosstabs[name] = crosstab_table(seg, cod, codebook, name, ev)
-        differences[name] = difference_table(seg, cod, codebook, name, ev,
-                                             alpha=settings.alpha, seed=settings.seed)
+        crosstabs[name] = crosstab_table(seg, cod, codebook, name, ev, applied=applied)
+        differences[name] = difference_table(seg, cod, codebook, name, ev, alpha=settings.alpha,
+                                             seed=settings.seed, applied=applied)
         save(f"frequencies_by_{_slug(name)}.csv", crosstabs[name])
         save(f"differences_by_{_slug(name)}.csv", differences[name])
-    save(COOCCURRENCE_CSV, cooccurrence_table(seg, cod, codebook))
+    save(COOCCURRENCE_CSV, cooccurrence_table(seg, cod, codebook, applied=applied))
     pair_tables = {}
     for a, b in pairs:
-        pair_tables[(a, b)] = category_pair_table(seg, cod, codebook, a, b, ev)
+        pair_tables[(a, b)] = category_pair_table(seg, cod, codebook, a, b, ev, applied=applied)
         save(f"cooccurrence_{a}_x_{b}.csv", pair_tables[(a, b)])
-    save(MATRIX_CSV, code_document_matrix(seg, cod, codebook))
-    save(MATRIX_BINARY_CSV, code_document_matrix(seg, cod, codebook, binary=True))
+    matrix = code_document_matrix(seg, cod, codebook, applied=applied)
+    save(MATRIX_CSV, matrix)
+    save(MATRIX_BINARY_CSV, binary_document_matrix(matrix, codebook))
     quotes = quote_table(seg, cod, codebook, ev, per_code=settings.quotes_per_code,
-                         context_chars=settings.context_chars)
+                         context_chars=settings.context_chars, applied=applied)
     save(QUOTES_CSV, quotes)
     written[QUOTES_MD] = atomic_write_text(out / QUOTES_MD, quotes_markdown(quotes, codebook))
 
@@ -424,10 +432,10 @@ def _html_context(*, codebook: Codebook, settings: ReportSettings, inputs: Repor
                               s.get("reason", "")], "") for s in skipped])
 
     quote_sections = []
+    quotes_by_code = records_by_code(quotes)
     for cat in codebook.categories:
         codes = []
         for code in codebook.codes_in(cat.id):
-            chosen = quotes[quotes["code_id"] == code.id]
             codes.append({
                 "id": code.id, "name": code.name, "status": status.get(code.id, ""),
                 "quotes": [{
@@ -436,7 +444,7 @@ def _html_context(*, codebook: Codebook, settings: ReportSettings, inputs: Repor
                     "score": "" if pd.isna(q["score"]) else f"{float(q['score']):.2f}",
                     "text": _shorten(str(q["text"]), settings.html_quote_chars),
                     "context": q["context"],
-                } for _, q in chosen.iterrows()],
+                } for q in quotes_by_code.get(code.id, [])],
             })
         quote_sections.append({"name": cat.name, "codes": codes})
 

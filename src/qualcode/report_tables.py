@@ -19,14 +19,17 @@ The frames these functions take are plain: ``segments`` has the ``segments.csv``
 as strings (``codable`` may be a bool or the text ``True``/``False``) and ``codings`` the
 ``codings.csv`` columns. :func:`prepare_segments` and :func:`prepare_codings` normalise
 frames read from disk; the table functions call them, so a caller can pass raw frames.
+A caller that builds several tables computes :func:`applied_matrix` once and passes it as
+``applied=`` (the tables then neither re-check the frames nor rebuild the matrix).
 """
 
 from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -39,6 +42,7 @@ __all__ = [
     "TOTAL_ROW",
     "Applied",
     "applied_matrix",
+    "binary_document_matrix",
     "category_pair_table",
     "code_document_matrix",
     "cooccurrence_table",
@@ -51,6 +55,7 @@ __all__ = [
     "prepare_segments",
     "quote_table",
     "quotes_markdown",
+    "records_by_code",
 ]
 
 NONE_GROUP = "(none)"  # group label for an empty metadata value
@@ -80,8 +85,8 @@ def prepare_segments(segments: pd.DataFrame) -> pd.DataFrame:
     if "codable" not in seg.columns:
         seg["codable"] = True
     elif seg["codable"].dtype != bool:
-        seg["codable"] = seg["codable"].map(
-            lambda v: _text(v).strip().lower() in _TRUE).astype(bool)
+        seg["codable"] = np.array([_text(v).strip().lower() in _TRUE
+                                   for v in seg["codable"].tolist()], dtype=bool)
     return seg.drop_duplicates("segment_id", keep="first").reset_index(drop=True)
 
 
@@ -140,6 +145,8 @@ class Applied:
     matrix: np.ndarray  # codable segments × codes, int 0/1
     codings: pd.DataFrame  # the coding rows that count (one per segment and code)
     ignored: dict[str, int] = field(default_factory=dict)
+    # all segments (codable or not) as prepared by prepare_segments
+    segments: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
 
     @property
     def segments_per_code(self) -> np.ndarray:
@@ -155,35 +162,60 @@ def applied_matrix(segments: pd.DataFrame, codings: pd.DataFrame | None,
     """
     seg = prepare_segments(segments)
     cod = prepare_codings(codings)
-    codable = seg.loc[seg["codable"].to_numpy(dtype=bool)]
+    is_codable = seg["codable"].to_numpy(dtype=bool)
+    codable = seg.loc[is_codable]
     seg_ids = codable["segment_id"].tolist()
-    row_of = {sid: i for i, sid in enumerate(seg_ids)}
-    col_of = {cid: j for j, cid in enumerate(code_ids)}
-    known_segments = set(seg["segment_id"].tolist())
+    # per coding row: its segment's row in seg (-1: unknown), in the matrix (-1: unknown or
+    # not codable), and its code's column (-1: not in the codebook)
+    position = pd.Index(seg["segment_id"]).get_indexer(cod["segment_id"])
+    row_of = np.where(is_codable, np.cumsum(is_codable) - 1, -1)
+    row = np.append(row_of, -1)[position]
+    col = _lookup({cid: j for j, cid in enumerate(code_ids)}, cod["code_id"])
     ignored = {
-        "unknown_code": int((~cod["code_id"].isin(col_of)).sum()),
-        "unknown_segment": int((~cod["segment_id"].isin(known_segments)).sum()),
-        "not_codable": int((cod["segment_id"].isin(known_segments)
-                            & ~cod["segment_id"].isin(row_of)).sum()),
+        "unknown_code": int((col < 0).sum()),
+        "unknown_segment": int((position < 0).sum()),
+        "not_codable": int(((position >= 0) & (row < 0)).sum()),
     }
-    keep = cod["code_id"].isin(col_of) & cod["segment_id"].isin(row_of)
+    keep = (col >= 0) & (row >= 0)
     cod = cod[keep].copy()
     cod["_human"] = cod["method"].str.lower().eq(HUMAN)
-    cod["_order"] = cod["segment_id"].map(row_of)
+    cod["_order"] = row[keep]
+    cod["_col"] = col[keep]
     before = len(cod)
     cod = (cod.sort_values(["_human", "score"], ascending=[False, False], kind="stable",
                            na_position="last")
-              .drop_duplicates(["segment_id", "code_id"], keep="first")
+              .drop_duplicates(["_order", "_col"], keep="first")
               .sort_values(["_order"], kind="stable"))
     ignored["duplicate"] = before - len(cod)
     # the segment's own doc_id is authoritative
-    doc_of = dict(zip(seg["segment_id"].tolist(), seg["doc_id"].tolist(), strict=True))
-    cod["doc_id"] = cod["segment_id"].map(doc_of)
+    doc_ids = codable["doc_id"].tolist()
+    cod["doc_id"] = cod["segment_id"].map(dict(zip(seg_ids, doc_ids, strict=True)))
     matrix = np.zeros((len(seg_ids), len(code_ids)), dtype=int)
-    if len(cod):
-        matrix[cod["_order"].to_numpy(), cod["code_id"].map(col_of).to_numpy()] = 1
-    return Applied(seg_ids, codable["doc_id"].tolist(), list(code_ids), matrix,
-                   cod.drop(columns=["_order"]).reset_index(drop=True), ignored)
+    matrix[cod["_order"].to_numpy(), cod["_col"].to_numpy()] = 1
+    return Applied(seg_ids, doc_ids, list(code_ids), matrix,
+                   cod.drop(columns=["_order", "_col"]).reset_index(drop=True), ignored, seg)
+
+
+def _lookup(index: dict[str, int], values: pd.Series) -> np.ndarray:
+    """``index[v]`` for every value ``v`` (-1 where it has none)."""
+    found = pd.Index(list(index), dtype=object).get_indexer(values)
+    return np.append(np.fromiter(index.values(), dtype=int, count=len(index)), -1)[found]
+
+
+def _applied(segments: pd.DataFrame, codings: pd.DataFrame | None, codebook: Codebook,
+             applied: Applied | None) -> Applied:
+    """``applied`` when the caller computed it already, else :func:`applied_matrix`."""
+    if applied is not None:
+        return applied
+    return applied_matrix(segments, codings, codebook.code_ids)
+
+
+def _per_document(applied: Applied) -> tuple[list[str], np.ndarray]:
+    """Documents with codable segments (in order) and their coded segments per code."""
+    index, docs = pd.factorize(np.asarray(applied.doc_ids, dtype=object))
+    counts = np.zeros((len(docs), len(applied.code_ids)), dtype=int)
+    np.add.at(counts, index, applied.matrix)
+    return list(docs), counts
 
 
 def evaluation_by_code(evaluation: pd.DataFrame | None, code_ids: Sequence[str]
@@ -304,6 +336,7 @@ def frequency_table(
     *,
     draws: int = 4000,
     seed: int = 0,
+    applied: Applied | None = None,
 ) -> pd.DataFrame:
     """``frequencies.csv``: per code, segments and documents coded and their shares.
 
@@ -312,15 +345,18 @@ def frequency_table(
     ``corrected_segments`` (= codable segments × ``p_adj``) and its 95% interval
     ``corrected_low``/``corrected_high`` from :func:`corrected_prevalence`, and the code's
     ``status`` (``human`` means the classifier is not trusted for this code).
+    ``applied``: :func:`applied_matrix` of ``segments`` and ``codings`` if already computed.
     """
-    applied = applied_matrix(segments, codings, codebook.code_ids)
+    applied = _applied(segments, codings, codebook, applied)
     n = len(applied.segment_ids)
-    by_doc = _doc_binary(applied)
-    n_docs = len(by_doc)
+    docs, per_doc = _per_document(applied)
+    n_docs = len(docs)
+    segments_per_code = applied.matrix.sum(axis=0)
+    documents_per_code = (per_doc > 0).sum(axis=0)
     rows = []
     for j, code in enumerate(codebook.codes):
-        k = int(applied.matrix[:, j].sum())
-        d = int(by_doc[code.id].sum()) if n_docs else 0
+        k = int(segments_per_code[j])
+        d = int(documents_per_code[j])
         rows.append({
             "code_id": code.id, "name": code.name, "category": code.category,
             "segments": k, "documents": d,
@@ -347,13 +383,6 @@ def frequency_table(
     return table
 
 
-def _doc_binary(applied: Applied) -> pd.DataFrame:
-    """Documents with codable segments × codes: 1 when any of its segments has the code."""
-    frame = pd.DataFrame(applied.matrix, columns=applied.code_ids)
-    frame["_doc"] = applied.doc_ids
-    return (frame.groupby("_doc", sort=False).max() > 0).astype(int)
-
-
 def _statuses(codebook: Codebook, evaluation: pd.DataFrame | None) -> dict[str, str] | None:
     if evaluation is None:
         return None
@@ -364,39 +393,43 @@ def _statuses(codebook: Codebook, evaluation: pd.DataFrame | None) -> dict[str, 
 # --------------------------------------------------------------------------- cross-tabs
 
 
-def _groups(segments: pd.DataFrame, column: str) -> tuple[list[str], list[str]]:
-    """Group label of every codable segment, and the sorted distinct labels."""
-    seg = prepare_segments(segments)
-    values = seg.loc[seg["codable"], column].map(lambda v: v.strip() or NONE_GROUP).tolist()
-    distinct = sorted(set(values) - {NONE_GROUP})
-    if NONE_GROUP in values:
+def _groups(seg: pd.DataFrame, column: str) -> tuple[np.ndarray, list[str]]:
+    """Group of every codable segment (an index into the labels), and the sorted labels."""
+    raw, labels = pd.factorize(seg.loc[seg["codable"].to_numpy(dtype=bool), column])
+    stripped = [str(v).strip() or NONE_GROUP for v in labels]  # few distinct values
+    distinct = sorted(set(stripped) - {NONE_GROUP})
+    if NONE_GROUP in stripped:
         distinct.append(NONE_GROUP)
-    return values, distinct
+    position = {g: i for i, g in enumerate(distinct)}
+    return np.array([position[v] for v in stripped], dtype=int)[raw], distinct
 
 
-def _group_counts(segments: pd.DataFrame, codings: pd.DataFrame | None, codebook: Codebook,
-                  column: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+def _group_counts(applied: Applied, column: str) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Groups, codes × groups counts of coded segments, and codable segments per group."""
-    applied = applied_matrix(segments, codings, codebook.code_ids)
-    values, groups = _groups(segments, column)
-    index = np.array([groups.index(v) for v in values], dtype=int)
-    onehot = np.zeros((len(values), len(groups)), dtype=int)
-    if len(values):
-        onehot[np.arange(len(values)), index] = 1
-    return groups, applied.matrix.T @ onehot, onehot.sum(axis=0)
+    index, groups = _groups(applied.segments, column)
+    onehot = np.zeros((len(index), len(groups)), dtype=int)
+    onehot[np.arange(len(index)), index] = 1
+    return groups, _cross_counts(applied.matrix, onehot), onehot.sum(axis=0)
+
+
+def _cross_counts(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a.T @ b`` for 0/1 matrices, through float64 (BLAS): exact, as counts stay < 2**53."""
+    return (a.T.astype(np.float64) @ b.astype(np.float64)).round().astype(int)
 
 
 def crosstab_table(segments: pd.DataFrame, codings: pd.DataFrame | None, codebook: Codebook,
-                   column: str, evaluation: pd.DataFrame | None = None) -> pd.DataFrame:
+                   column: str, evaluation: pd.DataFrame | None = None, *,
+                   applied: Applied | None = None) -> pd.DataFrame:
     """``frequencies_by_<field>.csv``: per code, coded segments and column shares per group.
 
     Columns: ``code_id, name, category``, then ``segments_<group>`` for every group,
     ``segments_total``, then ``share_<group>`` (coded / codable segments of that group) and
     ``share_total`` (``_all_groups`` instead of ``_total`` if a group is called "total");
     ``status`` with an evaluation. The last row, ``code_id`` =
-    ``(codable segments)``, holds the denominators.
+    ``(codable segments)``, holds the denominators. ``applied`` as in :func:`frequency_table`.
     """
-    groups, counts, totals = _group_counts(segments, codings, codebook, column)
+    applied = _applied(segments, codings, codebook, applied)
+    groups, counts, totals = _group_counts(applied, column)
     statuses = _statuses(codebook, evaluation)
     n = int(totals.sum())
     total_name = "total" if "total" not in groups else "all_groups"
@@ -429,8 +462,8 @@ def crosstab_table(segments: pd.DataFrame, codings: pd.DataFrame | None, codeboo
 
 def difference_table(segments: pd.DataFrame, codings: pd.DataFrame | None, codebook: Codebook,
                      column: str, evaluation: pd.DataFrame | None = None, *,
-                     alpha: float = 0.05, seed: int = 0,
-                     resamples: int = 9999) -> pd.DataFrame:
+                     alpha: float = 0.05, seed: int = 0, resamples: int = 9999,
+                     applied: Applied | None = None) -> pd.DataFrame:
     """``differences_by_<field>.csv``: which codes differ between groups beyond chance.
 
     Per code, the 2 × g table coded / not coded × group (codable segments) is tested:
@@ -445,8 +478,10 @@ def difference_table(segments: pd.DataFrame, codings: pd.DataFrame | None, codeb
     p-value over the codes tested, ``significant = q_value < alpha``. With 2 groups,
     ``difference_<a>_minus_<b>`` is the difference in shares. A code coded in none or in
     all codable segments, or a field with fewer than 2 groups, is not tested (empty).
+    ``applied`` as in :func:`frequency_table`.
     """
-    groups, counts, totals = _group_counts(segments, codings, codebook, column)
+    applied = _applied(segments, codings, codebook, applied)
+    groups, counts, totals = _group_counts(applied, column)
     keep = totals > 0
     groups = [g for g, k in zip(groups, keep, strict=True) if k]
     counts, totals = counts[:, keep], totals[keep]
@@ -516,13 +551,14 @@ def _test(coded: np.ndarray, totals: np.ndarray, *, seed: int, resamples: int,
 
 
 def cooccurrence_table(segments: pd.DataFrame, codings: pd.DataFrame | None,
-                       codebook: Codebook) -> pd.DataFrame:
+                       codebook: Codebook, *, applied: Applied | None = None) -> pd.DataFrame:
     """``cooccurrence.csv``: code × code, cells = codable segments with both codes.
 
     The diagonal is the number of segments with the code; first column ``code_id``.
+    ``applied`` as in :func:`frequency_table`.
     """
-    applied = applied_matrix(segments, codings, codebook.code_ids)
-    both = applied.matrix.T @ applied.matrix
+    applied = _applied(segments, codings, codebook, applied)
+    both = _cross_counts(applied.matrix, applied.matrix)
     table = pd.DataFrame(both.astype(int), columns=codebook.code_ids)
     table.insert(0, "code_id", codebook.code_ids)
     return table
@@ -530,15 +566,16 @@ def cooccurrence_table(segments: pd.DataFrame, codings: pd.DataFrame | None,
 
 def category_pair_table(segments: pd.DataFrame, codings: pd.DataFrame | None,
                         codebook: Codebook, category_a: str, category_b: str,
-                        evaluation: pd.DataFrame | None = None) -> pd.DataFrame:
+                        evaluation: pd.DataFrame | None = None, *,
+                        applied: Applied | None = None) -> pd.DataFrame:
     """``cooccurrence_<a>_x_<b>.csv``: codes of category a (rows) × codes of category b.
 
     Columns: ``code_id, name, segments`` (segments with the row code), then one count column
     per code of b (segments with both), then ``jaccard_<code>`` per code of b:
     ``both / (segments with a + segments with b - both)``, empty when neither occurs;
-    ``status`` of the row code with an evaluation.
+    ``status`` of the row code with an evaluation. ``applied`` as in :func:`frequency_table`.
     """
-    applied = applied_matrix(segments, codings, codebook.code_ids)
+    applied = _applied(segments, codings, codebook, applied)
     index = {cid: j for j, cid in enumerate(codebook.code_ids)}
     rows_codes, cols_codes = codebook.codes_in(category_a), codebook.codes_in(category_b)
     statuses = _statuses(codebook, evaluation)
@@ -567,41 +604,51 @@ def category_pair_table(segments: pd.DataFrame, codings: pd.DataFrame | None,
 
 
 def code_document_matrix(segments: pd.DataFrame, codings: pd.DataFrame | None,
-                         codebook: Codebook, *, binary: bool = False) -> pd.DataFrame:
+                         codebook: Codebook, *, binary: bool = False,
+                         applied: Applied | None = None) -> pd.DataFrame:
     """``code_document_matrix[_binary].csv``: one row per document.
 
     Columns: ``doc_id, source_type``, the metadata fields (the document's first non-empty
     value), ``n_segments`` (all segments), ``n_codable`` (codable segments), then one column
     per code: the number of codable segments with the code (``binary``: 1 if any).
     A metadata field named like a code id is written as ``meta_<field>``.
+    ``applied`` as in :func:`frequency_table`.
     """
-    seg = prepare_segments(segments)
-    applied = applied_matrix(seg, codings, codebook.code_ids)
-    docs = list(dict.fromkeys(seg["doc_id"]))
+    applied = _applied(segments, codings, codebook, applied)
+    seg = applied.segments
+    doc_index, unique_docs = pd.factorize(seg["doc_id"])  # order of first appearance
+    docs = unique_docs.tolist()
     meta = [c for c in seg.columns if c not in SEGMENT_CORE]
     # per document, the first value that is not blank
-    filled = seg.drop(columns=["doc_id"]).astype(str)
-    filled = filled.where(filled.apply(lambda c: c.str.strip().ne("")))
-    filled["doc_id"] = seg["doc_id"]
-    first = filled.groupby("doc_id", sort=False).first().fillna("")
-    counts = pd.DataFrame(applied.matrix, columns=codebook.code_ids)
-    counts["_doc"] = applied.doc_ids
-    per_doc = counts.groupby("_doc", sort=False).sum().reindex(docs, fill_value=0)
+    described = [c for c in ("source_type", *meta) if c in seg.columns]
+    filled = seg[described].astype(str)
+    filled = filled.mask(pd.DataFrame({c: _blank(filled[c]) for c in described},
+                                      index=filled.index, columns=described, dtype=bool))
+    first = filled.groupby(doc_index, sort=False).first().reindex(range(len(docs))).fillna("")
     table = pd.DataFrame({"doc_id": docs})
-    table["source_type"] = (first["source_type"].reindex(docs).to_numpy()
-                            if "source_type" in first.columns else "")
+    table["source_type"] = first["source_type"].to_numpy() if "source_type" in first else ""
     for col in meta:
         name = f"meta_{col}" if col in set(codebook.code_ids) else col
-        table[name] = first[col].reindex(docs).to_numpy()
-    table["n_segments"] = seg.groupby("doc_id", sort=False).size().reindex(docs).to_numpy()
-    table["n_codable"] = (seg.groupby("doc_id", sort=False)["codable"].sum()
-                          .reindex(docs).astype(int).to_numpy())
-    values = per_doc[codebook.code_ids].to_numpy().astype(int)
-    if binary:
-        values = (values > 0).astype(int)
+        table[name] = first[col].to_numpy()
+    codable = seg["codable"].to_numpy(dtype=bool)
+    table["n_segments"] = np.bincount(doc_index, minlength=len(docs))
+    table["n_codable"] = np.bincount(doc_index[codable], minlength=len(docs))
+    values = np.zeros((len(docs), len(applied.code_ids)), dtype=int)
+    np.add.at(values, doc_index[codable], applied.matrix)  # matrix rows: codable segments
     for j, cid in enumerate(codebook.code_ids):
         table[cid] = values[:, j]
-    return table
+    return binary_document_matrix(table, codebook) if binary else table
+
+
+def binary_document_matrix(matrix: pd.DataFrame, codebook: Codebook) -> pd.DataFrame:
+    """The binary matrix from :func:`code_document_matrix`'s counts: 1 if any segment."""
+    return matrix.assign(**{cid: (matrix[cid] > 0).astype(int) for cid in codebook.code_ids})
+
+
+def _blank(values: pd.Series) -> np.ndarray:
+    """Which values are empty or whitespace (each distinct value is stripped once)."""
+    codes, distinct = pd.factorize(values)
+    return np.array([not v.strip() for v in distinct], dtype=bool)[codes]
 
 
 # --------------------------------------------------------------------------- quotes
@@ -618,64 +665,62 @@ def _truncate(text: str, limit: int) -> str:
     return cut.rstrip(" ,;:") + "…"
 
 
-def _previous_turns(seg: pd.DataFrame) -> dict[str, str]:
-    """Segment id → "speaker: text" of the previous turn in its document ("" if none).
+def _previous_turn(columns: Mapping[str, np.ndarray], position: int) -> str:
+    """"speaker: text" of the turn before row ``position`` in its document ("" if none).
 
     For a transcript turn split into parts the previous *turn* is the one before the first
     part (usually the interviewer's question); for excerpts and prose paragraphs it is the
-    previous segment.
+    previous segment. A document is a run of consecutive rows with its ``doc_id``.
+    ``columns``: the segments' ``doc_id`` and those of ``turn, speaker, text`` it has.
     """
-    context: dict[str, str] = {}
-    turn = seg["turn"] if "turn" in seg.columns else pd.Series("", index=seg.index)
-    speaker = seg["speaker"] if "speaker" in seg.columns else pd.Series("", index=seg.index)
-    text = seg["text"] if "text" in seg.columns else pd.Series("", index=seg.index)
-    last_doc, history = None, []  # history: (turn, label) of earlier segments in the doc
-    for sid, doc, t, who, words in zip(seg["segment_id"].tolist(), seg["doc_id"].tolist(),
-                                       turn.tolist(), speaker.tolist(), text.tolist(),
-                                       strict=True):
-        if doc != last_doc:
-            last_doc, history = doc, []
-        previous = ""
-        for earlier_turn, label in reversed(history):
-            if not t or earlier_turn != t:
-                previous = label
-                break
-        context[sid] = previous
-        history.append((t, f"{who}: {words}" if who else words))
-    return context
+    def cell(column: str, row: int) -> str:
+        return columns[column][row] if column in columns else ""
+
+    doc, turn = columns["doc_id"], cell("turn", position)
+    for row in range(position - 1, -1, -1):
+        if doc[row] != doc[position]:
+            break
+        if not turn or cell("turn", row) != turn:
+            who, words = cell("speaker", row), cell("text", row)
+            return f"{who}: {words}" if who else words
+    return ""
 
 
 def quote_table(segments: pd.DataFrame, codings: pd.DataFrame | None, codebook: Codebook,
                 evaluation: pd.DataFrame | None = None, *, per_code: int = 3,
-                context_chars: int = 240) -> pd.DataFrame:
+                context_chars: int = 240, applied: Applied | None = None) -> pd.DataFrame:
     """``quotes.csv``: per code, its strongest segments.
 
     Order within a code: human-confirmed first, then the highest score, then corpus order.
     Columns: ``code_id, name, category, rank, segment_id, doc_id, speaker, citation, score,
     method, text, context`` (+ ``status``); ``text`` is the whole segment, ``context`` the
     previous turn in the same document, truncated to ``context_chars``.
+    ``applied`` as in :func:`frequency_table`.
     """
-    seg = prepare_segments(segments)
-    applied = applied_matrix(seg, codings, codebook.code_ids)
-    context = _previous_turns(seg)
-    info = seg.set_index("segment_id")
+    applied = _applied(segments, codings, codebook, applied)
+    seg = applied.segments
     statuses = _statuses(codebook, evaluation)
-    cod = applied.codings.copy()
-    cod["_order"] = cod["segment_id"].map({s: i for i, s in enumerate(seg["segment_id"])})
+    position = pd.Series(np.arange(len(seg)), index=seg["segment_id"].to_numpy())
+    cod = applied.codings.assign(_order=applied.codings["segment_id"].map(position))
     cod = cod.sort_values(["code_id", "_human", "score", "_order"],
                           ascending=[True, False, False, True], kind="stable",
                           na_position="last")
+    top = cod.groupby("code_id", sort=False).head(max(per_code, 0))
+    chosen: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
+    for c, s in zip(top.to_dict("records"),
+                    seg.iloc[top["_order"].to_numpy()].to_dict("records"), strict=True):
+        chosen.setdefault(c["code_id"], []).append((c, s))
+    turns = {c: seg[c].to_numpy() for c in ("doc_id", "turn", "speaker", "text")
+             if c in seg.columns}
     rows = []
     for code in codebook.codes:
-        chosen = cod[cod["code_id"] == code.id].head(max(per_code, 0))
-        for rank, (_, c) in enumerate(chosen.iterrows(), start=1):
-            s = info.loc[c["segment_id"]]
+        for rank, (c, s) in enumerate(chosen.get(code.id, []), start=1):
             row = {
                 "code_id": code.id, "name": code.name, "category": code.category,
                 "rank": rank, "segment_id": c["segment_id"], "doc_id": s["doc_id"],
                 "speaker": s.get("speaker", ""), "citation": s.get("citation", ""),
                 "score": c["score"], "method": c["method"], "text": s.get("text", ""),
-                "context": _truncate(context.get(c["segment_id"], ""), context_chars),
+                "context": _truncate(_previous_turn(turns, c["_order"]), context_chars),
             }
             if statuses is not None:
                 row["status"] = statuses[code.id]
@@ -691,21 +736,22 @@ def quotes_markdown(quotes: pd.DataFrame, codebook: Codebook) -> str:
     """``quotes.md``: the quotes grouped by category and code, ready to paste."""
     lines = [f"# Quotes — {codebook.name} (v{codebook.version})", ""]
     has_status = "status" in quotes.columns
+    by_code = records_by_code(quotes)
     for category in codebook.categories:
         codes = codebook.codes_in(category.id)
         if not codes:
             continue
         lines += [f"## {category.name}", ""]
         for code in codes:
-            chosen = quotes[quotes["code_id"] == code.id]
+            chosen = by_code.get(code.id, [])
             lines += [f"### {code.name} (`{code.id}`)", ""]
-            if has_status and len(chosen) and chosen["status"].iloc[0] == HUMAN:
+            if has_status and chosen and chosen[0]["status"] == HUMAN:
                 lines += ["> **Status `human`:** the classifier is not trusted for this "
                           "code; check these quotes by hand.", ""]
-            if chosen.empty:
+            if not chosen:
                 lines += ["_No coded segments._", ""]
                 continue
-            for _, q in chosen.iterrows():
+            for q in chosen:
                 if q["context"]:
                     lines += [f"_Context:_ {q['context']}", ""]
                 lines += [f"> {line}" if line.strip() else ">"
@@ -718,3 +764,11 @@ def quotes_markdown(quotes: pd.DataFrame, codebook: Codebook) -> str:
                 score = "" if pd.isna(q["score"]) else f", score {float(q['score']):.2f}"
                 lines += [">", f"> — {', '.join(source)} ({q['method']}{score})", ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def records_by_code(table: pd.DataFrame) -> dict[Any, list[dict[str, Any]]]:
+    """The rows of a table as dicts, grouped by ``code_id`` (in table order)."""
+    grouped: dict[Any, list[dict[str, Any]]] = {}
+    for record in table.to_dict("records"):
+        grouped.setdefault(record["code_id"], []).append(record)
+    return grouped
