@@ -362,7 +362,8 @@ def test_a_failing_batch_is_retried_reported_and_done_next_run(copied, on_server
         return real(corpus_dir, paths, *args, **kwargs)
 
     monkeypatch.setattr(module, "process_batch", failing)
-    summary = run_flow(corpus, out, assets.codebook)
+    # one worker: the patched reader runs (and counts its calls) in this process
+    summary = run_flow(corpus, out, assets.codebook, workers=1)
     assert len(calls) == 1 + module.RETRIES  # tried, retried, then given up
     [failure] = summary["failed_batches"]
     assert failure["task"] == "ingest-batch" and "transcripts/zz_new.txt" in failure["files"]
