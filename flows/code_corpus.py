@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -97,9 +97,34 @@ def _sanitised(what: str, paths: Sequence[str], err: Exception) -> BatchError:
 # ------------------------------------------------------------------------------- ingest
 
 
+class _Recorded:
+    """A batch task's result: one part per file, and where each file's record is.
+
+    Pickled (persisted by Prefect, or sent back by a Dask worker) without the parts when
+    every one of them is in a records pack, so they are not written twice; the flow
+    reads them back from the packs (:func:`_restore`).
+    """
+
+    __slots__ = ()
+    parts: list[Any] | None
+    keys: list[str | None]
+    located: dict[str, str]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = {name: getattr(self, name) for name in self.__slots__}
+        if all(key is not None and key in self.located for key in self.keys):
+            state["parts"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+
+
 @dataclass(slots=True)
-class Ingested:
-    parts: list[Batch]  # one per file, in the batch's order
+class Ingested(_Recorded):
+    parts: list[Batch] | None  # one per file, in the batch's order
+    keys: list[str | None]  # the files' keys, in the same order
     processed: list[str] = field(default_factory=list)  # files actually read in this run
     located: dict[str, str] = field(default_factory=dict)  # file key -> records pack
 
@@ -139,7 +164,8 @@ def ingest_batch(
                 # cached under it. A retry reads it again.
                 raise BatchError(f"{path} changed while the run was reading it")
             records.put(key, part)
-    return Ingested([parts[path] for path, _, _ in files], missing, records.save())
+    return Ingested([parts[path] for path, _, _ in files], [key for _, key, _ in files],
+                    missing, records.save())
 
 
 # ------------------------------------------------------------------------------- coding
@@ -172,8 +198,9 @@ def _rows(result: CodingResult, start: int, stop: int) -> CodingResult:
 
 
 @dataclass(slots=True)
-class Coded:
-    parts: list[CodingResult]  # one per file, in the batch's order
+class Coded(_Recorded):
+    parts: list[CodingResult] | None  # one per file, in the batch's order
+    keys: list[str | None]  # the files' coding keys, in the same order
     scored: list[str] = field(default_factory=list)  # files actually scored in this run
     located: dict[str, str] = field(default_factory=dict)  # file key -> records pack
 
@@ -208,8 +235,8 @@ def code_batch(
             parts[i] = _rows(result, start, stop)
             records.put(files[i][1], parts[i])
             start = stop
-    return Coded([parts[i] for i in range(len(files))], [files[i][0] for i in todo],
-                 records.save())
+    return Coded([parts[i] for i in range(len(files))], [key for _, key in files],
+                 [files[i][0] for i in todo], records.save())
 
 
 # ------------------------------------------------------------------------ other tasks
@@ -260,15 +287,40 @@ class Outcome:
     """What became of the batches of one task: results in order, cached and failed ones."""
 
     results: list[Any] = field(default_factory=list)  # None where the batch failed
+    states: list[Any] = field(default_factory=list)  # the final state of each batch
     cached: int = 0
     failed: list[dict[str, Any]] = field(default_factory=list)
 
+    def fresh(self, i: int) -> bool:
+        """Whether batch ``i`` ran in this run (it was not reused from an earlier one)."""
+        return self.results[i] is not None and self.states[i].name != "Cached"
 
-def _settle(futures: Sequence[Any], batches: Sequence[Sequence[str]], name: str) -> Outcome:
+
+def _restore(result: _Recorded, storage: Path) -> bool:
+    """Read a result's parts back from the records packs; ``False`` if one is missing."""
+    if result.parts is None:
+        records = FileRecords(result.located, storage)
+        parts = [records.get(key) for key in result.keys]
+        if any(part is None for part in parts):
+            return False
+        result.parts = parts
+    return True
+
+
+def _settle(futures: Sequence[Any], batches: Sequence[Sequence[str]], name: str,
+            storage: Path, rerun: Callable[[int], Any]) -> Outcome:
+    """Wait for every batch. A batch reused from an earlier run whose records have gone
+    (deleted by hand, say) is run again: ``rerun(i)`` submits batch ``i`` without the
+    cache."""
     outcome = Outcome()
-    for future, paths in zip(futures, batches, strict=True):
+    for i, (future, paths) in enumerate(zip(futures, batches, strict=True)):
         future.wait()
         state = future.state
+        if state.is_completed() and not _restore(future.result(), storage):
+            future = rerun(i)
+            future.wait()
+            state = future.state
+        outcome.states.append(state)
         if state.is_completed():
             outcome.results.append(future.result())
             outcome.cached += state.name == "Cached"
@@ -362,19 +414,17 @@ def code_corpus(
         return Bulk({key: index[key] for key in file_keys if key in index})
 
     with task_runner(workers, dask_address) as runner:
-        futures = [runner.submit(ingest, {"corpus": str(corpus_dir),
-                                          "files": [(p, *keys[p]) for p in batch],
-                                          "interviewer_labels": labels,
-                                          "max_turn_chars": max_turn_chars,
-                                          "located": located([keys[p][0] for p in batch]),
-                                          "processes": processes})
+        reading = [{"corpus": str(corpus_dir), "files": [(p, *keys[p]) for p in batch],
+                    "interviewer_labels": labels, "max_turn_chars": max_turn_chars,
+                    "located": located([keys[p][0] for p in batch]), "processes": processes}
                    for batch in plan]
-        read = _settle(futures, plan, "ingest-batch")
+        read = _settle([runner.submit(ingest, parameters) for parameters in reading], plan,
+                       "ingest-batch", storage, lambda i: runner.submit(
+                           ingest.with_options(refresh_cache=True), reading[i]))
         logger.info("read %d batches (%d unchanged, %d failed) of %d files", len(plan),
                     read.cached, len(read.failed), len(paths))
         parts = [part for result in read.results if result is not None for part in result.parts]
-        processed = [p for result, future in zip(read.results, futures, strict=True)
-                     if result is not None and future.state.name != "Cached"
+        processed = [p for i, result in enumerate(read.results) if read.fresh(i)
                      for p in result.processed]
         combined = combine_batches(parts)
         combined.skipped[:0] = [*manifest.problems, *unsupported]
@@ -407,15 +457,17 @@ def code_corpus(
             # Forked now, the workers start with the model in memory (no reload, and its
             # rule matcher already built).
             parallel.warm_up(processes, fresh=True)
-        code_futures = []
+        scoring = []
         for batch, files in zip(code_plan, code_files, strict=True):
             chunk = [codable[p] for p in batch]
-            code_futures.append(runner.submit(code, {
+            scoring.append({
                 "files": files, "segments": Bulk(chunk), "model_path": model_path,
                 "model_sha256": model_sha, "codebook": Bulk(book),
                 "human": Bulk(_subset(decisions, [s for segs in chunk for s in segs])),
-                "located": located([key for _, key in files]), "processes": processes}))
-        scored = _settle(code_futures, code_plan, "code-batch")
+                "located": located([key for _, key in files]), "processes": processes})
+        scored = _settle([runner.submit(code, parameters) for parameters in scoring],
+                         code_plan, "code-batch", storage, lambda i: runner.submit(
+                             code.with_options(refresh_cache=True), scoring[i]))
     logger.info("coded %d batches (%d unchanged, %d failed)", len(code_plan), scored.cached,
                 len(scored.failed))
     failed_coding = {p for failure in scored.failed for p in failure["files"]}
@@ -424,8 +476,7 @@ def code_corpus(
     coding = CodingResult.concat(
         [part for result in scored.results if result is not None for part in result.parts],
         book.code_ids, model.thresholds_)
-    scored_files = [p for result, future in zip(scored.results, code_futures, strict=True)
-                    if result is not None and future.state.name != "Cached"
+    scored_files = [p for i, result in enumerate(scored.results) if scored.fresh(i)
                     for p in result.scored]
     incremental = {
         "ingest_batches": len(plan), "ingest_batches_cached": read.cached,
@@ -486,7 +537,7 @@ def code_corpus(
                    if result is not None for key, pack in result.located.items()}
     write_index(storage, now_located if not failed else {**index, **now_located})
     if not failed:
-        batch_records = [_record_name(f.state) for f in [*futures, *code_futures]]
+        batch_records = [_record_name(state) for state in [*read.states, *scored.states]]
         batch_records.append(_record_name(state))
         if all(batch_records):
             removed = prune_results(
