@@ -407,9 +407,9 @@ def _merge_typos(errors: list[Any]) -> list[dict[str, Any]]:
 
 @lru_cache(maxsize=1)
 def _vocab() -> Any:
-    import spacy
+    from .rules import shared_nlp
 
-    return spacy.blank("en").vocab
+    return shared_nlp().vocab
 
 
 @lru_cache(maxsize=1)

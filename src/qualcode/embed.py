@@ -290,9 +290,9 @@ class FastEmbedder:
 
     def encode(self, texts: Sequence[str]) -> sp.csr_matrix:
         if self._nlp is None:
-            from .rules import make_nlp
+            from .rules import shared_nlp
 
-            self._nlp = make_nlp()
+            self._nlp = shared_nlp()
         return self.encode_docs(self._nlp.pipe(texts, batch_size=256))
 
     def encode_docs(self, docs: Iterable[Any]) -> sp.csr_matrix:

@@ -196,6 +196,14 @@ def make_nlp() -> Language:
     return nlp
 
 
+@functools.lru_cache(maxsize=1)
+def shared_nlp() -> Language:
+    """One :func:`make_nlp` pipeline for the whole process (codebook checks, rule matchers,
+    hashed features): building one takes ~0.3 s, most of it loading spaCy's tokenizer
+    exceptions. Its components keep only caches, so sharing it changes no result."""
+    return make_nlp()
+
+
 def _rules(code: Any) -> tuple[list[str], list[Any], list[str], list[Any]]:
     r = getattr(code, "rules", None)
 
@@ -243,7 +251,7 @@ class RuleMatcher:
     """All codes' rules, compiled once; ``match(texts)`` runs them over a batch."""
 
     def __init__(self, codebook: Any, *, nlp: Language | None = None, batch_size: int = 256):
-        self.nlp = nlp or make_nlp()
+        self.nlp = nlp or shared_nlp()
         self.batch_size = batch_size
         self.code_ids: list[str] = [c.id for c in codebook.codes]
         self._lower = PhraseMatcher(self.nlp.vocab, attr="LOWER")
