@@ -413,7 +413,9 @@ def code_corpus(
     def located(file_keys: Sequence[str | None]) -> Bulk:
         return Bulk({key: index[key] for key in file_keys if key in index})
 
-    with task_runner(workers, dask_address) as runner:
+    # With worker processes, twice as many threads: while one task of a process is in
+    # Prefect's bookkeeping, the next one already keeps the process busy.
+    with task_runner(workers * (2 if processes > 1 else 1), dask_address) as runner:
         reading = [{"corpus": str(corpus_dir), "files": [(p, *keys[p]) for p in batch],
                     "interviewer_labels": labels, "max_turn_chars": max_turn_chars,
                     "located": located([keys[p][0] for p in batch]), "processes": processes}

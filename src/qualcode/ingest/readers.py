@@ -94,6 +94,12 @@ _FrontMatterLoader.yaml_implicit_resolvers = {
             ("int", "float", "bool")]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+# The same with libyaml's parser (several times faster) where PyYAML was built with it;
+# errors are still reported by the pure-Python one, in its words.
+_FastFrontMatterLoader = type("_FastFrontMatterLoader",
+                              (getattr(yaml, "CSafeLoader", _FrontMatterLoader),),
+                              {"yaml_implicit_resolvers":
+                               _FrontMatterLoader.yaml_implicit_resolvers})
 
 _FRONT = re.compile(r"\A---[ \t]*\n(.*?)^(?:---|\.\.\.)[ \t]*$\n?", re.DOTALL | re.MULTILINE)
 
@@ -110,7 +116,10 @@ def split_front_matter(text: str) -> tuple[dict[str, str], str]:
             1,
         )
     try:
-        meta = yaml.load(match.group(1), Loader=_FrontMatterLoader) or {}
+        try:
+            meta = yaml.load(match.group(1), Loader=_FastFrontMatterLoader) or {}
+        except yaml.YAMLError:
+            meta = yaml.load(match.group(1), Loader=_FrontMatterLoader) or {}
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = mark.line + 2 if mark else None
