@@ -33,13 +33,13 @@ import flows  # noqa: E402,F401  (privacy defaults before Prefect is imported)
 import flows.code_corpus as flow_module  # noqa: E402
 import flows.incremental as incremental  # noqa: E402
 import flows.reports as reports  # noqa: E402
-import qualcode.parallel as parallel  # noqa: E402
+import qualcode.classify as classify  # noqa: E402
 
 SPENT: Counter[str] = Counter()
 STEPS = {
     flow_module: ["load_codebook", "ingest_keys", "process_batch", "ensure_model",
                   "coding_key", "write_datasets", "outputs_fingerprint", "prune_results"],
-    parallel: ["code_segments"],
+    classify: ["code_segments"],
     reports: ["write_reports"],
 }
 
@@ -65,6 +65,8 @@ def main() -> None:
 
     for module, names in STEPS.items():
         for name in names:
+            if args.workers > 1 and name == "process_batch":
+                continue  # runs in the worker processes (and must pickle by name)
             setattr(module, name, _timed(name, getattr(module, name)))
     for cls, name in ((incremental.FileRecords, "put"), (incremental.FileRecords, "get")):
         setattr(cls, name, _timed(f"records.{name}", getattr(cls, name)))
