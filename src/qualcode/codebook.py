@@ -407,9 +407,10 @@ def _merge_typos(errors: list[Any]) -> list[dict[str, Any]]:
 
 @lru_cache(maxsize=1)
 def _vocab() -> Any:
-    from .rules import shared_nlp
+    # A bare vocabulary is enough to check patterns (English's would take ~0.3 s to load).
+    from spacy.vocab import Vocab
 
-    return shared_nlp().vocab
+    return Vocab()
 
 
 @lru_cache(maxsize=1)
