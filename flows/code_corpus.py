@@ -56,8 +56,9 @@ from .incremental import (
     outputs_intact,
     plan_batches,
     prune_results,
+    read_and_record,
     results_dir,
-    split_by_file,
+    score_and_record,
     write_index,
 )
 from .publish import discard, open_staging, promote
@@ -147,23 +148,19 @@ def ingest_batch(
     missing = [path for path, _, _ in files if path not in parts]
     if missing:
         try:
-            fresh = split_by_file(parallel.run(process_batch, corpus, missing,
-                                               interviewer_labels, max_turn_chars,
-                                               processes=processes), missing)
+            fresh, saved, changed = parallel.run(
+                read_and_record, process_batch, corpus,
+                [entry for entry in files if entry[0] not in parts], interviewer_labels,
+                max_turn_chars, str(records.folder), processes=processes)
         except Exception as err:
             raise _sanitised("reading", missing, err) from None
-        expected = {path: (key, sha) for path, key, sha in files}
-        for path in missing:
-            part = parts[path] = fresh[path]
-            key, sha = expected[path]
-            if key is None:
-                continue  # unreadable when the flow hashed it: reported, never cached
-            if [record.sha256 for record in part.files] != [sha]:
-                # Hashed by the flow, then changed (or became unreadable) before this task
-                # read it: the key no longer describes the content, so nothing may be
-                # cached under it. A retry reads it again.
-                raise BatchError(f"{path} changed while the run was reading it")
-            records.put(key, part)
+        if changed:
+            # Hashed by the flow, then changed (or became unreadable) before this task
+            # read it: the key no longer describes the content, so nothing may be
+            # cached under it. A retry reads it again.
+            raise BatchError(f"{changed[0]} changed while the run was reading it")
+        parts.update(fresh)
+        records.saved(saved)
     return Ingested([parts[path] for path, _, _ in files], [key for _, key, _ in files],
                     missing, records.save())
 
@@ -188,13 +185,6 @@ class Bulk:
 
     def __setstate__(self, state: tuple[Any]) -> None:
         (self.value,) = state
-
-
-def _rows(result: CodingResult, start: int, stop: int) -> CodingResult:
-    return CodingResult(result.segment_ids[start:stop], result.code_ids,
-                        result.scores[start:stop], result.thresholds,
-                        result.decisions[start:stop], result.methods[start:stop],
-                        result.evidence[start:stop])
 
 
 @dataclass(slots=True)
@@ -225,16 +215,14 @@ def code_batch(
     if todo:
         paths = [files[i][0] for i in todo]
         try:
-            result = parallel.score(model_path, model_sha256, codebook.value,
-                                    [s for i in todo for s in segments[i]], human, processes)
+            fresh, saved = parallel.run(
+                score_and_record, model_path, model_sha256, codebook.value,
+                [segments[i] for i in todo], [files[i][1] for i in todo], human,
+                str(records.folder), processes=processes)
         except Exception as err:
             raise _sanitised("coding", paths, err) from None
-        start = 0
-        for i in todo:
-            stop = start + len(segments[i])
-            parts[i] = _rows(result, start, stop)
-            records.put(files[i][1], parts[i])
-            start = stop
+        parts.update(zip(todo, fresh, strict=True))
+        records.saved(saved)
     return Coded([parts[i] for i in range(len(files))], [key for _, key in files],
                  [files[i][0] for i in todo], records.save())
 

@@ -25,17 +25,23 @@ files, so a new file changes only the batch it falls into.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import pickle
 import tempfile
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 import qualcode
+from qualcode import parallel
+from qualcode.classify import CodingResult
+from qualcode.codebook import Codebook
 from qualcode.corpus import Batch
 from qualcode.documents import Segment
 from qualcode.ingest import Manifest
@@ -255,6 +261,7 @@ class FileRecords:
         self.folder = folder
         self.located = dict(located)  # file key -> pack holding its record
         self.fresh: dict[str, Any] = {}
+        self.elsewhere: dict[str, str] = {}  # written by a worker: file key -> pack
         self._packs: dict[str, dict[str, Any]] = {}
 
     def get(self, key: str | None) -> Any | None:
@@ -272,23 +279,55 @@ class FileRecords:
         if key is not None:
             self.fresh[key] = value
 
+    def saved(self, located: Mapping[str, str]) -> None:
+        """Records written by someone else (:func:`record`, in a worker process)."""
+        self.elsewhere.update(located)
+
     def save(self) -> dict[str, str]:
         """Write the new records as one pack; return where every record now is."""
         found = {key: pack for key, pack in self.located.items()
                  if self._packs.get(pack, {}).get(key) is not None}
+        found.update(self.elsewhere)
         if self.fresh:
-            name = f"pack-{uuid.uuid4().hex}"
-            # temp file (mode 0600) + rename: a reader never sees half a pack
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self.folder)
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    pickle.dump(self.fresh, handle, protocol=5)
-                os.replace(tmp, self.folder / name)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-            found.update(dict.fromkeys(self.fresh, name))
+            found.update(record(self.folder, self.fresh))
         return found
+
+
+def record(folder: Path, records: Mapping[str, Any]) -> dict[str, str]:
+    """Write ``{file key: result}`` as one new pack in ``folder``; return where each is."""
+    name = f"pack-{uuid.uuid4().hex}"
+    # temp file (mode 0600) + rename: a reader never sees half a pack
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            pickle.dump(dict(records), handle, protocol=5)
+        os.replace(tmp, Path(folder) / name)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return dict.fromkeys(records, name)
+
+
+def read_and_record(reader: Callable[..., Batch], corpus: str,
+                    files: Sequence[tuple[str, str | None, str | None]],
+                    interviewer_labels: Sequence[str], max_turn_chars: int, folder: str
+                    ) -> tuple[dict[str, Batch], dict[str, str], list[str]]:
+    """Read and segment ``files`` (``(path, key, sha256)``) with ``reader``
+    (:func:`qualcode.corpus.process_batch`) and record each file's part where it was
+    read (so a worker process, not the flow, pickles it).
+
+    Returns the parts by path, where each recorded part is (file key -> pack), and the
+    files whose content changed since the flow hashed them: their keys no longer describe
+    them, so then nothing is recorded. A file without a key (unreadable when hashed) is
+    never recorded.
+    """
+    paths = [path for path, _, _ in files]
+    parts = split_by_file(reader(corpus, paths, list(interviewer_labels), max_turn_chars),
+                          paths)
+    changed = [path for path, key, sha in files if key is not None
+               and [r.sha256 for r in parts[path].files] != [sha]]
+    keep = {key: parts[path] for path, key, _ in files if key is not None}
+    return parts, {} if changed or not keep else record(Path(folder), keep), changed
 
 
 def load_index(folder: Path) -> dict[str, str]:
@@ -302,3 +341,17 @@ def load_index(folder: Path) -> dict[str, str]:
 
 def write_index(folder: Path, index: Mapping[str, str]) -> None:
     write_json(folder / RECORDS_INDEX, dict(sorted(index.items())))
+
+
+def score_and_record(model_path: str, model_sha256: str, codebook: Codebook,
+                     segments: Sequence[Sequence[Segment]], keys: Sequence[str | None],
+                     human: Mapping[str, frozenset[str]], folder: str
+                     ) -> tuple[list[CodingResult], dict[str, str]]:
+    """Score each file's codable ``segments`` with the saved model and record each file's
+    coding under its key where it was scored (see :func:`read_and_record`)."""
+    result = parallel.score_here(model_path, model_sha256, codebook,
+                                 [s for segs in segments for s in segs], human)
+    bounds = np.cumsum([0, *map(len, segments)]).tolist()
+    parts = [result.rows(a, b) for a, b in itertools.pairwise(bounds)]
+    keep = {key: part for key, part in zip(keys, parts, strict=True) if key is not None}
+    return parts, record(Path(folder), keep) if keep else {}

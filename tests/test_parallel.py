@@ -26,7 +26,8 @@ def test_worker_processes_score_like_this_process(sample_corpus: Path, tmp_path:
 
     here = parallel.score_here(str(path), sha, book, segments, human)
     try:
-        there = parallel.score(str(path), sha, book, segments, human, processes=2)
+        there = parallel.run(parallel.score_here, str(path), sha, book, segments, human,
+                             processes=2)
         pids = {f.result() for f in [parallel._pool(2).submit(os.getpid) for _ in range(4)]}
     finally:
         parallel.shutdown()

@@ -26,6 +26,13 @@ class CodingResult:
     methods: np.ndarray  # str: rule, model or human (for applied codes)
     evidence: list[dict[str, str]] = field(default_factory=list)  # per segment: code -> text
 
+    def rows(self, start: int, stop: int) -> CodingResult:
+        """The coding of segments ``start:stop``."""
+        return CodingResult(self.segment_ids[start:stop], self.code_ids,
+                            self.scores[start:stop], self.thresholds,
+                            self.decisions[start:stop], self.methods[start:stop],
+                            self.evidence[start:stop])
+
     @classmethod
     def concat(cls, parts: Sequence[CodingResult], code_ids: Sequence[str],
                thresholds: np.ndarray) -> CodingResult:

@@ -148,16 +148,6 @@ def run(fn: Callable[..., T], *args: Any, processes: int = 1) -> T:
         return _pool(processes).submit(fn, *args).result()
 
 
-def score(model_path: str, model_sha256: str, codebook: Codebook,
-          segments: Sequence[Segment], human: Mapping[str, frozenset[str]],
-          processes: int = 1) -> CodingResult:
-    """Code ``segments`` with the saved model, in a worker process when ``processes > 1``."""
-    if processes <= 1:
-        return score_here(model_path, model_sha256, codebook, segments, human)
-    return run(score_here, model_path, model_sha256, codebook, list(segments), dict(human),
-               processes=processes)
-
-
 def shutdown() -> None:
     global _POOL, _POOL_SIZE
     with _POOL_LOCK:
