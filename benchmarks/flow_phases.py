@@ -68,8 +68,7 @@ def main() -> None:
             if args.workers > 1 and name == "process_batch":
                 continue  # runs in the worker processes (and must pickle by name)
             setattr(module, name, _timed(name, getattr(module, name)))
-    for cls, name in ((incremental.FileRecords, "put"), (incremental.FileRecords, "get")):
-        setattr(cls, name, _timed(f"records.{name}", getattr(cls, name)))
+    incremental.FileRecords.get = _timed("records.get", incremental.FileRecords.get)
     for task in (flow_module.ingest_batch, flow_module.code_batch):
         task.fn = _timed(f"{task.name} (inside)", task.fn)
 

@@ -243,9 +243,10 @@ RECORDS_INDEX = "records-index.json"
 
 
 class FileRecords:
-    """Per-file results, written as one *pack* per task run (a pickle of ``{file key:
-    result}``) in the task result folder, and found through an index that only the flow
-    writes (:func:`load_index`, :func:`write_index`).
+    """Per-file results of one task run: read from their *packs* in the task result
+    folder, found through an index that only the flow writes (:func:`load_index`,
+    :func:`write_index`). New ones are written by :func:`record`, one pack (a pickle of
+    ``{file key: result}``) per task run, where they were made.
 
     One pack per batch rather than one file per file: creating a small file cost ~0.65 ms
     on our disks, 1.4 s for a 1,000-file corpus's ingest and coding records. Packs have
@@ -260,8 +261,7 @@ class FileRecords:
             folder = Path(get_result_store().result_storage.basepath)
         self.folder = folder
         self.located = dict(located)  # file key -> pack holding its record
-        self.fresh: dict[str, Any] = {}
-        self.elsewhere: dict[str, str] = {}  # written by a worker: file key -> pack
+        self.fresh: dict[str, str] = {}  # records written in this task run: key -> pack
         self._packs: dict[str, dict[str, Any]] = {}
 
     def get(self, key: str | None) -> Any | None:
@@ -275,21 +275,15 @@ class FileRecords:
                 self._packs[pack] = {}
         return self._packs[pack].get(key)
 
-    def put(self, key: str | None, value: Any) -> None:
-        if key is not None:
-            self.fresh[key] = value
-
     def saved(self, located: Mapping[str, str]) -> None:
-        """Records written by someone else (:func:`record`, in a worker process)."""
-        self.elsewhere.update(located)
+        """New records, written by :func:`record` (in the process that made them)."""
+        self.fresh.update(located)
 
     def save(self) -> dict[str, str]:
-        """Write the new records as one pack; return where every record now is."""
+        """Where every record of this task run is now: those read and those written."""
         found = {key: pack for key, pack in self.located.items()
                  if self._packs.get(pack, {}).get(key) is not None}
-        found.update(self.elsewhere)
-        if self.fresh:
-            found.update(record(self.folder, self.fresh))
+        found.update(self.fresh)
         return found
 
 
