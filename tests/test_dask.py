@@ -43,12 +43,12 @@ def on_server(project_server: str) -> Iterator[str]:
         yield project_server
 
 
-def test_dask_cluster_gives_the_same_outputs_as_the_default_runner(on_server, tmp_path, assets):
+def test_dask_cluster_gives_the_same_outputs_as_one_worker(on_server, tmp_path, assets):
     corpus = corpus_without_reviews(tmp_path / "corpus")
     sequential = output_folder(tmp_path / "sequential", assets.model)
     on_dask = output_folder(tmp_path / "dask", assets.model)
 
-    run_flow(corpus, sequential, assets.codebook)
+    run_flow(corpus, sequential, assets.codebook, workers=1)
     # Worker processes, as on a real cluster: tasks, arguments and results are pickled,
     # and each worker loads the model from the output folder itself.
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
@@ -70,11 +70,12 @@ def test_dask_cluster_gives_the_same_outputs_as_the_default_runner(on_server, tm
     assert comparable(manifest(on_dask)) == comparable(manifest(sequential))
 
 
-def test_threads_give_the_same_outputs_as_one_worker(on_server, tmp_path, assets):
+def test_worker_processes_give_the_same_outputs_as_one_worker(on_server, tmp_path, assets):
     corpus = corpus_without_reviews(tmp_path / "corpus")
     one = output_folder(tmp_path / "one", assets.model)
     two = output_folder(tmp_path / "two", assets.model)
-    run_flow(corpus, one, assets.codebook, batch_size=2)
+    run_flow(corpus, one, assets.codebook, batch_size=2, workers=1)
     summary = run_flow(corpus, two, assets.codebook, batch_size=2, workers=2)
     assert summary["incremental"]["workers"] == 2 and summary["failed_batches"] == []
+    assert summary["incremental"]["files_read"] == summary["counts"]["files"] == 19
     assert outputs(two) == outputs(one)
