@@ -42,8 +42,10 @@ METADATA_FILES = {"run_manifest.json", "report.html"}  # carry run id and times
 def run(corpus: Path, out: Path, env: dict[str, str], args: argparse.Namespace) -> dict:
     command = [sys.executable, "-m", "qualcode.cli", "run", "--corpus", str(corpus),
                "--codebook", str(ROOT / "codebook.yaml"), "--out", str(out),
-               "--backend", args.backend, "--batch-size", str(args.batch_size),
-               "--workers", str(args.workers)]
+               "--backend", args.backend]
+    for flag, value in (("--batch-size", args.batch_size), ("--workers", args.workers)):
+        if value is not None:
+            command += [flag, str(value)]
     t0 = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0
@@ -65,8 +67,10 @@ def main() -> None:
                         help="size of the generated corpus (default 200000; 1000000 for the "
                              "target)")
     parser.add_argument("--backend", default="fast", choices=("fast", "semantic"))
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--batch-size", type=int, default=50)
+    parser.add_argument("--workers", type=int, default=None,
+                        help="as qualcode run --workers (default: as qualcode run)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="as qualcode run --batch-size (default: as qualcode run)")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="keep corpus, outputs and Prefect home here (default: a temp "
                              "folder, removed at the end)")
