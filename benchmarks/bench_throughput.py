@@ -27,6 +27,16 @@ os.environ.setdefault("PREFECT_HOME", str(ROOT / ".prefect"))
 import flows  # noqa: E402,F401  (privacy defaults before Prefect is imported)
 
 
+def _busy_seconds() -> float | None:
+    """CPU seconds the whole machine has spent busy (Linux), for the CPU split."""
+    try:
+        with open("/proc/stat", encoding="ascii") as handle:
+            ticks = [int(v) for v in handle.readline().split()[1:]]
+    except OSError:
+        return None
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--words", type=int, default=1_000_000)
@@ -60,10 +70,11 @@ def main() -> None:
         """Starts Prefect's temporary server (start-up is not processing)."""
 
     warm_up()
-    t0 = time.perf_counter()
+    busy0, cpu0, t0 = _busy_seconds(), time.process_time(), time.perf_counter()
     summary = code_corpus(corpus=str(corpus), codebook=str(ROOT / "codebook.yaml"),
                           out=str(out), backend=args.backend, workers=args.workers)
     seconds = time.perf_counter() - t0  # the whole flow call, outputs and reports included
+    own_cpu, busy = time.process_time() - cpu0, _busy_seconds() - busy0
     flow_wps = words / seconds
     print(f"\ncorpus: {words:,} words, {summary['counts']['segments']:,} segments "
           f"({summary['counts']['codable_segments']:,} codable), backend {args.backend}, "
@@ -72,6 +83,10 @@ def main() -> None:
           f"  (target >= 150,000 on the fast path)")
     print(f"bare spacy.blank('en') tokenisation: {spacy_wps:,.0f} words/s; flow/spacy = "
           f"{flow_wps / spacy_wps:.2f} (target >= 0.33)")
+    if busy is not None:
+        print(f"CPU during the flow: {busy:.1f} s on all cores ({busy / seconds:.2f} cores "
+              f"busy), {own_cpu:.1f} s in the flow's own process; the rest: worker "
+              "processes, Prefect's server, anything else on the machine")
     if args.backend == "semantic":
         from sentence_transformers import SentenceTransformer
 
