@@ -2,10 +2,10 @@
 
 spaCy's tokenizer and the rule matchers hold the GIL, so threads cannot use a second core;
 ``run(fn, ..., processes=n)`` sends the work to a pool of ``n`` worker processes instead
-(started once per process and reused; each loads the model once). On Linux the workers
-are forked, so they start with everything this process has imported (a few ms instead of
-~2 s of imports with ``spawn``); elsewhere they are spawned. The flow's tasks call it from
-their threads, so Prefect still sees one task per batch.
+(started once per process and reused). On Linux the workers are forked, so they start
+with everything this process has imported and holds, the model included (a few ms instead
+of ~2 s of imports with ``spawn``); elsewhere they are spawned and load the model once.
+The flow's tasks call it from their threads, so Prefect still sees one task per batch.
 """
 
 from __future__ import annotations
