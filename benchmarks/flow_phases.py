@@ -29,7 +29,7 @@ os.environ.setdefault("PREFECT_HOME", str(ROOT / ".prefect"))
 
 from generate_corpus import generate  # noqa: E402
 
-import flows  # noqa: E402,F401  (privacy defaults before Prefect is imported)
+import flows  # noqa: E402  (privacy defaults before Prefect is imported)
 import flows.code_corpus as flow_module  # noqa: E402
 import flows.incremental as incremental  # noqa: E402
 import flows.reports as reports  # noqa: E402
@@ -83,9 +83,11 @@ def main() -> None:
         words = generate(work / "corpus", args.words)
         warm_up()
         t0 = time.perf_counter()
-        flow_module.code_corpus(corpus=str(work / "corpus"), codebook=str(ROOT / "codebook.yaml"),
-                                out=str(work / "out"), backend=args.backend,
-                                workers=args.workers)
+        with flows.in_process_run():  # as qualcode run
+            flow_module.code_corpus(corpus=str(work / "corpus"),
+                                    codebook=str(ROOT / "codebook.yaml"),
+                                    out=str(work / "out"), backend=args.backend,
+                                    workers=args.workers)
         seconds = time.perf_counter() - t0
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -241,9 +241,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         print("Starting the Prefect flow 'code-corpus' (the first run sets up Prefect's local "
               "database and takes a little longer) ...", flush=True)
+    from flows import in_process_run
     from flows.code_corpus import code_corpus  # imports Prefect, configured for privacy
 
-    summary = code_corpus(**_flow_parameters(args))
+    with in_process_run():
+        summary = code_corpus(**_flow_parameters(args))
     _print_summary(summary, args.out)
     _print_incremental(summary)
     print(f"  wall time      {time.perf_counter() - t0:.1f} s (incl. Prefect start-up)")
@@ -365,11 +367,14 @@ def _check_first(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     if status := _check_first(args):
         return status
+    from flows import in_process_run
     from flows.train import evaluate_model
 
     try:
-        result = evaluate_model(corpus=args.corpus, codebook=args.codebook, out=args.out,
-                                reviews=args.reviews, backend=args.backend, folds=args.folds)
+        with in_process_run():
+            result = evaluate_model(corpus=args.corpus, codebook=args.codebook,
+                                    out=args.out, reviews=args.reviews, backend=args.backend,
+                                    folds=args.folds)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -388,10 +393,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     if status := _check_first(args):
         return status
+    from flows import in_process_run
     from flows.train import train_model
 
-    meta = train_model(corpus=args.corpus, codebook=args.codebook, out=args.out,
-                       reviews=args.reviews, backend=args.backend, folds=args.folds)
+    with in_process_run():
+        meta = train_model(corpus=args.corpus, codebook=args.codebook, out=args.out,
+                           reviews=args.reviews, backend=args.backend, folds=args.folds)
     print(f"\ntrained {meta['model_id']} on {meta['reviewed_segments']} reviewed segments "
           f"({meta['backend']} backend)")
     if meta.get("evaluation"):
@@ -413,9 +420,11 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"error: no segments.csv in '{args.out}' — run `qualcode run` first, or pass "
               "--out with the folder of a previous run", file=sys.stderr)
         return 2
+    from flows import in_process_run
     from flows.reports import refresh_reports
 
-    result = refresh_reports(out=args.out, codebook=args.codebook)
+    with in_process_run():
+        result = refresh_reports(out=args.out, codebook=args.codebook)
     print(f"\nreports written to {result['out']}:")
     for name in result["outputs"]:
         print(f"  {name}")
