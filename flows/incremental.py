@@ -36,8 +36,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 import qualcode
 from qualcode import parallel
 from qualcode.classify import CodingResult
@@ -345,7 +343,7 @@ def score_and_record(model_path: str, model_sha256: str, codebook: Codebook,
     coding under its key where it was scored (see :func:`read_and_record`)."""
     result = parallel.score_here(model_path, model_sha256, codebook,
                                  [s for segs in segments for s in segs], human)
-    bounds = np.cumsum([0, *map(len, segments)]).tolist()
+    bounds = list(itertools.accumulate(map(len, segments), initial=0))
     parts = [result.rows(a, b) for a, b in itertools.pairwise(bounds)]
     keep = {key: part for key, part in zip(keys, parts, strict=True) if key is not None}
     return parts, record(Path(folder), keep) if keep else {}
