@@ -44,6 +44,8 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the generated corpus")
     parser.add_argument("--workers", type=int, default=None,
                         help="as qualcode run --workers (default: as qualcode run)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="as qualcode run --batch-size (default: as qualcode run)")
     args = parser.parse_args()
 
     import spacy
@@ -73,7 +75,9 @@ def main() -> None:
     busy0, cpu0, t0 = _busy_seconds(), time.process_time(), time.perf_counter()
     with flows.in_process_run():  # as qualcode run
         summary = code_corpus(corpus=str(corpus), codebook=str(ROOT / "codebook.yaml"),
-                              out=str(out), backend=args.backend, workers=args.workers)
+                              out=str(out), backend=args.backend, workers=args.workers,
+                              **({} if args.batch_size is None
+                                 else {"batch_size": args.batch_size}))
     seconds = time.perf_counter() - t0  # the whole flow call, outputs and reports included
     own_cpu, busy = time.process_time() - cpu0, _busy_seconds() - busy0
     flow_wps = words / seconds

@@ -14,6 +14,7 @@ batches' outputs still land.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -57,14 +58,17 @@ from .incremental import (
     plan_batches,
     prune_results,
     read_and_record,
+    record,
     results_dir,
-    score_and_record,
     write_index,
 )
 from .publish import discard, open_staging, promote
 from .reports import publish_artifacts, write_reports_task
 
-DEFAULT_BATCH_SIZE = 100  # ~10 batches per 1,000 files; each task costs the server CPU
+# Files per task run, about: each task run costs Prefect's server and the flow ~0.1 s of
+# CPU, and a batch's files are spread over all worker processes, so batches can be big.
+DEFAULT_BATCH_SIZE = 500
+CHUNK_CHARS = 500_000  # text scored per call of a worker process (~0.3 s)
 RETRIES = 2  # a batch is tried at most 1 + RETRIES times
 
 
@@ -136,33 +140,51 @@ def ingest_batch(
     corpus: str, files: list[tuple[str, str | None, str | None]],
     interviewer_labels: list[str], max_turn_chars: int, located: Bulk, processes: int = 1,
 ) -> Ingested:
-    """Read and segment one batch of ``(path, key, sha256)``, in a worker process when
-    ``processes > 1``; files read before come from their records (``located``: file key
-    -> records pack)."""
+    """Read and segment one batch of ``(path, key, sha256)``, shared among the worker
+    processes when ``processes > 1``; files read before come from their records
+    (``located``: file key -> records pack)."""
     records = FileRecords(located.value)
     parts: dict[str, Batch] = {}
     for path, key, _ in files:
         cached = records.get(key)
         if cached is not None:
             parts[path] = cached
-    missing = [path for path, _, _ in files if path not in parts]
+    missing = [entry for entry in files if entry[0] not in parts]
     if missing:
+        paths = [path for path, _, _ in missing]
+        calls = [(process_batch, corpus, [missing[i] for i in group], interviewer_labels,
+                  max_turn_chars, str(records.folder))
+                 for group in _groups([_size(Path(corpus) / p) for p in paths], processes)]
         try:
-            fresh, saved, changed = parallel.run(
-                read_and_record, process_batch, corpus,
-                [entry for entry in files if entry[0] not in parts], interviewer_labels,
-                max_turn_chars, str(records.folder), processes=processes)
+            done = parallel.run_each(read_and_record, calls, processes)
         except Exception as err:
-            raise _sanitised("reading", missing, err) from None
+            raise _sanitised("reading", paths, err) from None
+        changed = [path for _, _, moved in done for path in moved]
         if changed:
             # Hashed by the flow, then changed (or became unreadable) before this task
             # read it: the key no longer describes the content, so nothing may be
             # cached under it. A retry reads it again.
             raise BatchError(f"{changed[0]} changed while the run was reading it")
-        parts.update(fresh)
-        records.saved(saved)
+        for fresh, saved, _ in done:
+            parts.update(fresh)
+            records.saved(saved)
     return Ingested([parts[path] for path, _, _ in files], [key for _, key, _ in files],
-                    missing, records.save())
+                    [path for path, _, _ in missing], records.save())
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _groups(weights: list[int], processes: int) -> list[list[int]]:
+    """A batch's items in about equal shares for the worker processes (two per process,
+    so that one finishing early takes the next), or in one group without them."""
+    if processes <= 1:
+        return [list(range(len(weights)))]
+    return parallel.share(weights, 2 * processes)
 
 
 # ------------------------------------------------------------------------------- coding
@@ -202,8 +224,8 @@ def code_batch(
     codebook: Bulk, human: Bulk, located: Bulk, processes: int = 1,
 ) -> Coded:
     """Score one batch's codable segments (``segments``: one list per file, ``human``: the
-    coders' decisions on them) here or, with ``processes > 1``, in a worker process;
-    files scored before come from their records."""
+    coders' decisions on them) here or, with ``processes > 1``, shared among the worker
+    processes; files scored before come from their records."""
     segments, human = segments.value, human.value
     records = FileRecords(located.value)
     parts: dict[int, CodingResult] = {}
@@ -213,16 +235,23 @@ def code_batch(
             parts[i] = cached
     todo = [i for i in range(len(files)) if i not in parts]
     if todo:
-        paths = [files[i][0] for i in todo]
+        flat = [s for i in todo for s in segments[i]]
+        # Cut on segments, not files, so that one big file (an excerpt table) is shared
+        # among the processes too.
+        cuts = parallel.ranges([len(s.text) for s in flat], 2 * processes if processes > 1
+                               else 1, most=CHUNK_CHARS)
+        calls = [(model_path, model_sha256, codebook.value, flat[a:b], human) for a, b in cuts]
         try:
-            fresh, saved = parallel.run(
-                score_and_record, model_path, model_sha256, codebook.value,
-                [segments[i] for i in todo], [files[i][1] for i in todo], human,
-                str(records.folder), processes=processes)
+            done = parallel.run_each(parallel.score_here, calls, processes)
         except Exception as err:
-            raise _sanitised("coding", paths, err) from None
-        parts.update(zip(todo, fresh, strict=True))
-        records.saved(saved)
+            raise _sanitised("coding", [files[i][0] for i in todo], err) from None
+        coded = CodingResult.concat(done, done[0].code_ids, done[0].thresholds)
+        bounds = list(itertools.accumulate((len(segments[i]) for i in todo), initial=0))
+        parts.update(zip(todo, (coded.rows(a, b) for a, b in itertools.pairwise(bounds)),
+                         strict=True))
+        keep = {files[i][1]: parts[i] for i in todo if files[i][1] is not None}
+        if keep:
+            records.saved(record(records.folder, keep))
     return Coded([parts[i] for i in range(len(files))], [key for _, key in files],
                  [files[i][0] for i in todo], records.save())
 
@@ -403,6 +432,13 @@ def code_corpus(
 
     # With worker processes, twice as many threads: while one task of a process is in
     # Prefect's bookkeeping, the next one already keeps the process busy.
+    reviews = load_reviews(corpus_dir / "reviews", book.code_ids)
+    decisions = reviews.decisions()
+    # Without reviews the training data is the codebook alone: the model is then
+    # prepared (reused or trained) while the corpus is read.
+    early = None if decisions else prepare_model.submit(
+        book, training_set([], decisions), str(out_dir), backend, evaluate)
+
     with task_runner(workers * (2 if processes > 1 else 1), dask_address) as runner:
         reading = [{"corpus": str(corpus_dir), "files": [(p, *keys[p]) for p in batch],
                     "interviewer_labels": labels, "max_turn_chars": max_turn_chars,
@@ -423,12 +459,10 @@ def code_corpus(
                                     for p in failure["files"])
         segments = flat_segments(combined)
 
-        reviews = load_reviews(corpus_dir / "reviews", book.code_ids)
         combined.skipped.extend(reviews.problems)
-        decisions = reviews.decisions()
         data = training_set(segments, decisions)
-        model, model_meta, retrained = prepare_model(book, data, str(out_dir), backend,
-                                                     evaluate)
+        model, model_meta, retrained = early.result() if early else prepare_model(
+            book, data, str(out_dir), backend, evaluate)
         if retrained:
             logger.info("trained the model (%s): %d reviewed segments", retrained,
                         len(data.texts))

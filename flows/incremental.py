@@ -25,7 +25,6 @@ files, so a new file changes only the batch it falls into.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import os
 import pickle
@@ -37,9 +36,6 @@ from pathlib import Path
 from typing import Any
 
 import qualcode
-from qualcode import parallel
-from qualcode.classify import CodingResult
-from qualcode.codebook import Codebook
 from qualcode.corpus import Batch
 from qualcode.documents import Segment
 from qualcode.ingest import Manifest
@@ -244,7 +240,7 @@ class FileRecords:
     """Per-file results of one task run: read from their *packs* in the task result
     folder, found through an index that only the flow writes (:func:`load_index`,
     :func:`write_index`). New ones are written by :func:`record`, one pack (a pickle of
-    ``{file key: result}``) per task run, where they were made.
+    ``{file key: result}``) per task run or per share of one in a worker process.
 
     One pack per batch rather than one file per file: creating a small file cost ~0.65 ms
     on our disks, 1.4 s for a 1,000-file corpus's ingest and coding records. Packs have
@@ -333,17 +329,3 @@ def load_index(folder: Path) -> dict[str, str]:
 
 def write_index(folder: Path, index: Mapping[str, str]) -> None:
     write_json(folder / RECORDS_INDEX, dict(sorted(index.items())))
-
-
-def score_and_record(model_path: str, model_sha256: str, codebook: Codebook,
-                     segments: Sequence[Sequence[Segment]], keys: Sequence[str | None],
-                     human: Mapping[str, frozenset[str]], folder: str
-                     ) -> tuple[list[CodingResult], dict[str, str]]:
-    """Score each file's codable ``segments`` with the saved model and record each file's
-    coding under its key where it was scored (see :func:`read_and_record`)."""
-    result = parallel.score_here(model_path, model_sha256, codebook,
-                                 [s for segs in segments for s in segs], human)
-    bounds = list(itertools.accumulate(map(len, segments), initial=0))
-    parts = [result.rows(a, b) for a, b in itertools.pairwise(bounds)]
-    keep = {key: part for key, part in zip(keys, parts, strict=True) if key is not None}
-    return parts, record(Path(folder), keep) if keep else {}

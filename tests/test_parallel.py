@@ -71,3 +71,47 @@ def test_fresh_workers_start_with_the_model_in_memory(sample_corpus: Path,
         parallel.shutdown()
     assert sha not in before and after == [sha]  # inherited: no reload from disk
     assert segments_read > 0
+
+
+def test_ranges_cut_consecutive_items_into_equal_shares() -> None:
+    assert parallel.ranges([1] * 10, 2) == [(0, 5), (5, 10)]
+    # one heavy item has a range of its own; the rest share the other
+    assert parallel.ranges([10, 1, 1, 1, 1, 1], 2) == [(0, 1), (1, 6)]
+    # more ranges than asked when one would weigh more than `most`
+    cuts = parallel.ranges([5] * 10, 2, most=12)
+    assert len(cuts) == 5 and all(b - a == 2 for a, b in cuts)
+    # every item once, in order, and never an empty range
+    for weights in ([3], [0, 0, 0], [7, 0, 2, 9, 1, 1, 4], list(range(50))):
+        cuts = parallel.ranges(weights, 4)
+        assert [i for a, b in cuts for i in range(a, b)] == list(range(len(weights)))
+        assert all(b > a for a, b in cuts) and len(cuts) <= min(4, len(weights))
+    assert parallel.ranges([], 3) == []
+
+
+def test_share_balances_whole_items_heaviest_group_first() -> None:
+    weights = [5, 1, 1, 1, 9, 2]
+    groups = parallel.share(weights, 2)
+    totals = [sum(weights[i] for i in g) for g in groups]
+    assert sorted(i for g in groups for i in g) == list(range(6))
+    assert totals == sorted(totals, reverse=True) and max(totals) - min(totals) <= 1
+    assert all(g == sorted(g) for g in groups)
+    assert parallel.share([4, 4], 5) == [[0], [1]]  # never an empty group
+
+
+def _pid_and_frozen(x: int) -> tuple[int, int, int]:
+    import gc
+
+    return x * x, os.getpid(), gc.get_freeze_count()
+
+
+def test_run_each_spreads_calls_over_the_workers_in_order() -> None:
+    try:
+        parallel.warm_up(2)
+        results = parallel.run_each(_pid_and_frozen, [(i,) for i in range(12)], processes=2)
+    finally:
+        parallel.shutdown()
+    assert [r[0] for r in results] == [i * i for i in range(12)]
+    assert os.getpid() not in {r[1] for r in results}
+    # a forked worker leaves what it inherited to the garbage collector's frozen generation
+    assert all(r[2] > 1000 for r in results)
+    assert parallel.run_each(_pid_and_frozen, [(3,)], processes=1)[0][:2] == (9, os.getpid())

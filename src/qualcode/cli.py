@@ -28,9 +28,9 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--codebook", default="codebook.yaml",
                         help="codebook file (default: codebook.yaml)")
     parser.add_argument("--out", default="outputs", help="output folder (default: outputs)")
-    parser.add_argument("--batch-size", type=int, default=100,
-                        help="about this many files per Prefect task (default: 100; each "
-                             "task costs the Prefect server ~60 ms of CPU)")
+    parser.add_argument("--batch-size", type=int, default=500,
+                        help="about this many files per Prefect task (default: 500; a "
+                             "batch's files are shared among the worker processes)")
     parser.add_argument(
         "--interviewer-labels", default=",".join(DEFAULT_INTERVIEWER_LABELS),
         help="comma-separated speaker labels kept as context and not coded "

@@ -11,7 +11,10 @@ The flow's tasks call it from their threads, so Prefect still sees one task per 
 from __future__ import annotations
 
 import atexit
+import gc
 import hashlib
+import itertools
+import math
 import multiprocessing
 import os
 import pickle
@@ -43,6 +46,9 @@ def _after_fork_in_child() -> None:
     # A forked worker has only the forking thread: a lock another thread of the parent
     # held at that moment would never be released, and the parent's pool is not its own.
     global _MODELS_LOCK, _POOL, _POOL_SIZE, _POOL_LOCK
+    # What the parent held stays as it is: the garbage collector would otherwise walk
+    # (and so copy, page by page) the whole inherited heap on each full collection.
+    gc.freeze()
     _MODELS_LOCK, _POOL_LOCK = threading.Lock(), threading.Lock()
     _POOL, _POOL_SIZE = None, 0
     for sha256, (model, _) in list(_MODELS.items()):
@@ -146,6 +152,53 @@ def run(fn: Callable[..., T], *args: Any, processes: int = 1) -> T:
     except BrokenProcessPool:
         shutdown()
         return _pool(processes).submit(fn, *args).result()
+
+
+def run_each(fn: Callable[..., T], calls: Sequence[tuple[Any, ...]], processes: int = 1
+             ) -> list[T]:
+    """``[fn(*args) for args in calls]``, the calls spread over the worker processes when
+    ``processes > 1`` (a broken pool is replaced once, as in :func:`run`)."""
+    if processes <= 1 or len(calls) <= 1:
+        return [run(fn, *args, processes=processes) for args in calls]
+    try:
+        pool = _pool(processes)
+        return [future.result() for future in [pool.submit(fn, *args) for args in calls]]
+    except BrokenProcessPool:
+        shutdown()
+        pool = _pool(processes)
+        return [future.result() for future in [pool.submit(fn, *args) for args in calls]]
+
+
+def share(weights: Sequence[float], parts: int) -> list[list[int]]:
+    """Indices of ``weights`` in at most ``parts`` groups of about equal total weight
+    (heaviest first, each to the lightest group), each group in index order, heaviest
+    group first."""
+    groups: list[list[int]] = [[] for _ in range(max(1, min(parts, len(weights))))]
+    totals = [0.0] * len(groups)
+    for i in sorted(range(len(weights)), key=lambda i: -weights[i]):
+        g = totals.index(min(totals))
+        groups[g].append(i)
+        totals[g] += weights[i]
+    order = sorted(range(len(groups)), key=lambda g: -totals[g])
+    return [sorted(groups[g]) for g in order if groups[g]]
+
+
+def ranges(weights: Sequence[float], parts: int, most: float = math.inf
+           ) -> list[tuple[int, int]]:
+    """``(start, stop)`` of consecutive items of about equal total weight: ``parts``
+    ranges, or more so that none weighs much more than ``most`` (never an empty one)."""
+    total = float(sum(weights))
+    if total <= 0:
+        weights, total = [1.0] * len(weights), float(len(weights))
+    n = min(len(weights), max(parts, math.ceil(total / most)))
+    bounds, done = [0], 0.0
+    for i, weight in enumerate(weights[:-1]):
+        done += weight
+        if done >= total * len(bounds) / n:  # a cut after each n-th of the total
+            bounds.append(i + 1)
+    if weights:
+        bounds.append(len(weights))
+    return list(itertools.pairwise(bounds))
 
 
 def shutdown() -> None:
