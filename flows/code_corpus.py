@@ -380,6 +380,7 @@ def _subset(decisions: Mapping[str, frozenset[str]], segments: Sequence[Segment]
 
 
 @flow(name="code-corpus", log_prints=False)
+@parallel.frozen_heap
 def code_corpus(
     corpus: str = "corpus",
     codebook: str = "codebook.yaml",

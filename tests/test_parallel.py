@@ -115,3 +115,10 @@ def test_run_each_spreads_calls_over_the_workers_in_order() -> None:
     # a forked worker leaves what it inherited to the garbage collector's frozen generation
     assert all(r[2] > 1000 for r in results)
     assert parallel.run_each(_pid_and_frozen, [(3,)], processes=1)[0][:2] == (9, os.getpid())
+
+
+def test_frozen_heap_leaves_the_heap_to_the_collector_again_afterwards() -> None:
+    import gc
+
+    inside = parallel.frozen_heap(gc.get_freeze_count)()
+    assert inside > 1000 and gc.get_freeze_count() == 0

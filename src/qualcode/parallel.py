@@ -11,6 +11,7 @@ The flow's tasks call it from their threads, so Prefect still sees one task per 
 from __future__ import annotations
 
 import atexit
+import functools
 import gc
 import hashlib
 import itertools
@@ -56,6 +57,23 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def frozen_heap(fn: Callable[..., T]) -> Callable[..., T]:
+    """``fn``, run with what this process holds already (libraries, Prefect, spaCy) left
+    out of garbage collection: a full collection walks every object, and in a flow run
+    on 1M words they cost the flow's process ~0.4 s. (Objects are still freed when no
+    longer referenced; only reference cycles wait until ``fn`` returns.)"""
+
+    @functools.wraps(fn)
+    def frozen(*args: Any, **kwargs: Any) -> T:
+        gc.freeze()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            gc.unfreeze()
+
+    return frozen
 
 
 def auto_workers() -> int:
