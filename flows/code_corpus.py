@@ -41,6 +41,7 @@ from qualcode.model import CodebookClassifier
 from qualcode.outputs import write_json
 from qualcode.provenance import now
 from qualcode.reliability import agreement_table, classifier_decisions, write_reliability
+from qualcode.report import write_reports
 from qualcode.reviews import ReviewSet, load_reviews
 from qualcode.segment import DEFAULT_MAX_TURN_CHARS
 from qualcode.speakers import DEFAULT_INTERVIEWER_LABELS
@@ -63,7 +64,7 @@ from .incremental import (
     write_index,
 )
 from .publish import discard, open_staging, promote
-from .reports import publish_artifacts, write_reports_task
+from .reports import publish_artifacts
 
 # Files per task run, about: each task run costs Prefect's server and the flow ~0.1 s of
 # CPU, and a batch's files are spread over all worker processes, so batches can be big.
@@ -428,18 +429,19 @@ def code_corpus(
     if processes > 1 and any(key and key not in index for key, _ in keys.values()):
         parallel.warm_up(processes)
 
+    reviews = load_reviews(corpus_dir / "reviews", book.code_ids)
+    decisions = reviews.decisions()
+    # Without reviews the training data is the codebook alone: the model is then
+    # prepared (reused or trained) while the corpus is read
+    # (after the workers are forked: no thread of this process is busy then).
+    early = None if decisions else prepare_model.submit(
+        book, training_set([], decisions), str(out_dir), backend, evaluate)
+
     def located(file_keys: Sequence[str | None]) -> Bulk:
         return Bulk({key: index[key] for key in file_keys if key in index})
 
     # With worker processes, twice as many threads: while one task of a process is in
     # Prefect's bookkeeping, the next one already keeps the process busy.
-    reviews = load_reviews(corpus_dir / "reviews", book.code_ids)
-    decisions = reviews.decisions()
-    # Without reviews the training data is the codebook alone: the model is then
-    # prepared (reused or trained) while the corpus is read.
-    early = None if decisions else prepare_model.submit(
-        book, training_set([], decisions), str(out_dir), backend, evaluate)
-
     with task_runner(workers * (2 if processes > 1 else 1), dask_address) as runner:
         reading = [{"corpus": str(corpus_dir), "files": [(p, *keys[p]) for p in batch],
                     "interviewer_labels": labels, "max_turn_chars": max_turn_chars,
@@ -620,7 +622,7 @@ def write_outputs(fingerprint: str | None, out: str, publication: Bulk) -> dict[
         written = dict(manifest["outputs"])
         if run.reviews.reviews:
             written.update(reliability(run.reviews, run.codebook, str(staging)))
-        written.update(write_reports_task(str(staging), run.codebook))
+        written.update(write_reports(str(staging), run.codebook))  # no task of its own
         run.incremental["outputs_rewritten"] = True
         _finish_manifest(staging, run.incremental, run.failed, written, run.run_id)
         promote(staging, out_dir)

@@ -417,7 +417,7 @@ def test_a_crash_while_writing_keeps_the_previous_outputs(copied, on_server, ass
     def crash(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(module, "write_reports_task", crash)  # datasets staged, reports not
+    monkeypatch.setattr(module, "write_reports", crash)  # datasets staged, reports not
     with pytest.raises(OSError):
         run_flow(corpus, out, assets.codebook)
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
