@@ -158,33 +158,30 @@ def warm_up(processes: int, fresh: bool = False) -> list[Future[None]]:
 
 def run(fn: Callable[..., T], *args: Any, processes: int = 1) -> T:
     """``fn(*args)`` here, or in a worker process when ``processes > 1`` (``fn`` and
-    ``args`` must pickle).
+    ``args`` must pickle)."""
+    return run_each(fn, [args], processes)[0]
+
+
+def run_each(fn: Callable[..., T], calls: Sequence[tuple[Any, ...]], processes: int = 1
+             ) -> list[T]:
+    """``[fn(*args) for args in calls]``, here or, when ``processes > 1``, spread over the
+    worker processes (``fn`` and ``args`` must pickle).
 
     A pool whose worker died (out of memory, killed) is replaced once; if it breaks
     again the error is raised like any other and the flow retries and reports it.
     """
     if processes <= 1:
-        return fn(*args)
-    try:
-        return _pool(processes).submit(fn, *args).result()
-    except BrokenProcessPool:
-        shutdown()
-        return _pool(processes).submit(fn, *args).result()
+        return [fn(*args) for args in calls]
 
-
-def run_each(fn: Callable[..., T], calls: Sequence[tuple[Any, ...]], processes: int = 1
-             ) -> list[T]:
-    """``[fn(*args) for args in calls]``, the calls spread over the worker processes when
-    ``processes > 1`` (a broken pool is replaced once, as in :func:`run`)."""
-    if processes <= 1 or len(calls) <= 1:
-        return [run(fn, *args, processes=processes) for args in calls]
-    try:
+    def submit_all() -> list[T]:
         pool = _pool(processes)
         return [future.result() for future in [pool.submit(fn, *args) for args in calls]]
+
+    try:
+        return submit_all()
     except BrokenProcessPool:
         shutdown()
-        pool = _pool(processes)
-        return [future.result() for future in [pool.submit(fn, *args) for args in calls]]
+        return submit_all()
 
 
 def share(weights: Sequence[float], parts: int) -> list[list[int]]:
