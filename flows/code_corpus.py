@@ -155,7 +155,8 @@ def ingest_batch(
         paths = [path for path, _, _ in missing]
         calls = [(process_batch, corpus, [missing[i] for i in group], interviewer_labels,
                   max_turn_chars, str(records.folder))
-                 for group in _groups([_size(Path(corpus) / p) for p in paths], processes)]
+                 for group in parallel.share([_size(Path(corpus) / p) for p in paths],
+                                             2 * processes if processes > 1 else 1)]
         try:
             done = parallel.run_each(read_and_record, calls, processes)
         except Exception as err:
@@ -178,14 +179,6 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
-
-
-def _groups(weights: list[int], processes: int) -> list[list[int]]:
-    """A batch's items in about equal shares for the worker processes (two per process,
-    so that one finishing early takes the next), or in one group without them."""
-    if processes <= 1:
-        return [list(range(len(weights)))]
-    return parallel.share(weights, 2 * processes)
 
 
 # ------------------------------------------------------------------------------- coding
