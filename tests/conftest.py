@@ -7,6 +7,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,22 @@ if "PREFECT_HOME" not in os.environ:
     os.environ["PREFECT_HOME"] = _home
 os.environ.pop("PREFECT_API_URL", None)
 import flows  # noqa: E402,F401  (sets qualcode's Prefect defaults)
+
+
+@contextmanager
+def api_at(url: str) -> Iterator[str]:
+    """Prefect's API at ``url`` for the block. Prefect's events worker is process-wide and
+    keeps the server it first sent to, and task-run states travel as events: it is
+    drained before and after, so that they reach ``url`` (and only ``url``)."""
+    from prefect.events.worker import EventsWorker
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    EventsWorker.drain_all()
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: url}):
+            yield url
+    finally:
+        EventsWorker.drain_all()
 
 
 @pytest.fixture(scope="session")

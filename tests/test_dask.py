@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from .conftest import api_at
 from .test_incremental import (
     Assets,
     comparable,
@@ -37,9 +38,7 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> Assets:
 
 @pytest.fixture
 def on_server(project_server: str) -> Iterator[str]:
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with temporary_settings(updates={PREFECT_API_URL: project_server}):
+    with api_at(project_server):
         yield project_server
 
 

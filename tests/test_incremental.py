@@ -20,7 +20,7 @@ import pytest
 
 from qualcode import server
 
-from .conftest import ROOT
+from .conftest import ROOT, api_at
 
 pytestmark = pytest.mark.prefect
 
@@ -160,9 +160,7 @@ def project_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 def on_server(project_server: str) -> Iterator[str]:
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with temporary_settings(updates={PREFECT_API_URL: project_server}):
+    with api_at(project_server):
         yield project_server
 
 
@@ -175,12 +173,10 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> Assets:
 def first_run(tmp_path_factory: pytest.TempPathFactory, project_server: str, assets: Assets
               ) -> tuple[Path, Path, dict[str, Any]]:
     """A cold run of the sample corpus; tests work on copies of its corpus and outputs."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
     base = tmp_path_factory.mktemp("first-run")
     corpus = corpus_without_reviews(base / "corpus")
     out = output_folder(base / "out", assets.model)
-    with temporary_settings(updates={PREFECT_API_URL: project_server}):
+    with api_at(project_server):
         summary = run_flow(corpus, out, assets.codebook)
     return corpus, out, summary
 
