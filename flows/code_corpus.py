@@ -528,7 +528,7 @@ def code_corpus(
                "retrained": retrained},
         extra_counts={"reviewed_segments": len(data.texts),
                       "reviews_not_matched": data.unmatched},
-        incremental=incremental, failed=failed,
+        incremental=incremental, failed=failed, processes=processes,
     )
     # Outputs are a function of the batches' keys and of what else they read: when none
     # changed since the run that wrote them, they are kept and only the run metadata is
@@ -593,6 +593,7 @@ class Publication:
     extra_counts: dict[str, int]
     incremental: dict[str, Any]
     failed: list[dict[str, Any]]
+    processes: int = 1  # worker processes that may write outputs
 
 
 def _fingerprint_key(context: TaskRunContext, parameters: dict[str, Any]) -> str | None:
@@ -607,15 +608,21 @@ def write_outputs(fingerprint: str | None, out: str, publication: Bulk) -> dict[
     run: Publication = publication.value
     out_dir = Path(out)
     staging = open_staging(out_dir)
+
+    def reports() -> dict[str, str]:  # while a worker writes the wide tables
+        written = {}
+        if run.reviews.reviews:
+            written.update(reliability(run.reviews, run.codebook, str(staging)))
+        written.update(write_reports(str(staging), run.codebook))  # no task of its own
+        return written
+
     try:
         manifest = write_datasets(
             staging, run.combined, codebook=run.codebook, run_id=run.run_id,
             started=run.started, seconds=run.seconds, parameters=run.parameters,
-            model=run.model, coding=run.coding, extra_counts=run.extra_counts)
+            model=run.model, coding=run.coding, extra_counts=run.extra_counts,
+            processes=run.processes, meanwhile=reports)
         written = dict(manifest["outputs"])
-        if run.reviews.reviews:
-            written.update(reliability(run.reviews, run.codebook, str(staging)))
-        written.update(write_reports(str(staging), run.codebook))  # no task of its own
         run.incremental["outputs_rewritten"] = True
         _finish_manifest(staging, run.incremental, run.failed, written, run.run_id)
         promote(staging, out_dir)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import math
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from qualcode import parallel
 from qualcode.classify import CodingResult
 from qualcode.codebook import Codebook, load_codebook
 from qualcode.corpus import Batch
@@ -152,12 +154,23 @@ def tricky_coding(batch: Batch, codebook: Codebook) -> CodingResult:
                         np.full(len(codes), 0.6), decisions, methods, evidence)
 
 
-def test_write_datasets_matches_row_by_row_csv_writer(tmp_path: Path, codebook_path: Path) -> None:
+@pytest.mark.parametrize("processes", [1, 2])
+def test_write_datasets_matches_row_by_row_csv_writer(
+    tmp_path: Path, codebook_path: Path, processes: int
+) -> None:
     codebook = load_codebook(codebook_path)
     batch = tricky_batch()
     coding = tricky_coding(batch, codebook)
-    write_datasets(tmp_path, batch, codebook=codebook, run_id="r", started="", seconds=0.0,
-                   parameters={}, coding=coding)
+    try:  # with 2, the wide tables are written by a worker process
+        manifest = write_datasets(tmp_path, batch, codebook=codebook, run_id="r", started="",
+                                  seconds=0.0, parameters={}, coding=coding,
+                                  processes=processes)
+    finally:
+        parallel.shutdown()
     segments = [s for segs in batch.segments for s in segs]
     for name, text in reference_tables(segments, coding, codebook).items():
-        assert (tmp_path / name).read_bytes() == text.encode(CSV_ENCODING), name
+        data = text.encode(CSV_ENCODING)
+        assert (tmp_path / name).read_bytes() == data, name
+        assert manifest["outputs"][name] == hashlib.sha256(data).hexdigest(), name
+    assert list(manifest["outputs"]) == [SEGMENTS_CSV, CODINGS_CSV, CODED_SEGMENTS_CSV,
+                                         SCORES_CSV]

@@ -117,6 +117,20 @@ def test_run_each_spreads_calls_over_the_workers_in_order() -> None:
     assert parallel.run_each(_pid_and_frozen, [(3,)], processes=1)[0][:2] == (9, os.getpid())
 
 
+def test_start_runs_in_a_worker_meanwhile_or_here_when_called() -> None:
+    try:
+        pending = parallel.start(_pid_and_frozen, 7, processes=2)
+        value, pid, _ = pending()
+    finally:
+        parallel.shutdown()
+    assert value == 49 and pid != os.getpid()
+    calls: list[int] = []
+    later = parallel.start(calls.append, 5, processes=1)
+    assert calls == []  # one process: runs only when its result is asked for
+    later()
+    assert calls == [5]
+
+
 def test_frozen_heap_leaves_the_heap_to_the_collector_again_afterwards() -> None:
     import gc
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import parallel
 from .classify import CodingResult
 from .codebook import Codebook
 from .corpus import Batch, flat_segments, input_records
@@ -98,13 +100,13 @@ def codings_rows(
 
 
 def coded_segments_csv(
-    header: list[str], lines: list[str], segments: list[Segment], coding: CodingResult
+    header: list[str], lines: list[str], segment_ids: list[str], coding: CodingResult
 ) -> str:
     """``coded_segments.csv``: each ``segments.csv`` line + the applied codes and 0/1 flags.
 
-    ``header`` and ``lines`` are ``segments.csv``'s (``segment_rows``, then ``csv_lines``);
-    the cells appended to a line depend only on its row of decisions, so they are encoded
-    once per distinct row.
+    ``header`` and ``lines`` are ``segments.csv``'s (``segment_rows``, then ``csv_lines``)
+    and ``segment_ids`` the id on each line; the cells appended to a line depend only on
+    its row of decisions, so they are encoded once per distinct row.
     """
     codes = coding.code_ids
     k = len(codes)
@@ -118,23 +120,28 @@ def coded_segments_csv(
     raw = np.ascontiguousarray(coding.decisions, dtype=bool).tobytes()
     key_of = {sid: raw[i * k:(i + 1) * k] for i, sid in enumerate(coding.segment_ids)}
     uncoded = bytes(k)  # all 0
-    keys = [key_of.get(s.segment_id, uncoded) for s in segments]
+    keys = [key_of.get(sid, uncoded) for sid in segment_ids]
     return csv_join([*header, "codes", *codes],
                     [line + tail(key) for line, key in zip(lines, keys, strict=True)])
 
 
-def coding_csvs(
-    segments: list[Segment], header: list[str], lines: list[str], coding: CodingResult,
-    codebook: Codebook,
-) -> dict[str, str]:
-    """Text of ``codings.csv`` (long), ``coded_segments.csv`` (wide) and ``scores.csv``."""
-    scores = score_texts(coding.scores)
+def write_wide_csvs(out: str | Path, header: list[str], lines: list[str],
+                    segment_ids: list[str], coding: CodingResult) -> dict[str, str]:
+    """Write ``coded_segments.csv`` and ``scores.csv`` (a row per segment and code) into
+    ``out``; return ``{file name: sha256}``. Runs in a worker process beside the rest."""
+    out = Path(out)
     return {
-        CODINGS_CSV: csv_join(CODING_COLUMNS,
-                              csv_lines(codings_rows(segments, coding, codebook, scores))),
-        CODED_SEGMENTS_CSV: coded_segments_csv(header, lines, segments, coding),
-        SCORES_CSV: scores_csv(coding, scores),
+        CODED_SEGMENTS_CSV: write_csv_text(
+            out / CODED_SEGMENTS_CSV, coded_segments_csv(header, lines, segment_ids, coding)),
+        SCORES_CSV: write_csv_text(out / SCORES_CSV,
+                                   scores_csv(coding, score_texts(coding.scores))),
     }
+
+
+def _scored(coding: CodingResult) -> CodingResult:
+    """``coding`` without its evidence and methods (what the wide tables need, to send)."""
+    return CodingResult(coding.segment_ids, coding.code_ids, coding.scores,
+                        coding.thresholds, coding.decisions, np.empty((0, 0), dtype=object))
 
 
 def codebook_record(codebook: Codebook) -> dict[str, Any]:
@@ -159,19 +166,29 @@ def write_datasets(
     model: dict[str, Any] | None = None,
     coding: CodingResult | None = None,
     extra_counts: dict[str, int] | None = None,
+    processes: int = 1,
+    meanwhile: Callable[[], dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """Write the segment and coding tables, then ``run_manifest.json``; return the manifest.
 
-    Each file is replaced atomically, so a crash leaves the previous version intact.
+    Each file is replaced atomically, so a crash leaves the previous version intact. With
+    ``processes > 1`` the wide tables (``coded_segments.csv``, ``scores.csv``) are written
+    in a worker process, while this one writes the rest and then runs ``meanwhile``
+    (more outputs, such as the reports, which may read the files and the manifest
+    written before; it returns ``{file name: sha256}`` for the manifest).
     """
     out = Path(out)
     segments = flat_segments(batch)
     header, rows = segment_rows(segments)
     lines = csv_lines(rows)
+    wide = None if coding is None else parallel.start(
+        write_wide_csvs, str(out), header, lines, [s.segment_id for s in segments],
+        _scored(coding), processes=processes)
     outputs = {SEGMENTS_CSV: write_csv_text(out / SEGMENTS_CSV, csv_join(header, lines))}
     if coding is not None:
-        for name, text in coding_csvs(segments, header, lines, coding, codebook).items():
-            outputs[name] = write_csv_text(out / name, text)
+        rows = codings_rows(segments, coding, codebook, score_texts(coding.scores))
+        outputs[CODINGS_CSV] = write_csv_text(out / CODINGS_CSV,
+                                              csv_join(CODING_COLUMNS, csv_lines(rows)))
     counts = {
         "files": len(batch.files),
         "documents": len(batch.documents),
@@ -196,4 +213,8 @@ def write_datasets(
         outputs=outputs,
     )
     write_json(out / RUN_MANIFEST, manifest)
+    later = meanwhile() if meanwhile is not None else {}
+    if wide is not None or later:
+        manifest["outputs"] = {**outputs, **(wide() if wide is not None else {}), **later}
+        write_json(out / RUN_MANIFEST, manifest)
     return manifest

@@ -184,6 +184,23 @@ def run_each(fn: Callable[..., T], calls: Sequence[tuple[Any, ...]], processes: 
         return submit_all()
 
 
+def start(fn: Callable[..., T], *args: Any, processes: int = 1) -> Callable[[], T]:
+    """Start ``fn(*args)`` in a worker process when ``processes > 1`` and return a function
+    that waits for its result; with one process ``fn`` runs when that function is called."""
+    if processes <= 1:
+        return lambda: fn(*args)
+    future = _pool(processes).submit(fn, *args)
+
+    def result() -> T:
+        try:
+            return future.result()
+        except BrokenProcessPool:  # as in run_each: a fresh pool, once
+            shutdown()
+            return run(fn, *args, processes=processes)
+
+    return result
+
+
 def share(weights: Sequence[float], parts: int) -> list[list[int]]:
     """Indices of ``weights`` in at most ``parts`` groups of about equal total weight
     (heaviest first, each to the lightest group), each group in index order, heaviest
