@@ -36,7 +36,7 @@ from qualcode.corpus import Batch, combine_batches, flat_segments, process_batch
 from qualcode.datasets import RUN_MANIFEST, write_datasets
 from qualcode.documents import Segment, Skipped
 from qualcode.embed import FAST, default_backend
-from qualcode.ingest import discover_files, load_manifest
+from qualcode.ingest import FileRecord, discover_files, load_manifest
 from qualcode.model import CodebookClassifier
 from qualcode.outputs import write_json
 from qualcode.provenance import now
@@ -153,14 +153,25 @@ def ingest_batch(
     missing = [entry for entry in files if entry[0] not in parts]
     if missing:
         paths = [path for path, _, _ in missing]
-        calls = [(process_batch, corpus, [missing[i] for i in group], interviewer_labels,
-                  max_turn_chars, str(records.folder))
-                 for group in parallel.share([_size(Path(corpus) / p) for p in paths],
-                                             2 * processes if processes > 1 else 1)]
+
+        def call(entries: list[tuple[str, str | None, str | None]]) -> tuple[Any, ...]:
+            return (process_batch, corpus, entries, interviewer_labels, max_turn_chars,
+                    str(records.folder))
+
+        groups = parallel.share([_size(Path(corpus) / p) for p in paths],
+                                2 * processes if processes > 1 else 1)
         try:
-            done = parallel.run_each(read_and_record, calls, processes)
+            done = parallel.run_each(read_and_record,
+                                     [call([missing[i] for i in group]) for group in groups],
+                                     processes)
         except Exception as err:
-            raise _sanitised("reading", paths, err) from None
+            if len(missing) == 1:
+                raise _sanitised("reading", paths, err) from None
+            results, failed = _one_by_one(read_and_record, [call([e]) for e in missing],
+                                          paths, "read", processes)
+            done = [result if result is not None else
+                    ({path: _unread(Path(corpus), path, sha, failed[path])}, {}, [])
+                    for result, (path, _, sha) in zip(results, missing, strict=True)]
         changed = [path for _, _, moved in done for path in moved]
         if changed:
             # Hashed by the flow, then changed (or became unreadable) before this task
@@ -172,6 +183,37 @@ def ingest_batch(
             records.saved(saved)
     return Ingested([parts[path] for path, _, _ in files], [key for _, key, _ in files],
                     [path for path, _, _ in missing], records.save())
+
+
+def _unread(corpus: Path, path: str, sha256: str | None, reason: str) -> Batch:
+    """The part of a file that could not be read: only its record and why."""
+    files = [] if sha256 is None else [FileRecord(path, sha256, _size(corpus / path),
+                                                  Path(path).suffix.lower().lstrip("."))]
+    return Batch([], [], [Skipped(path, reason)], files)
+
+
+def _one_by_one(fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]],
+                paths: Sequence[str], what: str, processes: int
+                ) -> tuple[list[Any], dict[str, str]]:
+    """After a batch failed: ``fn(*call)`` for each file's call apart, so that one bad file
+    does not take the others down. Returns the results (``None`` where a file failed) and
+    why each failed file did; when every file fails the batch fails (and is retried)."""
+    logger = get_run_logger()
+    logger.warning("a batch of %d files could not be %s: trying them one by one",
+                   len(paths), what)
+    done = parallel.run_each(parallel.attempt, [(fn, *call) for call in calls], processes)
+    failed: dict[str, str] = {}
+    for path, (_, error) in zip(paths, done, strict=True):
+        if error is not None:
+            kind, trace = error
+            logger.error("%s could not be %s:\n%s", path, what, trace)
+            failed[path] = (
+                f"could not be {what} ({kind} in qualcode; the run's log has the details) — "
+                "check that the file opens in its program and re-save it; if it still "
+                "fails, report the error (the other files were not affected)")
+    if len(failed) == len(paths):
+        raise BatchError(f"every file failed on its own too, first {paths[0]} ({kind})")
+    return [result for result, _ in done], failed
 
 
 def _size(path: Path) -> int:
@@ -209,6 +251,7 @@ class Coded(_Recorded):
     keys: list[str | None]  # the files' coding keys, in the same order
     scored: list[str] = field(default_factory=list)  # files actually scored in this run
     located: dict[str, str] = field(default_factory=dict)  # file key -> records pack
+    failed: dict[str, str] = field(default_factory=dict)  # path -> why it was not scored
 
 
 @task(name="code-batch", retries=RETRIES, retry_delay_seconds=1, persist_result=True,
@@ -228,6 +271,7 @@ def code_batch(
         if cached is not None:
             parts[i] = cached
     todo = [i for i in range(len(files)) if i not in parts]
+    failed: dict[str, str] = {}
     if todo:
         flat = [s for i in todo for s in segments[i]]
         # Cut on segments, not files, so that one big file (an excerpt table) is shared
@@ -235,19 +279,30 @@ def code_batch(
         cuts = parallel.ranges([len(s.text) for s in flat], 2 * processes if processes > 1
                                else 1, most=CHUNK_CHARS)
         calls = [(model_path, model_sha256, codebook.value, flat[a:b], human) for a, b in cuts]
+        paths = [files[i][0] for i in todo]
         try:
             done = parallel.run_each(parallel.score_here, calls, processes)
+            coded = CodingResult.concat(done, done[0].code_ids, done[0].thresholds)
+            bounds = list(itertools.accumulate((len(segments[i]) for i in todo), initial=0))
+            fresh = [coded.rows(a, b) for a, b in itertools.pairwise(bounds)]
         except Exception as err:
-            raise _sanitised("coding", [files[i][0] for i in todo], err) from None
-        coded = CodingResult.concat(done, done[0].code_ids, done[0].thresholds)
-        bounds = list(itertools.accumulate((len(segments[i]) for i in todo), initial=0))
-        parts.update(zip(todo, (coded.rows(a, b) for a, b in itertools.pairwise(bounds)),
-                         strict=True))
-        keep = {files[i][1]: parts[i] for i in todo if files[i][1] is not None}
+            if len(todo) == 1:
+                raise _sanitised("coding", paths, err) from None
+            fresh, failed = _one_by_one(
+                parallel.score_here,
+                [(model_path, model_sha256, codebook.value, segments[i], human) for i in todo],
+                paths, "coded", processes)
+            some = next(result for result in fresh if result is not None)
+            fresh = [CodingResult.concat([], some.code_ids, some.thresholds)
+                     if result is None else result for result in fresh]
+        parts.update(zip(todo, fresh, strict=True))
+        keep = {files[i][1]: parts[i] for i in todo
+                if files[i][1] is not None and files[i][0] not in failed}
         if keep:
             records.saved(record(records.folder, keep))
     return Coded([parts[i] for i in range(len(files))], [key for _, key in files],
-                 [files[i][0] for i in todo], records.save())
+                 [files[i][0] for i in todo if files[i][0] not in failed], records.save(),
+                 failed)
 
 
 # ------------------------------------------------------------------------ other tasks
@@ -361,11 +416,14 @@ def _codable_by_path(batch: Batch) -> dict[str, list[Segment]]:
     return found
 
 
-def _drop_paths(batch: Batch, paths: set[str], reason: str) -> Batch:
+def _drop_paths(batch: Batch, reasons: Mapping[str, str]) -> Batch:
+    """``batch`` without the documents of these paths, each listed as skipped with its
+    reason."""
     pairs = [(d, s) for d, s in zip(batch.documents, batch.segments, strict=True)
-             if d.path not in paths]
+             if d.path not in reasons]
     return Batch([d for d, _ in pairs], [s for _, s in pairs],
-                 [*batch.skipped, *(Skipped(p, reason) for p in sorted(paths))], batch.files)
+                 [*batch.skipped, *(Skipped(p, reasons[p]) for p in sorted(reasons))],
+                 batch.files)
 
 
 def _subset(decisions: Mapping[str, frozenset[str]], segments: Sequence[Segment]
@@ -490,9 +548,12 @@ def code_corpus(
                              code.with_options(refresh_cache=True), scoring[i]))
     logger.info("coded %d batches (%d unchanged, %d failed)", len(code_plan), scored.cached,
                 len(scored.failed))
-    failed_coding = {p for failure in scored.failed for p in failure["files"]}
-    if failed_coding:
-        combined = _drop_paths(combined, failed_coding, _failure_note("coded", tries))
+    not_coded = {p: _failure_note("coded", tries) for failure in scored.failed
+                 for p in failure["files"]}
+    not_coded.update((p, why) for result in scored.results if result is not None
+                     for p, why in result.failed.items())
+    if not_coded:
+        combined = _drop_paths(combined, not_coded)
     coding = CodingResult.concat(
         [part for result in scored.results if result is not None for part in result.parts],
         book.code_ids, model.thresholds_)

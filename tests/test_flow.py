@@ -169,6 +169,82 @@ def test_flow_bad_input_keeps_good_files(prefect_harness, codebook_path, tmp_pat
     assert len(reasons) == 7
 
 
+def test_a_file_that_crashes_reading_or_coding_does_not_take_its_batch_down(
+    prefect_harness, sample_corpus, codebook_path, tmp_path, monkeypatch
+):
+    """Fault injection (no real file crashes qualcode that we know of): one file fails in
+    reading, another in coding; both are skipped with their reason, the rest is coded."""
+    import flows.code_corpus as flow_module
+    from flows.code_corpus import code_corpus
+    from qualcode import parallel
+    from qualcode.corpus import process_batch
+
+    unreadable, uncodable = "transcripts/mmr_int_01.txt", "transcripts/yem_int_02.txt"
+
+    def reading(corpus, paths, *args):
+        if unreadable in paths:
+            raise RuntimeError("injected reading failure")
+        return process_batch(corpus, paths, *args)
+
+    def scoring(*args):
+        if any(s.segment_id.startswith("YEM-INT-02:") for s in args[3]):
+            raise RuntimeError("injected coding failure")
+        return score_here(*args)
+
+    score_here = parallel.score_here
+    monkeypatch.setattr(flow_module, "process_batch", reading)
+    monkeypatch.setattr(parallel, "score_here", scoring)
+    out = tmp_path / "outputs"
+    # one process: the injected faults live in this one
+    summary = code_corpus(corpus=str(sample_corpus), codebook=str(codebook_path), out=str(out),
+                          backend="fast", workers=1)
+    assert summary["failed_batches"] == []
+    why = {s["path"]: s["reason"] for s in summary["skipped"]}
+    assert why[unreadable].startswith("could not be read (RuntimeError in qualcode")
+    assert why[uncodable].startswith("could not be coded (RuntimeError in qualcode")
+    docs = set(_read_segments(out)["doc_id"])
+    assert "YEM-INT-02" not in docs and not any(d.startswith("MMR-INT-01") for d in docs)
+    expected = {d.doc_id for d in ingest_corpus(sample_corpus).documents}
+    assert docs == expected - {"YEM-INT-02", "MMR-INT-01"}
+    coded = pd.read_csv(out / "codings.csv", dtype=str)
+    assert not coded["doc_id"].eq("YEM-INT-02").any() and coded["doc_id"].nunique() > 50
+    manifest = json.loads((out / "run_manifest.json").read_text(encoding="utf-8"))
+    assert {s["path"] for s in manifest["skipped"]} >= {unreadable, uncodable}
+    assert unreadable in {f["path"] for f in manifest["inputs"]}  # still listed as an input
+
+
+def test_run_exits_with_status_1_when_a_batch_failed(
+    prefect_harness, codebook_path, tmp_path, monkeypatch, capsys
+):
+    import flows.code_corpus as flow_module
+    from qualcode import cli
+    from qualcode.corpus import process_batch
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name in ("a", "b"):
+        (corpus / f"{name}.txt").write_text(
+            "Interviewer: Why?\n\nRespondent: The convoy waited two days at the checkpoint."
+            "\n", encoding="utf-8")
+
+    def reading(corpus_dir, paths, *args):
+        if "b.txt" in paths:
+            raise MemoryError("injected")
+        return process_batch(corpus_dir, paths, *args)
+
+    monkeypatch.setattr(flow_module, "process_batch", reading)
+    out = tmp_path / "outputs"
+    status = cli.main(["run", "--corpus", str(corpus), "--codebook", str(codebook_path),
+                       "--out", str(out), "--backend", "fast", "--workers", "1",
+                       "--batch-size", "1"])
+    printed = capsys.readouterr()
+    assert status == 1
+    assert "FAILED         ingest-batch on 1 file(s): MemoryError while reading b.txt" \
+        in printed.out
+    assert "exit status 1" in printed.err
+    assert set(_read_segments(out)["doc_id"]) == {"a"}  # everything else was written
+
+
 def test_invalid_codebook_stops_before_outputs(prefect_harness, sample_corpus, tmp_path):
     from flows.code_corpus import code_corpus
 

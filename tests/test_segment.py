@@ -244,7 +244,9 @@ def test_long_turns_split_at_paragraph_breaks(tmp_path: Path) -> None:
         ("long:1", 1, "Interviewer", "Tell me everything."),
         ("long:2.1", 2, "Respondent", para[0]),
         ("long:2.2", 2, "Respondent", f"{para[1]}\n  \n{para[2]}"),  # 94 chars fit together
-        ("long:2.3", 2, "Respondent", para[3]),  # longer than the limit: kept whole
+        # longer than the limit and without a space: cut at the limit
+        ("long:2.3", 2, "Respondent", para[3][:100]),
+        ("long:2.4", 2, "Respondent", para[3][100:]),
         ("long:3", 3, "Interviewer", "Thanks."),
         ("long:4", 4, "Respondent", "Welcome."),
     ]
@@ -253,10 +255,33 @@ def test_long_turns_split_at_paragraph_breaks(tmp_path: Path) -> None:
     assert [s.segment_id for s in segment_document(doc)] == ["long:1", "long:2", "long:3", "long:4"]
 
 
-def test_long_turn_without_paragraph_breaks_is_not_split(tmp_path: Path) -> None:
-    text = "Q: a?\nHamid: " + "word " * 100 + "\nQ: b?\nHamid: c.\n"
-    segments = segment_document(_doc(tmp_path, text), max_turn_chars=50)
-    assert [s.segment_id for s in segments] == ["doc:1", "doc:2", "doc:3", "doc:4"]
+def test_long_paragraph_is_cut_at_sentence_ends_then_spaces(tmp_path: Path) -> None:
+    sentence = "Access was negotiated again. "  # 29 characters
+    turn = sentence * 6 + "word " * 30  # one paragraph of 324 characters
+    text = f"Q: a?\nHamid: {turn}\nQ: b?\nHamid: c.\n"
+    doc = _doc(tmp_path, text)
+    segments = segment_document(doc, max_turn_chars=100)
+    _check_offsets(doc, segments)
+    parts = [s for s in segments if s.turn == 2]
+    assert [s.segment_id for s in parts] == ["doc:2.1", "doc:2.2", "doc:2.3", "doc:2.4"]
+    assert all(len(s.text) <= 100 for s in parts)
+    # a part ends after a sentence where one fits, else after a word
+    assert parts[0].text == (sentence * 3).strip() and parts[1].text == (sentence * 3).strip()
+    assert parts[2].text == ("word " * 20).strip() and parts[3].text == ("word " * 10).strip()
+    assert " ".join(s.text for s in parts).split() == turn.split()  # nothing lost
+    assert [s.segment_id for s in segments if s.turn != 2] == ["doc:1", "doc:3", "doc:4"]
+
+
+def test_prose_paragraph_longer_than_the_limit_is_cut_in_parts(tmp_path: Path) -> None:
+    long = "The convoy waited at the checkpoint. " * 200  # 7,400 characters, one line
+    doc = _doc(tmp_path, f"Short first paragraph.\n\n{long}\n\nLast one.\n")
+    assert doc.layout == PROSE
+    segments = segment_document(doc)
+    _check_offsets(doc, segments)
+    ids = [s.segment_id for s in segments]
+    assert ids == ["doc:1", "doc:2.1", "doc:2.2", "doc:3"]
+    assert all(len(s.text) <= 4000 for s in segments)
+    assert segments[1].text.endswith("checkpoint.")
 
 
 # --- prose and excerpts -------------------------------------------------------------------

@@ -215,8 +215,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     status, report = check_codebook(args.codebook)
     if status:
         print(report, file=sys.stderr)
-        print("\nThe run was not started and outputs/ is untouched: fix the codebook first.",
-              file=sys.stderr)
+        print(f"\nThe run was not started and {args.out}/ is untouched: fix the codebook "
+              "first.", file=sys.stderr)
         return status
     if not Path(args.corpus).is_dir():
         print(f"error: corpus folder '{args.corpus}' does not exist — pass --corpus with the "
@@ -249,6 +249,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     _print_summary(summary, args.out)
     _print_incremental(summary)
     print(f"  wall time      {time.perf_counter() - t0:.1f} s (incl. Prefect start-up)")
+    if summary.get("failed_batches"):  # a scheduler or script must notice
+        print("\nSome batches failed (FAILED above): the outputs hold everything else; exit "
+              "status 1.", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -21,6 +21,7 @@ import os
 import pickle
 import sys
 import threading
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -182,6 +183,15 @@ def run_each(fn: Callable[..., T], calls: Sequence[tuple[Any, ...]], processes: 
     except BrokenProcessPool:
         shutdown()
         return submit_all()
+
+
+def attempt(fn: Callable[..., T], *args: Any) -> tuple[T | None, tuple[str, str] | None]:
+    """``(fn(*args), None)``, or ``(None, (error type, traceback))`` when it raises: calls
+    made this way cannot take each other down."""
+    try:
+        return fn(*args), None
+    except Exception as err:
+        return None, (type(err).__name__, traceback.format_exc())
 
 
 def start(fn: Callable[..., T], *args: Any, processes: int = 1) -> Callable[[], T]:

@@ -193,6 +193,9 @@ def make_nlp() -> Language:
     nlp.add_pipe("qualcode_lemmas")
     nlp.add_pipe("qualcode_sentences")
     nlp.initialize()
+    # spaCy's 1M-character limit guards parsers and NER (~1 GB per 100k characters); this
+    # pipeline only tokenises and looks up, so one very long segment is no danger.
+    nlp.max_length = 2**62
     return nlp
 
 

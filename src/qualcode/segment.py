@@ -10,6 +10,7 @@ from .speakers import DEFAULT_INTERVIEWER_LABELS, find_labels, is_interviewer
 
 DEFAULT_MAX_TURN_CHARS = 4000
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
+_SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*\s+")
 
 
 def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:
@@ -29,6 +30,27 @@ def _paragraphs(text: str, start: int, end: int) -> list[tuple[int, int]]:
         cursor = brk.end()
     spans.append(_trimmed(text, cursor, end))
     return [(s, e) for s, e in spans if e > s]
+
+
+def _cut(text: str, start: int, end: int, limit: int) -> list[tuple[int, int]]:
+    """``text[start:end]`` in spans of at most ``limit`` characters, each cut after the
+    last sentence end that fits (or else the last space; a text without any is cut at
+    ``limit``), never before half of ``limit``."""
+    spans = []
+    while end - start > limit:
+        low, stop = start + limit // 2, start + limit
+        cut = max((m.end() for m in _SENTENCE_END.finditer(text, low, stop)), default=0)
+        if not cut:
+            cut = next((i + 1 for i in range(stop - 1, low, -1) if text[i].isspace()), stop)
+        spans.append(_trimmed(text, start, cut))
+        start = _trimmed(text, cut, end)[0]
+    spans.append(_trimmed(text, start, end))
+    return [(s, e) for s, e in spans if e > s]
+
+
+def _pieces(text: str, start: int, end: int, limit: int) -> list[tuple[int, int]]:
+    """Paragraphs of ``text[start:end]``, those longer than ``limit`` cut (``_cut``)."""
+    return [piece for s, e in _paragraphs(text, start, end) for piece in _cut(text, s, e, limit)]
 
 
 def _pack(spans: list[tuple[int, int]], limit: int) -> list[tuple[int, int]]:
@@ -69,10 +91,13 @@ def segment_document(
     if doc.layout == EXCERPT:
         return [_segment(doc, "1", "", None, _trimmed(text, 0, len(text)), True)]
     if doc.layout != TRANSCRIPT:
-        return [
-            _segment(doc, str(n), "", None, span, True)
-            for n, span in enumerate(_paragraphs(text, 0, len(text)), start=1)
-        ]
+        segments = []
+        for n, (start, end) in enumerate(_paragraphs(text, 0, len(text)), start=1):
+            parts = _cut(text, start, end, max_turn_chars)
+            segments.extend(
+                _segment(doc, f"{n}.{part}" if len(parts) > 1 else str(n), "", None, span, True)
+                for part, span in enumerate(parts, start=1))
+        return segments
     # Subtitle text is rebuilt one "Speaker: words" paragraph per turn: a speaker who
     # talks once (an interpreter, a single <v Name> cue) is still a speaker.
     labels = find_labels(text, interviewer_labels, paragraph_labels=doc.format in ("vtt", "srt"))
@@ -88,7 +113,7 @@ def segment_document(
         if stop <= start:
             continue  # a label with no words still counts as a turn
         parts = (
-            _pack(_paragraphs(text, start, stop), max_turn_chars)
+            _pack(_pieces(text, start, stop, max_turn_chars), max_turn_chars)
             if stop - start > max_turn_chars
             else [(start, stop)]
         )
