@@ -10,7 +10,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from qualcode.codebook import Codebook, load_codebook
-from qualcode.datasets import RUN_MANIFEST
+from qualcode.datasets import RUN_MANIFEST, codebook_mismatch
 from qualcode.outputs import write_json
 from qualcode.report import artifact_markdown, frequency_table_rows, write_reports
 
@@ -46,4 +46,8 @@ def report_outputs(out: str, codebook: Codebook) -> dict[str, str]:
 def refresh_reports(out: str = "outputs", codebook: str = "codebook.yaml") -> dict[str, Any]:
     """Regenerate every report from the existing coded outputs, without recoding."""
     out_dir = str(Path(out).resolve())
-    return {"outputs": report_outputs(out_dir, load_codebook(codebook)), "out": out_dir}
+    book = load_codebook(codebook)
+    problem = codebook_mismatch(out_dir, book)
+    if problem:
+        raise ValueError(problem)
+    return {"outputs": report_outputs(out_dir, book), "out": out_dir}

@@ -20,10 +20,12 @@ from qualcode.reviews import load_reviews
 from qualcode.training import TrainingSet, evaluate_and_write, train, training_set
 
 
-def _training_data(corpus: Path, reviews: str | None, code_ids: list[str]) -> TrainingSet:
+def _training_data(corpus: Path, reviews: str | None, code_ids: list[str]
+                   ) -> tuple[TrainingSet, list[str]]:
+    """The reviewed segments, and the problems found in the review files."""
     segments = flat_segments(read_corpus(corpus))
     source = load_reviews(reviews or corpus / "reviews", code_ids)
-    return training_set(segments, source.decisions())
+    return training_set(segments, source.decisions()), [str(p) for p in source.problems]
 
 
 @task(name="cross-validate")
@@ -49,14 +51,14 @@ def evaluate_model(
     """Cross-validate over the reviewed segments; write ``evaluation.csv``."""
     logger = get_run_logger()
     book = load_codebook(codebook)
-    data = _training_data(Path(corpus).resolve(), reviews, book.code_ids)
+    data, problems = _training_data(Path(corpus).resolve(), reviews, book.code_ids)
     logger.info("cross-validating on %d reviewed segments from %d documents",
                 len(data.texts), len(set(data.groups)))
     cv = cross_validate_task(book, data, str(Path(out).resolve()), backend, folds)
     rows = evaluation_rows(book, cv)
     write_evaluation(out, rows)
     return {"summary": summary(rows), "table": format_evaluation(rows),
-            "unmatched": data.unmatched}
+            "unmatched": data.unmatched, "review_problems": problems}
 
 
 @flow(name="train-model")
@@ -68,7 +70,7 @@ def train_model(
     """Evaluate (when there are enough reviews), then train on all of them and save."""
     book = load_codebook(codebook)
     out_dir = str(Path(out).resolve())
-    data = _training_data(Path(corpus).resolve(), reviews, book.code_ids)
+    data, problems = _training_data(Path(corpus).resolve(), reviews, book.code_ids)
     evaluation = evaluate_task(book, data, out_dir, backend, folds) if evaluate else {}
     _, meta = train_task(book, data, out_dir, backend, evaluation)
-    return {**meta, "unmatched": data.unmatched}
+    return {**meta, "unmatched": data.unmatched, "review_problems": problems}

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from qualcode.codebook import CodebookError
 from qualcode.ingest import ingest_corpus
@@ -245,6 +246,22 @@ def test_run_exits_with_status_1_when_a_batch_failed(
     assert set(_read_segments(out)["doc_id"]) == {"a"}  # everything else was written
 
 
+def test_evaluate_reports_problems_in_the_review_files(prefect_harness, sample_corpus,
+                                                       codebook_path, tmp_path, capsys):
+    from qualcode import cli
+
+    with (sample_corpus / "reviews" / "coder_a.csv").open("a", encoding="utf-8") as f:
+        f.write("SAM-003:1,armed_group_presure,coder_a\n")  # a typo
+    status = cli.main(["evaluate", "--corpus", str(sample_corpus), "--codebook",
+                       str(codebook_path), "--out", str(tmp_path / "out"), "--backend", "fast",
+                       "--folds", "2"])
+    printed = capsys.readouterr()
+    assert status == 0
+    assert "warning: " in printed.err and "armed_group_presure" in printed.err
+    assert "coder_a.csv" in printed.err
+    assert (tmp_path / "out" / "evaluation.csv").is_file()
+
+
 def test_invalid_codebook_stops_before_outputs(prefect_harness, sample_corpus, tmp_path):
     from flows.code_corpus import code_corpus
 
@@ -296,6 +313,22 @@ def test_cli_run_prints_clean_summary(tmp_path):
     segments = _read_segments(tmp_path / "out")
     assert list(segments["segment_id"]) == ["a:1", "a:2"]
     assert (tmp_path / "home").is_dir()  # Prefect kept its files in PREFECT_HOME
+
+    # Reading these outputs with a codebook of other code ids is refused, not zeroed.
+    data = yaml.safe_load((ROOT / "codebook.yaml").read_text(encoding="utf-8"))
+    dropped = data["codes"].pop()["id"]
+    for code in data["codes"]:
+        code["related"] = [r for r in code.get("related") or [] if r != dropped]
+    (tmp_path / "fewer.yaml").write_text(yaml.safe_dump(data, sort_keys=False),
+                                         encoding="utf-8")
+    for command in (["report"], ["agreement"], ["review", "export"]):
+        result = _cli(*command, "--codebook", "fewer.yaml", "--out", "out", cwd=tmp_path,
+                      env_home=tmp_path / "home")
+        assert result.returncode == 1, (command, result.stdout, result.stderr)
+        assert f"were coded with other code ids than fewer.yaml (coded with {dropped})" \
+            in result.stderr, command
+    assert _cli("report", "--codebook", str(ROOT / "codebook.yaml"), "--out", "out",
+                cwd=tmp_path, env_home=tmp_path / "home").returncode == 0
 
 
 def test_docx_zip_is_detected_as_damaged(tmp_path):

@@ -368,6 +368,14 @@ def _check_first(args: argparse.Namespace) -> int:
     return status
 
 
+def _print_review_problems(problems: Sequence[str], most: int = 20) -> None:
+    for problem in problems[:most]:
+        print(f"warning: {problem}", file=sys.stderr)
+    if len(problems) > most:
+        print(f"warning: ... and {len(problems) - most} more problems in the review files",
+              file=sys.stderr)
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     if status := _check_first(args):
         return status
@@ -382,6 +390,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    _print_review_problems(result["review_problems"])
     print(result["table"])
     s = result["summary"]
     print(f"\n{s['reviewed']} reviewed segments; macro F1 {s['macro_f1']:.3f} (rules alone "
@@ -403,6 +412,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     with in_process_run():
         meta = train_model(corpus=args.corpus, codebook=args.codebook, out=args.out,
                            reviews=args.reviews, backend=args.backend, folds=args.folds)
+    _print_review_problems(meta["review_problems"])
     print(f"\ntrained {meta['model_id']} on {meta['reviewed_segments']} reviewed segments "
           f"({meta['backend']} backend)")
     if meta.get("evaluation"):
@@ -424,6 +434,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"error: no segments.csv in '{args.out}' — run `qualcode run` first, or pass "
               "--out with the folder of a previous run", file=sys.stderr)
         return 2
+    if _other_codebook(args.out, args.codebook):
+        return 1
     from flows import in_process_run
     from flows.reports import refresh_reports
 
@@ -433,6 +445,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     for name in result["outputs"]:
         print(f"  {name}")
     return 0
+
+
+def _other_codebook(out: str, codebook: Any) -> bool:
+    """Print why and return ``True`` when the outputs in ``out`` were coded with other code
+    ids than ``codebook`` (a path or a loaded codebook)."""
+    from .codebook import load_codebook
+    from .datasets import codebook_mismatch
+
+    book = load_codebook(codebook) if isinstance(codebook, str | Path) else codebook
+    problem = codebook_mismatch(out, book)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+    return problem is not None
 
 
 def _codebook_or_exit(path: str):
@@ -455,7 +480,7 @@ def cmd_review(args: argparse.Namespace) -> int:
     from .reviews import load_reviews
 
     book = _codebook_or_exit(args.codebook)
-    if book is None:
+    if book is None or (args.review_command != "import" and _other_codebook(args.out, book)):
         return 1
     reviews_dir = Path(args.corpus) / "reviews"
     segments = Path(args.out) / "segments.csv"
@@ -497,7 +522,7 @@ def cmd_agreement(args: argparse.Namespace) -> int:
     from .reviews import load_reviews
 
     book = _codebook_or_exit(args.codebook)
-    if book is None:
+    if book is None or _other_codebook(args.out, book):
         return 1
     source = args.files or Path(args.corpus) / "reviews"
     reviews = load_reviews(source, book.code_ids)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import functools
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ from .codebook import Codebook
 from .corpus import Batch, flat_segments, input_records
 from .documents import Segment
 from .outputs import (
+    CSV_ENCODING,
     CSV_LINE_END,
     csv_cells,
     csv_join,
@@ -142,6 +144,33 @@ def _scored(coding: CodingResult) -> CodingResult:
     """``coding`` without its evidence and methods (what the wide tables need, to send)."""
     return CodingResult(coding.segment_ids, coding.code_ids, coding.scores,
                         coding.thresholds, coding.decisions, np.empty((0, 0), dtype=object))
+
+
+def coded_code_ids(out: str | Path) -> list[str] | None:
+    """The code ids the outputs in ``out`` were coded with (``coded_segments.csv``'s
+    columns after ``codes``); ``None`` when there is no such table."""
+    try:
+        with (Path(out) / CODED_SEGMENTS_CSV).open(encoding=CSV_ENCODING, newline="") as f:
+            header = next(csv.reader(f), [])
+    except OSError:
+        return None
+    return header[header.index("codes") + 1:] if "codes" in header else None
+
+
+def codebook_mismatch(out: str | Path, codebook: Codebook) -> str | None:
+    """Why the outputs in ``out`` cannot be read with ``codebook`` (they were coded with
+    other code ids), or ``None``. Edited labels and definitions are fine."""
+    coded = coded_code_ids(out)
+    if coded is None or set(coded) == set(codebook.code_ids):
+        return None
+    gone = [c for c in coded if c not in codebook.code_ids]
+    new = [c for c in codebook.code_ids if c not in coded]
+    listed = "; ".join(part for part in (
+        f"coded with {', '.join(gone[:5])}{' ...' if len(gone) > 5 else ''}" if gone else "",
+        f"no {', '.join(new[:5])}{' ...' if len(new) > 5 else ''}" if new else "") if part)
+    return (f"the outputs in {out} were coded with other code ids than {codebook.path} "
+            f"({listed}) — pass the --codebook that run used, or run `qualcode run` with "
+            "this codebook first")
 
 
 def codebook_record(codebook: Codebook) -> dict[str, Any]:

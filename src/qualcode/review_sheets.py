@@ -259,7 +259,8 @@ def _pick_uncertain(pool: list[_Segment], sugg: _Suggestions, status: Mapping[st
                     n: int) -> list[_Segment]:
     if not sugg.scores:
         raise ReviewSheetError(
-            "the 'uncertain' strategy needs outputs/scores.csv — run `qualcode run` first, or "
+            "the 'uncertain' strategy needs scores.csv in the outputs folder — run "
+            "`qualcode run` first (or pass --out with the folder of a run), or "
             "use --strategy random")
     pairs = sorted(
         (_rank(status.get(code, "human")), _margin(pair), seg.order, seg.segment_id)
