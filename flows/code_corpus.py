@@ -513,8 +513,8 @@ def code_corpus(
                                     for p in failure["files"])
         segments = flat_segments(combined)
 
-        combined.skipped.extend(reviews.problems)
         data = training_set(segments, decisions)
+        review_problems = [*reviews.problems, *reviews.unmatched(data.segment_ids)]
         model, model_meta, retrained = early.result() if early else prepare_model(
             book, data, str(out_dir), backend, evaluate)
         if retrained:
@@ -590,6 +590,7 @@ def code_corpus(
         extra_counts={"reviewed_segments": len(data.texts),
                       "reviews_not_matched": data.unmatched},
         incremental=incremental, failed=failed, processes=processes,
+        review_problems=review_problems,
     )
     # Outputs are a function of the batches' keys and of what else they read: when none
     # changed since the run that wrote them, they are kept and only the run metadata is
@@ -597,7 +598,7 @@ def code_corpus(
     fingerprint = None if failed else outputs_fingerprint(
         ingest=[keys[p][0] for p in paths],
         coding=[key for batch in code_files for _, key in batch],
-        skipped=[asdict(s) for s in combined.skipped],
+        skipped=[asdict(s) for s in [*combined.skipped, *review_problems]],
         codebook=publication.parameters["codebook"] + "@" + book.sha256,
         model=model_sha, reviews=corpus_dir / "reviews", out=out_dir)
     writer = write_outputs.with_options(result_storage=storage)
@@ -655,6 +656,7 @@ class Publication:
     incremental: dict[str, Any]
     failed: list[dict[str, Any]]
     processes: int = 1  # worker processes that may write outputs
+    review_problems: list[Skipped] = field(default_factory=list)
 
 
 def _fingerprint_key(context: TaskRunContext, parameters: dict[str, Any]) -> str | None:
@@ -682,7 +684,7 @@ def write_outputs(fingerprint: str | None, out: str, publication: Bulk) -> dict[
             staging, run.combined, codebook=run.codebook, run_id=run.run_id,
             started=run.started, seconds=run.seconds, parameters=run.parameters,
             model=run.model, coding=run.coding, extra_counts=run.extra_counts,
-            processes=run.processes, meanwhile=reports)
+            processes=run.processes, meanwhile=reports, review_problems=run.review_problems)
         written = dict(manifest["outputs"])
         run.incremental["outputs_rewritten"] = True
         _finish_manifest(staging, run.incremental, run.failed, written, run.run_id)

@@ -262,6 +262,26 @@ def test_evaluate_reports_problems_in_the_review_files(prefect_harness, sample_c
     assert (tmp_path / "out" / "evaluation.csv").is_file()
 
 
+def test_run_lists_review_problems_apart_from_skipped_files(
+    prefect_harness, sample_corpus, codebook_path, tmp_path
+):
+    from flows.code_corpus import code_corpus
+
+    with (sample_corpus / "reviews" / "coder_a.csv").open("a", encoding="utf-8") as f:
+        f.write("SAM-003:1,armed_group_presure,coder_a\nNOPE-9:1,,coder_a\n")
+    summary = code_corpus(corpus=str(sample_corpus), codebook=str(codebook_path),
+                          out=str(tmp_path / "out"), backend="fast", workers=1)
+    problems = [(p["path"], p["reason"].split(" — ")[0]) for p in summary["review_problems"]]
+    assert ("reviews/coder_a.csv",
+            "unknown code id 'armed_group_presure' (did you mean 'armed_group_pressure'?)"
+            ) in problems
+    assert ("reviews/coder_a.csv", "unknown segment 'NOPE-9:1'") in problems
+    assert summary["counts"]["review_problems"] == len(problems)
+    assert not any(s["path"].startswith("reviews/") for s in summary["skipped"])
+    manifest = json.loads((tmp_path / "out" / "run_manifest.json").read_text(encoding="utf-8"))
+    assert manifest["review_problems"] == summary["review_problems"]
+
+
 def test_invalid_codebook_stops_before_outputs(prefect_harness, sample_corpus, tmp_path):
     from flows.code_corpus import code_corpus
 

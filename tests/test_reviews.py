@@ -12,6 +12,7 @@ import pytest
 from openpyxl import load_workbook
 
 from qualcode.codebook import Category, Code, Codebook
+from qualcode.documents import Segment
 from qualcode.outputs import write_csv
 from qualcode.review_sheets import (
     DUPLICATE,
@@ -38,6 +39,7 @@ from qualcode.reviews import (
     resolve_codes,
     text_sha256,
 )
+from qualcode.training import training_set
 
 CODES = ("apple", "banana", "cherry")
 DANGEROUS = ["=HYPERLINK(\"http://x\",\"click\")", "+1+2", "-3 villages were cut off",
@@ -509,15 +511,88 @@ def test_the_sample_flow_outputs_are_not_needed_for_segments_none(tmp_path: Path
     assert report.imported == 1 and (reviews_dir / "gil.csv").exists()
 
 
-def test_review_files_keep_the_old_reading_rules(reviews_dir: Path) -> None:
-    (reviews_dir / "gold.csv").write_text(
-        "segment_id,doc_id,codes,coder\nA:1,A,apple;kiwi,gold\nA:2,A,,\nA:1,A,Cherry,gold\n",
-        encoding="utf-8")
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_review_files_reading_rules(reviews_dir: Path) -> None:
+    gold = _write(reviews_dir / "gold.csv", "segment_id,doc_id,codes,coder\n"
+                  "A:1,A,apple;kiwi,gold\nA:2,A,,gold\nA:1,A,Cherry,gold\n")
     reviews = load_reviews(reviews_dir, CODES)
-    assert [(r.segment_id, r.codes, r.coder, r.row) for r in reviews.reviews] == [
-        ("A:1", {"apple"}, "gold", 2), ("A:2", frozenset(), "gold", 3),
-        ("A:1", {"cherry"}, "gold", 4)]
+    assert [(r.segment_id, r.codes, r.coder, r.source, r.row) for r in reviews.reviews] == [
+        ("A:2", frozenset(), "gold", "reviews/gold.csv", 3),
+        ("A:1", {"cherry"}, "gold", "reviews/gold.csv", 4)]
     assert [str(p) for p in reviews.problems] == [
-        "gold.csv:2: unknown code id 'kiwi' — the code was ignored; fix the id"]
+        "reviews/gold.csv:2: unknown code id 'kiwi' — the row was left out (not read as "
+        "'no code'); correct the id (valid ids are in the codebook) and run again"]
     assert reviews.decisions() == {"A:1": {"cherry"}, "A:2": frozenset()}
-    assert load_reviews([reviews_dir / "gold.csv"], CODES).sha256 == reviews.sha256
+    named = load_reviews([gold], CODES)
+    assert named.sha256 == reviews.sha256
+    assert {r.source for r in named.reviews} == {str(gold)}  # a named file: its path
+
+
+def test_a_row_with_an_unknown_code_is_left_out_not_read_as_no_code(reviews_dir: Path) -> None:
+    _write(reviews_dir / "bad_codes.csv", "segment_id,codes,coder\n"
+           "A:1,aple,ana\n"  # 2: only an unknown id (a typo)
+           "A:2,,ana\n"  # 3: reviewed, no code
+           "A:3,apple; kiwi; Banan,ana\n")  # 4: two unknown ids beside a known one
+    reviews = load_reviews(reviews_dir, CODES)
+    assert reviews.decisions() == {"A:2": frozenset()}
+    assert [(r.segment_id, r.row) for r in reviews.reviews] == [("A:2", 3)]
+    fix = ("the row was left out (not read as 'no code'); correct the id (valid ids are in "
+           "the codebook) and run again")
+    assert [str(p) for p in reviews.problems] == [
+        f"reviews/bad_codes.csv:2: unknown code id 'aple' (did you mean 'apple'?) — {fix}",
+        f"reviews/bad_codes.csv:4: unknown code id 'kiwi' — {fix}",
+        f"reviews/bad_codes.csv:4: unknown code id 'Banan' (did you mean 'banana'?) — {fix}"]
+
+
+def test_a_bad_latest_row_withdraws_the_coders_earlier_decision(reviews_dir: Path) -> None:
+    _write(reviews_dir / "ana.csv", "segment_id,codes,coder\n"
+           "A:1,apple,ana\nA:2,apple,ana\n"  # earlier decisions
+           "A:1,aple,ana\nA:2,aple,ana\n"  # later, with a typo
+           "A:2,banana,ana\n")  # corrected for A:2 only
+    _write(reviews_dir / "bo.csv", "segment_id,codes,coder\nA:1,cherry,bo\nA:2,cherry,bo\n")
+    reviews = load_reviews(reviews_dir, CODES)
+    assert [(r.source, r.row) for r in reviews.latest().values()] == [
+        ("reviews/ana.csv", 6), ("reviews/bo.csv", 2), ("reviews/bo.csv", 3)]
+    # A:1 is bo's alone (ana's stale 'apple' does not count); A:2: ana and bo disagree.
+    assert reviews.decisions() == {"A:1": {"cherry"}, "A:2": {"banana", "cherry"}}
+    assert [(p.path, p.line) for p in reviews.problems] == [
+        ("reviews/ana.csv", 4), ("reviews/ana.csv", 5)]
+
+
+def test_rows_without_segment_id_or_coder_are_reported(reviews_dir: Path) -> None:
+    _write(reviews_dir / "holes.csv", "segment_id,codes,coder\n"
+           ",apple,ana\n"  # 2: no segment_id
+           "A:2,banana,\n"  # 3: no coder (no longer attributed to a coder 'holes')
+           "A:3,cherry,ana\n")
+    _write(reviews_dir / "nocoder.csv", "segment_id,codes\nA:4,apple\n")
+    reviews = load_reviews(reviews_dir, CODES)
+    assert reviews.decisions() == {"A:3": {"cherry"}}
+    assert reviews.coders == ["ana"]
+    assert [str(p) for p in reviews.problems] == [
+        "reviews/holes.csv:2: no segment_id — the row was left out (it cannot be matched to "
+        "a segment); restore its segment_id",
+        "reviews/holes.csv:3: no coder — the row was left out; write the coder's name in its "
+        "'coder' cell, or delete the row if nobody reviewed it",
+        "reviews/nocoder.csv:1: has no 'coder' column — the file was left out; a review file "
+        "needs segment_id, codes and coder columns"]
+
+
+def test_decisions_on_segments_not_in_the_corpus_are_listed(reviews_dir: Path) -> None:
+    _write(reviews_dir / "ana.csv", "segment_id,codes,coder\n"
+           "D1:2,apple,ana\nD1:44,apple,ana\nD1:4,,ana\nD1:44,banana,ana\nZZ:1,,ana\n")
+    _write(reviews_dir / "bo.csv", "segment_id,codes,coder\nD1:3,cherry,bo\n")
+    reviews = load_reviews(reviews_dir, CODES)
+    segments = [Segment(f"D1:{n}", "D1", "interview", "Respondent", n, 0, 1, "text",
+                        codable=n != 3) for n in (2, 3, 4, 5)]
+    data = training_set(segments, reviews.decisions())
+    assert data.segment_ids == ["D1:2", "D1:4"] and data.unmatched == 3
+    why = ("is not among the corpus's codable segments, so the decision was not used; correct "
+           "the id, or update or delete the row if the document was renamed or removed")
+    assert [str(p) for p in reviews.unmatched(data.segment_ids)] == [
+        f"reviews/ana.csv:5: unknown segment 'D1:44' (did you mean 'D1:4'?) — it {why}",
+        f"reviews/ana.csv:6: unknown segment 'ZZ:1' — it {why}",
+        f"reviews/bo.csv:2: unknown segment 'D1:3' (did you mean 'D1:4'?) — it {why}"]

@@ -192,6 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _where(entry: dict[str, Any]) -> str:
+    return entry["path"] + (f":{entry['line']}" if entry.get("line") else "")
+
+
 def _print_summary(summary: dict[str, Any], out: str) -> None:
     counts = summary["counts"]
     print()
@@ -201,8 +205,14 @@ def _print_summary(summary: dict[str, Any], out: str) -> None:
     print(f"  segments       {counts['segments']} ({counts['codable_segments']} to code)")
     print(f"  skipped        {counts['skipped']}")
     for entry in summary["skipped"]:
-        where = entry["path"] + (f":{entry['line']}" if entry.get("line") else "")
-        print(f"    - {where}: {entry['reason']}")
+        print(f"    - {_where(entry)}: {entry['reason']}")
+    problems = summary.get("review_problems") or []
+    if problems:
+        print(f"  review problems {len(problems)} (rows of the review files left out)")
+        for entry in problems[:20]:
+            print(f"    - {_where(entry)}: {entry['reason']}")
+        if len(problems) > 20:
+            print(f"    ... and {len(problems) - 20} more in run_manifest.json")
     print(f"  outputs        {Path(out).resolve()}")
     for name in summary["outputs"]:
         print(f"    {name}")

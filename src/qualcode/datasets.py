@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from . import parallel
 from .classify import CodingResult
 from .codebook import Codebook
 from .corpus import Batch, flat_segments, input_records
-from .documents import Segment
+from .documents import Segment, Skipped
 from .outputs import (
     CSV_ENCODING,
     CSV_LINE_END,
@@ -197,6 +197,7 @@ def write_datasets(
     extra_counts: dict[str, int] | None = None,
     processes: int = 1,
     meanwhile: Callable[[], dict[str, str]] | None = None,
+    review_problems: Sequence[Skipped] = (),
 ) -> dict[str, Any]:
     """Write the segment and coding tables, then ``run_manifest.json``; return the manifest.
 
@@ -224,6 +225,7 @@ def write_datasets(
         "segments": len(segments),
         "codable_segments": sum(s.codable for s in segments),
         "skipped": len(batch.skipped),
+        "review_problems": len(review_problems),
         **(extra_counts or {}),
     }
     if coding is not None:
@@ -240,6 +242,7 @@ def write_datasets(
         counts=counts,
         skipped=batch.skipped,
         outputs=outputs,
+        review_problems=review_problems,
     )
     write_json(out / RUN_MANIFEST, manifest)
     later = meanwhile() if meanwhile is not None else {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from importlib import metadata
@@ -44,6 +45,7 @@ def run_manifest(
     counts: dict[str, int],
     skipped: list[Skipped],
     outputs: dict[str, str],
+    review_problems: Sequence[Skipped] = (),
 ) -> dict[str, Any]:
     """The provenance record every run writes beside its outputs."""
     return {
@@ -57,6 +59,7 @@ def run_manifest(
         "model": model,
         "counts": counts,
         "skipped": skipped_entries(skipped),
+        "review_problems": skipped_entries(review_problems),
         "inputs": inputs,
         "outputs": outputs,
     }

@@ -8,6 +8,13 @@ segment text the coder saw, and which review sheet and row the decision came fro
 
 History is never rewritten: a new decision is a new row, and a coder's latest row for a
 segment is that coder's decision (files in name order, rows in file order).
+
+A row that cannot be used is left out and reported as a problem naming ``reviews/<file>:<row>``:
+no segment_id, no coder, or an unknown code id (such a row is not read as "no code", and
+while it is the coder's latest row on the segment, the coder's earlier decisions on that
+segment do not count either). A file without a ``segment_id``, ``codes`` or ``coder`` column
+is left out whole. :meth:`ReviewSet.unmatched` lists the decisions on segments that are not
+in the corpus.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import hashlib
 import io
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .documents import Skipped
@@ -66,7 +73,7 @@ class Review:
     segment_id: str
     codes: frozenset[str]
     coder: str
-    source: str  # file name
+    source: str  # the file, as problems name it (``reviews/<file>.csv``)
     row: int  # row in that file (header = 1); later rows are later decisions
     memo: str = ""
     sheet: str = ""  # the review sheet the decision was imported from, if any
@@ -78,13 +85,33 @@ class ReviewSet:
     reviews: list[Review]
     problems: list[Skipped]
     sha256: str  # over all review files, to know when the training data changed
+    # (segment_id, coder) whose latest row was left out (unknown code id): no decision
+    undecided: frozenset[tuple[str, str]] = field(default_factory=frozenset)
 
     def latest(self) -> dict[tuple[str, str], Review]:
         """The latest decision of each coder on each segment, keyed ``(segment_id, coder)``."""
         latest: dict[tuple[str, str], Review] = {}
         for review in self.reviews:
             latest[(review.segment_id, review.coder)] = review
+        for key in self.undecided:
+            latest.pop(key, None)
         return latest
+
+    def unmatched(self, segment_ids: Iterable[str]) -> list[Skipped]:
+        """A problem for each latest decision on a segment not in ``segment_ids``.
+
+        Pass the ids the decisions are used for (``TrainingSet.segment_ids``, the reviewed
+        codable segments): the rows behind ``TrainingSet.unmatched``, with file and row.
+        """
+        known = set(segment_ids)
+        latest = set(self.latest().values())
+        missing = [r for r in self.reviews if r in latest and r.segment_id not in known]
+        by_doc = _by_document(known) if missing else {}
+        return [Skipped(r.source, f"unknown segment '{r.segment_id}'"
+                        f"{_closest_segment(r.segment_id, by_doc)} — it is not among the "
+                        "corpus's codable segments, so the decision was not used; correct "
+                        "the id, or update or delete the row if the document was renamed or "
+                        "removed", r.row) for r in missing]
 
     @property
     def coders(self) -> list[str]:
@@ -153,6 +180,27 @@ def closest(value: str, options: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` for the closest option, or an empty string."""
     match = difflib.get_close_matches(value, list(options), n=1, cutoff=0.5)
     return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def _doc_id(segment_id: str) -> str:
+    return segment_id.rsplit(":", 1)[0]
+
+
+def _by_document(segment_ids: Iterable[str]) -> dict[str, list[str]]:
+    by_doc: dict[str, list[str]] = {}
+    for sid in sorted(segment_ids):
+        by_doc.setdefault(_doc_id(sid), []).append(sid)
+    return by_doc
+
+
+def _closest_segment(segment_id: str, by_doc: Mapping[str, list[str]]) -> str:
+    """:func:`closest` among the same document's ids, else among all when there are few
+    (difflib is slow on many ids); as ``review import`` suggests them."""
+    same_doc = by_doc.get(_doc_id(segment_id))
+    if same_doc:
+        return closest(segment_id, same_doc)
+    every = [sid for ids in by_doc.values() for sid in ids]
+    return closest(segment_id, every) if len(every) <= 5000 else ""
 
 
 def text_sha256(text: str) -> str:
@@ -248,64 +296,98 @@ def _xlsx_rows(path: Path) -> list[list[str]]:
         book.close()
 
 
-def read_review_file(path: Path, code_ids: Sequence[str]) -> tuple[list[Review], list[Skipped]]:
-    """Rows of one review file; unknown codes and malformed rows become problems."""
-    path = Path(path)
-    name = path.name
+def _row_problems(segment_id: str, coder: str, unknown: Sequence[str],
+                  code_ids: Sequence[str]) -> list[str]:
+    """Why a review row cannot be used (nothing when it can)."""
+    problems = []
+    if not segment_id:
+        problems.append("no segment_id — the row was left out (it cannot be matched to a "
+                        "segment); restore its segment_id")
+    if not coder:
+        problems.append("no coder — the row was left out; write the coder's name in its "
+                        "'coder' cell, or delete the row if nobody reviewed it")
+    problems.extend(f"unknown code id '{code}'{closest(code, code_ids)} — the row was left "
+                    "out (not read as 'no code'); correct the id (valid ids are in the "
+                    "codebook) and run again" for code in unknown)
+    return problems
+
+
+def _read_file(path: Path, code_ids: Sequence[str], label: str
+               ) -> tuple[list[Review], list[Skipped], dict[tuple[str, str], bool]]:
+    """Usable rows, problems, and for each ``(segment_id, coder)`` whether its last row
+    was left out for unknown code ids."""
     try:
         header, rows = read_rows(path)
     except DecodeError as err:
-        return [], [Skipped(name, err.reason, err.line)]
+        return [], [Skipped(label, err.reason, err.line)], {}
     columns = {h.lower() for h in header}
-    missing = [c for c in ("segment_id", "codes") if c not in columns]
+    missing = [c for c in ("segment_id", "codes", "coder") if c not in columns]
     if missing:
-        return [], [Skipped(name, f"has no {' or '.join(repr(m) for m in missing)} column — "
-                            "a review file needs segment_id, codes and coder", 1)]
+        return [], [Skipped(label, f"has no {' or '.join(repr(m) for m in missing)} column "
+                            "— the file was left out; a review file needs segment_id, codes "
+                            "and coder columns", 1)], {}
     reviews: list[Review] = []
     problems: list[Skipped] = []
+    left_out: dict[tuple[str, str], bool] = {}
     for row, record in rows:
         segment_id = record.get("segment_id", "").strip()
-        if not segment_id:
-            continue
-        coder = record.get("coder", "").strip() or path.stem
+        coder = record.get("coder", "").strip()
         codes, unknown = resolve_codes(record.get("codes", ""), code_ids)
-        for code in unknown:
-            problems.append(Skipped(name, f"unknown code id '{code}'{closest(code, code_ids)}"
-                                    " — the code was ignored; fix the id", row))
-        reviews.append(Review(segment_id, codes, coder, name, row,
+        found = _row_problems(segment_id, coder, unknown, code_ids)
+        problems.extend(Skipped(label, reason, row) for reason in found)
+        if segment_id and coder:
+            left_out[(segment_id, coder)] = bool(found)
+        if found:
+            continue
+        reviews.append(Review(segment_id, codes, coder, label, row,
                               memo=record.get("memo", ""), sheet=record.get("sheet", ""),
                               text_sha256=record.get("text_sha256", "").strip()))
+    return reviews, problems, left_out
+
+
+def read_review_file(path: Path, code_ids: Sequence[str], label: str | None = None
+                     ) -> tuple[list[Review], list[Skipped]]:
+    """Usable rows of one review file, and problems (``label`` names it; default its name)."""
+    path = Path(path)
+    reviews, problems, _ = _read_file(path, code_ids, label or path.name)
     return reviews, problems
 
 
-def _review_files(source: str | Path | Sequence[str | Path]) -> list[Path]:
+def _review_files(source: str | Path | Sequence[str | Path]) -> list[tuple[Path, str]]:
+    """The files to read, each with its label: ``<folder name>/<file>`` for a folder's."""
     if isinstance(source, str | Path):
         path = Path(source)
         if path.is_file():
-            return [path]
+            return [(path, str(path))]
         if not path.is_dir():
             return []
-        return [p for p in sorted(path.glob("*.csv")) if not p.name.startswith((".", "~$"))]
-    return [Path(p) for p in source]
+        folder = path.resolve().name
+        return [(p, f"{folder}/{p.name}") for p in sorted(path.glob("*.csv"))
+                if not p.name.startswith((".", "~$"))]
+    return [(Path(p), str(p)) for p in source]
 
 
 def load_reviews(source: str | Path | Sequence[str | Path], code_ids: Sequence[str]) -> ReviewSet:
     """All review files (``*.csv``) of a folder in file-name order, or the given file(s).
 
-    A missing folder is no reviews; a named file that does not exist is a problem.
+    A missing folder is no reviews; a named file that does not exist is a problem. Problems
+    name a folder's files ``<folder name>/<file>`` (``reviews/anna.csv`` in a corpus).
     """
     digest = hashlib.sha256()
     reviews: list[Review] = []
     problems: list[Skipped] = []
-    for path in _review_files(source):
+    left_out: dict[tuple[str, str], bool] = {}
+    for path, label in _review_files(source):
         if not path.is_file():
             problems.append(Skipped(str(path), "does not exist — check the path"))
             continue
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
-        found, bad = read_review_file(path, code_ids)
+        found, bad, last = _read_file(path, code_ids, label)
         reviews.extend(found)
         problems.extend(bad)
-    return ReviewSet(reviews, problems, digest.hexdigest())
+        left_out.update(last)
+    undecided = frozenset(key for key, out in left_out.items() if out)
+    return ReviewSet(reviews, problems, digest.hexdigest(), undecided)
 
 
 def coder_file(folder: str | Path, coder: str) -> Path:
