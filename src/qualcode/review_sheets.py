@@ -67,6 +67,7 @@ from .reviews import (
     ReviewSet,
     append_reviews,
     closest,
+    closest_segment,
     coder_file,
     formula_safe,
     is_adjudicator,
@@ -777,15 +778,6 @@ def import_review_sheets(
     return report
 
 
-def _closest_segment(sid: str, known: Mapping[str, str]) -> str:
-    """A suggestion from the same document when there is one (difflib is slow on many ids)."""
-    doc = sid.rsplit(":", 1)[0]
-    same_doc = [k for k in known if k.rsplit(":", 1)[0] == doc]
-    if same_doc:
-        return closest(sid, same_doc)
-    return closest(sid, known) if len(known) <= 5000 else ""
-
-
 def _read_sheet(path: Path, code_ids: Sequence[str], texts: Mapping[str, str] | None,
                 default_coder: str | None, report: ImportReport) -> list[_Row]:
     name = path.name
@@ -825,7 +817,7 @@ def _read_sheet(path: Path, code_ids: Sequence[str], texts: Mapping[str, str] | 
                              "segment; restore its segment_id"))
         elif texts is not None and sid not in texts:
             problems.append((UNKNOWN_SEGMENT,
-                             f"unknown segment '{sid}'{_closest_segment(sid, texts)} — it is "
+                             f"unknown segment '{sid}'{closest_segment(sid, texts.keys())} — it is "
                              "not in "
                              "segments.csv; correct the id (or rerun `qualcode run` if the "
                              "corpus changed)"))

@@ -24,7 +24,7 @@ import difflib
 import hashlib
 import io
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,9 +106,8 @@ class ReviewSet:
         known = set(segment_ids)
         latest = set(self.latest().values())
         missing = [r for r in self.reviews if r in latest and r.segment_id not in known]
-        by_doc = _by_document(known) if missing else {}
         return [Skipped(r.source, f"unknown segment '{r.segment_id}'"
-                        f"{_closest_segment(r.segment_id, by_doc)} — it is not among the "
+                        f"{closest_segment(r.segment_id, known)} — it is not among the "
                         "corpus's codable segments, so the decision was not used; correct "
                         "the id, or update or delete the row if the document was renamed or "
                         "removed", r.row) for r in missing]
@@ -177,30 +176,21 @@ def resolve_codes(value: str, code_ids: Iterable[str]) -> tuple[frozenset[str], 
 
 
 def closest(value: str, options: Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` for the closest option, or an empty string."""
-    match = difflib.get_close_matches(value, list(options), n=1, cutoff=0.5)
-    return f" (did you mean '{match[0]}'?)" if match else ""
+    """`` (did you mean 'x'?)`` for the closest option (ignoring case), or an empty string
+    when none is close enough to be a typo."""
+    by_lower = {option.lower(): option for option in options}
+    match = difflib.get_close_matches(value.lower(), list(by_lower), n=1, cutoff=0.75)
+    return f" (did you mean '{by_lower[match[0]]}'?)" if match else ""
 
 
-def _doc_id(segment_id: str) -> str:
-    return segment_id.rsplit(":", 1)[0]
-
-
-def _by_document(segment_ids: Iterable[str]) -> dict[str, list[str]]:
-    by_doc: dict[str, list[str]] = {}
-    for sid in sorted(segment_ids):
-        by_doc.setdefault(_doc_id(sid), []).append(sid)
-    return by_doc
-
-
-def _closest_segment(segment_id: str, by_doc: Mapping[str, list[str]]) -> str:
-    """:func:`closest` among the same document's ids, else among all when there are few
-    (difflib is slow on many ids); as ``review import`` suggests them."""
-    same_doc = by_doc.get(_doc_id(segment_id))
+def closest_segment(segment_id: str, known: Collection[str]) -> str:
+    """:func:`closest` among the same document's ids when there are any, else among all
+    when there are few (difflib is slow on many ids)."""
+    doc = segment_id.rsplit(":", 1)[0]
+    same_doc = [k for k in known if k.rsplit(":", 1)[0] == doc]
     if same_doc:
         return closest(segment_id, same_doc)
-    every = [sid for ids in by_doc.values() for sid in ids]
-    return closest(segment_id, every) if len(every) <= 5000 else ""
+    return closest(segment_id, known) if len(known) <= 5000 else ""
 
 
 def text_sha256(text: str) -> str:
