@@ -146,7 +146,8 @@ def test_every_bad_input_is_reported_with_its_reason_and_fix(bad_corpus: Path) -
         "transcripts/empty.txt": ["is empty", "add the text or remove the file"],
         "transcripts/blank.md": ["is empty", "add the text or remove the file"],
         "transcripts/binary.txt": ["binary file", "export it as UTF-8 text"],
-        "transcripts/corrupt.docx": ["is not a readable .docx", "save it again as .docx"],
+        "transcripts/corrupt.docx": ["is a damaged Word document (cut short or corrupted)",
+                                     "save it again as .docx"],
         "transcripts/undecodable.txt": ["neither UTF-8 nor Windows-1252",
                                         "re-save it as UTF-8"],
         "transcripts/notes.rtf": ["unsupported file type '.rtf'", "convert it to one of"],
@@ -311,6 +312,43 @@ def test_manifest_problems(tmp_path: Path) -> None:
     assert [s.path for s in result.skipped] == ["manifest.csv"]
 
 
+def test_manifest_duplicate_blank_and_extra_columns_are_reported(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    _write(corpus, {
+        "manifest.csv": "file,case,date,,case\n"
+                        "a.txt,yemen,2023-03-09,junk,DUPCASE\n"
+                        "b.txt,myanmar,,,,extra1,extra2\n"
+                        "c.txt,other,,,,,\n",
+        "a.txt": "Prose.\n", "b.txt": "Prose.\n", "c.txt": "Prose.\n",
+    })
+    result = ingest_corpus(corpus)
+    assert [str(s) for s in result.skipped] == [
+        "manifest.csv:1: column D has values but no header; they were ignored — give the "
+        "column a name in the first row, or delete it",
+        "manifest.csv:1: column 'case' appears twice (columns B and E); column E was "
+        "ignored — delete or rename one of them",
+        "manifest.csv:3: row has values past the last column with a header (columns F, G); "
+        "they were ignored — add a header for them in the first row, or delete them",
+    ]
+    # the first 'case' column is used, and every file is still read
+    assert [(d.doc_id, d.metadata) for d in result.documents] == [
+        ("a", {"case": "yemen", "date": "2023-03-09"}),
+        ("b", {"case": "myanmar"}),
+        ("c", {"case": "other"}),
+    ]
+
+
+def test_manifest_row_numbers_count_blank_lines(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    _write(corpus, {"manifest.csv": "file,case\n\nmissing.txt,x\n,,extra\n"})
+    assert [str(p) for p in load_manifest(corpus).problems] == [
+        "manifest.csv:3: file 'missing.txt' does not exist — fix the path (relative to the "
+        "corpus folder) or delete the row",
+        "manifest.csv:4: row has values past the last column with a header (column C); they "
+        "were ignored — add a header for them in the first row, or delete them",
+    ]
+
+
 def test_manifest_in_windows_1252_with_bom_and_crlf(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     _write(corpus, {
@@ -402,3 +440,37 @@ def test_symlink_to_a_file_outside_the_corpus_is_not_read(tmp_path: Path) -> Non
     result = ingest_corpus(corpus)
     assert result.documents == []
     assert "outside the corpus folder" in result.skipped[0].reason
+
+
+def test_broken_links_and_links_to_folders_are_reported(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    _write(corpus, {
+        "a.txt": TRANSCRIPT,
+        "sub/b.txt": "Prose.\n",
+        "reviews/coder1.csv": "segment_id,codes,coder\n",
+    })
+    _write(tmp_path / "elsewhere", {"c.txt": "Prose.\n"})
+    (corpus / "dangling.txt").symlink_to("does_not_exist.txt")
+    (corpus / "loop_a.txt").symlink_to("loop_b.txt")
+    (corpus / "loop_b.txt").symlink_to("loop_a.txt")
+    (corpus / "sub" / "up").symlink_to("..")
+    (corpus / "linked").symlink_to(tmp_path / "elsewhere")
+    (corpus / "same.txt").symlink_to("a.txt")  # a link to a corpus file is read
+    # hidden files, lock files and reviews/ are still passed over silently
+    (corpus / ".hidden.txt").symlink_to("gone.txt")
+    (corpus / "~$lock.docx").symlink_to("gone.docx")
+    (corpus / "reviews" / "old.csv").symlink_to("gone.csv")
+    result = ingest_corpus(corpus)
+    assert [str(s) for s in result.skipped] == [
+        "dangling.txt: is a broken link — the file it points to ('does_not_exist.txt') does "
+        "not exist; copy the file itself into the corpus, or delete the link",
+        "linked: is a link to a folder and was not followed (linked folders are not read) — "
+        "copy the folder itself into the corpus, or delete the link",
+        "loop_a.txt: is a broken link — it leads back to itself (a loop of links); delete "
+        "the link and copy the file itself into the corpus",
+        "loop_b.txt: is a broken link — it leads back to itself (a loop of links); delete "
+        "the link and copy the file itself into the corpus",
+        "sub/up: is a link to a folder that contains it (a loop) and was not followed — "
+        "delete the link",
+    ]
+    assert [d.path for d in result.documents] == ["a.txt", "same.txt", "sub/b.txt"]

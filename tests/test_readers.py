@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import os
+import zipfile
 from pathlib import Path
 
 import docx
@@ -146,6 +147,21 @@ def test_front_matter_only_file_is_skipped(tmp_path: Path) -> None:
     assert "add the text or remove the file" in skipped.reason
 
 
+def test_binary_file_without_nul_bytes_is_called_binary(tmp_path: Path) -> None:
+    # Valid UTF-8 next to other bytes: this once read "mixes UTF-8 with another encoding".
+    data = "café ".encode() + bytes(range(1, 32)) * 4 + b"\xe9\xfe"
+    mixed = "Respondent: café\n".encode() + "Interviewer: déjà vu\n".encode("cp1252")
+    result = ingest_corpus(_corpus(tmp_path, {"blob.txt": data, "mixed.txt": mixed,
+                                              "ok.txt": "Some prose.\n"}))
+    assert [d.path for d in result.documents] == ["ok.txt"]
+    assert [str(s) for s in result.skipped] == [
+        "blob.txt: looks like a binary file, not text (108 control characters) — export it "
+        "as UTF-8 text or give it its real extension",
+        "mixed.txt:2: mixes UTF-8 with another encoding (first invalid UTF-8 byte at line 2) "
+        "— re-save the whole file as UTF-8",
+    ]
+
+
 # --- .docx --------------------------------------------------------------------------------
 
 
@@ -211,33 +227,65 @@ def test_docx_prose_keeps_paragraphs(tmp_path: Path) -> None:
     assert [s.segment_id for s in segment_document(doc)] == ["notes:1", "notes:2"]
 
 
+WORD_FIX = "open it in Word or LibreOffice Writer and save it again as .docx"
+NOT_WORD = "is not a Word document, although its name ends in .docx"
+DAMAGED_WORD = (f"is a damaged Word document (cut short or corrupted) — {WORD_FIX}; if it "
+                "will not open, get a fresh copy from where it came from")
+
+
+def _zip_bytes(files: dict[str, str]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name, content in files.items():
+            zf.writestr(name, content)
+    return buffer.getvalue()
+
+
+def _xlsx_bytes(rows: list[list[object]]) -> bytes:
+    workbook = openpyxl.Workbook()
+    for row in rows:
+        workbook.active.append(row)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
 @pytest.mark.parametrize(
-    "data",
+    ("data", "reason"),
     [
-        os.urandom(2048),
-        b"PK\x03\x04" + os.urandom(500),  # a zip signature and garbage
-        b"",  # placeholder: replaced by a truncated real .docx below
+        (b"\x01\x9f" * 1024, f"{NOT_WORD} — {WORD_FIX}, or give the file its real extension"),
+        (b"Interviewer: Hello?\n", f"{NOT_WORD} (it holds plain text) — {WORD_FIX}, or give "
+         "the file its real extension"),
+        (b"PK\x03\x04" + os.urandom(500), DAMAGED_WORD),  # a zip signature and garbage
+        (b"", DAMAGED_WORD),  # placeholder: replaced by a truncated real .docx below
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(500),
+         "is an old-style .doc file with a .docx name — open it in Word or LibreOffice "
+         "Writer and save it as .docx"),
     ],
-    ids=["random", "zip-garbage", "truncated"],
+    ids=["random", "text", "zip-garbage", "truncated", "old-doc"],
 )
-def test_corrupt_docx_is_skipped(tmp_path: Path, data: bytes) -> None:
+def test_corrupt_docx_is_skipped(tmp_path: Path, data: bytes, reason: str) -> None:
     if not data:
         good = _docx_bytes(lambda d: d.add_paragraph("Some text that will be cut off."))
         data = good[: len(good) // 2]
     skipped = _skip_of(_corpus(tmp_path, {"broken.docx": data}))
-    assert skipped.path == "broken.docx"
-    assert "is not a readable .docx" in skipped.reason
-    assert "save it again as .docx" in skipped.reason
+    assert (skipped.path, skipped.reason, skipped.line) == ("broken.docx", reason, None)
 
 
-def test_docx_zip_without_document_part_is_skipped(tmp_path: Path) -> None:
-    import zipfile
-
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as zf:
-        zf.writestr("hello.txt", "not a word document")
-    skipped = _skip_of(_corpus(tmp_path, {"fake.docx": buffer.getvalue()}))
-    assert "is not a readable .docx" in skipped.reason
+@pytest.mark.parametrize(
+    ("data", "what"),
+    [
+        (_zip_bytes({"[Content_Types].xml": "<Types/>", "docProps/app.xml": "<x/>"}),
+         "it is a zip archive without word/document.xml"),
+        (_xlsx_bytes([["id", "text"]]), "it is an Excel workbook"),
+    ],
+    ids=["no-document-part", "workbook"],
+)
+def test_docx_zip_without_document_part_is_skipped(tmp_path: Path, data: bytes,
+                                                   what: str) -> None:
+    skipped = _skip_of(_corpus(tmp_path, {"fake.docx": data}))
+    assert skipped.reason == (f"{NOT_WORD} ({what}) — {WORD_FIX}, or give the file its real "
+                              "extension")
 
 
 def test_empty_docx_is_skipped(tmp_path: Path) -> None:
@@ -316,10 +364,24 @@ def test_pdf_without_text_layer_is_skipped(tmp_path: Path) -> None:
     assert "run OCR" in skipped.reason
 
 
-def test_corrupt_pdf_is_skipped(tmp_path: Path) -> None:
-    skipped = _skip_of(_corpus(tmp_path, {"bad.pdf": b"%PDF-1.4\n" + os.urandom(300)}))
-    assert "PDF" in skipped.reason
-    assert "—" in skipped.reason
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"%PDF-1.4\n" + os.urandom(300),
+         "is a damaged PDF (cut short or corrupted) — open it in a PDF reader and save it "
+         "again, or export it again as PDF from the program that made it"),
+        (make_pdf(PDF_LINES)[:300],
+         "is a damaged PDF (cut short or corrupted) — open it in a PDF reader and save it "
+         "again, or export it again as PDF from the program that made it"),
+        (b"Interviewer: this is plain text with a pdf extension.\n",
+         "is not a PDF, although its name ends in .pdf (it holds plain text) — export the "
+         "document again as PDF, or give the file its real extension"),
+    ],
+    ids=["garbage", "truncated", "text"],
+)
+def test_corrupt_pdf_is_skipped(tmp_path: Path, data: bytes, reason: str) -> None:
+    skipped = _skip_of(_corpus(tmp_path, {"bad.pdf": data}))
+    assert (skipped.path, skipped.reason, skipped.line) == ("bad.pdf", reason, None)
 
 
 # --- .vtt / .srt --------------------------------------------------------------------------
@@ -447,10 +509,132 @@ def test_subtitles_without_speakers_are_prose(tmp_path: Path) -> None:
     assert doc.text == "Hello there. And welcome."
 
 
-def test_malformed_vtt_is_skipped(tmp_path: Path) -> None:
-    skipped = _skip_of(_corpus(tmp_path, {"bad.vtt": "this is not\na subtitle file\n"}))
-    assert "is not a valid .vtt file" in skipped.reason
-    assert "timing lines" in skipped.reason
+def test_vtt_without_webvtt_header_is_skipped(tmp_path: Path) -> None:
+    vtt = "00:00:01.000 --> 00:00:04.000\n<v Interviewer>Hello there.\n"
+    skipped = _skip_of(_corpus(tmp_path, {"bad.vtt": vtt}))
+    assert (skipped.path, skipped.line) == ("bad.vtt", 1)
+    assert skipped.reason == (
+        "has no 'WEBVTT' first line, which every .vtt file must start with — add a line "
+        "'WEBVTT' and an empty line at the top, or export the captions again as .vtt"
+    )
+
+
+def test_srt_named_vtt_is_skipped_with_the_hint(tmp_path: Path) -> None:
+    skipped = _skip_of(_corpus(tmp_path, {"talk.vtt": SRT}))
+    assert str(skipped) == (
+        "talk.vtt:1: has no 'WEBVTT' first line and looks like an .srt file — rename it to "
+        ".srt, or add a line 'WEBVTT' at the top and export it again as .vtt"
+    )
+
+
+SRT_FIX = "write it as start --> end, such as '00:00:05,000 --> 00:00:09,000'"
+
+# The audit's files: a broken timing line was read as the previous cue's words, and cues
+# after a broken one were dropped without a word.
+SRT_BROKEN_TIMING = """1
+00:00:01,000 --> 00:00:04,000
+Interviewer: Hello there.
+
+2
+00:00:0x,000 -> 00:00:09
+Respondent: We negotiated access with the commander.
+
+3
+00:00:10,000 --> 00:00:12,000
+Respondent: And then they taxed the convoy.
+
+4
+00:00:13,000 --> 00:00:15,000
+Interviewer: Thanks.
+"""
+
+SRT_NO_TIMINGS = """1
+00:00:01,000 --> 00:00:04,000
+Interviewer: Hello there.
+
+2
+99:99:99,999 --> aa:bb:cc,ddd
+Respondent: We negotiated access with the commander.
+
+3
+not a timestamp at all
+Respondent: And then they taxed the convoy.
+"""
+
+
+def _read(corpus: Path) -> tuple[list, list[str]]:
+    result = ingest_corpus(corpus)
+    return result.documents, [str(s) for s in result.skipped]
+
+
+def test_srt_cue_with_a_broken_timing_line_is_left_out_and_reported(tmp_path: Path) -> None:
+    docs, skipped = _read(_corpus(tmp_path, {"t.srt": SRT_BROKEN_TIMING, "ok.srt": SRT}))
+    assert skipped == [
+        f"t.srt:6: cue 2 has a broken timing line '00:00:0x,000 -> 00:00:09', so it was "
+        f"left out — {SRT_FIX}"
+    ]
+    texts = {d.path: d.text for d in docs}
+    assert texts["t.srt"] == (
+        "Interviewer: Hello there.\n\n"
+        "Respondent: And then they taxed the convoy.\n\n"
+        "Interviewer: Thanks."
+    )
+    assert texts["ok.srt"].startswith("Moderator: What changed in 2021?")
+
+
+def test_srt_every_malformed_cue_is_reported(tmp_path: Path) -> None:
+    docs, skipped = _read(_corpus(tmp_path, {"t.srt": SRT_NO_TIMINGS}))
+    assert skipped == [
+        f"t.srt:6: cue 2 has a broken timing line '99:99:99,999 --> aa:bb:cc,ddd', so it "
+        f"was left out — {SRT_FIX}",
+        "t.srt:9: cue 3 has no timing line, so it was left out — add a timing line such "
+        "as '00:00:05,000 --> 00:00:09,000' above its text",
+    ]
+    assert [d.text for d in docs] == ["Interviewer: Hello there."]
+
+
+def test_srt_text_blocks_and_missing_blank_lines(tmp_path: Path) -> None:
+    srt = ("Interview of 3 May\n\n"
+           "1\n00:00:01,000 --> 00:00:02,000\nModerator: Where?\n\n"
+           "2\n00:00:02,000 --> 00:00:03,000\nRespondent: In Sittwe,\n\nnear the port.\n"
+           "3\n00:00:03,000 --> 00:00:04,000\nModerator: When?\n"
+           "00:00:04,000 --> 00:00:05,000\nRespondent: In 2021.\n")
+    docs, skipped = _read(_corpus(tmp_path, {"t.srt": srt}))
+    assert skipped == [
+        "t.srt:1: text outside any cue, so it was left out — put a cue number and a timing "
+        "line such as '00:00:05,000 --> 00:00:09,000' above it, or delete it"
+    ]
+    assert [d.text for d in docs] == [
+        "Moderator: Where?\n\nRespondent: In Sittwe, near the port.\n\n"
+        "Moderator: When?\n\nRespondent: In 2021."
+    ]
+
+
+def test_vtt_malformed_cues_are_reported(tmp_path: Path) -> None:
+    vtt = ("WEBVTT\nKind: captions\n\nNOTE exported by Zoom\n\n"
+           "1\n00:00:01.000 --> 00:00:04.000\n<v Interviewer>How did you get access?\n\n"
+           "2\n00:00:05,000 --> 00:00:08,000\n<v Respondent>Through the elders.\n\n"
+           "<v Respondent>A cue without timings.\n\n"
+           "4\n00:00:09.000 --> 00:00:10.000\n<v Respondent>Then we waited.\n")
+    docs, skipped = _read(_corpus(tmp_path, {"t.vtt": vtt}))
+    assert skipped == [
+        "t.vtt:11: cue 2 has a broken timing line '00:00:05,000 --> 00:00:08,000', so it "
+        "was left out — write it as start --> end, such as '00:00:05.000 --> 00:00:09.000'",
+        "t.vtt:14: cue 3 has no timing line, so it was left out — add a timing line such "
+        "as '00:00:05.000 --> 00:00:09.000' above its text",
+    ]
+    assert [d.text for d in docs] == [
+        "Interviewer: How did you get access?\n\nRespondent: Then we waited."
+    ]
+
+
+def test_subtitles_without_one_readable_cue_are_skipped(tmp_path: Path) -> None:
+    skipped = _skip_of(_corpus(tmp_path, {"bad.srt": "this is not\na subtitle file\n"}))
+    assert str(skipped) == (
+        "bad.srt:1: is not a valid .srt file: no cue could be read (text outside any cue) — "
+        "put a cue number and a timing line such as '00:00:05,000 --> 00:00:09,000' above "
+        "it, or delete it, or export the captions again as .srt"
+    )
 
 
 # --- excerpt tables -----------------------------------------------------------------------
@@ -618,10 +802,26 @@ def test_table_with_header_only_is_skipped(tmp_path: Path) -> None:
     assert "the table has no rows" in skipped.reason
 
 
-def test_corrupt_xlsx_is_skipped(tmp_path: Path) -> None:
-    skipped = _skip_of(_corpus(tmp_path, {"lit.xlsx": os.urandom(1000)}))
-    assert "is not a readable .xlsx workbook" in skipped.reason
-    assert "save it again" in skipped.reason
+EXCEL_FIX = "open it in Excel or LibreOffice Calc and save it again as .xlsx"
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"\x01\x9f" * 500, f"is not an Excel workbook, although its name ends in .xlsx — "
+         f"{EXCEL_FIX}, or give the file its real extension"),
+        (b"id,text\nE1,Words.\n", "is not an Excel workbook, although its name ends in "
+         f".xlsx (it holds plain text) — {EXCEL_FIX}, or give the file its real extension"),
+        (b"PK\x03\x04" + bytes(300), "is a damaged Excel workbook (cut short or corrupted) "
+         f"— {EXCEL_FIX}; if it will not open, get a fresh copy from where it came from"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(500), "is an old-style .xls file "
+         "with a .xlsx name — open it in Excel or LibreOffice Calc and save it as .xlsx"),
+    ],
+    ids=["random", "csv", "damaged-zip", "old-xls"],
+)
+def test_corrupt_xlsx_is_skipped(tmp_path: Path, data: bytes, reason: str) -> None:
+    skipped = _skip_of(_corpus(tmp_path, {"lit.xlsx": data}))
+    assert (skipped.path, skipped.reason, skipped.line) == ("lit.xlsx", reason, None)
 
 
 def test_table_text_column_becomes_no_metadata_and_other_id_column_is_kept(

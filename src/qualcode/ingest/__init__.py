@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,11 +71,37 @@ def _ignored(relative: Path) -> bool:
     )
 
 
+def _link_problem(path: Path, root: Path) -> str | None:
+    """Why a symbolic link in the corpus is not read, or None for a link to a corpus file."""
+    try:
+        target = path.resolve(strict=True)
+    except FileNotFoundError:
+        return (f"is a broken link — the file it points to ('{os.readlink(path)}') does not "
+                "exist; copy the file itself into the corpus, or delete the link")
+    except (OSError, RuntimeError) as err:  # RuntimeError: a loop of links (Python < 3.13)
+        if isinstance(err, OSError) and err.errno != errno.ELOOP:
+            return (f"is a link that cannot be followed ({err.strerror}) — copy the file "
+                    "itself into the corpus, or delete the link")
+        return ("is a broken link — it leads back to itself (a loop of links); delete the "
+                "link and copy the file itself into the corpus")
+    if target.is_dir():
+        if path.parent.resolve().is_relative_to(target):
+            return ("is a link to a folder that contains it (a loop) and was not followed "
+                    "— delete the link")
+        return ("is a link to a folder and was not followed (linked folders are not read) "
+                "— copy the folder itself into the corpus, or delete the link")
+    if not target.is_relative_to(root):
+        return ("is a link to a file outside the corpus folder and was not read — copy the "
+                "file into the corpus instead")
+    return None
+
+
 def discover_files(corpus: Path) -> tuple[list[str], list[Skipped]]:
     """Corpus files to read (POSIX paths relative to ``corpus``, sorted) and the skipped ones.
 
     Hidden files, office lock files (``~$...``), ``manifest.csv``, README files at the top
     and everything under ``reviews/`` are not documents and are passed over silently.
+    Broken links, links to folders and links to files outside the corpus are skipped.
     """
     if not corpus.is_dir():
         raise FileNotFoundError(f"corpus folder '{corpus}' does not exist")
@@ -82,12 +110,14 @@ def discover_files(corpus: Path) -> tuple[list[str], list[Skipped]]:
     root = corpus.resolve()
     for path in sorted(corpus.rglob("*")):
         relative = path.relative_to(corpus)
-        if not path.is_file() or _ignored(relative):
+        if _ignored(relative):
             continue
         posix = relative.as_posix()
-        if path.is_symlink() and not path.resolve().is_relative_to(root):
-            skipped.append(Skipped(posix, "is a link to a file outside the corpus folder and "
-                                   "was not read — copy the file into the corpus instead"))
+        problem = _link_problem(path, root) if path.is_symlink() else None
+        if problem:
+            skipped.append(Skipped(posix, problem))
+            continue
+        if not path.is_file():
             continue
         ext = path.suffix.lower().lstrip(".")
         if ext not in FORMATS:
@@ -109,7 +139,7 @@ def _read(data: bytes, fmt: str, labels: Sequence[str]) -> tuple[list[RawDoc], l
     if fmt == "pdf":
         return read_pdf(data, labels), []
     if fmt in SUBTITLE_FORMATS:
-        return read_subtitles(data, fmt, labels), []
+        return read_subtitles(data, fmt, labels)
     if fmt in TABLE_FORMATS:
         return read_table(data, fmt)
     raise ReadError(f"unsupported format {fmt}")

@@ -77,6 +77,9 @@ def decode_bytes(data: bytes) -> tuple[str, str]:
         return _checked(data.decode("utf-8")), "utf-8"
     except UnicodeDecodeError as err:
         utf8_error = err
+    # Binary data is rarely valid UTF-8: tell it from text in a legacy encoding before
+    # naming an encoding problem (latin-1 maps each byte to one character).
+    _checked(data.decode("latin-1"))
     try:
         text = data.decode("cp1252")
     except UnicodeDecodeError as err:

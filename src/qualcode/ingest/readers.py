@@ -16,6 +16,7 @@ import yaml
 from ..documents import EXCERPT, PROSE, TRANSCRIPT
 from ..speakers import LABEL_RE, find_labels, label_key
 from .decode import DecodeError, decode_bytes
+from .subtitles import parse_cues
 
 TEXT_FORMATS = ("txt", "md")
 SUBTITLE_FORMATS = ("vtt", "srt")
@@ -45,6 +46,8 @@ class RawDoc:
 
 @dataclass(slots=True)
 class RowProblem:
+    """A part of a file that was left out: a table row or a subtitle cue (its line)."""
+
     row: int
     reason: str
 
@@ -141,22 +144,78 @@ def read_text(data: bytes, interviewer_labels: Iterable[str]) -> list[RawDoc]:
     return [RawDoc(body, _layout(body, interviewer_labels), meta)]
 
 
+# What an Office file's zip holds (its main part), to say what a misnamed one really is.
+_OFFICE_PARTS = {
+    "docx": ("word/document.xml", "a", "Word document", "Word or LibreOffice Writer"),
+    "xlsx": ("xl/workbook.xml", "an", "Excel workbook", "Excel or LibreOffice Calc"),
+    "pptx": ("ppt/presentation.xml", "a", "PowerPoint presentation", "PowerPoint"),
+}
+_OLD_OFFICE = {"docx": ".doc", "xlsx": ".xls"}
+_ZIP_MAGIC = b"PK\x03\x04"
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # Word/Excel 97-2003 (.doc, .xls)
+
+
+def _content_hint(data: bytes) -> str:
+    """What a file that is neither zip nor OLE seems to hold, as a parenthetical."""
+    if b"%PDF-" in data[:1024]:
+        return " (it is a PDF)"
+    try:
+        decode_bytes(data[:65536])
+    except DecodeError:
+        return ""
+    return " (it holds plain text)"
+
+
+def _zip_names(data: bytes) -> set[str] | None:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return set(archive.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return None
+
+
+def _not_office_file(data: bytes, fmt: str, err: Exception) -> ReadError:
+    """Why ``data`` is no readable .docx/.xlsx, in plain words, with the fix."""
+    part, article, kind, program = _OFFICE_PARTS[fmt]
+    fix = f"open it in {program} and save it again as .{fmt}"
+    not_one = f"is not {article} {kind}, although its name ends in .{fmt}"
+    if data.startswith(_OLE_MAGIC):
+        return ReadError(f"is an old-style {_OLD_OFFICE[fmt]} file with a .{fmt} name — "
+                         f"open it in {program} and save it as .{fmt}")
+    if not data.startswith(_ZIP_MAGIC):
+        return ReadError(f"{not_one}{_content_hint(data)} — {fix}, or give the file its "
+                         "real extension")
+    names = _zip_names(data)
+    damaged = f"is a damaged {kind}"
+    if names is None:
+        return ReadError(f"{damaged} (cut short or corrupted) — {fix}; if it will not open, "
+                         "get a fresh copy from where it came from")
+    if part not in names:
+        other = next((f"{a} {k}" for p, a, k, _ in _OFFICE_PARTS.values() if p in names), None)
+        what = f"it is {other}" if other else f"it is a zip archive without {part}"
+        return ReadError(f"{not_one} ({what}) — {fix}, or give the file its real extension")
+    return ReadError(f"{damaged} (its content cannot be read: {type(err).__name__}) — {fix}")
+
+
+def _not_pdf(data: bytes) -> ReadError:
+    """Why ``data`` is no readable PDF, in plain words, with the fix."""
+    if b"%PDF-" not in data[:1024]:
+        return ReadError(f"is not a PDF, although its name ends in .pdf"
+                         f"{_content_hint(data)} — export the document again as PDF, or "
+                         "give the file its real extension")
+    return ReadError("is a damaged PDF (cut short or corrupted) — open it in a PDF reader "
+                     "and save it again, or export it again as PDF from the program that "
+                     "made it")
+
+
 def read_docx(data: bytes, interviewer_labels: Iterable[str]) -> list[RawDoc]:
     import docx  # python-docx; imported here because it is slow to import
     from docx.table import Table
 
     try:
         document = docx.Document(io.BytesIO(data))
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as err:
-        raise ReadError(
-            f"is not a readable .docx ({type(err).__name__}: {err}) — open it in Word or "
-            "LibreOffice and save it again as .docx"
-        ) from err
-    except Exception as err:  # python-docx raises its own and lxml's errors on damage
-        raise ReadError(
-            f"is not a readable .docx ({type(err).__name__}) — open it in Word or "
-            "LibreOffice and save it again as .docx"
-        ) from err
+    except Exception as err:  # zipfile's, python-docx's and lxml's errors on damage
+        raise _not_office_file(data, "docx", err) from err
     paragraphs: list[str] = []
     for block in document.iter_inner_content():
         if isinstance(block, Table):
@@ -188,9 +247,7 @@ def read_pdf(data: bytes, interviewer_labels: Iterable[str]) -> list[RawDoc]:
     except ReadError:
         raise
     except Exception as err:  # pypdf raises many kinds of errors on damaged files
-        raise ReadError(
-            f"is not a readable PDF ({type(err).__name__}: {err}) — export it again as PDF"
-        ) from err
+        raise _not_pdf(data) from err
     text = "\n\n".join(p.strip() for p in pages if p.strip())
     if not text.strip():
         raise ReadError(
@@ -203,22 +260,49 @@ _VOICE = re.compile(r"<v(?:\.[\w.-]+)?\s+([^>]+)>")
 _TAG = re.compile(r"</?[^>]+>")
 
 
-def read_subtitles(data: bytes, fmt: str, interviewer_labels: Iterable[str]) -> list[RawDoc]:
-    """Subtitles → ``Speaker: words`` turns; consecutive cues of one speaker merge."""
-    import webvtt
+def _vtt_header_problem(lines: list[str]) -> ReadError | None:
+    if lines[0].startswith("WEBVTT"):
+        return None
+    if len(lines) > 1 and lines[0].strip().isdigit() and "-->" in lines[1] and "," in lines[1]:
+        return ReadError("has no 'WEBVTT' first line and looks like an .srt file — rename "
+                         "it to .srt, or add a line 'WEBVTT' at the top and export it again "
+                         "as .vtt", 1)
+    return ReadError("has no 'WEBVTT' first line, which every .vtt file must start with — "
+                     "add a line 'WEBVTT' and an empty line at the top, or export the "
+                     "captions again as .vtt", 1)
 
+
+def _cues(text: str, fmt: str) -> tuple[list[list[str]], list[RowProblem]]:
+    """Each cue's text lines; a malformed cue is a problem at its line, not a guess."""
+    if fmt == "vtt":
+        error = _vtt_header_problem(text.split("\n", 2))
+        if error:
+            raise error
+    cues, problems = parse_cues(text, fmt)
+    if not cues and problems:
+        first = problems[0]
+        raise ReadError(
+            f"is not a valid .{fmt} file: no cue could be read ({first.what}) — "
+            f"{first.fix}, or export the captions again as .{fmt}",
+            first.line,
+        )
+    return cues, [RowProblem(p.line, p.reason()) for p in problems]
+
+
+def read_subtitles(
+    data: bytes, fmt: str, interviewer_labels: Iterable[str]
+) -> tuple[list[RawDoc], list[RowProblem]]:
+    """Subtitles → ``Speaker: words`` turns; consecutive cues of one speaker merge.
+
+    A malformed cue is left out and returned as a problem with its line (the good cues
+    are kept); a file without one readable cue is a :class:`ReadError`.
+    """
     text = _decode(data)
     _require_text(text)
-    try:
-        captions = webvtt.from_buffer(io.StringIO(text), format=fmt).captions
-    except Exception as err:  # webvtt-py's MalformedFileError / MalformedCaptionError
-        raise ReadError(
-            f"is not a valid .{fmt} file ({err}) — check the cue numbers and "
-            "'00:00:01.000 --> 00:00:04.000' timing lines"
-        ) from err
+    captions, problems = _cues(text, fmt)
     cues: list[tuple[str | None, str]] = []
     for caption in captions:
-        for raw in caption.raw_text.split("\n"):
+        for raw in caption:
             voice = _VOICE.search(raw)
             words = " ".join(_TAG.sub("", raw).split())
             if words:
@@ -247,7 +331,7 @@ def read_subtitles(data: bytes, fmt: str, interviewer_labels: Iterable[str]) -> 
         (f"{t[0]}: " if t[0] else "") + " ".join(t[1:]) for t in turns if len(t) > 1 or t[0]
     )
     layout = TRANSCRIPT if any(t[0] for t in turns) else PROSE
-    return [RawDoc(body, layout, {})]
+    return [RawDoc(body, layout, {})], problems
 
 
 def _sniff_delimiter(sample: str) -> str:
@@ -263,11 +347,8 @@ def _read_table_frame(data: bytes, fmt: str):
     if fmt == "xlsx":
         try:
             return pd.read_excel(io.BytesIO(data), sheet_name=0, dtype=object)
-        except Exception as err:  # openpyxl/zipfile errors on damaged workbooks
-            raise ReadError(
-                f"is not a readable .xlsx workbook ({type(err).__name__}: {err}) — save it "
-                "again from your spreadsheet program"
-            ) from err
+        except Exception as err:  # pandas', openpyxl's and zipfile's errors on damage
+            raise _not_office_file(data, "xlsx", err) from err
     text = _decode(data)
     _require_text(text)
     try:
