@@ -174,3 +174,23 @@ def test_write_datasets_matches_row_by_row_csv_writer(
         assert manifest["outputs"][name] == hashlib.sha256(data).hexdigest(), name
     assert list(manifest["outputs"]) == [SEGMENTS_CSV, CODINGS_CSV, CODED_SEGMENTS_CSV,
                                          SCORES_CSV]
+
+
+def test_a_metadata_field_named_like_a_code_gets_a_prefix(tmp_path: Path,
+                                                           codebook_path: Path) -> None:
+    codebook = load_codebook(codebook_path)
+    codes = codebook.code_ids
+    k = len(codes)
+    segment = Segment(segment_id="D:1", doc_id="D", source_type="interview", speaker="R",
+                      turn=1, char_start=0, char_end=5, text="hello", codable=True,
+                      metadata={codes[0]: "a column of the manifest", "case": "yemen"})
+    coding = CodingResult(["D:1"], codes, np.zeros((1, k)), np.full(k, 0.5),
+                          np.zeros((1, k), dtype=bool), np.full((1, k), "", dtype=object), [{}])
+    write_datasets(tmp_path, Batch(segments=[[segment]]), codebook=codebook, run_id="r",
+                   started="", seconds=0.0, parameters={}, coding=coding)
+    with (tmp_path / CODED_SEGMENTS_CSV).open(encoding=CSV_ENCODING, newline="") as f:
+        header = next(csv.reader(f))
+    assert len(header) == len(set(header))
+    assert header.count(codes[0]) == 1 and f"meta_{codes[0]}" in header and "case" in header
+    with (tmp_path / SEGMENTS_CSV).open(encoding=CSV_ENCODING, newline="") as f:
+        assert f"meta_{codes[0]}" in next(csv.reader(f))

@@ -209,7 +209,7 @@ def write_datasets(
     """
     out = Path(out)
     segments = flat_segments(batch)
-    header, rows = segment_rows(segments)
+    header, rows = segment_rows(segments, codebook.code_ids)
     lines = csv_lines(rows)
     wide = None if coding is None else parallel.start(
         write_wide_csvs, str(out), header, lines, [s.segment_id for s in segments],

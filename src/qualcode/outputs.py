@@ -8,7 +8,7 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -127,15 +127,19 @@ def metadata_columns(segments: Iterable[Segment]) -> list[str]:
     return list(seen)
 
 
-def _column_name(key: str) -> str:
-    # A metadata field may not shadow a segment column (e.g. a 'text' column in a table).
-    return f"meta_{key}" if key in SEGMENT_COLUMNS or key == "codes" else key
+def _column_name(key: str, reserved: Collection[str]) -> str:
+    # A metadata field may not shadow a segment column (e.g. a 'text' column in a table)
+    # nor a column coded_segments.csv adds (``codes`` and the code ids).
+    taken = key in SEGMENT_COLUMNS or key == "codes" or key in reserved
+    return f"meta_{key}" if taken else key
 
 
-def segment_rows(segments: Sequence[Segment]) -> tuple[list[str], list[list[Any]]]:
-    """Header and rows of ``segments.csv`` (contract in the design)."""
+def segment_rows(segments: Sequence[Segment], reserved: Collection[str] = ()
+                 ) -> tuple[list[str], list[list[Any]]]:
+    """Header and rows of ``segments.csv`` (contract in the design); a metadata field
+    named like a segment column or one of ``reserved`` (the code ids) gets ``meta_``."""
     meta = metadata_columns(segments)
-    header = [*SEGMENT_COLUMNS, *(_column_name(k) for k in meta)]
+    header = [*SEGMENT_COLUMNS, *(_column_name(k, reserved) for k in meta)]
     blanks = [""] * len(meta)
     rows = [
         [
