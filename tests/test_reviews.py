@@ -596,3 +596,19 @@ def test_decisions_on_segments_not_in_the_corpus_are_listed(reviews_dir: Path) -
         f"reviews/ana.csv:5: unknown segment 'D1:44' (did you mean 'D1:4'?) — it {why}",
         f"reviews/ana.csv:6: unknown segment 'ZZ:1' — it {why}",
         f"reviews/bo.csv:2: unknown segment 'D1:3' (did you mean 'D1:4'?) — it {why}"]
+
+
+def test_a_review_sheet_saved_into_the_reviews_folder_is_reported_not_read(tmp_path: Path
+                                                                          ) -> None:
+    folder = tmp_path / "reviews"
+    folder.mkdir()
+    (folder / "anna.csv").write_text("segment_id,codes,coder\nD1:1,apple,anna\n",
+                                     encoding="utf-8")
+    (folder / "anna_sheet.xlsx").write_bytes(b"PK\x03\x04 not opened")
+    (folder / "notes.txt").write_text("what we agreed", encoding="utf-8")
+    reviews = load_reviews(folder, ["apple"])
+    assert [r.segment_id for r in reviews.reviews] == ["D1:1"]
+    assert [str(p) for p in reviews.problems] == [
+        "reviews/anna_sheet.xlsx: is not a review file (.csv) and was not read — import a "
+        "review sheet with `qualcode review import FILE`, which checks it and adds its "
+        "decisions here"]

@@ -343,6 +343,10 @@ def read_review_file(path: Path, code_ids: Sequence[str], label: str | None = No
     return reviews, problems
 
 
+# Spreadsheets in the reviews folder are not read (they are imported), but reported.
+_SHEET_SUFFIXES = (".xlsx", ".xls", ".ods", ".tsv")
+
+
 def _review_files(source: str | Path | Sequence[str | Path]) -> list[tuple[Path, str]]:
     """The files to read, each with its label: ``<folder name>/<file>`` for a folder's."""
     if isinstance(source, str | Path):
@@ -352,16 +356,18 @@ def _review_files(source: str | Path | Sequence[str | Path]) -> list[tuple[Path,
         if not path.is_dir():
             return []
         folder = path.resolve().name
-        return [(p, f"{folder}/{p.name}") for p in sorted(path.glob("*.csv"))
-                if not p.name.startswith((".", "~$"))]
+        return [(p, f"{folder}/{p.name}") for p in sorted(path.iterdir())
+                if p.suffix.lower() in (".csv", *_SHEET_SUFFIXES) and p.is_file()
+                and not p.name.startswith((".", "~$"))]
     return [(Path(p), str(p)) for p in source]
 
 
 def load_reviews(source: str | Path | Sequence[str | Path], code_ids: Sequence[str]) -> ReviewSet:
     """All review files (``*.csv``) of a folder in file-name order, or the given file(s).
 
-    A missing folder is no reviews; a named file that does not exist is a problem. Problems
-    name a folder's files ``<folder name>/<file>`` (``reviews/anna.csv`` in a corpus).
+    A missing folder is no reviews; a named file that does not exist is a problem, and so
+    is a spreadsheet in the folder (review sheets are imported, not read). Problems name a
+    folder's files ``<folder name>/<file>`` (``reviews/anna.csv`` in a corpus).
     """
     digest = hashlib.sha256()
     reviews: list[Review] = []
@@ -370,6 +376,11 @@ def load_reviews(source: str | Path | Sequence[str | Path], code_ids: Sequence[s
     for path, label in _review_files(source):
         if not path.is_file():
             problems.append(Skipped(str(path), "does not exist — check the path"))
+            continue
+        if path.suffix.lower() in _SHEET_SUFFIXES:  # a review sheet saved into the folder
+            problems.append(Skipped(label, "is not a review file (.csv) and was not read — "
+                                    "import a review sheet with `qualcode review import "
+                                    "FILE`, which checks it and adds its decisions here"))
             continue
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
         found, bad, last = _read_file(path, code_ids, label)
