@@ -282,6 +282,22 @@ def test_run_lists_review_problems_apart_from_skipped_files(
     assert manifest["review_problems"] == summary["review_problems"]
 
 
+def test_evaluate_without_enough_reviews_says_so_in_one_line(sample_corpus, codebook_path,
+                                                               tmp_path, capsys):
+    from qualcode import cli
+
+    for sheet in (sample_corpus / "reviews").glob("*.csv"):
+        sheet.unlink()
+    status = cli.main(["evaluate", "--corpus", str(sample_corpus), "--codebook",
+                       str(codebook_path), "--out", str(tmp_path / "out")])
+    printed = capsys.readouterr()
+    assert status == 1
+    assert printed.err.startswith("error: evaluation needs reviewed segments from at least 2 "
+                                  "documents;") and "holds 0 from 0" in printed.err
+    assert "Traceback" not in printed.err + printed.out
+    assert not (tmp_path / "out").exists()
+
+
 def test_invalid_codebook_stops_before_outputs(prefect_harness, sample_corpus, tmp_path):
     from flows.code_corpus import code_corpus
 

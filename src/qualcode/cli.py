@@ -386,9 +386,28 @@ def _print_review_problems(problems: Sequence[str], most: int = 20) -> None:
               file=sys.stderr)
 
 
+def _too_few_reviews(args: argparse.Namespace) -> str | None:
+    """Why there is nothing to cross-validate, known from the review files alone (before
+    Prefect starts, so the researcher gets one clear line instead of a failed run)."""
+    from .codebook import load_codebook
+    from .reviews import load_reviews
+
+    source = args.reviews or Path(args.corpus) / "reviews"
+    decided = load_reviews(source, load_codebook(args.codebook).code_ids).decisions()
+    documents = {sid.rsplit(":", 1)[0] for sid in decided}
+    if len(decided) >= 2 and len(documents) >= 2:
+        return None
+    return (f"evaluation needs reviewed segments from at least 2 documents; {source} holds "
+            f"{len(decided)} from {len(documents)} — review more segments (`qualcode review "
+            "export`, then `qualcode review import`) and run again")
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     if status := _check_first(args):
         return status
+    if problem := _too_few_reviews(args):
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
     from flows import in_process_run
     from flows.train import evaluate_model
 
