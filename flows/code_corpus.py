@@ -36,7 +36,7 @@ from qualcode.corpus import Batch, combine_batches, flat_segments, process_batch
 from qualcode.datasets import RUN_MANIFEST, write_datasets
 from qualcode.documents import Segment, Skipped
 from qualcode.embed import FAST, default_backend
-from qualcode.ingest import FileRecord, discover_files, load_manifest
+from qualcode.ingest import FileRecord, discover_files, load_manifest, unmatched_doc_ids
 from qualcode.model import CodebookClassifier
 from qualcode.outputs import write_json
 from qualcode.provenance import now
@@ -511,7 +511,10 @@ def code_corpus(
         processed = [p for i, result in enumerate(read.results) if read.fresh(i)
                      for p in result.processed]
         combined = combine_batches(parts)
-        combined.skipped[:0] = [*manifest.problems, *unsupported]
+        # (a failed batch's documents are unknown: its doc ids cannot be checked)
+        unmatched = [] if read.failed else unmatched_doc_ids(
+            manifest, [d.doc_id for d in combined.documents])
+        combined.skipped[:0] = [*manifest.problems, *unmatched, *unsupported]
         for failure in read.failed:
             combined.skipped.extend(Skipped(p, _failure_note("read", tries))
                                     for p in failure["files"])

@@ -149,3 +149,35 @@ def test_undecodable_and_binary_txt_files_are_skipped_with_reasons(tmp_path: Pat
     assert "mixes UTF-8" in reasons["mixed.txt"].reason
     assert reasons["mixed.txt"].line == 2
     assert str(reasons["mixed.txt"]).startswith("mixed.txt:2: ")
+
+
+@pytest.mark.parametrize(
+    "legacy",
+    [
+        "Respondent: the banner said “CAFÉ” and «CAFÉ», “L’ÉTÉ”, ESPAÑA’s.\n",
+        "Respondent: „Gruß“ und „Spaß…“ — “É”.\n",
+        "Respondent: “We went to the café…” — Ørsted’s «ÅR».\n",
+    ],
+    ids=["capitals-before-quotes", "eszett-before-quote", "accent-before-ellipsis"],
+)
+def test_windows_1252_that_looks_like_utf8_pairs_is_read_as_windows_1252(
+    tmp_path: Path, legacy: str
+) -> None:
+    # "É”" is C9 94 in Windows-1252, a well-formed UTF-8 sequence (ɔ): not a mixed file.
+    data = ("Interviewer: What did it say?\n\n" + legacy).encode("cp1252")
+    assert _decode_file(_write(tmp_path, "t.txt", data)) == (
+        "Interviewer: What did it say?\n\n" + legacy, "cp1252")
+
+
+@pytest.mark.parametrize(
+    "utf8_part",
+    ["Respondent: in Wrocław.\n", "Respondent: 😀 yes.\n", "Respondent: 中文 notes.\n"],
+    ids=["latin-extended", "emoji", "cjk-word"],
+)
+def test_utf8_characters_next_to_windows_1252_still_raise(tmp_path: Path, utf8_part: str) -> None:
+    data = utf8_part.encode("utf-8") + "Interviewer: “really”?\n".encode("cp1252")
+    with pytest.raises(DecodeError) as info:
+        _decode_file(_write(tmp_path, "mixed.txt", data))
+    assert info.value.reason == ("mixes UTF-8 with another encoding (first invalid UTF-8 "
+                                 "byte at line 2) — re-save the whole file as UTF-8")
+    assert info.value.line == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import unicodedata
 from pathlib import Path
 
 import docx
@@ -12,7 +13,13 @@ import pytest
 
 from qualcode.corpus import combine_batches, flat_segments, plan_batches, process_batch
 from qualcode.documents import Skipped
-from qualcode.ingest import discover_files, ingest_corpus, ingest_files, load_manifest
+from qualcode.ingest import (
+    discover_files,
+    ingest_corpus,
+    ingest_files,
+    load_manifest,
+    unmatched_doc_ids,
+)
 from qualcode.segment import segment_documents
 
 SECRET = "OUTSIDE-SECRET-7f3a: this sentence lives outside the corpus folder"
@@ -357,6 +364,133 @@ def test_manifest_in_windows_1252_with_bom_and_crlf(tmp_path: Path) -> None:
     })
     docs = ingest_corpus(corpus).documents
     assert docs[0].metadata == {"role": "Délégué — ICRC"}
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t"])
+def test_manifest_with_semicolons_or_tabs_is_understood(tmp_path: Path, delimiter: str) -> None:
+    corpus = tmp_path / "corpus"
+    rows = [["file", "doc_id", "case", "role"], ["a.txt", "A-1", "yemen", "Director, NGO"],
+            ["", "b", "myanmar", ""]]
+    buffer = io.StringIO()
+    csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n").writerows(rows)
+    _write(corpus, {"manifest.csv": "\ufeff" + buffer.getvalue(), "a.txt": "Prose.\n",
+                    "b.txt": "Prose.\n"})
+    result = ingest_corpus(corpus)
+    assert result.skipped == []
+    assert [(d.doc_id, d.metadata) for d in result.documents] == [
+        ("A-1", {"case": "yemen", "role": "Director, NGO"}),
+        ("b", {"case": "myanmar"}),
+    ]
+
+
+def test_semicolon_manifest_with_an_unquoted_semicolon_reports_the_row(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    _write(corpus, {"manifest.csv": "file;case;role\na.txt;yemen;Director, NGO\n"
+                                    "b.txt;myanmar;Manager; field\n",
+                    "a.txt": "Prose.\n", "b.txt": "Prose.\n"})
+    result = ingest_corpus(corpus)
+    assert [str(s) for s in result.skipped] == [
+        "manifest.csv:3: row has values past the last column with a header (column D); they "
+        "were ignored — add a header for them in the first row, or delete them",
+    ]
+    assert [d.metadata for d in result.documents] == [
+        {"case": "yemen", "role": "Director, NGO"}, {"case": "myanmar", "role": "Manager"}]
+
+
+def test_doc_id_rows_that_match_no_document_are_reported(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    _write(corpus, {
+        "manifest.csv": "doc_id,case\nYEM-INT-02,west\nNOPE,x\nyem-int-1,y\nlit-1,z\n"
+                        "UPPER,north\n",
+        "transcripts/yem_int_02.txt": TRANSCRIPT,
+        "transcripts/upper.txt": _front("UPPER"),
+        "transcripts/yem_int_01.txt": _front("YEM-INT-01"),
+        "lit.csv": "id,text\nLIT-1,An excerpt.\n",
+    })
+    result = ingest_corpus(corpus)
+    assert [str(s) for s in result.skipped] == [
+        "manifest.csv:2: doc_id 'YEM-INT-02' matches no document — fix the doc_id (ids are "
+        "case-sensitive; did you mean 'yem_int_02'?) or delete the row",
+        "manifest.csv:3: doc_id 'NOPE' matches no document — fix the doc_id (ids are "
+        "case-sensitive) or delete the row",
+        "manifest.csv:4: doc_id 'yem-int-1' matches no document — fix the doc_id (ids are "
+        "case-sensitive; did you mean 'YEM-INT-01'?) or delete the row",
+        "manifest.csv:5: doc_id 'lit-1' matches no document — fix the doc_id (ids are "
+        "case-sensitive; did you mean 'LIT-1'?) or delete the row",
+    ]
+    assert {d.doc_id: d.metadata for d in result.documents}["UPPER"] == {"case": "north"}
+    # The flow reads in batches: the check takes every batch's documents at once.
+    paths, _ = discover_files(corpus)
+    combined = combine_batches([process_batch(corpus, [p]) for p in paths])
+    assert unmatched_doc_ids(load_manifest(corpus), [d.doc_id for d in combined.documents]) \
+        == result.skipped
+
+
+@pytest.mark.parametrize(("on_disk", "typed"), [("NFD", "NFC"), ("NFC", "NFD")])
+def test_manifest_paths_match_file_names_in_either_unicode_form(
+    tmp_path: Path, on_disk: str, typed: str
+) -> None:
+    corpus = tmp_path / "corpus"
+    name = "entrevistas/josé/rené.txt"
+    _write(corpus, {
+        "manifest.csv": f"file,doc_id,case\n{unicodedata.normalize(typed, name)},RENE,x\n"
+                        f"{unicodedata.normalize(on_disk, name)},AGAIN,y\n",
+        unicodedata.normalize(on_disk, name): "Prose.\n",
+    })
+    result = ingest_corpus(corpus)
+    assert [(d.path, d.doc_id, d.metadata) for d in result.documents] == [
+        (unicodedata.normalize(on_disk, name), "RENE", {"case": "x"})]
+    assert [str(s) for s in result.skipped] == [
+        f"manifest.csv:3: file '{unicodedata.normalize(on_disk, name)}' is listed twice; "
+        "this row was ignored — merge the two rows",
+    ]
+
+
+def test_a_reviews_folder_in_other_case_is_not_read_as_documents(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    _write(corpus, {"Reviews/coder_b.csv": "segment_id,codes,coder\nA:1,x,ana\n",
+                    "a.txt": "Prose.\n", "Reviews.txt": "Prose.\n"})
+    if (corpus / "reviews").is_dir():
+        pytest.skip("a file system that ignores case reads Reviews/ as reviews/")
+    result = ingest_corpus(corpus)
+    assert [d.path for d in result.documents] == ["Reviews.txt", "a.txt"]
+    assert [str(s) for s in result.skipped] == [
+        "Reviews/: is not read, neither as documents nor as coders' decisions (their folder "
+        "must be named 'reviews', in lower case) — rename it to 'reviews' or move its files "
+        "into 'reviews/'",
+    ]
+
+
+def test_metadata_names_differing_in_case_are_merged_within_a_document(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    _write(corpus, {
+        "manifest.csv": "file,Author,case,author\na.md,Manifest Author,x,second\n",
+        "a.md": "---\nauthor: Front Author\nYear: 2020\nyear: 2021\n"
+                "Source_Type: Focus_Group\n---\nProse.\n",
+        "b.md": "---\nauthor: Other\n---\nProse.\n",
+        "c.csv": "id,text,AUTHOR,year\nC-1,An excerpt.,Lee,\n",
+    })
+    result = ingest_corpus(corpus)
+    assert [str(s) for s in result.skipped] == [
+        "manifest.csv:1: column 'Author' appears twice (columns B and D, spelled 'Author' "
+        "and 'author'); column D was ignored — delete or rename one of them",
+    ]
+    # the manifest's spelling wins (every batch knows it), else the document's first one
+    assert [(d.doc_id, d.source_type, d.metadata) for d in result.documents] == [
+        ("a", "focus_group", {"Author": "Manifest Author", "Year": "2021", "case": "x",
+                              "source_type": "focus_group"}),
+        ("b", "literature", {"Author": "Other"}),
+        ("C-1", "literature", {"Author": "Lee", "year": "", "citation": "Lee"}),
+    ]
+
+
+def test_windows_1252_capitals_before_curly_quotes_are_read(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    body = "Interviewer: What did it say?\r\n\r\nRespondent: “CAFÉ” and «CAFÉ».\r\n"
+    _write(corpus, {"t.txt": body.encode("cp1252")})
+    result = ingest_corpus(corpus)
+    assert result.skipped == []
+    assert result.documents[0].text == body.replace("\r\n", "\n")
 
 
 def test_missing_corpus_folder_raises(tmp_path: Path) -> None:

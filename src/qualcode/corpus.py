@@ -7,7 +7,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .documents import Document, Segment, Skipped
-from .ingest import FileRecord, discover_files, drop_duplicate_ids, ingest_files, load_manifest
+from .ingest import (
+    FileRecord,
+    discover_files,
+    drop_duplicate_ids,
+    ingest_files,
+    load_manifest,
+    unmatched_doc_ids,
+)
 from .segment import DEFAULT_MAX_TURN_CHARS, segment_document
 from .speakers import DEFAULT_INTERVIEWER_LABELS
 
@@ -76,5 +83,7 @@ def read_corpus(
     corpus = Path(corpus)
     paths, unsupported = discover_files(corpus)
     batch = combine_batches([process_batch(corpus, paths, interviewer_labels, max_turn_chars)])
-    batch.skipped[:0] = [*load_manifest(corpus).problems, *unsupported]
+    manifest = load_manifest(corpus)
+    unmatched = unmatched_doc_ids(manifest, [d.doc_id for d in batch.documents])
+    batch.skipped[:0] = [*manifest.problems, *unmatched, *unsupported]
     return batch

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..documents import EXCERPT, Document, Skipped
 from ..speakers import DEFAULT_INTERVIEWER_LABELS
-from .manifest import MANIFEST_NAME, Manifest, load_manifest
+from .manifest import MANIFEST_NAME, Manifest, load_manifest, unmatched_doc_ids
 from .readers import (
     FORMATS,
     SUBTITLE_FORMATS,
@@ -35,6 +35,7 @@ __all__ = [
     "ingest_corpus",
     "ingest_files",
     "load_manifest",
+    "unmatched_doc_ids",
 ]
 
 REVIEWS_DIR = "reviews"
@@ -68,7 +69,22 @@ def _ignored(relative: Path) -> bool:
         or name.endswith("~")
         or (len(parts) == 1 and (name == MANIFEST_NAME or name.lower().startswith("readme")))
         or parts[0] == REVIEWS_DIR
+        or (len(parts) > 1 and parts[0].lower() == REVIEWS_DIR)  # Reviews/: reported
     )
+
+
+def _misnamed_reviews(corpus: Path) -> list[Skipped]:
+    """Top folders named like ``reviews/`` but for case (``Reviews/``): not documents, and
+    not read as coders' decisions either unless the file system ignores case."""
+    reviews = corpus / REVIEWS_DIR
+    return [
+        Skipped(f"{path.name}/", "is not read, neither as documents nor as coders' "
+                f"decisions (their folder must be named '{REVIEWS_DIR}', in lower case) — "
+                f"rename it to '{REVIEWS_DIR}' or move its files into '{REVIEWS_DIR}/'")
+        for path in sorted(corpus.iterdir())
+        if path.name.lower() == REVIEWS_DIR and path.name != REVIEWS_DIR and path.is_dir()
+        and not (reviews.is_dir() and reviews.samefile(path))
+    ]
 
 
 def _link_problem(path: Path, root: Path) -> str | None:
@@ -100,13 +116,14 @@ def discover_files(corpus: Path) -> tuple[list[str], list[Skipped]]:
     """Corpus files to read (POSIX paths relative to ``corpus``, sorted) and the skipped ones.
 
     Hidden files, office lock files (``~$...``), ``manifest.csv``, README files at the top
-    and everything under ``reviews/`` are not documents and are passed over silently.
-    Broken links, links to folders and links to files outside the corpus are skipped.
+    and everything under ``reviews/`` are not documents and are passed over silently (a
+    ``Reviews/`` folder, in other case, is reported). Broken links, links to folders and
+    links to files outside the corpus are skipped.
     """
     if not corpus.is_dir():
         raise FileNotFoundError(f"corpus folder '{corpus}' does not exist")
     found: list[str] = []
-    skipped: list[Skipped] = []
+    skipped: list[Skipped] = _misnamed_reviews(corpus)
     root = corpus.resolve()
     for path in sorted(corpus.rglob("*")):
         relative = path.relative_to(corpus)
@@ -151,6 +168,19 @@ def _merge(base: dict[str, str], override: dict[str, str] | None) -> dict[str, s
     return merged
 
 
+def _fold_case(meta: dict[str, str], spellings: dict[str, str]) -> dict[str, str]:
+    """Merge metadata names that differ only in case (``Author``, ``author``) under the
+    manifest's spelling, else the first one; a later non-empty value wins (the manifest's
+    over the file's own). ``source_type`` is always spelled so."""
+    names = {**spellings, "source_type": "source_type"}
+    folded: dict[str, str] = {}
+    for key, value in meta.items():
+        name = names.setdefault(key.casefold(), key)
+        if value or name not in folded:
+            folded[name] = value
+    return folded
+
+
 def _document(
     raw: RawDoc, path: str, fmt: str, sha256: str, manifest: Manifest, stem: str
 ) -> Document:
@@ -162,6 +192,7 @@ def _document(
     doc_id = (meta.get("doc_id") or stem).strip()
     meta = _merge(meta, manifest.by_doc_id.get(doc_id))
     meta.pop("doc_id", None)
+    meta = _fold_case(meta, manifest.spellings)
     if "source_type" in meta:
         meta["source_type"] = meta["source_type"].strip().lower()
     if raw.layout == EXCERPT and "citation" not in meta:
@@ -255,5 +286,6 @@ def ingest_corpus(
     paths, skipped = discover_files(corpus)
     result = ingest_files(corpus, paths, manifest, interviewer_labels)
     result.documents, duplicates = drop_duplicate_ids(result.documents)
-    result.skipped = [*manifest.problems, *skipped, *result.skipped, *duplicates]
+    unmatched = unmatched_doc_ids(manifest, (d.doc_id for d in result.documents))
+    result.skipped = [*manifest.problems, *unmatched, *skipped, *result.skipped, *duplicates]
     return result

@@ -14,10 +14,13 @@ _BOMS = (
 )
 # UTF-8 read as Windows-1252 leaves these tell-tale pairs behind (e.g. "â€”" for "—").
 _MOJIBAKE = re.compile("[ÂÃâ][\u0080-\u00bf€‚ƒ„…†‡ˆ‰Š‹ŒŽ‘’“”•–—˜™š›œžŸ]")
-# Any well-formed multi-byte UTF-8 sequence (Arabic, Cyrillic ... not only Latin-1 letters)
-# in a file that is not valid UTF-8 as a whole means UTF-8 mixed with a legacy encoding.
+# A well-formed multi-byte UTF-8 sequence (no overlong forms, surrogates or code points past
+# U+10FFFF): Arabic, Cyrillic ... in a file that is not valid UTF-8 as a whole, unless it is
+# only Windows-1252 text that looks like one (see ``_utf8_characters``).
 _UTF8_SEQUENCE = re.compile(
-    rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
+    rb"[\xc2-\xdf][\x80-\xbf]"
+    rb"|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}|\xed[\x80-\x9f][\x80-\xbf]"
+    rb"|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}|\xf4[\x80-\x8f][\x80-\xbf]{2}"
 )
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 
@@ -88,7 +91,7 @@ def decode_bytes(data: bytes) -> tuple[str, str]:
             f"0x{data[err.start]:02x} cannot be decoded) — re-save it as UTF-8",
             _line_of(data, err.start),
         ) from err
-    mojibake = _MOJIBAKE.search(text) or _UTF8_SEQUENCE.search(data)
+    mojibake = _MOJIBAKE.search(text) or _utf8_characters(data, text)
     if mojibake:
         raise DecodeError(
             "mixes UTF-8 with another encoding (first invalid UTF-8 byte at line "
@@ -96,6 +99,30 @@ def decode_bytes(data: bytes) -> tuple[str, str]:
             _line_of(data, utf8_error.start),
         )
     return _checked(text), "cp1252"
+
+
+def _utf8_characters(data: bytes, text: str) -> bool:
+    """Whether ``data`` (read as Windows-1252: ``text``) holds UTF-8 encoded characters.
+
+    An accented letter before typographic punctuation can form a well-formed UTF-8 sequence
+    (``“CAFÉ”`` holds ``C9 94``, UTF-8 for ``ɔ``). Such a lone look-alike is not taken for
+    UTF-8; two sequences in a row (a word of Arabic or Cyrillic) or any other one is.
+    """
+    end = -1
+    for match in _UTF8_SEQUENCE.finditer(data):
+        if match.start() == end or not _cp1252_lookalike(text, match.start(), match.end()):
+            return True
+        end = match.end()
+    return False
+
+
+def _cp1252_lookalike(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` reads as Windows-1252 text: a letter followed by
+    punctuation or symbols only (``É”``, ``é…”``, ``ß“``), a capital one not right after a
+    lower-case letter (``Wrocław`` in UTF-8 reads ``WrocÅ‚aw``)."""
+    if any(char.isalpha() for char in text[start + 1 : end]):
+        return False
+    return not (text[start].isupper() and start and text[start - 1].islower())
 
 
 def _checked(text: str) -> str:
