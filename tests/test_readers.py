@@ -12,6 +12,8 @@ import docx
 import openpyxl
 import pypdf
 import pytest
+from docx.oxml import parse_xml
+from docx.oxml.ns import nsdecls
 
 from qualcode.documents import EXCERPT, PROSE, TRANSCRIPT
 from qualcode.ingest import ingest_corpus
@@ -291,6 +293,141 @@ def test_docx_zip_without_document_part_is_skipped(tmp_path: Path, data: bytes,
 def test_empty_docx_is_skipped(tmp_path: Path) -> None:
     skipped = _skip_of(_corpus(tmp_path, {"empty.docx": _docx_bytes(lambda d: None)}))
     assert "the .docx has no text" in skipped.reason
+
+
+def _xml(fragment: str):
+    """A WordprocessingML element from raw XML written with the ``w:`` prefix."""
+    return parse_xml(f'<w:body {nsdecls("w")}>{fragment}</w:body>')[0]
+
+
+def _run(text: str) -> str:
+    return f'<w:r><w:t xml:space="preserve">{text}</w:t></w:r>'
+
+
+def test_docx_reads_tracked_insertions_and_content_controls(tmp_path: Path) -> None:
+    def build(document) -> None:
+        section = document.sections[0]
+        section.header.paragraphs[0].text = "CONFIDENTIAL HEADER"
+        section.footer.paragraphs[0].text = "FOOTER page 1"
+        document.add_paragraph("Interviewer: How did it start?")
+        turn = document.add_paragraph("Respondent: We told the commander ")
+        turn._p.append(_xml(f'<w:ins w:id="1" w:author="Ed">{_run("that we would stop ")}</w:ins>'))
+        turn._p.append(_xml('<w:del w:id="2" w:author="Ed"><w:r><w:delText>OLD WORDS '
+                            "</w:delText></w:r></w:del>"))
+        turn._p.append(_xml(f'<w:moveFrom w:id="3" w:author="Ed">{_run("MOVED AWAY ")}'
+                            "</w:moveFrom>"))
+        tail = turn.add_run("distributions.")
+        document.add_comment(tail, text="COMMENT check this", author="Ed")
+        question = document.add_paragraph("Interviewer: And then?")
+        question._p.append(_xml(f"<w:sdt><w:sdtContent>{_run(' Why?')}</w:sdtContent></w:sdt>"))
+        # A content control around a whole paragraph (block level), e.g. from a template.
+        document.element.body.insert(
+            len(document.element.body) - 1,
+            _xml(f"<w:sdt><w:sdtPr><w:alias w:val='Answer'/></w:sdtPr><w:sdtContent><w:p>"
+                 f"{_run('Respondent: The elders helped')}<w:r><w:tab/></w:r>{_run('a lot.')}"
+                 "</w:p></w:sdtContent></w:sdt>"),
+        )
+
+    doc = _one(_corpus(tmp_path, {"tracked.docx": _docx_bytes(build)}))
+    assert doc.text == (
+        "Interviewer: How did it start?\n\n"
+        "Respondent: We told the commander that we would stop distributions.\n\n"
+        "Interviewer: And then? Why?\n\n"
+        "Respondent: The elders helped\ta lot."
+    )
+    assert [(s.speaker, s.text) for s in segment_document(doc) if s.codable] == [
+        ("Respondent", "We told the commander that we would stop distributions."),
+        ("Respondent", "The elders helped\ta lot."),
+    ]
+
+
+def test_docx_table_cells_read_insertions_and_controls(tmp_path: Path) -> None:
+    def build(document) -> None:
+        table = document.add_table(rows=2, cols=2)
+        table.cell(0, 0).text = "Interviewer"
+        table.cell(0, 1).text = "Where did you go?"
+        table.cell(1, 0).text = "Respondent"
+        words = table.cell(1, 1).paragraphs[0]
+        words.add_run("To Bhamo ")
+        words._p.append(_xml(f'<w:ins w:id="1" w:author="Ed">{_run("by road, ")}</w:ins>'))
+        words._p.append(_xml('<w:del w:id="2" w:author="Ed"><w:r><w:delText>by air '
+                             "</w:delText></w:r></w:del>"))
+        words._p.append(_xml(f"<w:sdt><w:sdtContent>{_run('in May.')}</w:sdtContent></w:sdt>"))
+        table.cell(1, 1)._tc.append(
+            _xml(f"<w:sdt><w:sdtContent><w:p>{_run('Then home.')}</w:p></w:sdtContent></w:sdt>")
+        )
+
+    doc = _one(_corpus(tmp_path, {"table.docx": _docx_bytes(build)}))
+    assert doc.text == (
+        "Interviewer: Where did you go?\n\nRespondent: To Bhamo by road, in May.\nThen home."
+    )
+
+
+def _table_docx(rows: list[tuple[str, ...]], title: str = "Transcript by TranscribeCo") -> bytes:
+    def build(document) -> None:
+        document.add_paragraph(title)
+        table = document.add_table(rows=0, cols=len(rows[0]))
+        for row in rows:
+            for cell, value in zip(table.add_row().cells, row, strict=True):
+                cell.text = value
+
+    return _docx_bytes(build)
+
+
+def test_docx_time_speaker_text_table_is_a_transcript(tmp_path: Path) -> None:
+    data = _table_docx([
+        ("Time", "Speaker", "Text"),
+        ("00:00:05", "Interviewer", "How did the negotiation start?"),
+        ("00:00:12", "Respondent", "We told the commander we would stop."),
+        ("", "", "He listened."),  # a row without time or speaker continues the turn
+        ("00:01:30", "Interviewer:", "And then?"),
+        ("00:01:45.250", "Respondent", "The agencies agreed a joint position."),
+    ])
+    doc = _one(_corpus(tmp_path, {"timed.docx": data}))
+    assert doc.layout == TRANSCRIPT
+    assert doc.text == (
+        "Transcript by TranscribeCo\n\n"
+        "Interviewer (00:00:05): How did the negotiation start?\n\n"
+        "Respondent (00:00:12): We told the commander we would stop.\n\n"
+        "He listened.\n\n"
+        "Interviewer (00:01:30): And then?\n\n"
+        "Respondent (00:01:45.250): The agencies agreed a joint position."
+    )
+    assert [(s.speaker, s.codable, s.text) for s in segment_document(doc)] == [
+        ("", False, "Transcript by TranscribeCo"),
+        ("Interviewer", False, "How did the negotiation start?"),
+        ("Respondent", True, "We told the commander we would stop.\n\nHe listened."),
+        ("Interviewer", False, "And then?"),
+        ("Respondent", True, "The agencies agreed a joint position."),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("header", "time", "label", "head"),
+    [
+        ([], "[00:00:05]", "00:00:05", ""),  # no header row: the timestamps tell
+        ([("Zeit", "Sprecher", "Text")], "0:05 - 0:09", "0:05", "Zeit: Sprecher Text\n\n"),
+    ],
+    ids=["no-header", "other-header"],
+)
+def test_docx_timed_table_without_time_header(
+    tmp_path: Path, header: list[tuple[str, ...]], time: str, label: str, head: str
+) -> None:
+    rows = [*header, (time, "Interviewer", "Why?"), ("00:00:09", "Respondent", "Because."),
+            ("00:00:20", "Interviewer", "And?"), ("00:00:25", "Respondent", "Nothing.")]
+    doc = _one(_corpus(tmp_path, {"t.docx": _table_docx(rows, title="Notes")}))
+    assert doc.text == (f"Notes\n\n{head}Interviewer ({label}): Why?\n\n"
+                        "Respondent (00:00:09): Because.\n\nInterviewer (00:00:20): And?\n\n"
+                        "Respondent (00:00:25): Nothing.")
+    assert [s.speaker for s in segment_document(doc) if s.speaker] == [
+        "Interviewer", "Respondent", "Interviewer", "Respondent"
+    ]
+
+
+def test_docx_three_column_table_without_times_is_read_as_before(tmp_path: Path) -> None:
+    data = _table_docx([("Name", "Role", "Organisation"), ("Aung", "Driver", "WFP")])
+    doc = _one(_corpus(tmp_path, {"staff.docx": data}))
+    assert doc.text == "Transcript by TranscribeCo\n\nName: Role Organisation\n\nAung: Driver WFP"
 
 
 # --- .pdf ---------------------------------------------------------------------------------
@@ -833,13 +970,137 @@ def test_table_text_column_becomes_no_metadata_and_other_id_column_is_kept(
     assert doc.metadata == {"id": "old-7"}
 
 
-def test_table_with_a_ragged_row_is_skipped_with_the_line(tmp_path: Path) -> None:
-    table = "id,text\nE1,First.\nE2,Second, unquoted.\n"
-    skipped = _skip_of(_corpus(tmp_path, {"lit.csv": table}))
-    assert "is not a well-formed CSV table" in skipped.reason
-    assert "check the quoting on that line" in skipped.reason
+LONG_ROW = ('has more cells than the header — quote the text cell ("...") or remove the '
+            "extra comma")
+
+
+def test_csv_unquoted_comma_in_the_first_row_is_reported_not_shifted(tmp_path: Path) -> None:
+    table = ("excerpt_id,text,author\n"
+             "UQ-1,We met the elders, then the commander.,Smith\n"
+             "UQ-2,We waited.,Jones\n")
+    result = ingest_corpus(_corpus(tmp_path, {"lit.csv": table}))
+    assert [(d.doc_id, d.row, d.text, d.metadata["author"]) for d in result.documents] == [
+        ("UQ-2", 3, "We waited.", "Jones")
+    ]
+    assert [str(s) for s in result.skipped] == [f"lit.csv:2: {LONG_ROW}"]
+
+
+def test_csv_rows_with_more_cells_are_left_out_and_the_others_kept(tmp_path: Path) -> None:
+    table = ('id,text,year\n'
+             'E1,"A cell\nover two lines, quoted.",2001\n'
+             'E2,Second, unquoted.,2002\n'
+             '\n'
+             'E4,Fourth.,2004\n'
+             'E5,"Fifth, quoted.",2005,extra\n'
+             ',no id,2006\n'
+             'E7,Last, unquoted.,2007')
+    result = ingest_corpus(_corpus(tmp_path, {"lit.csv": table}))
+    assert [(d.doc_id, d.row, d.text) for d in result.documents] == [
+        ("E1", 2, "A cell\nover two lines, quoted."), ("E4", 5, "Fourth.")
+    ]
+    assert [(s.path, s.line, s.reason) for s in result.skipped] == [
+        ("lit.csv", 3, LONG_ROW),
+        ("lit.csv", 6, LONG_ROW),
+        ("lit.csv", 7, "no id — give the excerpt a unique id"),
+        ("lit.csv", 8, LONG_ROW),
+    ]
+
+
+def test_semicolon_csv_row_with_more_cells_names_the_semicolon(tmp_path: Path) -> None:
+    table = "id;text;author\nE1;One;Lee\nE2;Two;Aung\nE3;Three; and more;Smith\nE4;Four;Lee\n"
+    result = ingest_corpus(_corpus(tmp_path, {"lit.csv": table}))
+    assert [d.doc_id for d in result.documents] == ["E1", "E2", "E4"]
+    assert [str(s) for s in result.skipped] == [
+        'lit.csv:4: has more cells than the header — quote the text cell ("...") or remove '
+        "the extra semicolon"
+    ]
+
+
+def test_csv_with_an_unclosed_quote_is_skipped(tmp_path: Path) -> None:
+    skipped = _skip_of(_corpus(tmp_path, {"lit.csv": 'id,text\nE1,"Never closed.\nE2,b\n'}))
+    assert skipped.reason.startswith("is not a well-formed CSV table (")
+    assert skipped.reason.endswith("— check the quoting on that line")
     assert "\n" not in skipped.reason
-    assert skipped.line == 3
+
+
+def _save(workbook: openpyxl.Workbook, tmp_path: Path, name: str = "lit.xlsx") -> Path:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir(exist_ok=True)
+    workbook.save(corpus / name)
+    return corpus
+
+
+def test_xlsx_every_sheet_with_text_and_id_is_read(tmp_path: Path) -> None:
+    workbook = openpyxl.Workbook()
+    workbook.active.title = "README"
+    workbook.active.append(["This workbook lists excerpts by year."])
+    first = workbook.create_sheet("2019")
+    first.append(["excerpt_id", "text", "author"])
+    first.append(["A-1", "Access was slow.", "Lee"])
+    first.append(["A-2", None, "Lee"])
+    second = workbook.create_sheet("2020")
+    second["A1"] = "Excerpts coded in 2020"  # a title above the header, then a blank row
+    second.append([])
+    second.append(["id", "Text", "year"])
+    second.append(["B-1", "Trust took years.", 2020])
+    second.append([None, "No id here.", 2020])
+    notes = workbook.create_sheet("notes")
+    notes.append(["text", "comment"])
+    notes.append(["a note", "no id column"])
+    workbook.create_sheet("empty")  # an empty sheet is passed over in silence
+    result = ingest_corpus(_save(workbook, tmp_path))
+    assert [(d.doc_id, d.row, d.text, d.metadata) for d in result.documents] == [
+        ("A-1", 2, "Access was slow.", {"author": "Lee", "citation": "Lee"}),
+        ("B-1", 4, "Trust took years.", {"year": "2020"}),
+    ]
+    assert [str(s) for s in result.skipped] == [
+        "lit.xlsx: sheet 'README' has no 'text' column and was not read — if it holds "
+        "excerpts, put a header row with a 'text' column in its first 10 rows",
+        "lit.xlsx:3: sheet '2019': excerpt 'A-2' has an empty text — add the text",
+        "lit.xlsx:5: sheet '2020': no id — give the excerpt a unique id",
+        "lit.xlsx:1: sheet 'notes' has no id column (columns: text, comment) and was not "
+        "read — add an 'excerpt_id' (or 'id') column with a unique id per row",
+    ]
+
+
+def test_xlsx_header_below_a_title_keeps_spreadsheet_row_numbers(tmp_path: Path) -> None:
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet["A1"] = "Literature excerpts, access negotiations"
+    sheet["B3"], sheet["C3"], sheet["D3"] = "excerpt_id", "text", "author"
+    sheet["B4"], sheet["C4"], sheet["D4"] = "X-1", "First.", "Lee"
+    sheet["B6"], sheet["C6"] = "X-2", None
+    sheet["B7"], sheet["C7"], sheet["D7"] = "X-3", "Third.", "Aung"
+    result = ingest_corpus(_save(workbook, tmp_path))
+    assert [(d.doc_id, d.row, d.text, d.metadata["author"]) for d in result.documents] == [
+        ("X-1", 4, "First.", "Lee"), ("X-3", 7, "Third.", "Aung")
+    ]
+    assert [str(s) for s in result.skipped] == [
+        "lit.xlsx:6: excerpt 'X-2' has an empty text — add the text"
+    ]
+
+
+def test_xlsx_header_below_row_10_is_not_searched(tmp_path: Path) -> None:
+    workbook = openpyxl.Workbook()
+    workbook.active["A11"], workbook.active["B11"] = "id", "text"
+    workbook.active["A12"], workbook.active["B12"] = "E1", "Too far down."
+    skipped = _skip_of(_save(workbook, tmp_path))
+    assert (skipped.line, skipped.reason) == (
+        1, "has no 'text' column (columns: Unnamed: 0, Unnamed: 1) — name the column that "
+        "holds the excerpt 'text'"
+    )
+
+
+def test_xlsx_without_a_text_column_in_any_sheet_is_skipped(tmp_path: Path) -> None:
+    workbook = openpyxl.Workbook()
+    workbook.active.title = "codes"
+    workbook.active.append(["code", "label"])
+    workbook.create_sheet("how_to").append(["Fill in the codes."])
+    skipped = _skip_of(_save(workbook, tmp_path))
+    assert (skipped.line, skipped.reason) == (
+        None, "has no sheet with a 'text' column (sheets: 'codes', 'how_to') — name the "
+        "column that holds the excerpt 'text'"
+    )
 
 
 VTT_ONE_OFF = """WEBVTT

@@ -56,6 +56,14 @@ def _turns(segments: list[Segment]) -> list[tuple[str, str, int | None, bool, st
         ("Interviewer:", "Dr Amira Al Haddad:", "Dr Amira Al Haddad"),
         ("Interviewer:", "Respondent 2:", "Respondent 2"),
         ("Interviewer:", "Ma Thida’s colleague:", "Ma Thida’s colleague"),
+        ("Interviewer：", "Amira：", "Amira"),  # full-width colon
+        ("**Interviewer:**", "**Amira:**", "Amira"),  # Markdown emphasis
+        ("**Interviewer**:", "**Amira**:", "Amira"),
+        ("*Interviewer:*", "_Amira_:", "Amira"),
+        ("__INTERVIEWER:__", "__AMIRA__:", "Amira"),
+        ("- Interviewer:", "- Amira:", "Amira"),  # list items, quotes
+        ("* **Interviewer:**", "* **Amira:**", "Amira"),
+        ("> Interviewer:", "> [00:12:09] Amira:", "Amira"),
     ],
 )
 def test_speaker_label_variants(
@@ -395,3 +403,171 @@ def test_one_off_speaker_after_the_conversation_started(tmp_path: Path) -> None:
         ("doc:3", "Interviewer", False),
     ]
     assert segments[0].text == "Date: 3 May 2023"
+
+
+# --- Markdown, Otter.ai and full-width colon labels ---------------------------------------
+
+MARKDOWN = """# Interview with a field coordinator
+
+## Part 1: access
+
+**Interviewer:** How did the negotiation start?
+
+**Respondent**: We told the commander we would suspend distributions.
+
+*Interviewer:* And then?
+
+- Respondent: The other agencies agreed to a joint position.
+- Interviewer: Anything else?
+
+> Respondent: Local elders spoke to the armed group.
+> They released the convoy.
+"""
+
+
+def test_markdown_labels(tmp_path: Path) -> None:
+    doc = _doc(tmp_path, MARKDOWN, name="md_int.md")
+    assert (doc.layout, doc.source_type) == (TRANSCRIPT, "interview")
+    segments = segment_document(doc)
+    _check_offsets(doc, segments)
+    assert _turns(segments) == [
+        ("md_int:0", "", 0, False,
+         "# Interview with a field coordinator\n\n## Part 1: access"),
+        ("md_int:1", "Interviewer", 1, False, "How did the negotiation start?"),
+        ("md_int:2", "Respondent", 2, True,
+         "We told the commander we would suspend distributions."),
+        ("md_int:3", "Interviewer", 3, False, "And then?"),
+        ("md_int:4", "Respondent", 4, True, "The other agencies agreed to a joint position."),
+        ("md_int:5", "Interviewer", 5, False, "Anything else?"),
+        ("md_int:6", "Respondent", 6, True,
+         "Local elders spoke to the armed group.\n> They released the convoy."),
+    ]
+
+
+def test_markdown_emphasis_that_is_not_a_label(tmp_path: Path) -> None:
+    text = (
+        "**Interviewer:** What did you ask for?\n\n"
+        "**Respondent:** Three things:\n\n- Food: rice and oil.\n- Water: two trucks.\n"
+        "*Note: the list was agreed later.\n\n"
+        "**Important:** access first.\n\n"
+        "**Interviewer:** And?\n\n**Respondent:** They agreed.\n"
+    )
+    doc = _doc(tmp_path, text, name="doc.md")
+    segments = segment_document(doc)
+    _check_offsets(doc, segments)
+    assert _turns(segments) == [
+        ("doc:1", "Interviewer", 1, False, "What did you ask for?"),
+        ("doc:2", "Respondent", 2, True,
+         "Three things:\n\n- Food: rice and oil.\n- Water: two trucks.\n"
+         "*Note: the list was agreed later.\n\n**Important:** access first."),
+        ("doc:3", "Interviewer", 3, False, "And?"),
+        ("doc:4", "Respondent", 4, True, "They agreed."),
+    ]
+
+
+def test_otter_labels_on_their_own_line(tmp_path: Path) -> None:
+    text = (
+        "Otter.ai export\n\n"
+        "Interviewer  0:03\nHow did the negotiation start?\n\n"
+        "Amira Haddad  0:15\nWe told the commander.\nAround 10:30\nhe agreed.\n\n"
+        "Interviewer  1:02:03\nAnd then?\n\n"
+        "Amira Haddad  1:02:09\nThe agencies agreed.\n"
+    )
+    doc = _doc(tmp_path, text)
+    assert doc.layout == TRANSCRIPT
+    segments = segment_document(doc)
+    _check_offsets(doc, segments)
+    assert _turns(segments) == [
+        ("doc:0", "", 0, False, "Otter.ai export"),
+        ("doc:1", "Interviewer", 1, False, "How did the negotiation start?"),
+        ("doc:2", "Amira Haddad", 2, True, "We told the commander.\nAround 10:30\nhe agreed."),
+        ("doc:3", "Interviewer", 3, False, "And then?"),
+        ("doc:4", "Amira Haddad", 4, True, "The agencies agreed."),
+    ]
+
+
+def test_full_width_colon_labels(tmp_path: Path) -> None:
+    labels = ("采访者",)
+    text = (
+        "采访者：谈判是怎么开始的？\n\n受访者：我们告诉指挥官。\n他说：不行。\n\n"
+        "采访者：然后呢？\n\n受访者： 其他机构同意了。\n"
+    )
+    doc = _doc(tmp_path, text, interviewer_labels=labels)
+    assert doc.layout == TRANSCRIPT
+    segments = segment_document(doc, interviewer_labels=labels)
+    _check_offsets(doc, segments)
+    assert _turns(segments) == [
+        ("doc:1", "采访者", 1, False, "谈判是怎么开始的？"),
+        ("doc:2", "受访者", 2, True, "我们告诉指挥官。\n他说：不行。"),
+        ("doc:3", "采访者", 3, False, "然后呢？"),
+        ("doc:4", "受访者", 4, True, "其他机构同意了。"),
+    ]
+
+
+# --- one-off labels -----------------------------------------------------------------------
+
+
+def test_one_off_words_inside_a_turn_are_not_speakers(tmp_path: Path) -> None:
+    text = (
+        "Interviewer: How did it start?\n\n"
+        "Respondent: We told the commander.\n"
+        "Example: the second time, they held the staff overnight.\n"
+        "Then: we called the other agencies.\n"
+        "Field Office: closed for a week.\n\n"
+        "Note: this was in May.\n\n"
+        "For Example: the convoy to Taiz.\n\n"
+        "Interviewer: And then?\n\n"
+        "Respondent: The agencies agreed.\n"
+    )
+    doc = _doc(tmp_path, text)
+    segments = segment_document(doc)
+    _check_offsets(doc, segments)
+    assert _turns(segments) == [
+        ("doc:1", "Interviewer", 1, False, "How did it start?"),
+        ("doc:2", "Respondent", 2, True,
+         "We told the commander.\nExample: the second time, they held the staff overnight.\n"
+         "Then: we called the other agencies.\nField Office: closed for a week.\n\n"
+         "Note: this was in May.\n\nFor Example: the convoy to Taiz."),
+        ("doc:3", "Interviewer", 3, False, "And then?"),
+        ("doc:4", "Respondent", 4, True, "The agencies agreed."),
+    ]
+
+
+def test_one_off_speakers_that_open_a_paragraph(tmp_path: Path) -> None:
+    text = (
+        "Interviewer: Who else was there?\n\n"
+        "Respondent: The elders.\n\n"
+        "Dr Aung Naing: I was there too.\n\n"
+        "Interviewer: Thank you.\n\n"
+        "Respondent: Welcome.\n\n"
+        "Interpreter: He has to leave now.\n"  # no recurring turn follows
+    )
+    doc = _doc(tmp_path, text)
+    segments = segment_document(doc)
+    _check_offsets(doc, segments)
+    assert _turns(segments) == [
+        ("doc:1", "Interviewer", 1, False, "Who else was there?"),
+        ("doc:2", "Respondent", 2, True, "The elders."),
+        ("doc:3", "Dr Aung Naing", 3, True, "I was there too."),
+        ("doc:4", "Interviewer", 4, False, "Thank you."),
+        ("doc:5", "Respondent", 5, True, "Welcome.\n\nInterpreter: He has to leave now."),
+    ]
+
+
+def test_one_off_speaker_when_turns_are_not_separated_by_blank_lines(tmp_path: Path) -> None:
+    text = (
+        "Interviewer: Who else was there?\n"
+        "Respondent: The elders.\n"
+        "Then: the commander.\n"
+        "Interpreter: He says the elders came too.\n"
+        "Interviewer: Thank you.\n"
+        "Respondent: Welcome.\n"
+    )
+    segments = segment_document(_doc(tmp_path, text))
+    assert _turns(segments) == [
+        ("doc:1", "Interviewer", 1, False, "Who else was there?"),
+        ("doc:2", "Respondent", 2, True, "The elders.\nThen: the commander."),
+        ("doc:3", "Interpreter", 3, True, "He says the elders came too."),
+        ("doc:4", "Interviewer", 4, False, "Thank you."),
+        ("doc:5", "Respondent", 5, True, "Welcome."),
+    ]

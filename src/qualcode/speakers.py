@@ -1,4 +1,4 @@
-"""Speaker labels in transcripts: ``Name:`` at a line start, with optional timestamps."""
+"""Speaker labels in transcripts: ``Name:`` at a line start (timestamps, Markdown, Otter)."""
 
 from __future__ import annotations
 
@@ -6,16 +6,30 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 DEFAULT_INTERVIEWER_LABELS = ("Interviewer", "Int", "I", "Q", "Moderator")
 
-_TIME = r"\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d{1,3})?"
+TIME = r"\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d{1,3})?"
+_STAMP = rf"[\[(]?{TIME}[\])]?[ \t]*(?:[-–—][ \t]*)?"  # [00:12:03] or 00:12:03 -
+_NAME = r"[^\W\d_][\w.'’&/-]*(?:[ \t]+[\w.'’&/-]+){0,3}?"  # up to four words
+_AFTER_NAME = rf"(?:[ \t]*(?:[\[(]{TIME}[\])]|(?P<note>\([^():\n]{{1,40}}\))))?"  # (00:12:03)
+# The plain ``Name:`` form, as subtitle cues are read (ingest/readers.py).
 LABEL_RE = re.compile(
-    rf"""^[ \t]*
-    (?:[\[(]?{_TIME}[\])]?[ \t]*(?:[-–—][ \t]*)?)?          # [00:12:03] or 00:12:03
-    (?P<name>[^\W\d_][\w.'’&/-]*(?:[ \t]+[\w.'’&/-]+){{0,3}}?)  # up to four words
-    (?:[ \t]*(?:[\[(]{_TIME}[\])]|(?P<note>\([^():\n]{{1,40}}\))))?  # (00:12:03) or (WFP)
-    [ \t]*:(?=[ \t]|$)[ \t]*""",
+    rf"^[ \t]*(?:{_STAMP})?(?P<name>{_NAME}){_AFTER_NAME}[ \t]*:(?=[ \t]|$)[ \t]*",
+    re.MULTILINE,
+)
+# Transcript turn labels: the plain form, also with a full-width colon, in Markdown
+# (``**Name:**``, ``*Name*:``, ``__Name:__`` after an optional ``- ``, ``* `` or ``> ``),
+# and Otter.ai's ``Name  0:03`` line with the words on the lines below it.
+TURN_LABEL_RE = re.compile(
+    rf"""^[ \t]*(?:
+        (?:(?P<mark>[-*>])[ \t]+)?(?:{_STAMP})?(?P<em>\*\*|__|\*|_)?(?(em)(?:{_STAMP})?)
+        (?P<name>{_NAME}){_AFTER_NAME}[ \t]*
+        (?(em)(?:(?P=em)[ \t]*[:：]|[:：](?P=em))|[:：])
+        (?:(?<=[：*_])|(?=[ \t]|$))
+      | (?P<otter>{_NAME})[ \t]+{TIME}[ \t]*$
+    )[ \t]*""",
     re.VERBOSE | re.MULTILINE,
 )
 
@@ -49,6 +63,21 @@ def is_interviewer(name: str, labels: Iterable[str] = DEFAULT_INTERVIEWER_LABELS
     return False
 
 
+class _Candidate(NamedTuple):
+    """A match of ``TURN_LABEL_RE``: where it starts and ends, its name and the match."""
+
+    start: int
+    end: int
+    key: str
+    name: str
+    match: re.Match[str]
+
+
+def _form(match: re.Match[str]) -> tuple[str | None, str | None, bool]:
+    """How a label is laid out: its list or quote marker, its emphasis, Otter style."""
+    return match["mark"], match["em"], match["otter"] is not None
+
+
 def find_labels(
     text: str,
     interviewer_labels: Iterable[str] = DEFAULT_INTERVIEWER_LABELS,
@@ -56,53 +85,108 @@ def find_labels(
 ) -> list[Label]:
     """Speaker labels that open a turn, in order.
 
-    A candidate ``Words:`` at a line start is accepted when the same name labels at
-    least two lines of the text, is an interviewer label, or is a capitalised name
-    after the first accepted label. A one-off ``Date:`` or ``Note:`` in a header block
-    or prose is therefore not taken for a speaker.
+    A candidate ``Words:`` at a line start (or another form of ``TURN_LABEL_RE``) is
+    accepted when the same name labels at least two lines of the text or is an
+    interviewer label, so a one-off ``Date:`` or ``Note:`` in a header block or prose is
+    not taken for a speaker; a one-off name inside the conversation may be one
+    (``_one_off_speakers``).
     With ``paragraph_labels`` (text rebuilt from subtitles, one ``Speaker: words``
     paragraph per turn) a label opening a paragraph is accepted even if used once.
     """
     labels = list(interviewer_labels)
     candidates = [
-        (m.start(), m.end(), label_key(_full_name(m)), _full_name(m))
-        for m in LABEL_RE.finditer(text)
+        _Candidate(m.start(), m.end(), label_key(name := _full_name(m)), name, m)
+        for m in TURN_LABEL_RE.finditer(text)
     ]
-    counts = Counter(key for _, _, key, _ in candidates)
+    counts = Counter(c.key for c in candidates)
     names: dict[str, str] = {}
-    for _, _, key, name in candidates:
-        if key not in names or names[key].isupper():
-            names[key] = name
-    accepted = [
-        counts[key] >= 2
-        or is_interviewer(name, labels)
-        or (paragraph_labels and (start == 0 or text.startswith("\n\n", start - 2)))
-        for start, _, key, name in candidates
-    ]
-    # Once the conversation has started, a capitalised one-off label (a respondent who
-    # speaks once, a second interviewee) is a speaker too, unless it is a header word.
-    started = False
-    for i, (_, _, key, name) in enumerate(candidates):
-        if not accepted[i] and started and _looks_like_name(name) and key not in _HEADER_WORDS:
-            accepted[i] = True
-        started = started or accepted[i]
+    for c in candidates:
+        if c.key not in names or names[c.key].isupper():
+            names[c.key] = c.name
+    recurring = [counts[c.key] >= 2 or is_interviewer(c.name, labels) for c in candidates]
+    accepted = recurring
+    if paragraph_labels:
+        accepted = [ok or _starts_paragraph(text, c.start)
+                    for ok, c in zip(recurring, candidates, strict=True)]
+    accepted = _one_off_speakers(text, candidates, recurring, accepted)
     return [
-        Label(start, end, key, _display(names[key]))
-        for ok, (start, end, key, _) in zip(accepted, candidates, strict=True)
+        Label(c.start, c.end, c.key, _display(names[c.key]))
+        for ok, c in zip(accepted, candidates, strict=True)
         if ok
     ]
 
 
-_HEADER_WORDS = {
+def _one_off_speakers(
+    text: str, candidates: list[_Candidate], recurring: list[bool], accepted: list[bool]
+) -> list[bool]:
+    """``accepted``, plus the one-off labels that are speakers: a capitalised name (an
+    interpreter, a second interviewee), not a common word, after the first accepted
+    label and before a recurring speaker's turn, laid out like the recurring labels
+    (same Markdown form; starting a paragraph where they are separated by blank lines).
+    So ``Example:`` or ``Then:`` opening a line inside an answer is not a speaker."""
+    first = next((i for i, ok in enumerate(accepted) if ok), len(accepted))
+    last = next((i for i in range(len(recurring) - 1, first, -1) if recurring[i]), first)
+    one_offs = [i for i in range(first + 1, last) if not accepted[i]]
+    if not one_offs:
+        return accepted
+    later = [c for c, ok in zip(candidates[first + 1 :], recurring[first + 1 :], strict=True)
+             if ok]
+    forms = {_form(c.match) for c in later}
+    paragraphs = any(_starts_paragraph(text, c.start) for c in later)
+    result = list(accepted)
+    for i in one_offs:
+        c = candidates[i]
+        result[i] = (
+            _form(c.match) in forms
+            and _looks_like_name(c.name)
+            and not _common_words(c.key)
+            and (not paragraphs or _starts_paragraph(text, c.start))
+        )
+    return result
+
+
+def _starts_paragraph(text: str, start: int) -> bool:
+    """True when the line at ``start`` opens the text or follows a blank line."""
+    if start == 0:
+        return True
+    before = text.rfind("\n", 0, start - 1) + 1
+    return not text[before : start - 1].strip()
+
+
+# Words that end a one-off label inside a turn or a header, never a speaker's.
+_NOT_SPEAKERS = {
     "date", "time", "note", "notes", "location", "place", "duration", "title", "subject",
     "topic", "language", "participants", "transcript", "transcriber", "recording", "source",
     "file", "case", "project", "re", "nb", "ps", "update", "edit", "summary", "question",
     "answer", "context", "background",
+    "example", "examples", "e.g.", "eg", "i.e.", "ie", "then", "so", "and", "but", "also",
+    "first", "firstly", "second", "secondly", "third", "thirdly", "finally", "lastly",
+    "next", "later", "now", "today", "yesterday", "afterwards", "meanwhile", "however",
+    "therefore", "because", "well", "yes", "no", "ok", "okay", "result", "results",
+    "outcome", "reason", "reasons", "problem", "problems", "issue", "issues", "point",
+    "points", "lesson", "lessons", "conclusion", "step", "steps", "option", "options",
+    "part", "section", "comment", "remark", "reply", "response", "quote", "translation",
+    "correction", "clarification", "definition", "observation", "warning", "reminder",
+    "fact", "important", "end", "start", "break", "pause", "inaudible", "crosstalk",
+    "laughter", "silence", "message", "email", "letter", "demand", "demands", "condition",
+    "conditions", "request", "agenda", "attendees", "present", "interview",
+}
+# Words that never begin a speaker's name or role (``For Example:``, ``In Short:``).
+_NOT_NAME_STARTS = {
+    "for", "in", "on", "at", "to", "as", "by", "and", "but", "or", "so", "then", "also",
+    "if", "when", "my", "our", "your", "their", "this", "that", "what", "why", "how",
 }
 
 
+def _common_words(key: str) -> bool:
+    """True for ``example``, ``for example``, ``key point``: not a one-off speaker."""
+    words = key.split(" (", 1)[0].split()
+    return words[0] in _NOT_NAME_STARTS or words[-1] in _NOT_SPEAKERS
+
+
 def _full_name(match: re.Match[str]) -> str:
-    return f"{match['name']} {match['note']}" if match["note"] else match["name"]
+    name = match["name"] or match["otter"]
+    return f"{name} {match['note']}" if match["note"] else name
 
 
 def _looks_like_name(name: str) -> bool:

@@ -8,7 +8,7 @@ import io
 import json
 import re
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import yaml
@@ -48,7 +48,7 @@ class RawDoc:
 class RowProblem:
     """A part of a file that was left out: a table row or a subtitle cue (its line)."""
 
-    row: int
+    row: int | None  # None: the whole part (a workbook's sheet)
     reason: str
 
 
@@ -208,28 +208,30 @@ def _not_pdf(data: bytes) -> ReadError:
                      "made it")
 
 
+def _docx_paragraphs(document) -> Iterator[str]:
+    """The body's paragraphs and table rows as text, content controls included."""
+    from docx.table import Table
+
+    from .docx_text import TABLE, body_blocks, cell_text, paragraph_text, table_paragraphs
+
+    for block in body_blocks(document.element.body):
+        if block.tag == TABLE:
+            # Transcription services often deliver "speaker | words" tables.
+            table = Table(block, document)
+            rows = [[cell_text(c._tc).strip() for c in row.cells] for row in table.rows]
+            yield from table_paragraphs(rows)
+        elif text := paragraph_text(block).strip():
+            yield text
+
+
 def read_docx(data: bytes, interviewer_labels: Iterable[str]) -> list[RawDoc]:
     import docx  # python-docx; imported here because it is slow to import
-    from docx.table import Table
 
     try:
         document = docx.Document(io.BytesIO(data))
     except Exception as err:  # zipfile's, python-docx's and lxml's errors on damage
         raise _not_office_file(data, "docx", err) from err
-    paragraphs: list[str] = []
-    for block in document.iter_inner_content():
-        if isinstance(block, Table):
-            # Transcription services often deliver "speaker | words" tables.
-            for row in block.rows:
-                cells = [c.text.strip() for c in row.cells]
-                cells = [c for i, c in enumerate(cells) if c and c not in cells[:i]]
-                if len(cells) >= 2 and not cells[0].endswith(":"):
-                    cells[0] += ":"
-                if cells:
-                    paragraphs.append(" ".join(cells))
-        elif block.text.strip():
-            paragraphs.append(block.text.strip())
-    text = "\n\n".join(paragraphs)
+    text = "\n\n".join(_docx_paragraphs(document))
     _require_text(text, ".docx")
     props = document.core_properties
     meta = {"title": props.title} if props.title else {}
@@ -335,29 +337,56 @@ def read_subtitles(
 
 
 def _sniff_delimiter(sample: str) -> str:
+    """The delimiter; when rows disagree (an unquoted one in a cell), the header's."""
     try:
         return csv.Sniffer().sniff(sample, delimiters=",;\t").delimiter
     except csv.Error:
-        return ","
+        header = sample.split("\n", 1)[0]
+        return max(",;\t", key=header.count)  # "," when the header has none
 
 
-def _read_table_frame(data: bytes, fmt: str):
+_DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
+
+
+def _blank_long_rows(text: str, sep: str) -> tuple[str, list[RowProblem]]:
+    """Blank out each row with more cells than the header (an unquoted delimiter in a
+    cell): pandas would shift every column (first row) or give up on the whole file.
+    The row stays as an empty line, so the rows below keep their spreadsheet numbers."""
+    lines = io.StringIO(text).readlines()
+    reader = csv.reader(lines, delimiter=sep)
+    long_rows: list[tuple[int, int, int]] = []  # (row, its first line, line after it)
+    try:
+        header = next(reader, [])
+        start = reader.line_num
+        for row, cells in enumerate(reader, start=2):
+            if header and len(cells) > len(header):
+                long_rows.append((row, start, reader.line_num))
+            start = reader.line_num
+    except csv.Error:  # e.g. a cell over the csv module's size limit: pandas decides
+        return text, []
+    for _, first, end in reversed(long_rows):
+        lines[first:end] = ["\n" if lines[end - 1].endswith("\n") else ""]
+    reason = ("has more cells than the header — quote the text cell (\"...\") or remove "
+              f"the extra {_DELIMITER_NAMES.get(sep, repr(sep))}")
+    return "".join(lines), [RowProblem(row, reason) for row, _, _ in long_rows]
+
+
+def _read_csv_frame(data: bytes):
+    """The table and its rows with more cells than the header (left out, reported)."""
     import pandas as pd
 
-    if fmt == "xlsx":
-        try:
-            return pd.read_excel(io.BytesIO(data), sheet_name=0, dtype=object)
-        except Exception as err:  # pandas', openpyxl's and zipfile's errors on damage
-            raise _not_office_file(data, "xlsx", err) from err
     text = _decode(data)
     _require_text(text)
+    sep = _sniff_delimiter(text[:8192])
+    text, problems = _blank_long_rows(text, sep)
     try:
-        return pd.read_csv(
+        frame = pd.read_csv(
             io.StringIO(text),
-            sep=_sniff_delimiter(text[:8192]),
+            sep=sep,
             dtype=str,
             keep_default_na=False,
             skip_blank_lines=False,  # a blank line is a spreadsheet row: keep row numbers true
+            index_col=False,  # never take the first column for an index
         )
     except Exception as err:  # pandas ParserError names the line
         line = re.search(r"line (\d+)", str(err))
@@ -366,47 +395,148 @@ def _read_table_frame(data: bytes, fmt: str):
             "that line",
             int(line.group(1)) if line else None,
         ) from err
+    return frame, problems
 
 
-def read_table(data: bytes, fmt: str) -> tuple[list[RawDoc], list[RowProblem]]:
-    """An excerpt table: one document per row, ``text`` + an id column, the rest metadata."""
-    frame = _read_table_frame(data, fmt)
+_HEADER_ROWS = 10  # a sheet's header row is looked for in its first rows
+
+
+@dataclass(slots=True)
+class _Sheet:
+    name: str
+    frame: object  # pandas.DataFrame, read below the header row
+    header: int  # the header's spreadsheet row (1 = top)
+
+
+def _header_index(probe) -> int | None:
+    """The first of a sheet's top rows (0-based) with a ``text`` cell, if any."""
+    for i, cells in enumerate(probe.itertuples(index=False)):
+        if any(isinstance(c, str) and c.strip().lower() == "text" for c in cells):
+            return i
+    return None
+
+
+def _read_sheets(data: bytes) -> list[_Sheet]:
+    """Every sheet, each read below its header row (the row 1 if none has ``text``)."""
+    import pandas as pd
+
+    try:
+        book = pd.ExcelFile(io.BytesIO(data))
+        probes = pd.read_excel(book, sheet_name=None, header=None, nrows=_HEADER_ROWS,
+                               dtype=object)
+        sheets = []
+        for name, probe in probes.items():
+            index = _header_index(probe) or 0
+            frame = pd.read_excel(book, sheet_name=name, header=index, dtype=object)
+            sheets.append(_Sheet(str(name), frame, index + 1))
+    except Exception as err:  # pandas', openpyxl's and zipfile's errors on damage
+        raise _not_office_file(data, "xlsx", err) from err
+    return sheets
+
+
+def _columns(frame) -> tuple[object | None, object | None, str]:
+    """The ``text`` column, the id column (``None`` if missing) and all columns, listed."""
     columns = {str(c).strip().lower(): c for c in frame.columns}
-    found = ", ".join(str(c) for c in frame.columns) or "none"
-    if "text" not in columns:
+    id_col = next((columns[c] for c in ID_COLUMNS if c in columns), None)
+    return columns.get("text"), id_col, ", ".join(str(c) for c in frame.columns) or "none"
+
+
+def _table_columns(frame, header: int = 1) -> tuple[object, object]:
+    """The ``text`` and id columns of a table that must have both."""
+    text_col, id_col, found = _columns(frame)
+    if text_col is None:
         raise ReadError(
             f"has no 'text' column (columns: {found}) — name the column that holds the "
             "excerpt 'text'",
-            1,
+            header,
         )
-    id_col = next((columns[c] for c in ID_COLUMNS if c in columns), None)
     if id_col is None:
         raise ReadError(
             f"has no id column (columns: {found}) — add an 'excerpt_id' (or 'id') column "
             "with a unique id per row",
-            1,
+            header,
         )
-    text_col = columns["text"]
+    return text_col, id_col
+
+
+def _excerpts(
+    frame, text_col: object, id_col: object, first_row: int, where: str = ""
+) -> tuple[list[RawDoc], list[RowProblem]]:
+    """One excerpt per row (``first_row`` = the first one's spreadsheet row); a row without
+    id or text is a problem, its reason starting with ``where``."""
     docs: list[RawDoc] = []
     problems: list[RowProblem] = []
     for i, record in enumerate(frame.to_dict("records")):
-        row = i + 2
+        row = i + first_row
         values = {str(k).strip(): metadata_value(v) for k, v in record.items()}
         text = values[str(text_col).strip()]  # an empty .xlsx cell is NaN, not "nan"
         excerpt_id = values[str(id_col).strip()]
         if not excerpt_id and not text.strip():
             continue  # a blank row
         if not excerpt_id:
-            problems.append(RowProblem(row, f"no {id_col} — give the excerpt a unique id"))
+            problems.append(
+                RowProblem(row, f"{where}no {id_col} — give the excerpt a unique id")
+            )
             continue
         if not text.strip():
-            problems.append(
-                RowProblem(row, f"excerpt '{excerpt_id}' has an empty text — add the text")
-            )
+            problems.append(RowProblem(
+                row, f"{where}excerpt '{excerpt_id}' has an empty text — add the text"
+            ))
             continue
         meta = {k: v for k, v in values.items() if k not in (str(text_col).strip(),)}
         meta["doc_id"] = meta.pop(str(id_col).strip())
         docs.append(RawDoc(text.strip(), EXCERPT, meta, row))
+    return docs, problems
+
+
+def _read_sheet(sheet: _Sheet) -> tuple[list[RawDoc], list[RowProblem]]:
+    """A sheet of a workbook with several: its excerpts, or why it was not read."""
+    text_col, id_col, found = _columns(sheet.frame)
+    name = f"sheet '{sheet.name}'"
+    if text_col is None:
+        return [], [RowProblem(None, f"{name} has no 'text' column and was not read — if it "
+                               "holds excerpts, put a header row with a 'text' column in its "
+                               f"first {_HEADER_ROWS} rows")]
+    if id_col is None:
+        return [], [RowProblem(sheet.header, f"{name} has no id column (columns: {found}) "
+                               "and was not read — add an 'excerpt_id' (or 'id') column "
+                               "with a unique id per row")]
+    return _excerpts(sheet.frame, text_col, id_col, sheet.header + 1, f"{name}: ")
+
+
+def _read_workbook(data: bytes) -> tuple[list[RawDoc], list[RowProblem]]:
+    """Every sheet with a ``text`` and an id column; the others are reported by name."""
+    sheets = _read_sheets(data)
+    filled = [s for s in sheets if len(s.frame.columns)] or sheets[:1]
+    if len(filled) == 1:
+        sheet = filled[0]
+        return _excerpts(sheet.frame, *_table_columns(sheet.frame, sheet.header),
+                         sheet.header + 1)
+    if all(_columns(s.frame)[0] is None for s in filled):
+        names = ", ".join(f"'{s.name}'" for s in filled)
+        raise ReadError(f"has no sheet with a 'text' column (sheets: {names}) — name the "
+                        "column that holds the excerpt 'text'")
+    docs: list[RawDoc] = []
+    problems: list[RowProblem] = []
+    for sheet in filled:
+        sheet_docs, sheet_problems = _read_sheet(sheet)
+        docs.extend(sheet_docs)
+        problems.extend(sheet_problems)
+    return docs, problems
+
+
+def read_table(data: bytes, fmt: str) -> tuple[list[RawDoc], list[RowProblem]]:
+    """An excerpt table: one document per row, ``text`` + an id column, the rest metadata.
+
+    A .csv row with more cells than the header is left out and reported; every sheet of a
+    workbook that has both columns is read, its header row found in its first rows.
+    """
+    if fmt == "xlsx":
+        docs, problems = _read_workbook(data)
+    else:
+        frame, long_rows = _read_csv_frame(data)
+        docs, problems = _excerpts(frame, *_table_columns(frame), 2)
+        problems = sorted(long_rows + problems, key=lambda p: p.row or 0)
     if not docs and not problems:
         raise ReadError("the table has no rows — add excerpts or remove the file")
     return docs, problems
