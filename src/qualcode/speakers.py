@@ -163,7 +163,7 @@ _NOT_SPEAKERS = {
     "first", "firstly", "second", "secondly", "third", "thirdly", "finally", "lastly",
     "next", "later", "now", "today", "yesterday", "afterwards", "meanwhile", "however",
     "therefore", "because", "well", "yes", "no", "ok", "okay", "result", "results",
-    "outcome", "reason", "reasons", "problem", "problems", "issue", "issues", "point",
+    "reason", "reasons", "problem", "problems", "issue", "issues", "point",
     "points", "lesson", "lessons", "conclusion", "step", "steps", "option", "options",
     "part", "section", "comment", "remark", "reply", "response", "quote", "translation",
     "correction", "clarification", "definition", "observation", "warning", "reminder",
