@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -55,12 +56,14 @@ def _display(name: str) -> str:
 
 def is_interviewer(name: str, labels: Iterable[str] = DEFAULT_INTERVIEWER_LABELS) -> bool:
     """True when ``name`` is one of ``labels`` (case-insensitive), e.g. ``INT`` or ``Q 2``."""
-    key = label_key(name).rstrip(".")
-    for label in labels:
-        lab = label_key(label)
-        if key == lab or re.fullmatch(rf"{re.escape(lab)}[ .\-#]*\d+|{re.escape(lab)} \(.*\)", key):
-            return True
-    return False
+    return _interviewer_re(tuple(labels)).fullmatch(label_key(name).rstrip(".")) is not None
+
+
+@functools.lru_cache(maxsize=16)
+def _interviewer_re(labels: tuple[str, ...]) -> re.Pattern[str]:
+    """A label itself, or followed by a number (``Q 2``) or a note in brackets."""
+    alternatives = "|".join(re.escape(label_key(label)) for label in labels) or "(?!)"
+    return re.compile(rf"(?:{alternatives})(?:[ .\-#]*\d+| \(.*\))?")
 
 
 class _Candidate(NamedTuple):
