@@ -42,9 +42,7 @@ from .embed import (
     CachedEmbedder,
     Embedder,
     FastEmbedder,
-    doc_words,
     get_embedder,
-    stack_words,
 )
 from .rules import RuleMatcher, RuleResult
 
@@ -138,8 +136,10 @@ class _Words:
     sentence: np.ndarray  # that sentence's row, for the tokens in_sentence
 
     @classmethod
-    def of(cls, words: list[np.ndarray], seg_of: np.ndarray, spans: np.ndarray) -> _Words:
-        stacked, segment = stack_words(words)
+    def of(cls, stacked: np.ndarray, segment: np.ndarray, seg_of: np.ndarray,
+           spans: np.ndarray) -> _Words:
+        """``stacked`` word tokens and the ``segment`` of each, in ``seg_of``'s sentences
+        (their character ``spans`` in their segments)."""
         # One sorted key per token and per sentence start: (segment, character offset).
         shift = np.int64(1) << np.int64(40)
         key = segment * shift + stacked[:, 2].astype(np.int64)
@@ -304,14 +304,13 @@ class CodebookClassifier(BaseEstimator):
         matcher = self._rule_matcher()
         encoders = [e for e in (self._embedder(), self._lexical()) if e is not None]
         hashed = any(isinstance(e, FastEmbedder) for e in encoders)
-        results, words = [], []
-        for doc, res in matcher.match_docs(texts):
-            results.append(res)
-            if hashed:
-                words.append(doc_words(doc))
+        if hashed:
+            results, words, of = matcher.match_words(texts)
+        else:
+            results = matcher.match(texts)
         sentences, seg_of, spans = self._sentences(texts, results)
         if hashed:
-            tokens = _Words.of(words, seg_of, spans)
+            tokens = _Words.of(words, of, seg_of, spans)
         views = []
         for enc in encoders:
             if isinstance(enc, FastEmbedder):

@@ -29,12 +29,14 @@ from typing import Any
 
 import numpy as np
 import spacy
-from spacy.attrs import IDS, IDX, IS_SPACE, LEMMA, LENGTH, LOWER, ORTH, SENT_START
+from spacy.attrs import IDS, IDX, IS_PUNCT, IS_SPACE, LEMMA, LENGTH, LOWER, ORTH, SENT_START
 from spacy.language import Language
 from spacy.matcher import Matcher, PhraseMatcher
 from spacy.strings import get_string_id
 from spacy.tokens import Doc
 from spacy.util import load_language_data, minibatch, registry
+
+from .embed import doc_words, stack_words
 
 _EXCLUDE = "\x00not\x00"  # prefix of exclusion match labels; cannot clash with a code id
 
@@ -221,7 +223,7 @@ def _rules(code: Any) -> tuple[list[str], list[Any], list[str], list[Any]]:
 _CONTROL = re.compile("[\x00-\x03]")
 _ANY_TOKEN = "\x01[^\x02]*\x02[^\x03]*\x03"
 _ATTR_NAMES = {v: k for k, v in IDS.items()}
-_COLUMNS = [SENT_START, IS_SPACE, IDX, LENGTH, LOWER, LEMMA]
+_COLUMNS = [SENT_START, IS_SPACE, IDX, LENGTH, LOWER, LEMMA, IS_PUNCT]
 
 
 class _Pieces(dict[int, str]):
@@ -410,10 +412,10 @@ class RuleMatcher:
                 yield batch, docs, None
                 continue
             arr, bounds = _stacked(full, [ORTH, IDX])
-            lemma, lower, space, length = self._lexicon.rows(arr[:, 0]).T
+            lemma, lower, space, length, punct = self._lexicon.rows(arr[:, 0]).T
             start = pipes[1].values(np.column_stack([arr[:, 0], space]), bounds)
             _scatter(full, bounds, [LEMMA, SENT_START], np.column_stack([lemma, start]))
-            columns = np.column_stack([start, space, arr[:, 1], length, lower, lemma])
+            columns = np.column_stack([start, space, arr[:, 1], length, lower, lemma, punct])
             yield batch, docs, (columns, bounds)
 
     def match_doc(self, doc: Doc, text: str | None = None) -> RuleResult:
@@ -554,6 +556,30 @@ class RuleMatcher:
         for batch, docs, columns in self._batches(texts):
             yield from zip(docs, self._match_batch(docs, batch, columns), strict=True)
 
+    def match_words(self, texts: Sequence[str]
+                    ) -> tuple[list[RuleResult], np.ndarray, np.ndarray]:
+        """:meth:`match`, and the texts' word tokens as :func:`~qualcode.embed.doc_words`
+        gives them, stacked, with each row's text index; with the pipeline of
+        :func:`make_nlp` they come from the arrays the rule pass holds (reading the docs
+        again cost a tenth of scoring)."""
+        results: list[RuleResult] = []
+        words, rows = [], []
+        for batch, docs, columns in self._batches(texts):
+            first = len(results)
+            results.extend(self._match_batch(docs, batch, columns))
+            if columns is None:
+                stacked, of = stack_words([doc_words(doc) for doc in docs])
+            else:
+                arr, bounds = columns
+                keep = (arr[:, 1] == 0) & (arr[:, 6] == 0)  # not space, not punctuation
+                full = np.flatnonzero([len(doc) > 0 for doc in docs])
+                stacked, of = arr[keep][:, [4, 5, 2]], np.repeat(full, np.diff(bounds))[keep]
+            words.append(stacked)
+            rows.append(of + first)
+        if not words:
+            return results, np.zeros((0, 3), dtype=np.uint64), np.zeros(0, dtype=np.int64)
+        return results, np.concatenate(words), np.concatenate(rows)
+
     def match(self, texts: Iterable[str]) -> list[RuleResult]:
         """Rule hits and sentence spans for each text, in order (one pass of ``self.nlp``)."""
         return [result for _, result in self.match_docs(list(texts))]
@@ -570,25 +596,26 @@ class RuleMatcher:
 
 class _Lexicon(dict[int, int]):
     """Word (orth hash) -> row in ``table`` of its lemma (as :class:`LookupLemmas` sets it),
-    lower-case form, is-space flag and length. Looking these up once per distinct word of
-    a batch is cheaper than reading the lexeme attributes of every token."""
+    lower-case form, is-space flag, length and is-punctuation flag. Looking these up once
+    per distinct word of a batch is cheaper than reading the lexeme attributes of every
+    token."""
 
     def __init__(self, vocab: Any, lemmas: LookupLemmas) -> None:
         super().__init__()
         self.vocab, self.lemmas = vocab, lemmas
-        self.table = np.zeros((1024, 4), dtype=np.uint64)
+        self.table = np.zeros((1024, 5), dtype=np.uint64)
 
     def __missing__(self, orth: int) -> int:
         lex, row = self.vocab[orth], len(self)
         if row == len(self.table):
             self.table = np.concatenate([self.table, np.zeros_like(self.table)])
         self.table[row] = (self.lemmas.lemma_of.get(orth, lex.lower), lex.lower, lex.is_space,
-                           len(lex.orth_))
+                           len(lex.orth_), lex.is_punct)
         self[orth] = row
         return row
 
     def rows(self, orth: np.ndarray) -> np.ndarray:
-        """(lemma, lower, is space, length) of each token (``orth``)."""
+        """(lemma, lower, is space, length, is punctuation) of each token (``orth``)."""
         words, which = np.unique(orth, return_inverse=True)
         rows = np.fromiter(map(self.__getitem__, words.tolist()), dtype=np.int64,
                            count=len(words))
