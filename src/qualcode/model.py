@@ -156,8 +156,21 @@ def _predict_heads(models: Sequence[Any], X: Any) -> np.ndarray:
     out = np.zeros((X.shape[0], len(models)))
     linear = [j for j, m in enumerate(models) if isinstance(m, _SparseLinear)]
     if linear:
-        W = sp.vstack([models[j].coef for j in linear]).T.tocsr()
-        z = np.asarray((X @ W).todense()) + [models[j].intercept for j in linear]
+        # The weights as a dense block over only the features some head uses, and X's
+        # columns renumbered to match: a sparse-dense product, not sparse-sparse.
+        coefs = [models[j].coef for j in linear]
+        used = np.unique(np.concatenate([c.indices for c in coefs]))
+        W = np.zeros((len(used), len(linear)), dtype=np.float32)
+        for col, c in enumerate(coefs):
+            W[np.searchsorted(used, c.indices), col] = c.data
+        X = sp.csr_matrix(X)
+        lookup = np.full(X.shape[1], -1, dtype=np.int64)
+        lookup[used] = np.arange(len(used))
+        at = lookup[X.indices]
+        keep = at >= 0
+        indptr = np.concatenate(([0], np.cumsum(keep)))[X.indptr]
+        Xu = sp.csr_matrix((X.data[keep], at[keep], indptr), shape=(X.shape[0], len(used)))
+        z = np.asarray(Xu @ W, dtype=np.float64) + [models[j].intercept for j in linear]
         out[:, linear] = 1.0 / (1.0 + np.exp(-z))
     for j, model in enumerate(models):
         if isinstance(model, float):
@@ -452,10 +465,13 @@ class CodebookClassifier(BaseEstimator):
         pooled = np.zeros((n, k))
         if len(sent_rows):
             pooled = _segment_max(sent_p, local, n)
-            for j in range(k):
-                order = np.lexsort((-sent_p[:, j], local))
-                segs, first = np.unique(local[order], return_index=True)
-                best[segs, j] = sent_rows[order[first]]
+            # Per segment and code, its first sentence with the top score (``local`` is
+            # in segment order).
+            segs, first = np.unique(local, return_index=True)
+            rows = np.arange(len(sent_rows))[:, None]
+            top = np.where(sent_p == pooled[local], rows, len(sent_rows))
+            found = np.minimum.reduceat(top, first, axis=0)
+            best[segs] = sent_rows[np.where(found < len(sent_rows), found, first[:, None])]
         w = self.sentence_weight
         return (1 - w) * seg_p + w * pooled, best, sent_rows
 
