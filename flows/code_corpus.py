@@ -40,7 +40,7 @@ from qualcode.ingest import FileRecord, discover_files, load_manifest, unmatched
 from qualcode.model import CodebookClassifier
 from qualcode.outputs import write_json
 from qualcode.provenance import now
-from qualcode.reliability import agreement_table, classifier_decisions, write_reliability
+from qualcode.reliability import agreement_table, coding_decisions, write_reliability
 from qualcode.report import write_reports
 from qualcode.reviews import ReviewSet, load_reviews
 from qualcode.segment import DEFAULT_MAX_TURN_CHARS
@@ -324,9 +324,15 @@ def prepare_model(
 
 
 @task(name="reliability", cache_policy=NO_CACHE)
-def reliability(reviews: ReviewSet, codebook: Codebook, out: str) -> dict[str, str]:
-    """Coder vs coder and classifier vs coders, unit = segment (``reliability.csv``)."""
-    table = agreement_table(reviews, codebook, classifier_decisions(out, codebook.code_ids))
+def reliability(reviews: ReviewSet, codebook: Codebook, out: str, coding: Bulk
+                ) -> dict[str, str]:
+    """Coder vs coder and classifier vs coders, unit = segment (``reliability.csv``); the
+    classifier's decisions come from the run's ``coding`` (``scores.csv`` may not be
+    written yet)."""
+    run: CodingResult = coding.value
+    classifier = coding_decisions(run.segment_ids, run.code_ids, run.scores, run.thresholds,
+                                  only={r.segment_id for r in reviews.reviews})
+    table = agreement_table(reviews, codebook, classifier)
     path = write_reliability(out, table)
     return {path.name: hashlib.sha256(path.read_bytes()).hexdigest()}
 
@@ -684,7 +690,8 @@ def write_outputs(fingerprint: str | None, out: str, publication: Bulk) -> dict[
     def reports() -> dict[str, str]:  # while a worker writes the wide tables
         written = {}
         if run.reviews.reviews:
-            written.update(reliability(run.reviews, run.codebook, str(staging)))
+            written.update(reliability(run.reviews, run.codebook, str(staging),
+                                       Bulk(run.coding)))
         written.update(write_reports(str(staging), run.codebook))  # no task of its own
         return written
 

@@ -376,3 +376,28 @@ def test_docx_zip_is_detected_as_damaged(tmp_path):
     result = ingest_corpus(path.parent)
     assert result.documents == []
     assert "docx" in result.skipped[0].reason
+
+
+def test_reliability_compares_the_classifier_on_every_reviewed_segment(
+        prefect_harness, sample_corpus, codebook_path, tmp_path) -> None:
+    """reliability.csv is written while scores.csv is still being written (or, in one
+    process, before it): the classifier's decisions must come from the run itself. Its
+    table equals one recomputed afterwards from scores.csv, as `qualcode agreement` does."""
+    from flows.code_corpus import code_corpus
+    from qualcode.codebook import load_codebook
+    from qualcode.reliability import agreement_table, classifier_decisions, write_reliability
+    from qualcode.reviews import load_reviews
+
+    out = tmp_path / "outputs"
+    code_corpus(corpus=str(sample_corpus), codebook=str(codebook_path), out=str(out),
+                backend="fast", workers=1)
+    book = load_codebook(codebook_path)
+    reviews = load_reviews(sample_corpus / "reviews", book.code_ids)
+    recomputed = write_reliability(tmp_path / "again", agreement_table(
+        reviews, book, classifier_decisions(out, book.code_ids)))
+    table = pd.read_csv(out / "reliability.csv", dtype=str, keep_default_na=False)
+    pooled = table[(table["code_id"] == "ALL (MASI)")
+                   & table["coders"].str.startswith("classifier vs")].set_index("coders")
+    reviewed = {r.segment_id for r in reviews.reviews}
+    assert int(pooled.loc["classifier vs reference", "units"]) == len(reviewed) == 139
+    assert (out / "reliability.csv").read_bytes() == recomputed.read_bytes()

@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -69,6 +69,7 @@ __all__ = [
     "agreement_table",
     "alpha_interval",
     "classifier_decisions",
+    "coding_decisions",
     "cohen_kappa",
     "format_agreement",
     "krippendorff_alpha",
@@ -309,6 +310,19 @@ def classifier_decisions(out_dir: str | Path, code_ids: Sequence[str] | None = N
         elif known is None or code in known:
             decided.setdefault(sid, set()).add(code)
     return {sid: frozenset(c) for sid, c in decided.items() if sid not in human}
+
+
+def coding_decisions(segment_ids: Sequence[str], code_ids: Sequence[str], scores: np.ndarray,
+                     thresholds: np.ndarray, only: Collection[str] | None = None
+                     ) -> dict[str, frozenset[str]]:
+    """The classifier's own decisions (``score >= threshold``, before any human decision
+    replaced them) from a run's scores in memory, as :func:`classifier_decisions` reads them
+    back from ``scores.csv``; ``only``: the segment ids wanted (default: all)."""
+    applied = np.asarray(scores) >= np.asarray(thresholds, dtype=float)
+    wanted = range(len(segment_ids)) if only is None else [
+        i for i, sid in enumerate(segment_ids) if sid in only]
+    return {segment_ids[i]: frozenset(code_ids[j] for j in np.flatnonzero(applied[i]))
+            for i in wanted}
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
