@@ -288,6 +288,16 @@ def test_classifier_decisions_fall_back_to_codings(tmp_path: Path) -> None:
     assert classifier_decisions(tmp_path / "nothing") == {}
 
 
+def test_tables_with_a_field_over_pythons_default_csv_limit_are_read(tmp_path: Path) -> None:
+    # csv refuses fields over 131,072 characters unless told otherwise (import qualcode)
+    long = "The convoy waited at the checkpoint. " * 5000
+    write_csv(tmp_path / "segments.csv", ["segment_id", "codable", "text"],
+              [["S:1", "True", long], ["S:2", "True", "short"]])
+    write_csv(tmp_path / "codings.csv", ["segment_id", "code_id", "method", "evidence"],
+              [["S:1", "apple", "rule", long]])
+    assert classifier_decisions(tmp_path) == {"S:1": {"apple"}, "S:2": frozenset()}
+
+
 def test_no_second_coder_gives_an_empty_table(tmp_path: Path) -> None:
     reviews = _reviews(tmp_path, {"S:1": ["apple"]}, ["ana"])
     table = agreement_table(reviews, ["apple"], n_boot=10)
