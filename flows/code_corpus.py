@@ -525,6 +525,9 @@ def code_corpus(
             combined.skipped.extend(Skipped(p, _failure_note("read", tries))
                                     for p in failure["files"])
         segments = flat_segments(combined)
+        if decisions:  # a decision made on other words than the segment's now is not used
+            reviews = reviews.checked({s.segment_id: s.text for s in segments})
+            decisions = reviews.decisions()
 
         data = training_set(segments, decisions)
         review_problems = [*reviews.problems, *reviews.unmatched(data.segment_ids)]

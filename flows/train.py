@@ -24,7 +24,8 @@ def _training_data(corpus: Path, reviews: str | None, code_ids: list[str]
                    ) -> tuple[TrainingSet, list[str]]:
     """The reviewed segments, and the problems found in the review files."""
     segments = flat_segments(read_corpus(corpus))
-    source = load_reviews(reviews or corpus / "reviews", code_ids)
+    source = load_reviews(reviews or corpus / "reviews", code_ids).checked(
+        {s.segment_id: s.text for s in segments})
     data = training_set(segments, source.decisions())
     return data, [str(p) for p in [*source.problems, *source.unmatched(data.segment_ids)]]
 

@@ -60,3 +60,21 @@ def test_review_cycle_retrains_and_updates_reliability(prefect_harness, sample_c
     for row in reviewed.itertuples():
         applied = set(codings.loc[codings["segment_id"] == row.segment_id, "code_id"])
         assert applied == {c for c in row.codes.split(";") if c}
+
+    # A transcript edited after review: the decision on the changed segment is reported and
+    # no longer applied or trained on (the coder saw other words).
+    segments = pd.read_csv(out / "segments.csv", dtype=str, keep_default_na=False)
+    texts = dict(zip(segments["segment_id"], segments["text"], strict=True))
+    sid, edited = next((s, p) for s in reviewed["segment_id"]
+                       for p in sorted(sample_corpus.rglob("*.txt"))
+                       if texts[s] and texts[s] in p.read_text(encoding="utf-8"))
+    edited.write_text(edited.read_text(encoding="utf-8").replace(
+        texts[sid], "These words were changed after the review."), encoding="utf-8")
+    third = code_corpus(corpus=str(sample_corpus), codebook=str(codebook_path), out=str(out),
+                        backend="fast")
+    changed = [p for p in third["review_problems"] if f"segment '{sid}' has changed" in
+               p["reason"]]
+    assert len(changed) == 1 and changed[0]["path"] == "reviews/coder_c.csv"
+    assert third["model"]["reviewed_segments"] == 69
+    codings = pd.read_csv(out / "codings.csv", dtype=str, keep_default_na=False)
+    assert "human" not in set(codings.loc[codings["segment_id"] == sid, "method"])

@@ -612,3 +612,25 @@ def test_a_review_sheet_saved_into_the_reviews_folder_is_reported_not_read(tmp_p
         "reviews/anna_sheet.xlsx: is not a review file (.csv) and was not read — import a "
         "review sheet with `qualcode review import FILE`, which checks it and adds its "
         "decisions here"]
+
+
+def test_decisions_on_text_that_has_changed_are_not_used(reviews_dir: Path) -> None:
+    old, new = "We waited at the checkpoint.", "Sorry, one second, my phone."
+    _write(reviews_dir / "zed.csv", "segment_id,codes,coder,text_sha256\n"
+           f"A:2,apple,zed,{text_sha256(old)}\n"  # A:2's words moved to A:4
+           f"A:3,cherry,zed,{text_sha256('Gone entirely.').upper()}\n"
+           f"A:5,banana,zed,{text_sha256('Still the same.')}\n"
+           "A:6,apple,zed,\n")  # written by hand: nothing to check
+    reviews = load_reviews(reviews_dir, CODES)
+    texts = {"A:2": new, "A:3": "New words.", "A:4": old, "A:5": "Still the same.",
+             "A:6": "Anything."}
+    checked = reviews.checked(texts)
+    assert checked.decisions() == {"A:5": {"banana"}, "A:6": {"apple"}}
+    assert reviews.decisions().keys() == {"A:2", "A:3", "A:5", "A:6"}  # unchanged
+    problems = [str(p) for p in checked.problems]
+    assert len(problems) == 2
+    assert problems[0].startswith("reviews/zed.csv:2: segment 'A:2' has changed since zed "
+                                  "coded it (the text zed coded is now segment 'A:4')")
+    assert problems[1].startswith("reviews/zed.csv:3: segment 'A:3' has changed")
+    assert "review the segment again" in problems[1]
+    assert reviews.checked({"A:5": "Still the same."}) is reviews

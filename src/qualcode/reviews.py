@@ -112,6 +112,28 @@ class ReviewSet:
                         "the id, or update or delete the row if the document was renamed or "
                         "removed", r.row) for r in missing]
 
+    def checked(self, texts: Mapping[str, str]) -> ReviewSet:
+        """This set less the latest decisions made on another text than the segment's now
+        (``texts``: segment id -> text; a decision imported from a review sheet knows the
+        sha256 of the text the coder saw), with a problem for each. Editing a transcript
+        after review renumbers its later turns, so an id can come to name other words."""
+        stale = [r for r in self.latest().values() if r.text_sha256 and r.segment_id in texts
+                 and text_sha256(texts[r.segment_id]) != r.text_sha256.lower()]
+        if not stale:
+            return self
+        now_at = {text_sha256(text): sid for sid, text in texts.items()}
+        problems = []
+        for r in sorted(stale, key=lambda r: (r.source, r.row)):
+            moved = now_at.get(r.text_sha256.lower())
+            where = (f" (the text {r.coder} coded is now segment '{moved}')" if moved else "")
+            problems.append(Skipped(r.source, (
+                f"segment '{r.segment_id}' has changed since {r.coder} coded it{where}, so "
+                "the decision was not used — the document was probably edited; review the "
+                "segment again (qualcode review export --include-reviewed) or correct the "
+                "row's segment_id"), r.row))
+        return ReviewSet(self.reviews, [*self.problems, *problems], self.sha256,
+                         self.undecided | {(r.segment_id, r.coder) for r in stale})
+
     @property
     def coders(self) -> list[str]:
         """Coders in order of first appearance (the adjudicator included)."""
