@@ -183,7 +183,8 @@ def test_a_metadata_field_named_like_a_code_gets_a_prefix(tmp_path: Path,
     k = len(codes)
     segment = Segment(segment_id="D:1", doc_id="D", source_type="interview", speaker="R",
                       turn=1, char_start=0, char_end=5, text="hello", codable=True,
-                      metadata={codes[0]: "a column of the manifest", "case": "yemen"})
+                      metadata={codes[0]: "a column of the manifest", "case": "yemen",
+                                "text": "front matter 'text'", "meta_text": "and 'meta_text'"})
     coding = CodingResult(["D:1"], codes, np.zeros((1, k)), np.full(k, 0.5),
                           np.zeros((1, k), dtype=bool), np.full((1, k), "", dtype=object), [{}])
     write_datasets(tmp_path, Batch(segments=[[segment]]), codebook=codebook, run_id="r",
@@ -192,5 +193,9 @@ def test_a_metadata_field_named_like_a_code_gets_a_prefix(tmp_path: Path,
         header = next(csv.reader(f))
     assert len(header) == len(set(header))
     assert header.count(codes[0]) == 1 and f"meta_{codes[0]}" in header and "case" in header
+    assert {"meta_text", "meta_meta_text"} <= set(header)
     with (tmp_path / SEGMENTS_CSV).open(encoding=CSV_ENCODING, newline="") as f:
-        assert f"meta_{codes[0]}" in next(csv.reader(f))
+        rows = list(csv.DictReader(f))
+    assert f"meta_{codes[0]}" in rows[0] and len(rows[0]) == len(header) - k - 1
+    assert rows[0]["meta_meta_text"] == "front matter 'text'"
+    assert rows[0]["meta_text"] == "and 'meta_text'" and rows[0]["text"] == "hello"

@@ -127,11 +127,21 @@ def metadata_columns(segments: Iterable[Segment]) -> list[str]:
     return list(seen)
 
 
-def _column_name(key: str, reserved: Collection[str]) -> str:
+def _column_names(keys: Sequence[str], reserved: Collection[str]) -> list[str]:
     # A metadata field may not shadow a segment column (e.g. a 'text' column in a table)
-    # nor a column coded_segments.csv adds (``codes`` and the code ids).
-    taken = key in SEGMENT_COLUMNS or key == "codes" or key in reserved
-    return f"meta_{key}" if taken else key
+    # nor a column coded_segments.csv adds (``codes`` and the code ids), nor another field
+    # (``text`` and ``meta_text`` both in one front matter).
+    taken = {*SEGMENT_COLUMNS, "codes", *reserved, *keys}
+    names = []
+    for key in keys:
+        name = key
+        if key in SEGMENT_COLUMNS or key == "codes" or key in reserved:
+            name = f"meta_{key}"
+            while name in taken:
+                name = f"meta_{name}"
+            taken.add(name)
+        names.append(name)
+    return names
 
 
 def segment_rows(segments: Sequence[Segment], reserved: Collection[str] = ()
@@ -139,7 +149,7 @@ def segment_rows(segments: Sequence[Segment], reserved: Collection[str] = ()
     """Header and rows of ``segments.csv`` (contract in the design); a metadata field
     named like a segment column or one of ``reserved`` (the code ids) gets ``meta_``."""
     meta = metadata_columns(segments)
-    header = [*SEGMENT_COLUMNS, *(_column_name(k, reserved) for k in meta)]
+    header = [*SEGMENT_COLUMNS, *_column_names(meta, reserved)]
     blanks = [""] * len(meta)
     rows = [
         [
