@@ -67,12 +67,8 @@ def test_bytes_invalid_in_utf8_and_cp1252_raise_with_line(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize(
     "data",
-    [
-        bytes(range(256)) * 8,
-        b"\x89PNG\r\n\x1a\n" + bytes(64) + b"IHDR" + bytes(range(40)),
-        b"\x7fELF\x02\x01\x01" + bytes(300),
-    ],
-    ids=["all-bytes", "png", "elf"],
+    [bytes(range(256)) * 8, b"\x01\x02\x03\x7f" * 300 + b"\x00" * 500],
+    ids=["all-bytes", "controls-and-nul-padding"],
 )
 def test_binary_data_raises(tmp_path: Path, data: bytes) -> None:
     with pytest.raises(DecodeError) as info:
@@ -81,12 +77,36 @@ def test_binary_data_raises(tmp_path: Path, data: bytes) -> None:
     assert "export it as UTF-8 text" in info.value.reason
 
 
-def test_zip_archive_named_txt_raises(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("data", "kind"),
+    [
+        (b"\x89PNG\r\n\x1a\n" + bytes(64) + b"IHDR" + bytes(range(40)), "a PNG image"),
+        (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(256)), "a JPEG image"),
+        (b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n", "a PDF"),
+        (b"\x7fELF\x02\x01\x01" + bytes(300), "a program (ELF), not a document"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(600),
+         "an old-style Office file (.doc, .xls or .ppt)"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(600) + "EncryptedPackage".encode("utf-16-le"),
+         "a password-protected Office file"),
+    ],
+    ids=["png", "jpeg", "pdf", "elf", "ole", "encrypted-office"],
+)
+def test_known_kinds_of_file_are_named(tmp_path: Path, data: bytes, kind: str) -> None:
+    with pytest.raises(DecodeError) as info:
+        _decode_file(_write(tmp_path, "interview.txt", data))
+    assert info.value.reason == (f"is {kind}, not text — put the text itself here (exported "
+                                 "as UTF-8 text), or give the file its real extension")
+
+
+@pytest.mark.parametrize(("member", "kind"), [("a.bin", "a zip archive"),
+                                              ("word/document.xml", "a Word document (.docx)")])
+def test_zip_archive_named_txt_raises(tmp_path: Path, member: str, kind: str) -> None:
     archive = tmp_path / "archive.txt"
     with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("a.bin", bytes(range(256)) * 20)
-    with pytest.raises(DecodeError):
+        zf.writestr(member, bytes(range(256)) * 20)
+    with pytest.raises(DecodeError) as info:
         _decode_file(archive)
+    assert info.value.reason.startswith(f"is {kind}, not text")
 
 
 @pytest.mark.parametrize(
@@ -181,3 +201,100 @@ def test_utf8_characters_next_to_windows_1252_still_raise(tmp_path: Path, utf8_p
     assert info.value.reason == ("mixes UTF-8 with another encoding (first invalid UTF-8 "
                                  "byte at line 2) — re-save the whole file as UTF-8")
     assert info.value.line == 2
+
+
+# --- stray control characters and NUL padding (audit 3) -----------------------------------
+
+GOOD = "Interviewer: How did it go?\n\nRespondent: We met the commander twice.\n" * 20
+
+
+def test_nul_padding_at_the_end_is_removed_and_reported() -> None:
+    from qualcode.ingest.decode import decode
+
+    decoded = decode(GOOD.encode() + b"\x00" * 512)
+    assert (decoded.text, decoded.encoding, decoded.stray) == (GOOD, "utf-8", 0)
+    assert decoded.notes() == [(61, "ended in 512 NUL bytes (left by an interrupted copy or a "
+                                    "crashed editor), which were removed — check that the end "
+                                    "of the text is complete")]
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-32", "utf-8-sig", "utf-16-le", "utf-16-be"])
+def test_nul_padding_keeps_every_character_of_unicode_files(codec: str) -> None:
+    from qualcode.ingest.decode import decode
+
+    data = GOOD.encode(codec) + b"\x00" * 7  # utf-16/32 with a BOM, utf-16-le/be without
+    decoded = decode(data)
+    assert decoded.text == GOOD
+    assert decoded.padding == 7
+    assert decoded.stray == 0
+
+
+def test_a_few_stray_nul_and_control_characters_are_removed_with_the_first_line() -> None:
+    from qualcode.ingest.decode import decode
+
+    data = GOOD.replace("commander", "comm\x00ander", 2).replace("go?", "go?\x1b[1m", 1)
+    decoded = decode(data.encode())
+    assert decoded.text == GOOD
+    assert decoded.stray == 3
+    assert decoded.notes() == [(1, "held 3 stray invisible characters (NUL bytes and terminal "
+                                   "colour codes), the first on this line; they were removed "
+                                   "and the rest of the file was read — if the text there "
+                                   "looks damaged, export the file again as UTF-8 text")]
+
+
+def test_word_line_breaks_are_line_breaks_in_transcripts_and_spaces_in_tables() -> None:
+    from qualcode.ingest.decode import decode
+
+    data = GOOD.replace("We met", "We\x0bmet", 5).encode()
+    transcript = decode(data, lines=True)
+    assert (transcript.text, transcript.stray) == (GOOD.replace("We met", "We\nmet", 5), 0)
+    table = decode(data)
+    assert (table.text, table.stray) == (GOOD, 0)
+
+
+def test_more_control_characters_than_stray_ones_are_reported_not_removed() -> None:
+    from qualcode.ingest.decode import decode
+
+    with pytest.raises(DecodeError) as info:
+        decode(GOOD.replace("twice", "tw\x01ice").encode())
+    assert info.value.reason == (
+        "holds 20 invisible control characters (1.4% of the text; the first on this line), "
+        "too many to be stray ones — the file may be damaged: open it in a text editor, "
+        "check it and save it again as UTF-8 text")
+    assert info.value.line == 3
+
+
+def test_a_file_of_nul_bytes_only_says_so() -> None:
+    with pytest.raises(DecodeError) as info:
+        decode_bytes(b"\x00" * 8192)
+    assert info.value.reason == ("holds only NUL bytes, no text (the file was not saved or "
+                                 "copied completely) — get a good copy of the file")
+
+
+def test_stray_characters_are_reported_on_the_file_that_is_still_read(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "padded.txt").write_bytes(GOOD.encode() + b"\x00" * 300)
+    (corpus / "nul.md").write_bytes(GOOD.replace("twice", "tw\x00ice", 1).encode())
+    (corpus / "lit.csv").write_bytes(b"excerpt_id,text\nA-1,The road\x00 was open.\n")
+    (corpus / "ok.txt").write_text(GOOD, encoding="utf-8")
+    result = ingest_corpus(corpus)
+    assert sorted(d.path for d in result.documents) == ["lit.csv", "nul.md", "ok.txt",
+                                                        "padded.txt"]
+    assert all("\x00" not in d.text for d in result.documents)
+    assert [(s.path, s.line, s.reason.split(";")[0].split(",")[0]) for s in result.skipped] == [
+        ("lit.csv", 2, "held a stray invisible character (NUL byte) on this line"),
+        ("nul.md", 3, "held a stray invisible character (NUL byte) on this line"),
+        ("padded.txt", 61, "ended in 300 NUL bytes (left by an interrupted copy or a "
+                           "crashed editor)"),
+    ]
+
+
+def test_a_cut_utf16_file_is_not_taken_for_padding() -> None:
+    from qualcode.ingest.decode import decode
+
+    with pytest.raises(DecodeError) as info:
+        decode(codecs.BOM_UTF16_LE + GOOD.encode("utf-16-le")[:-1])
+    assert info.value.reason.startswith("starts with a utf-16-le byte-order mark but is not")
+    decoded = decode(codecs.BOM_UTF16_LE + GOOD.encode("utf-16-le") + b"\x00")
+    assert (decoded.text, decoded.padding) == (GOOD, 1)

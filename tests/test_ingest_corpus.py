@@ -284,7 +284,7 @@ def test_manifest_doc_id_overrides_front_matter_and_stem(tmp_path: Path) -> None
 def test_duplicate_doc_id_first_in_path_order_wins(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     _write(corpus, {
-        "z/first_by_name.txt": _front("SAME"),
+        "z/first_by_name.txt": _front("SAME") + "Another interview.\n",
         "a/second.txt": _front("SAME"),
         "lit.csv": "id,text\nSAME,An excerpt with the same id.\n",
     })
@@ -326,7 +326,7 @@ def test_manifest_duplicate_blank_and_extra_columns_are_reported(tmp_path: Path)
                         "a.txt,yemen,2023-03-09,junk,DUPCASE\n"
                         "b.txt,myanmar,,,,extra1,extra2\n"
                         "c.txt,other,,,,,\n",
-        "a.txt": "Prose.\n", "b.txt": "Prose.\n", "c.txt": "Prose.\n",
+        "a.txt": "Prose.\n", "b.txt": "More prose.\n", "c.txt": "Other prose.\n",
     })
     result = ingest_corpus(corpus)
     assert [str(s) for s in result.skipped] == [
@@ -374,7 +374,7 @@ def test_manifest_with_semicolons_or_tabs_is_understood(tmp_path: Path, delimite
     buffer = io.StringIO()
     csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n").writerows(rows)
     _write(corpus, {"manifest.csv": "\ufeff" + buffer.getvalue(), "a.txt": "Prose.\n",
-                    "b.txt": "Prose.\n"})
+                    "b.txt": "More prose.\n"})
     result = ingest_corpus(corpus)
     assert result.skipped == []
     assert [(d.doc_id, d.metadata) for d in result.documents] == [
@@ -387,7 +387,7 @@ def test_semicolon_manifest_with_an_unquoted_semicolon_reports_the_row(tmp_path:
     corpus = tmp_path / "corpus"
     _write(corpus, {"manifest.csv": "file;case;role\na.txt;yemen;Director, NGO\n"
                                     "b.txt;myanmar;Manager; field\n",
-                    "a.txt": "Prose.\n", "b.txt": "Prose.\n"})
+                    "a.txt": "Prose.\n", "b.txt": "More prose.\n"})
     result = ingest_corpus(corpus)
     assert [str(s) for s in result.skipped] == [
         "manifest.csv:3: row has values past the last column with a header (column D); they "
@@ -449,7 +449,7 @@ def test_manifest_paths_match_file_names_in_either_unicode_form(
 def test_a_reviews_folder_in_other_case_is_not_read_as_documents(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     _write(corpus, {"Reviews/coder_b.csv": "segment_id,codes,coder\nA:1,x,ana\n",
-                    "a.txt": "Prose.\n", "Reviews.txt": "Prose.\n"})
+                    "a.txt": "Prose.\n", "Reviews.txt": "More prose.\n"})
     if (corpus / "reviews").is_dir():
         pytest.skip("a file system that ignores case reads Reviews/ as reviews/")
     result = ingest_corpus(corpus)
@@ -582,6 +582,7 @@ def test_broken_links_and_links_to_folders_are_reported(tmp_path: Path) -> None:
         "a.txt": TRANSCRIPT,
         "sub/b.txt": "Prose.\n",
         "reviews/coder1.csv": "segment_id,codes,coder\n",
+        ".drafts/c.txt": "Draft prose.\n",
     })
     _write(tmp_path / "elsewhere", {"c.txt": "Prose.\n"})
     (corpus / "dangling.txt").symlink_to("does_not_exist.txt")
@@ -589,7 +590,8 @@ def test_broken_links_and_links_to_folders_are_reported(tmp_path: Path) -> None:
     (corpus / "loop_b.txt").symlink_to("loop_a.txt")
     (corpus / "sub" / "up").symlink_to("..")
     (corpus / "linked").symlink_to(tmp_path / "elsewhere")
-    (corpus / "same.txt").symlink_to("a.txt")  # a link to a corpus file is read
+    (corpus / "same.txt").symlink_to("a.txt")  # a link to a file read anyway is not read
+    (corpus / "draft.txt").symlink_to(".drafts/c.txt")  # a link to a corpus file is read
     # hidden files, lock files and reviews/ are still passed over silently
     (corpus / ".hidden.txt").symlink_to("gone.txt")
     (corpus / "~$lock.docx").symlink_to("gone.docx")
@@ -606,5 +608,112 @@ def test_broken_links_and_links_to_folders_are_reported(tmp_path: Path) -> None:
         "the link and copy the file itself into the corpus",
         "sub/up: is a link to a folder that contains it (a loop) and was not followed — "
         "delete the link",
+        "same.txt: is a link to a.txt, which is read already, so it was not read again — "
+        "delete the link",
     ]
-    assert [d.path for d in result.documents] == ["a.txt", "same.txt", "sub/b.txt"]
+    assert [d.path for d in result.documents] == ["a.txt", "draft.txt", "sub/b.txt"]
+
+
+# --- copies of a file (audit 3) -----------------------------------------------------------
+
+
+def test_byte_identical_copies_are_read_once_in_every_batch_order(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    _write(corpus, {
+        "transcripts/yem_int_06.txt": TRANSCRIPT,
+        "audit/yem_int_06 (1).txt": TRANSCRIPT,  # sorts first: it is the one kept
+        "transcripts/yem_int_06_final.md": TRANSCRIPT,
+        "lit/a.csv": "id,text\nA-1,An excerpt.\nA-2,\n",
+        "lit/b copy.csv": "id,text\nA-1,An excerpt.\nA-2,\n",
+        "other.txt": TRANSCRIPT + "\nOne more line.\n",
+    })
+    expected = [
+        "lit/a.csv:3: excerpt 'A-2' has an empty text — add the text",
+        "lit/b copy.csv: has the same content as lit/a.csv (kept) — delete one copy",
+        "transcripts/yem_int_06.txt: has the same content as audit/yem_int_06 (1).txt (kept) "
+        "— delete one copy",
+        "transcripts/yem_int_06_final.md: has the same content as audit/yem_int_06 (1).txt "
+        "(kept) — delete one copy",
+    ]
+    whole = ingest_corpus(corpus)
+    assert [d.path for d in whole.documents] == ["audit/yem_int_06 (1).txt", "lit/a.csv",
+                                                 "other.txt"]
+    assert sorted(str(s) for s in whole.skipped) == expected
+    paths, _ = discover_files(corpus)
+    for size in (1, 2, 100):
+        batches = [process_batch(corpus, batch) for batch in plan_batches(paths, size)]
+        for order in (batches, batches[::-1]):
+            combined = combine_batches(order)
+            assert [d.path for d in combined.documents] == [d.path for d in whole.documents]
+            assert sorted(str(s) for s in combined.skipped) == expected
+            # every file is still listed (with its sha256), a copy with no document
+            assert {f.path: f.documents for f in combined.files} == {
+                "audit/yem_int_06 (1).txt": 1, "lit/a.csv": 1, "lit/b copy.csv": 0,
+                "other.txt": 1, "transcripts/yem_int_06.txt": 0,
+                "transcripts/yem_int_06_final.md": 0}
+
+
+def test_a_link_to_a_corpus_file_and_a_copy_with_the_same_doc_id(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    _write(corpus, {"transcripts/yem_int_06.txt": TRANSCRIPT})
+    (corpus / "audit").mkdir()
+    (corpus / "audit" / "link_yem06.txt").symlink_to("../transcripts/yem_int_06.txt")
+    _write(corpus, {"a.txt": _front("SAME"), "b.txt": _front("SAME")})
+    assert [str(s) for s in ingest_corpus(corpus).skipped] == [
+        "audit/link_yem06.txt: is a link to transcripts/yem_int_06.txt, which is read "
+        "already, so it was not read again — delete the link",
+        "b.txt: has the same content and a duplicate doc_id 'SAME' as a.txt (kept) — delete "
+        "one copy"]
+    paths, skipped = discover_files(corpus)
+    assert paths == ["a.txt", "b.txt", "transcripts/yem_int_06.txt"]  # not the link
+    assert [str(s) for s in skipped] == [
+        "audit/link_yem06.txt: is a link to transcripts/yem_int_06.txt, which is read "
+        "already, so it was not read again — delete the link"]
+
+
+def test_a_transcript_with_labels_and_no_words_is_reported(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    _write(corpus, {"only_labels.txt": "Interviewer:\n\nRespondent:\n\nInterviewer:\n\n"
+                                       "Respondent:\n",
+                    "ok.txt": TRANSCRIPT})
+    batch = process_batch(corpus, ["ok.txt", "only_labels.txt"])
+    assert [d.path for d in batch.documents] == ["ok.txt"]
+    assert len(batch.segments) == 1
+    assert [str(s) for s in batch.skipped] == [
+        "only_labels.txt: has speaker labels but no words after them, so there is nothing to "
+        "code — add the words of each turn, or remove the file"]
+    assert {f.path: f.documents for f in batch.files} == {"ok.txt": 1, "only_labels.txt": 0}
+
+
+def test_editor_backups_and_autosaves_are_passed_over(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    _write(corpus, {"interview.txt": TRANSCRIPT, "interview.txt~": TRANSCRIPT,
+                    "#interview.txt#": TRANSCRIPT, ".#interview.txt": TRANSCRIPT,
+                    "#1 interview.txt": TRANSCRIPT + "\nNumbered.\n"})
+    assert discover_files(corpus) == (["#1 interview.txt", "interview.txt"], [])
+
+
+@pytest.mark.parametrize("name", ["invisible.txt", "invisible.md", "invisible.srt"])
+def test_text_of_only_invisible_characters_is_empty(tmp_path: Path, name: str) -> None:
+    invisible = "\u200b\u2060\u200d \n\u200f\ufeff\n"
+    content = ("1\n00:00:01,000 --> 00:00:02,000\n" + invisible if name.endswith(".srt")
+               else invisible)
+    corpus = tmp_path / "corpus"
+    _write(corpus, {name: content, "lit.csv": "id,text\nA-1,\u200b\u2060\u200d\nA-2,Text.\n"})
+    result = ingest_corpus(corpus)
+    assert [d.doc_id for d in result.documents] == ["A-2"]
+    reasons = [(s.path, s.line, s.reason.split(" — ")[0]) for s in result.skipped]
+    assert reasons == [
+        (name, None, "the .srt file has no caption text" if name.endswith(".srt") else
+         "the file has no text"),
+        ("lit.csv", 2, "excerpt 'A-1' has an empty text"),
+    ]
+
+
+def test_a_stray_nul_in_the_manifest_no_longer_drops_it(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    _write(corpus, {"manifest.csv": b"file,case\na.txt,yem\x00en\n", "a.txt": TRANSCRIPT})
+    result = ingest_corpus(corpus)
+    assert [d.metadata for d in result.documents] == [{"case": "yemen"}]
+    assert [(s.path, s.line, s.reason.split(";")[0]) for s in result.skipped] == [
+        ("manifest.csv", 2, "held a stray invisible character (NUL byte) on this line")]

@@ -157,7 +157,7 @@ def test_binary_file_without_nul_bytes_is_called_binary(tmp_path: Path) -> None:
                                               "ok.txt": "Some prose.\n"}))
     assert [d.path for d in result.documents] == ["ok.txt"]
     assert [str(s) for s in result.skipped] == [
-        "blob.txt: looks like a binary file, not text (108 control characters) — export it "
+        "blob.txt: looks like a binary file, not text (104 control characters) — export it "
         "as UTF-8 text or give it its real extension",
         "mixed.txt:2: mixes UTF-8 with another encoding (first invalid UTF-8 byte at line 2) "
         "— re-save the whole file as UTF-8",
@@ -505,20 +505,34 @@ def test_pdf_without_text_layer_is_skipped(tmp_path: Path) -> None:
     ("data", "reason"),
     [
         (b"%PDF-1.4\n" + os.urandom(300),
-         "is a damaged PDF (cut short or corrupted) — open it in a PDF reader and save it "
-         "again, or export it again as PDF from the program that made it"),
+         "is a damaged PDF (cut short: its end is missing) — open it in a PDF reader and "
+         "save it again, or export it again as PDF from the program that made it"),
         (make_pdf(PDF_LINES)[:300],
-         "is a damaged PDF (cut short or corrupted) — open it in a PDF reader and save it "
-         "again, or export it again as PDF from the program that made it"),
+         "is a damaged PDF (cut short: its end is missing) — open it in a PDF reader and "
+         "save it again, or export it again as PDF from the program that made it"),
+
         (b"Interviewer: this is plain text with a pdf extension.\n",
          "is not a PDF, although its name ends in .pdf (it holds plain text) — export the "
          "document again as PDF, or give the file its real extension"),
     ],
     ids=["garbage", "truncated", "text"],
 )
-def test_corrupt_pdf_is_skipped(tmp_path: Path, data: bytes, reason: str) -> None:
-    skipped = _skip_of(_corpus(tmp_path, {"bad.pdf": data}))
+def test_corrupt_pdf_is_skipped(tmp_path: Path, data: bytes, reason: str,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    seen: list[logging.LogRecord] = []
+    console = logging.Handler()
+    console.emit = seen.append  # type: ignore[method-assign]
+    logging.getLogger().addHandler(console)
+    try:
+        skipped = _skip_of(_corpus(tmp_path, {"bad.pdf": data}))
+    finally:
+        logging.getLogger().removeHandler(console)
     assert (skipped.path, skipped.reason, skipped.line) == ("bad.pdf", reason, None)
+    # pypdf's own warning ("EOF marker not found", no file named) is in the reason only
+    assert not [r for r in seen if r.name.startswith("pypdf")]
+    assert capsys.readouterr().err == ""
 
 
 # --- .vtt / .srt --------------------------------------------------------------------------
@@ -1154,3 +1168,161 @@ def test_vtt_without_caption_text_is_skipped(tmp_path: Path, vtt: str) -> None:
     skipped = _skip_of(_corpus(tmp_path, {"silent.vtt": vtt}))
     assert "has no caption text" in skipped.reason
     assert "export the captions again or remove the file" in skipped.reason
+
+
+# --- hostile and unusual input (audit 3) --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "timing_like"),
+    [("00:00:13.000 -> 00:00:14.000", True), ("00:00:05--> 1", True), ("1.5s->2s", True),
+     (" 3 ->", True), ("text --> more", True), ("12 apples", False),
+     ("12:00 - meeting", False), ("1", False), ("", False), ("- 12 ->", False)],
+)
+def test_timing_like_lines(line: str, timing_like: bool) -> None:
+    from qualcode.ingest.subtitles import _timing_like
+
+    assert _timing_like(line) is timing_like
+
+
+def test_a_long_line_of_digits_in_subtitles_is_read_quickly(tmp_path: Path) -> None:
+    import time
+
+    from qualcode.ingest.subtitles import _timing_like
+
+    start = time.perf_counter()
+    assert not _timing_like("7" * 1_000_000)
+    assert not _timing_like("7" + " " * 200_000 + "x")
+    srt = SRT + "\n" + "3" * 200_000 + "\n"
+    docs, _ = _read(_corpus(tmp_path, {"digits.srt": srt}))
+    assert len(docs) == 1
+    assert time.perf_counter() - start < 2  # was quadratic: 27 s for 40,000 digits
+
+
+BODY = "Interviewer: How did it go?\n\nRespondent: We met the commander twice.\n"
+
+
+@pytest.mark.parametrize("libyaml", [True, False], ids=["libyaml", "pure-python"])
+def test_deeply_nested_front_matter_is_one_skipped_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, libyaml: bool
+) -> None:
+    from qualcode.ingest import readers
+
+    if not libyaml:
+        monkeypatch.setattr(readers, "_FastFrontMatterLoader", readers._FrontMatterLoader)
+    deep = "---\ndoc_id: DEEP\nx: " + "[" * 3000 + "]" * 3000 + "\n---\n" + BODY
+    result = ingest_corpus(_corpus(tmp_path, {"deep.md": deep, "ok.txt": BODY}))
+    assert [d.path for d in result.documents] == ["ok.txt"]
+    [skipped] = result.skipped
+    assert skipped.path == "deep.md"
+    assert skipped.reason.startswith("front matter is nested too deeply — write it as "
+                                     "'key: value' lines")
+    assert skipped.line == (3 if libyaml else 2)
+
+
+def test_front_matter_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
+    import time
+
+    levels = ["a: &a [" + ", ".join(['"lol"'] * 9) + "]"]
+    for previous, name in zip("abcdefgh", "bcdefghi", strict=True):
+        levels.append(f"{name}: &{name} [" + ", ".join([f"*{previous}"] * 9) + "]")
+    text = "---\ndoc_id: BOMB\nsmall: &s one\nagain: *s\n" + "\n".join(levels) + "\n---\n" + BODY
+    start = time.perf_counter()
+    result = ingest_corpus(_corpus(tmp_path, {"bomb.md": text}))
+    assert time.perf_counter() - start < 2  # 9 ** 9 strings if the aliases were expanded
+    [doc] = result.documents
+    assert doc.doc_id == "BOMB"
+    assert doc.metadata == {"small": "one", "a": '["lol", "lol", "lol", "lol", "lol", "lol", '
+                            '"lol", "lol", "lol"]'}
+    alias = ("uses a YAML alias (*name), which qualcode does not accept, so it was left out "
+             "— write the value out in full")
+    assert [str(s) for s in result.skipped] == [
+        f"bomb.md:4: front matter 'again' {alias}",
+        *(f"bomb.md:{line}: front matter '{name}' {alias}"
+          for line, name in enumerate("bcdefghi", start=6)),
+    ]
+
+
+def test_front_matter_values_must_be_single_values_or_flat_lists(tmp_path: Path) -> None:
+    text = ("---\ndoc_id: [a, b]\ncase: yemen\nlanguages: [ar, en]\nnested: [[1, 2], 3]\n"
+            "place: {city: Aden}\ncase: myanmar\n1: one\nnull: nothing\n2023-01-01: new year\n"
+            "date: 2023-02-30\nnotes: " + "x" * 10_500 + "\n---\n" + BODY)
+    result = ingest_corpus(_corpus(tmp_path, {"fm.md": text}))
+    [doc] = result.documents
+    assert doc.doc_id == "fm"  # the list was not taken for an id
+    assert doc.metadata == {"case": "myanmar", "languages": '["ar", "en"]', "1": "one",
+                            "date": "2023-02-30", "notes": "x" * 10_000}
+    nested = ("holds a nested list or mapping, which metadata cannot hold, so it was left "
+              "out — write a single value or a flat list such as [a, b]")
+    not_a_name = ("not a name, so the entry was left out — write it as 'name: value' with a "
+                  "name in letters")
+    assert [str(s) for s in result.skipped] == [
+        "fm.md:2: front matter 'doc_id' must be a single value, not a list — write it as "
+        "'doc_id: YOUR-ID'; the file name is used as doc_id until then",
+        f"fm.md:5: front matter 'nested' {nested}",
+        f"fm.md:6: front matter 'place' {nested}",
+        "fm.md:7: front matter 'case' is given twice (lines 3 and 7); the value on line 7 "
+        "was used — delete the other one",
+        f"fm.md:9: front matter name 'null' is read as empty (null), {not_a_name}",
+        f"fm.md:10: front matter name '2023-01-01' is read as a date, {not_a_name}",
+        "fm.md:12: front matter 'notes' is 10,500 characters long; only its first 10,000 "
+        "were kept (metadata is repeated on every segment's row) — shorten it, or put long "
+        "text in the body",
+    ]
+    assert len(segment_document(doc)) == 2  # the file itself is read
+
+
+def test_ass_override_tags_in_srt_are_stripped_before_labels(tmp_path: Path) -> None:
+    srt = ("1\n00:00:01,000 --> 00:00:04,000\n{\\an8}Interviewer: How did it go?\n\n"
+           "2\n00:00:05,000 --> 00:00:09,000\n{\\i1}Respondent: We met{\\i0} the\\Ncommander "
+           "twice.\n\n"
+           "3\n00:00:10,000 --> 00:00:12,000\n<font color=\"#ffff00\">Respondent: The elders "
+           "{laughs} helped.</font>\n\n"
+           "4\n00:00:13,000 --> 00:00:14,000\n{\\pos(10,20)\\b1}Interviewer:{\\b0} Thanks.\n")
+    doc = _one(_corpus(tmp_path, {"ass.srt": srt}))
+    assert doc.layout == TRANSCRIPT
+    assert doc.text == ("Interviewer: How did it go?\n\n"
+                        "Respondent: We met the commander twice. The elders {laughs} helped."
+                        "\n\nInterviewer: Thanks.")
+    assert [(s.speaker, s.codable) for s in segment_document(doc)] == [
+        ("Interviewer", False), ("Respondent", True), ("Interviewer", False)]
+
+
+def _encrypted_pdf(user_password: str) -> bytes:
+    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(io.BytesIO(make_pdf(PDF_LINES))))
+    writer.encrypt(user_password=user_password, owner_password="owner-secret")
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def test_pdf_with_only_an_owner_password_is_read(tmp_path: Path) -> None:
+    # Printing/copying restrictions, no password to open it (many publishers' PDFs).
+    doc = _one(_corpus(tmp_path, {"restricted.pdf": _encrypted_pdf("")}))
+    assert doc.text.splitlines() == PDF_LINES
+
+
+def test_pdf_with_a_password_to_open_it_is_skipped_with_the_fix(tmp_path: Path) -> None:
+    skipped = _skip_of(_corpus(tmp_path, {"secret.pdf": _encrypted_pdf("open-sesame")}))
+    assert skipped.reason == ("is password-protected — open it with its password in a PDF "
+                              "reader and print or export it to a PDF without a password")
+
+
+@pytest.mark.parametrize(("name", "program", "where"), [
+    ("secret.docx", "Word or LibreOffice Writer", "Protect Document"),
+    ("secret.xlsx", "Excel or LibreOffice Calc", "Protect Workbook"),
+])
+def test_password_protected_office_files_are_not_called_old_style(
+    tmp_path: Path, name: str, program: str, where: str
+) -> None:
+    # An encrypted .docx/.xlsx is an OLE container with an "EncryptedPackage" stream.
+    ole = (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(1016)
+           + "EncryptedInfo".encode("utf-16-le") + bytes(50)
+           + "EncryptedPackage".encode("utf-16-le") + bytes(2000))
+    skipped = _skip_of(_corpus(tmp_path, {name: ole}))
+    assert skipped.reason == (
+        f"is password-protected — qualcode cannot read encrypted files: open it in {program} "
+        f"with its password, remove the password (File › Info › {where} › Encrypt with "
+        "Password, empty the box) and save it")
+    old_style = _skip_of(_corpus(tmp_path / "old", {name: ole[:1024]}))
+    assert "is an old-style" in old_style.reason

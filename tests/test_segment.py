@@ -64,6 +64,15 @@ def _turns(segments: list[Segment]) -> list[tuple[str, str, int | None, bool, st
         ("- Interviewer:", "- Amira:", "Amira"),  # list items, quotes
         ("* **Interviewer:**", "* **Amira:**", "Amira"),
         ("> Interviewer:", "> [00:12:09] Amira:", "Amira"),
+        # French typography: a no-break space before the colon (Word in French, macOS)
+        ("Interviewer\u00a0:", "Amira\u00a0:", "Amira"),
+        ("Interviewer\u202f:", "Amira\u202f:", "Amira"),
+        ("[00:12:03] Interviewer\u2007:", "**Amira\u00a0:**", "Amira"),
+        # invisible characters: a direction mark opening the line, zero-width ones inside
+        ("\u200fInterviewer:", "\u200f\u200eAmira:", "Amira"),
+        ("Inter\u200bviewer:", "\u2060Am\u200dira\u2060:", "Amira"),
+        ("\u202bInterviewer (00:12:03):", "\u202aDr Amira\u200c Al-Haddad:",
+         "Dr Amira Al-Haddad"),
     ],
 )
 def test_speaker_label_variants(
@@ -571,3 +580,47 @@ def test_one_off_speaker_when_turns_are_not_separated_by_blank_lines(tmp_path: P
         ("doc:4", "Interviewer", 4, False, "Thank you."),
         ("doc:5", "Respondent", 5, True, "Welcome."),
     ]
+
+
+@pytest.mark.parametrize(
+    "brk",
+    ["\x0c", "\x0b", "\u2028", "\u2029", "\x85", "\n\ufeff", "\r\n\x0c"],
+    ids=["form-feed", "vertical-tab", "line-separator", "paragraph-separator", "next-line",
+         "bom-mid-file", "crlf-form-feed"],
+)
+def test_page_breaks_and_unicode_line_breaks_end_a_turn(tmp_path: Path, brk: str) -> None:
+    text = ("Interviewer: How did you reach the camp?\n\nRespondent: At dawn." + brk +
+            "Interviewer: And then?\n\nRespondent: We waited" + brk + "two hours.\n")
+    doc = _doc(tmp_path, text)
+    assert doc.layout == TRANSCRIPT
+    assert not any(c in doc.text for c in "\x0b\x0c\u2028\u2029\x85\ufeff\r")
+    segments = segment_document(doc)
+    _check_offsets(doc, segments)
+    assert [(s.speaker, s.codable, s.text) for s in segments] == [
+        ("Interviewer", False, "How did you reach the camp?"),
+        ("Respondent", True, "At dawn."),
+        ("Interviewer", False, "And then?"),
+        ("Respondent", True, "We waited\n\ntwo hours." if brk == "\r\n\x0c" else
+         "We waited\ntwo hours."),
+    ]
+
+
+def test_invisible_characters_in_names_are_one_speaker(tmp_path: Path) -> None:
+    text = ("\u200fRespondent: One.\n\nInterviewer: Two?\n\nRes\u200bpondent: Three.\n\n"
+            "Interviewer: Four?\n\nRESPONDENT\u00a0: Five.\n")
+    doc = _doc(tmp_path, text)
+    segments = segment_document(doc)
+    _check_offsets(doc, segments)
+    assert {s.speaker for s in segments if s.codable} == {"Respondent"}
+    assert [s.text for s in segments if s.codable] == ["One.", "Three.", "Five."]
+    assert is_interviewer("\u200fInter\u200bviewer")
+
+
+def test_a_no_break_space_inside_a_sentence_is_no_label(tmp_path: Path) -> None:
+    text = ("Interviewer\u00a0: Qu'avez-vous fait ?\n\nRespondent\u00a0: Voici ce que nous "
+            "avons décidé\u00a0: attendre.\nCeci est la règle\u00a0: attendre.\n\n"
+            "Interviewer\u00a0: Et ensuite ?\n\nRespondent\u00a0: Rien.\n")
+    doc = _doc(tmp_path, text)
+    segments = segment_document(doc)
+    assert [s.speaker for s in segments] == ["Interviewer", "Respondent"] * 2
+    assert segments[1].text.endswith("Ceci est la règle\u00a0: attendre.")

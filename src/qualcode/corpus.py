@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from .documents import Document, Segment, Skipped
@@ -11,6 +12,7 @@ from .ingest import (
     FileRecord,
     discover_files,
     drop_duplicate_ids,
+    find_copies,
     ingest_files,
     load_manifest,
     unmatched_doc_ids,
@@ -42,27 +44,41 @@ def process_batch(
     """Read and segment one batch of corpus files."""
     corpus = Path(corpus)
     result = ingest_files(corpus, paths, load_manifest(corpus), interviewer_labels)
-    segments = [
-        segment_document(doc, interviewer_labels, max_turn_chars) for doc in result.documents
-    ]
-    return Batch(result.documents, segments, result.skipped, result.files)
+    batch = Batch(files=result.files, skipped=result.skipped)
+    for doc in result.documents:
+        segments = segment_document(doc, interviewer_labels, max_turn_chars)
+        if segments:
+            batch.documents.append(doc)
+            batch.segments.append(segments)
+        else:  # only a transcript's labels can leave nothing (other texts are not blank)
+            batch.skipped.append(Skipped(
+                doc.path, "has speaker labels but no words after them, so there is nothing "
+                "to code — add the words of each turn, or remove the file", doc.row))
+    if len(batch.documents) < len(result.documents):
+        kept = Counter(d.path for d in batch.documents)
+        batch.files = [replace(f, documents=kept[f.path]) for f in batch.files]
+    return batch
 
 
 def combine_batches(batches: Sequence[Batch]) -> Batch:
-    """Merge batches in path order; a later document with an already used ``doc_id`` is
-    dropped."""
+    """Merge batches in path order. Of byte-identical files (copies under other names)
+    the first is kept and the others are reported; then a later document with an already
+    used ``doc_id`` is dropped."""
     pairs = sorted(
         ((d, segs) for b in batches for d, segs in zip(b.documents, b.segments, strict=True)),
         key=lambda pair: (pair[0].path, pair[0].row or 0),
     )
-    kept, duplicates = drop_duplicate_ids([d for d, _ in pairs])
+    copies = find_copies(d for d, _ in pairs)
+    kept, duplicates = drop_duplicate_ids([d for d, _ in pairs if d.path not in copies])
     kept_objects = {id(d) for d in kept}
     segments = [segs for d, segs in pairs if id(d) in kept_objects]
     return Batch(
         documents=kept,
         segments=segments,
-        skipped=[s for b in batches for s in b.skipped] + duplicates,
-        files=[f for b in batches for f in b.files],
+        skipped=[s for b in batches for s in b.skipped if s.path not in copies]
+        + list(copies.values()) + duplicates,
+        files=[replace(f, documents=0) if f.path in copies else f
+               for b in batches for f in b.files],
     )
 
 

@@ -13,22 +13,32 @@ DEFAULT_INTERVIEWER_LABELS = ("Interviewer", "Int", "I", "Q", "Moderator")
 
 TIME = r"\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d{1,3})?"
 _STAMP = rf"[\[(]?{TIME}[\])]?[ \t]*(?:[-–—][ \t]*)?"  # [00:12:03] or 00:12:03 -
-_NAME = r"[^\W\d_][\w.'’&/-]*(?:[ \t]+[\w.'’&/-]+){0,3}?"  # up to four words
+# Invisible format characters: zero-width spaces and joiners, the word joiner and the
+# direction marks (an Arabic or Hebrew transcript's labels often start with U+200F).
+# They may open a label's line and sit inside a name; ``label_key`` leaves them out.
+FORMAT_CHARS = "\u200b-\u200f\u2060\u202a-\u202e"
+_FORMAT_RE = re.compile(f"[{FORMAT_CHARS}]")
+_LINE_START = rf"^[ \t{FORMAT_CHARS}]*"
+_NAME = (rf"[^\W\d_][\w.'’&/{FORMAT_CHARS}-]*"
+         rf"(?:[ \t]+[\w.'’&/{FORMAT_CHARS}-]+){{0,3}}?")  # up to four words
 _AFTER_NAME = rf"(?:[ \t]*(?:[\[(]{TIME}[\])]|(?P<note>\([^():\n]{{1,40}}\))))?"  # (00:12:03)
+# Before the colon: spaces, also no-break ones (French typography: ``Enquêteur :``).
+_BEFORE_COLON = r"[ \t\u00a0\u202f\u2007]*"
 # The plain ``Name:`` form, as subtitle cues are read (ingest/readers.py).
 LABEL_RE = re.compile(
-    rf"^[ \t]*(?:{_STAMP})?(?P<name>{_NAME}){_AFTER_NAME}[ \t]*:(?=[ \t]|$)[ \t]*",
+    rf"{_LINE_START}(?:{_STAMP})?(?P<name>{_NAME}){_AFTER_NAME}{_BEFORE_COLON}:"
+    rf"(?=[ \t\u00a0\u202f]|$)[ \t]*",
     re.MULTILINE,
 )
 # Transcript turn labels: the plain form, also with a full-width colon, in Markdown
 # (``**Name:**``, ``*Name*:``, ``__Name:__`` after an optional ``- ``, ``* `` or ``> ``),
 # and Otter.ai's ``Name  0:03`` line with the words on the lines below it.
 TURN_LABEL_RE = re.compile(
-    rf"""^[ \t]*(?:
+    rf"""{_LINE_START}(?:
         (?:(?P<mark>[-*>])[ \t]+)?(?:{_STAMP})?(?P<em>\*\*|__|\*|_)?(?(em)(?:{_STAMP})?)
-        (?P<name>{_NAME}){_AFTER_NAME}[ \t]*
+        (?P<name>{_NAME}){_AFTER_NAME}{_BEFORE_COLON}
         (?(em)(?:(?P=em)[ \t]*[:：]|[:：](?P=em))|[:：])
-        (?:(?<=[：*_])|(?=[ \t]|$))
+        (?:(?<=[：*_])|(?=[ \t\u00a0\u202f]|$))
       | (?P<otter>{_NAME})[ \t]+{TIME}[ \t]*$
     )[ \t]*""",
     re.VERBOSE | re.MULTILINE,
@@ -46,11 +56,19 @@ class Label:
 
 
 def label_key(name: str) -> str:
+    if not name.isascii():
+        name = _visible(name)
     return " ".join(name.casefold().split())
 
 
+def _visible(name: str) -> str:
+    """``name`` without invisible format characters (a zero-width space, a direction
+    mark)."""
+    return _FORMAT_RE.sub("", name) if _FORMAT_RE.search(name) else name
+
+
 def _display(name: str) -> str:
-    name = " ".join(name.split())
+    name = " ".join((name if name.isascii() else _visible(name)).split())
     return name.title() if name.isupper() and len(name) > 1 else name
 
 

@@ -6,7 +6,7 @@ import errno
 import hashlib
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..documents import EXCERPT, Document, Skipped
@@ -32,6 +32,7 @@ __all__ = [
     "Manifest",
     "discover_files",
     "drop_duplicate_ids",
+    "find_copies",
     "ingest_corpus",
     "ingest_files",
     "load_manifest",
@@ -67,6 +68,7 @@ def _ignored(relative: Path) -> bool:
         any(p.startswith(".") or p.startswith("~$") for p in parts)
         or name.lower() in _SILENT
         or name.endswith("~")
+        or (len(name) > 2 and name.startswith("#") and name.endswith("#"))  # Emacs autosave
         or (len(parts) == 1 and (name == MANIFEST_NAME or name.lower().startswith("readme")))
         or parts[0] == REVIEWS_DIR
         or (len(parts) > 1 and parts[0].lower() == REVIEWS_DIR)  # Reviews/: reported
@@ -117,14 +119,15 @@ def discover_files(corpus: Path) -> tuple[list[str], list[Skipped]]:
 
     Hidden files, office lock files (``~$...``), ``manifest.csv``, README files at the top
     and everything under ``reviews/`` are not documents and are passed over silently (a
-    ``Reviews/`` folder, in other case, is reported). Broken links, links to folders and
-    links to files outside the corpus are skipped.
+    ``Reviews/`` folder, in other case, is reported). Broken links, links to folders,
+    links to files outside the corpus and links to corpus files read anyway are skipped.
     """
     if not corpus.is_dir():
         raise FileNotFoundError(f"corpus folder '{corpus}' does not exist")
     found: list[str] = []
     skipped: list[Skipped] = _misnamed_reviews(corpus)
     root = corpus.resolve()
+    links: dict[str, str] = {}  # link -> the corpus file it leads to
     for path in sorted(corpus.rglob("*")):
         relative = path.relative_to(corpus)
         if _ignored(relative):
@@ -136,6 +139,8 @@ def discover_files(corpus: Path) -> tuple[list[str], list[Skipped]]:
             continue
         if not path.is_file():
             continue
+        if path.is_symlink():
+            links[posix] = path.resolve().relative_to(root).as_posix()
         ext = path.suffix.lower().lstrip(".")
         if ext not in FORMATS:
             kind = f"'.{ext}'" if ext else "with no extension"
@@ -145,12 +150,16 @@ def discover_files(corpus: Path) -> tuple[list[str], list[Skipped]]:
             )
         else:
             found.append(posix)
-    return found, skipped
+    # A link to a file that is read anyway would read it twice.
+    twice = {link for link, target in links.items() if target in found and target != link}
+    skipped.extend(Skipped(link, f"is a link to {links[link]}, which is read already, so it "
+                           "was not read again — delete the link") for link in sorted(twice))
+    return [p for p in found if p not in twice], skipped
 
 
 def _read(data: bytes, fmt: str, labels: Sequence[str]) -> tuple[list[RawDoc], list]:
     if fmt in TEXT_FORMATS:
-        return read_text(data, labels), []
+        return read_text(data, labels)
     if fmt == "docx":
         return read_docx(data, labels), []
     if fmt == "pdf":
@@ -253,6 +262,21 @@ def ingest_files(
     return result
 
 
+def find_copies(documents: Iterable[Document]) -> dict[str, Skipped]:
+    """Files (of ``documents``, in path order) with the same bytes as an earlier file (a
+    copy under another name), which is kept: path -> the report of the copy left out."""
+    first: dict[str, Document] = {}
+    copies: dict[str, Skipped] = {}
+    for doc in documents:
+        kept = first.setdefault(doc.sha256, doc)
+        if kept.path != doc.path and doc.path not in copies:
+            same_id = (f" and a duplicate doc_id '{doc.doc_id}'"
+                       if doc.row is None and doc.doc_id == kept.doc_id else "")
+            copies[doc.path] = Skipped(doc.path, f"has the same content{same_id} as "
+                                       f"{kept.path} (kept) — delete one copy")
+    return copies
+
+
 def drop_duplicate_ids(documents: list[Document]) -> tuple[list[Document], list[Skipped]]:
     """Keep the first document of each ``doc_id`` (in path, then row order)."""
     ordered = sorted(documents, key=lambda d: (d.path, d.row or 0))
@@ -285,7 +309,12 @@ def ingest_corpus(
     manifest = load_manifest(corpus)
     paths, skipped = discover_files(corpus)
     result = ingest_files(corpus, paths, manifest, interviewer_labels)
-    result.documents, duplicates = drop_duplicate_ids(result.documents)
+    copies = find_copies(sorted(result.documents, key=lambda d: (d.path, d.row or 0)))
+    result.documents, duplicates = drop_duplicate_ids(
+        [d for d in result.documents if d.path not in copies])
     unmatched = unmatched_doc_ids(manifest, (d.doc_id for d in result.documents))
-    result.skipped = [*manifest.problems, *unmatched, *skipped, *result.skipped, *duplicates]
+    result.skipped = [*manifest.problems, *unmatched, *skipped,
+                      *(s for s in result.skipped if s.path not in copies),
+                      *copies.values(), *duplicates]
+    result.files = [replace(f, documents=0) if f.path in copies else f for f in result.files]
     return result

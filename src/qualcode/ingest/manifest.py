@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from ..documents import Skipped
-from .decode import DecodeError, decode_bytes
+from .decode import DecodeError, decode
 from .readers import _sniff_delimiter
 
 MANIFEST_NAME = "manifest.csv"
@@ -122,11 +122,13 @@ def load_manifest(corpus: Path) -> Manifest:
     data = path.read_bytes()
     manifest = Manifest(sha256=hashlib.sha256(data).hexdigest())
     try:
-        text, _ = decode_bytes(data)
+        decoded = decode(data)
     except DecodeError as err:
         manifest.problems.append(Skipped(MANIFEST_NAME, err.reason, err.line))
         return manifest
-    header, *rows = _rows(text) or [[]]
+    notes = [Skipped(MANIFEST_NAME, reason, line) for line, reason in decoded.notes()]
+    manifest.problems.extend(notes)
+    header, *rows = _rows(decoded.text) or [[]]
     columns = [c.strip() for c in header]
     manifest.columns = columns
     if not any(_key(c) in _KEYS for c in columns):
@@ -140,6 +142,7 @@ def load_manifest(corpus: Path) -> Manifest:
         )
         return manifest
     used, manifest.problems = _used_columns(header, rows)
+    manifest.problems[:0] = notes
     manifest.spellings = {name.casefold(): name for name in used.values()}
     listings: dict[Path, dict[str, str]] = {}
     for row_number, cells in enumerate(rows, start=2):

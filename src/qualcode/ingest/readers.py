@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
+import functools
 import io
 import json
+import logging
 import re
+import threading
 import zipfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import yaml
 
 from ..documents import EXCERPT, PROSE, TRANSCRIPT
 from ..speakers import LABEL_RE, find_labels, label_key
-from .decode import DecodeError, decode_bytes
+from .decode import ENCRYPTED_OFFICE, DecodeError, decode, decode_bytes, file_kind, text_lines
 from .subtitles import parse_cues
 
 TEXT_FORMATS = ("txt", "md")
@@ -52,12 +56,18 @@ class RowProblem:
     reason: str
 
 
-def _decode(data: bytes) -> str:
+def _decode(data: bytes, lines: bool = False) -> tuple[str, list[RowProblem]]:
+    """The text, with ``\n`` line ends; with ``lines`` (transcripts, subtitles) page breaks,
+    Word's line breaks and Unicode line separators too, and no byte-order mark inside.
+    Stray control characters and NUL padding are removed and returned as problems."""
     try:
-        text, _ = decode_bytes(data)
+        decoded = decode(data, lines)
     except DecodeError as err:
         raise ReadError(err.reason, err.line) from err
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    text = decoded.text
+    if not lines:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text, [RowProblem(line, reason) for line, reason in decoded.notes()]
 
 
 def metadata_value(value: object) -> str:
@@ -82,8 +92,17 @@ def _layout(text: str, interviewer_labels: Iterable[str]) -> str:
     return TRANSCRIPT if len(find_labels(text, interviewer_labels)) >= 2 else PROSE
 
 
+# Nothing to read: white space and invisible format characters (zero-width spaces and
+# joiners, direction marks, byte-order marks, soft hyphens).
+_BLANK = re.compile("[\\s\u00ad\u200b-\u200f\u2060-\u2064\u202a-\u202e\ufeff]*")
+
+
+def _blank(text: str) -> bool:
+    return _BLANK.fullmatch(text) is not None
+
+
 def _require_text(text: str, what: str = "file") -> None:
-    if not text.strip():
+    if _blank(text):
         raise ReadError(f"the {what} has no text — add the text or remove the file")
 
 
@@ -105,12 +124,98 @@ _FastFrontMatterLoader = type("_FastFrontMatterLoader",
                                _FrontMatterLoader.yaml_implicit_resolvers})
 
 _FRONT = re.compile(r"\A---[ \t]*\n(.*?)^(?:---|\.\.\.)[ \t]*$\n?", re.DOTALL | re.MULTILINE)
+MAX_METADATA_CHARS = 10_000  # a longer front matter value is cut (it is copied to every row)
+_TOO_DEEP = ("front matter is nested too deeply — write it as 'key: value' lines between "
+             "the '---' lines")
 
 
-def split_front_matter(text: str) -> tuple[dict[str, str], str]:
-    """Split YAML front matter (``---`` … ``---``) from the body."""
+def _line(node: yaml.Node) -> int:
+    """A front matter node's line in the file (the block starts on line 2)."""
+    return node.start_mark.line + 2
+
+
+def _compose(block: str) -> tuple[yaml.BaseLoader, yaml.Node | None]:
+    """The front matter's YAML node tree (aliases are the anchored node itself), with the
+    loader that constructs its values. libyaml parses where PyYAML was built with it; an
+    error is reported by the pure-Python parser, in its words."""
+    error: yaml.YAMLError | None = None
+    for loader_class in dict.fromkeys((_FastFrontMatterLoader, _FrontMatterLoader)):
+        loader = loader_class(block)
+        try:
+            return loader, loader.get_single_node()
+        except yaml.YAMLError as err:
+            loader.dispose()
+            mark = getattr(err, "problem_mark", None)
+            if "nesting depth" in str(getattr(err, "problem", "")):
+                raise ReadError(_TOO_DEEP, mark.line + 2 if mark else 2) from None
+            error = err
+        except (RecursionError, MemoryError):  # the pure-Python parser on deep nesting
+            loader.dispose()
+            raise ReadError(_TOO_DEEP, 2) from None
+    mark = getattr(error, "problem_mark", None)
+    raise ReadError(
+        f"front matter is not valid YAML ({getattr(error, 'problem', error)}) — write it as "
+        "'key: value' lines between the '---' lines",
+        mark.line + 2 if mark else None,
+    )
+
+
+def _front_matter_value(loader, key: str, node: yaml.Node, seen: set[int]
+                        ) -> tuple[str | None, str | None]:
+    """A front matter entry's value as metadata, or (None, why it was left out): only a
+    single value or a flat list of them (``[ar, en]``), never an alias (``*name``: an
+    alias bomb expands a few lines into gigabytes)."""
+    items = node.value if isinstance(node, yaml.SequenceNode) else [node]
+    aliased = any(id(n) in seen for n in (node, *items))
+    seen.update(id(n) for n in (node, *items))
+    if aliased:
+        return None, (f"front matter '{key}' uses a YAML alias (*name), which qualcode does "
+                      "not accept, so it was left out — write the value out in full")
+    if key == "doc_id" and not isinstance(node, yaml.ScalarNode):
+        return None, ("front matter 'doc_id' must be a single value, not a list — write it "
+                      "as 'doc_id: YOUR-ID'; the file name is used as doc_id until then")
+    if not all(isinstance(n, yaml.ScalarNode) for n in items):
+        return None, (f"front matter '{key}' holds a nested list or mapping, which metadata "
+                      "cannot hold, so it was left out — write a single value or a flat "
+                      "list such as [a, b]")
+    if isinstance(node, yaml.ScalarNode):
+        return metadata_value(_scalar(loader, node)), None
+    return metadata_value([_scalar(loader, n) for n in items]), None
+
+
+def _scalar(loader, node: yaml.ScalarNode) -> object:
+    """A scalar's value (a date, null or text); as written when YAML cannot make it one
+    (``2023-02-30`` looks like a date, ``<<`` is a merge key)."""
+    try:
+        return loader.construct_object(node)
+    except (yaml.YAMLError, ValueError, OverflowError):
+        return node.value
+
+
+def _front_matter_key(loader, node: yaml.Node) -> tuple[str | None, str | None]:
+    """A front matter key as a metadata name, or (None, why the entry was left out)."""
+    if not isinstance(node, yaml.ScalarNode):
+        return None, ("front matter has a list or mapping where a name should be, so the "
+                      "entry was left out — write it as 'name: value'")
+    key = _scalar(loader, node)
+    if isinstance(key, str) and key.strip():
+        return key.strip(), None
+    what = ("read as empty (null)" if key is None else "empty" if not str(key).strip() else
+            f"read as a {'date' if isinstance(key, dt.date) else type(key).__name__}")
+    written = node.value.strip()
+    return None, (f"front matter name '{written}' is {what}, not a name, so the entry was "
+                  "left out — write it as 'name: value' with a name in letters")
+
+
+def split_front_matter(text: str) -> tuple[dict[str, str], str, list[RowProblem]]:
+    """Split YAML front matter (``---`` … ``---``) from the body.
+
+    Returns the metadata, the body and the entries left out or changed, with their lines:
+    a nested value, an alias, a name that is not one, a repeated name (the last value is
+    used) and a value longer than ``MAX_METADATA_CHARS`` (cut).
+    """
     if not text.startswith("---"):
-        return {}, text
+        return {}, text, []
     match = _FRONT.match(text)
     if not match:
         raise ReadError(
@@ -118,30 +223,51 @@ def split_front_matter(text: str) -> tuple[dict[str, str], str]:
             "after the metadata",
             1,
         )
+    loader, root = _compose(match.group(1))
     try:
-        try:
-            meta = yaml.load(match.group(1), Loader=_FastFrontMatterLoader) or {}
-        except yaml.YAMLError:
-            meta = yaml.load(match.group(1), Loader=_FrontMatterLoader) or {}
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = mark.line + 2 if mark else None
-        raise ReadError(
-            f"front matter is not valid YAML ({getattr(err, 'problem', err)}) — write it as "
-            "'key: value' lines between the '---' lines",
-            line,
-        ) from err
-    if not isinstance(meta, dict):
-        raise ReadError(
-            "front matter must be 'key: value' lines between the '---' lines", 2
-        )
-    return {str(k).strip(): metadata_value(v) for k, v in meta.items()}, text[match.end() :]
+        if root is None:
+            return {}, text[match.end() :], []
+        if not isinstance(root, yaml.MappingNode):
+            raise ReadError(
+                "front matter must be 'key: value' lines between the '---' lines", 2
+            )
+        meta: dict[str, str] = {}
+        lines: dict[str, int] = {}
+        problems: list[RowProblem] = []
+        seen: set[int] = set()
+        for key_node, value_node in root.value:
+            line = _line(key_node)
+            key, why = _front_matter_key(loader, key_node)
+            if key is not None:
+                value, why = _front_matter_value(loader, key, value_node, seen)
+            if why is not None:
+                problems.append(RowProblem(line, why))
+                continue
+            if key in lines:
+                problems.append(RowProblem(line, (
+                    f"front matter '{key}' is given twice (lines {lines[key]} and {line}); "
+                    f"the value on line {line} was used — delete the other one")))
+            if len(value) > MAX_METADATA_CHARS:
+                problems.append(RowProblem(line, (
+                    f"front matter '{key}' is {len(value):,} characters long; only its "
+                    f"first {MAX_METADATA_CHARS:,} were kept (metadata is repeated on every "
+                    "segment's row) — shorten it, or put long text in the body")))
+                value = value[:MAX_METADATA_CHARS]
+            meta[key], lines[key] = value, line
+    except (RecursionError, MemoryError):
+        raise ReadError(_TOO_DEEP, 2) from None
+    finally:
+        loader.dispose()
+    return meta, text[match.end() :], problems
 
 
-def read_text(data: bytes, interviewer_labels: Iterable[str]) -> list[RawDoc]:
-    meta, body = split_front_matter(_decode(data))
+def read_text(
+    data: bytes, interviewer_labels: Iterable[str]
+) -> tuple[list[RawDoc], list[RowProblem]]:
+    text, notes = _decode(data, lines=True)
+    meta, body, problems = split_front_matter(text)
     _require_text(body)
-    return [RawDoc(body, _layout(body, interviewer_labels), meta)]
+    return [RawDoc(body, _layout(body, interviewer_labels), meta)], notes + problems
 
 
 # What an Office file's zip holds (its main part), to say what a misnamed one really is.
@@ -159,6 +285,9 @@ def _content_hint(data: bytes) -> str:
     """What a file that is neither zip nor OLE seems to hold, as a parenthetical."""
     if b"%PDF-" in data[:1024]:
         return " (it is a PDF)"
+    kind = file_kind(data)
+    if kind:
+        return f" (it is {kind})"
     try:
         decode_bytes(data[:65536])
     except DecodeError:
@@ -179,6 +308,13 @@ def _not_office_file(data: bytes, fmt: str, err: Exception) -> ReadError:
     part, article, kind, program = _OFFICE_PARTS[fmt]
     fix = f"open it in {program} and save it again as .{fmt}"
     not_one = f"is not {article} {kind}, although its name ends in .{fmt}"
+    if data.startswith(_OLE_MAGIC) and ENCRYPTED_OFFICE in data:
+        # Word and Excel store a file with a password to open it in an old-style container.
+        where = "File › Info › Protect Document" if fmt == "docx" else \
+            "File › Info › Protect Workbook"
+        return ReadError(f"is password-protected — qualcode cannot read encrypted files: "
+                         f"open it in {program} with its password, remove the password "
+                         f"({where} › Encrypt with Password, empty the box) and save it")
     if data.startswith(_OLE_MAGIC):
         return ReadError(f"is an old-style {_OLD_OFFICE[fmt]} file with a .{fmt} name — "
                          f"open it in {program} and save it as .{fmt}")
@@ -197,15 +333,28 @@ def _not_office_file(data: bytes, fmt: str, err: Exception) -> ReadError:
     return ReadError(f"{damaged} (its content cannot be read: {type(err).__name__}) — {fix}")
 
 
-def _not_pdf(data: bytes) -> ReadError:
-    """Why ``data`` is no readable PDF, in plain words, with the fix."""
+def _not_pdf(data: bytes, warnings: Sequence[str] = ()) -> ReadError:
+    """Why ``data`` is no readable PDF, in plain words, with the fix (and pypdf's first
+    warning, which says what it found wrong)."""
     if b"%PDF-" not in data[:1024]:
         return ReadError(f"is not a PDF, although its name ends in .pdf"
                          f"{_content_hint(data)} — export the document again as PDF, or "
                          "give the file its real extension")
-    return ReadError("is a damaged PDF (cut short or corrupted) — open it in a PDF reader "
-                     "and save it again, or export it again as PDF from the program that "
-                     "made it")
+    what = "cut short or corrupted"
+    if warnings:
+        what = ("cut short: its end is missing" if "EOF marker" in warnings[0] else
+                f"{what}; the PDF library says '{warnings[0].strip().rstrip('.')}'")
+    return ReadError(f"is a damaged PDF ({what}) — open it in a PDF reader and save it "
+                     "again, or export it again as PDF from the program that made it")
+
+
+def _decrypted(reader) -> bool:
+    """Whether an encrypted PDF opens without a password (one that only restricts printing
+    or copying, as publishers' PDFs often do)."""
+    try:
+        return bool(reader.decrypt(""))
+    except Exception:  # an unsupported encryption, or a damaged encryption dictionary
+        return False
 
 
 def _docx_paragraphs(document) -> Iterator[str]:
@@ -231,26 +380,60 @@ def read_docx(data: bytes, interviewer_labels: Iterable[str]) -> list[RawDoc]:
         document = docx.Document(io.BytesIO(data))
     except Exception as err:  # zipfile's, python-docx's and lxml's errors on damage
         raise _not_office_file(data, "docx", err) from err
-    text = "\n\n".join(_docx_paragraphs(document))
+    text = text_lines("\n\n".join(_docx_paragraphs(document)))
     _require_text(text, ".docx")
     props = document.core_properties
     meta = {"title": props.title} if props.title else {}
     return [RawDoc(text, _layout(text, interviewer_labels), meta)]
 
 
+class _PdfWarnings(logging.Handler):
+    """pypdf's warnings (``EOF marker not found`` ...) do not name the file: kept, per
+    thread, for the reason a damaged PDF is skipped, instead of printed on the console."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.local = threading.local()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        found = getattr(self.local, "found", None)
+        if found is not None:
+            found.append(record.getMessage())
+
+    @contextlib.contextmanager
+    def kept(self) -> Iterator[list[str]]:
+        self.local.found = []
+        try:
+            yield self.local.found
+        finally:
+            self.local.found = None
+
+
+@functools.cache
+def _pdf_warnings() -> _PdfWarnings:
+    handler = _PdfWarnings()
+    logger = logging.getLogger("pypdf")
+    logger.addHandler(handler)
+    logger.propagate = False
+    return handler
+
+
 def read_pdf(data: bytes, interviewer_labels: Iterable[str]) -> list[RawDoc]:
     import pypdf
 
-    try:
-        reader = pypdf.PdfReader(io.BytesIO(data))
-        if reader.is_encrypted:
-            raise ReadError("is an encrypted PDF — save an unprotected copy")
-        pages = [page.extract_text() or "" for page in reader.pages]
-    except ReadError:
-        raise
-    except Exception as err:  # pypdf raises many kinds of errors on damaged files
-        raise _not_pdf(data) from err
-    text = "\n\n".join(p.strip() for p in pages if p.strip())
+    with _pdf_warnings().kept() as warnings:
+        try:
+            reader = pypdf.PdfReader(io.BytesIO(data))
+            if reader.is_encrypted and not _decrypted(reader):
+                raise ReadError(
+                    "is password-protected — open it with its password in a PDF reader and "
+                    "print or export it to a PDF without a password")
+            pages = [page.extract_text() or "" for page in reader.pages]
+        except ReadError:
+            raise
+        except Exception as err:  # pypdf raises many kinds of errors on damaged files
+            raise _not_pdf(data, warnings) from err
+    text = text_lines("\n\n".join(p.strip() for p in pages if p.strip()))
     if not text.strip():
         raise ReadError(
             "has no text layer (a scanned PDF?) — run OCR on it or add a text version"
@@ -259,7 +442,20 @@ def read_pdf(data: bytes, interviewer_labels: Iterable[str]) -> list[RawDoc]:
 
 
 _VOICE = re.compile(r"<v(?:\.[\w.-]+)?\s+([^>]+)>")
+# Markup in a cue's text: HTML-like tags (<i>, <font ...>, <v Name>, <c.yellow>), and the
+# override tags of ASS/SSA subtitle editors (Aegisub, Subtitle Edit: {\an8}, {\i1}) with
+# their hard line breaks and spaces (\N, \n, \h), which become spaces.
 _TAG = re.compile(r"</?[^>]+>")
+_ASS_TAG = re.compile(r"\{\\[^}]*\}|\\[Nnh]")
+
+
+def _untagged(text: str) -> str:
+    text = _TAG.sub("", text)
+    return _ASS_TAG.sub(_ass_space, text) if "\\" in text else text
+
+
+def _ass_space(tag: re.Match[str]) -> str:
+    return "" if tag.group().startswith("{") else " "
 
 
 def _vtt_header_problem(lines: list[str]) -> ReadError | None:
@@ -299,15 +495,16 @@ def read_subtitles(
     A malformed cue is left out and returned as a problem with its line (the good cues
     are kept); a file without one readable cue is a :class:`ReadError`.
     """
-    text = _decode(data)
+    text, notes = _decode(data, lines=True)
     _require_text(text)
     captions, problems = _cues(text, fmt)
+    problems = notes + problems
     cues: list[tuple[str | None, str]] = []
     for caption in captions:
         for raw in caption:
             voice = _VOICE.search(raw)
-            words = " ".join(_TAG.sub("", raw).split())
-            if words:
+            words = " ".join(_untagged(raw).split())
+            if words and (words.isascii() or not _blank(words)):
                 cues.append((voice.group(1).strip() if voice else None, words))
     if not cues:
         raise ReadError(
@@ -375,10 +572,11 @@ def _read_csv_frame(data: bytes):
     """The table and its rows with more cells than the header (left out, reported)."""
     import pandas as pd
 
-    text = _decode(data)
+    text, notes = _decode(data)
     _require_text(text)
     sep = _sniff_delimiter(text[:8192])
     text, problems = _blank_long_rows(text, sep)
+    problems = notes + problems
     try:
         frame = pd.read_csv(
             io.StringIO(text),
@@ -471,14 +669,15 @@ def _excerpts(
         values = {str(k).strip(): metadata_value(v) for k, v in record.items()}
         text = values[str(text_col).strip()]  # an empty .xlsx cell is NaN, not "nan"
         excerpt_id = values[str(id_col).strip()]
-        if not excerpt_id and not text.strip():
+        empty = not text.strip() or (not text.isascii() and _blank(text))
+        if not excerpt_id and empty:
             continue  # a blank row
         if not excerpt_id:
             problems.append(
                 RowProblem(row, f"{where}no {id_col} — give the excerpt a unique id")
             )
             continue
-        if not text.strip():
+        if empty:
             problems.append(RowProblem(
                 row, f"{where}excerpt '{excerpt_id}' has an empty text — add the text"
             ))
