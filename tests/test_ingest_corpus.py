@@ -717,3 +717,30 @@ def test_a_stray_nul_in_the_manifest_no_longer_drops_it(tmp_path: Path) -> None:
     assert [d.metadata for d in result.documents] == [{"case": "yemen"}]
     assert [(s.path, s.line, s.reason.split(";")[0]) for s in result.skipped] == [
         ("manifest.csv", 2, "held a stray invisible character (NUL byte) on this line")]
+
+
+def test_transcript_without_an_interviewer_label_is_noted(tmp_path: Path) -> None:
+    from qualcode.corpus import read_corpus
+
+    corpus = tmp_path / "corpus"
+    (corpus / "transcripts").mkdir(parents=True)
+    spanish = ("Entrevistador: ¿Cómo negociaron el acceso?\n\n"
+               "Entrevistada: Con paciencia y con el comité local.\n\n"
+               "Entrevistador: ¿Y después?\n\nEntrevistada: Se abrió la carretera.\n")
+    (corpus / "transcripts" / "es.txt").write_text(spanish, encoding="utf-8")
+    (corpus / "transcripts" / "en.txt").write_text(
+        "Interviewer: Who opened the road?\n\nRespondent: The local committee.\n",
+        encoding="utf-8")
+    (corpus / "transcripts" / "one.txt").write_text(  # one speaker: a testimony
+        "Witness: We waited three days.\n\nWitness: Then the convoy came.\n", encoding="utf-8")
+    batch = read_corpus(corpus)
+    notes = [str(s) for s in batch.skipped]
+    assert len(notes) == 1 and notes[0].startswith(
+        "transcripts/es.txt: has the speakers Entrevistador, Entrevistada, none of them an "
+        "interviewer label, so every turn was coded")
+    assert '--interviewer-labels "Entrevistador"' in notes[0]
+    assert {d.doc_id for d in batch.documents} == {"es", "en", "one"}  # still read
+    told = read_corpus(corpus, interviewer_labels=["Interviewer", "Entrevistador"])
+    assert told.skipped == []
+    questions = [s for s in flat_segments(told) if s.speaker == "Entrevistador"]
+    assert len(questions) == 2 and not any(s.codable for s in questions)

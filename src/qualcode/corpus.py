@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from .documents import Document, Segment, Skipped
+from .documents import TRANSCRIPT, Document, Segment, Skipped
 from .ingest import (
     FileRecord,
     discover_files,
@@ -50,6 +50,9 @@ def process_batch(
         if segments:
             batch.documents.append(doc)
             batch.segments.append(segments)
+            note = _no_interviewer(doc, segments)
+            if note is not None:
+                batch.skipped.append(note)
         else:  # only a transcript's labels can leave nothing (other texts are not blank)
             batch.skipped.append(Skipped(
                 doc.path, "has speaker labels but no words after them, so there is nothing "
@@ -58,6 +61,22 @@ def process_batch(
         kept = Counter(d.path for d in batch.documents)
         batch.files = [replace(f, documents=kept[f.path]) for f in batch.files]
     return batch
+
+
+def _no_interviewer(doc: Document, segments: Sequence[Segment]) -> Skipped | None:
+    """A note on a transcript with two or more speakers of whom none is an interviewer
+    label (``Entrevistador``, ``Speaker 1``): all its turns are coded, questions too."""
+    if doc.layout != TRANSCRIPT:
+        return None
+    speakers = list(dict.fromkeys(s.speaker for s in segments if s.speaker))
+    if len(speakers) < 2 or not all(s.codable for s in segments if s.speaker):
+        return None
+    shown = ", ".join(speakers[:4]) + (" ..." if len(speakers) > 4 else "")
+    return Skipped(doc.path, (
+        f"has the speakers {shown}, none of them an interviewer label, so every turn was "
+        "coded, questions too — if one of them asks the questions, run with "
+        f"--interviewer-labels and that label (e.g. --interviewer-labels \"{speakers[0]}\"); "
+        "the file was read"), doc.row)
 
 
 def combine_batches(batches: Sequence[Batch]) -> Batch:
