@@ -744,3 +744,21 @@ def test_transcript_without_an_interviewer_label_is_noted(tmp_path: Path) -> Non
     assert told.skipped == []
     questions = [s for s in flat_segments(told) if s.speaker == "Entrevistador"]
     assert len(questions) == 2 and not any(s.codable for s in questions)
+
+
+def test_unreadable_folders_and_pipes_are_reported(tmp_path: Path, monkeypatch) -> None:
+    corpus = tmp_path / "corpus"
+    _write(corpus, {"a.txt": TRANSCRIPT, "locked/inner.txt": "Prose.\n", "open/b.txt": "B.\n"})
+    os.mkfifo(corpus / "pipe.txt")  # reading it would wait forever
+    # The tests may run as root, who reads every folder: deny the one folder as a user's
+    # permissions would (os.access is what discover_files asks).
+    access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: Path(path).name != "locked"
+                        and access(path, mode, **kw))
+    found, skipped = discover_files(corpus)
+    assert found == ["a.txt", "open/b.txt"]
+    assert [(s.path, s.reason.split(" — ")[0]) for s in skipped] == [
+        ("locked/", "is a folder that cannot be read (no permission), so the files in it "
+                    "were not coded"),
+        ("pipe.txt", "is not a regular file (a pipe, socket or device) and was not read"),
+    ]

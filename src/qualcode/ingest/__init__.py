@@ -128,16 +128,30 @@ def discover_files(corpus: Path) -> tuple[list[str], list[Skipped]]:
     skipped: list[Skipped] = _misnamed_reviews(corpus)
     root = corpus.resolve()
     links: dict[str, str] = {}  # link -> the corpus file it leads to
+    denied: tuple[str, ...] = ()  # folders that cannot be read ("locked/")
     for path in sorted(corpus.rglob("*")):
         relative = path.relative_to(corpus)
         if _ignored(relative):
             continue
         posix = relative.as_posix()
+        if denied and posix.startswith(denied):
+            continue
         problem = _link_problem(path, root) if path.is_symlink() else None
         if problem:
             skipped.append(Skipped(posix, problem))
             continue
+        if path.is_dir():
+            # rglob passes over a folder it may not list without a word
+            if not os.access(path, os.R_OK | os.X_OK):
+                denied += (f"{posix}/",)
+                skipped.append(Skipped(f"{posix}/", (
+                    "is a folder that cannot be read (no permission), so the files in it "
+                    "were not coded — give yourself read access to it (chmod -R u+rX)")))
+            continue
         if not path.is_file():
+            if path.exists():  # a named pipe, socket or device: reading it could hang
+                skipped.append(Skipped(posix, "is not a regular file (a pipe, socket or "
+                                       "device) and was not read — put the file itself here"))
             continue
         if path.is_symlink():
             links[posix] = path.resolve().relative_to(root).as_posix()
