@@ -1326,3 +1326,31 @@ def test_password_protected_office_files_are_not_called_old_style(
         "Password, empty the box) and save it")
     old_style = _skip_of(_corpus(tmp_path / "old", {name: ole[:1024]}))
     assert "is an old-style" in old_style.reason
+
+
+def test_repeated_column_names_in_tables_are_reported(tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path, {
+        "literature/authors.csv": "excerpt_id,text,author,Author\nE1,Access was agreed.,Lee,"
+                                  "Aung\n",
+        "literature/texts.csv": "excerpt_id,text,Text\nT1,One version.,Another version.\n",
+    })
+    workbook = openpyxl.Workbook()
+    good, bad = workbook.active, workbook.create_sheet("twice")
+    good.title = "excerpts"
+    good.append(["excerpt_id", "text"])
+    good.append(["W1", "The convoy passed."])
+    bad.append(["id", "text", "text"])
+    bad.append(["W2", "One.", "Two."])
+    workbook.save(corpus / "literature" / "book.xlsx")
+    result = ingest_corpus(corpus)
+    reasons = {(s.path, s.line): s.reason for s in result.skipped}
+    assert reasons[("literature/authors.csv", 1)].startswith(
+        "column 'author' appears 2 times; they were read as 'author', 'Author' — give each "
+        "column its own name")
+    assert reasons[("literature/texts.csv", 1)].startswith(
+        "has the column 'text' 2 times (read as 'text', 'Text'), so which one to use is "
+        "unclear")
+    assert reasons[("literature/book.xlsx", 1)].startswith(
+        "sheet 'twice' has the column 'text' 2 times (read as 'text', 'text.1')")
+    assert reasons[("literature/book.xlsx", 1)].endswith("the sheet was not read")
+    assert sorted(d.doc_id for d in result.documents) == ["E1", "W1"]

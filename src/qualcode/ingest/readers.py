@@ -639,6 +639,32 @@ def _columns(frame) -> tuple[object | None, object | None, str]:
     return columns.get("text"), id_col, ", ".join(str(c) for c in frame.columns) or "none"
 
 
+def _repeated_columns(frame, header: int, where: str = "") -> list[RowProblem]:
+    """Column names given twice or more (in any case): pandas reads the later ones as
+    ``name.1``... A repeated ``text`` or id column is an error (which holds the excerpt?);
+    another is reported, its later columns kept as metadata under their new names."""
+    names = [str(c).strip() for c in frame.columns]
+    lower = {n.lower() for n in names}
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        mangled = re.fullmatch(r"(.+)\.\d+", name)
+        base = mangled.group(1) if mangled and mangled.group(1).lower() in lower else name
+        groups.setdefault(base.lower(), []).append(name)
+    problems = []
+    for key, group in groups.items():
+        if len(group) < 2:
+            continue
+        listed = ", ".join(f"'{n}'" for n in group)
+        if key == "text" or key in ID_COLUMNS:
+            raise ReadError(f"{where}has the column '{group[0]}' {len(group)} times (read as "
+                            f"{listed}), so which one to use is unclear — rename or delete "
+                            "the extra ones", header)
+        problems.append(RowProblem(header, (
+            f"{where}column '{group[0]}' appears {len(group)} times; they were read as "
+            f"{listed} — give each column its own name")))
+    return problems
+
+
 def _table_columns(frame, header: int = 1) -> tuple[object, object]:
     """The ``text`` and id columns of a table that must have both."""
     text_col, id_col, found = _columns(frame)
@@ -700,7 +726,12 @@ def _read_sheet(sheet: _Sheet) -> tuple[list[RawDoc], list[RowProblem]]:
         return [], [RowProblem(sheet.header, f"{name} has no id column (columns: {found}) "
                                "and was not read — add an 'excerpt_id' (or 'id') column "
                                "with a unique id per row")]
-    return _excerpts(sheet.frame, text_col, id_col, sheet.header + 1, f"{name}: ")
+    try:
+        repeated = _repeated_columns(sheet.frame, sheet.header, f"{name} ")
+    except ReadError as err:
+        return [], [RowProblem(err.line, f"{err.reason}; the sheet was not read")]
+    docs, problems = _excerpts(sheet.frame, text_col, id_col, sheet.header + 1, f"{name}: ")
+    return docs, repeated + problems
 
 
 def _read_workbook(data: bytes) -> tuple[list[RawDoc], list[RowProblem]]:
@@ -709,8 +740,10 @@ def _read_workbook(data: bytes) -> tuple[list[RawDoc], list[RowProblem]]:
     filled = [s for s in sheets if len(s.frame.columns)] or sheets[:1]
     if len(filled) == 1:
         sheet = filled[0]
-        return _excerpts(sheet.frame, *_table_columns(sheet.frame, sheet.header),
-                         sheet.header + 1)
+        columns = _table_columns(sheet.frame, sheet.header)
+        repeated = _repeated_columns(sheet.frame, sheet.header)
+        docs, problems = _excerpts(sheet.frame, *columns, sheet.header + 1)
+        return docs, repeated + problems
     if all(_columns(s.frame)[0] is None for s in filled):
         names = ", ".join(f"'{s.name}'" for s in filled)
         raise ReadError(f"has no sheet with a 'text' column (sheets: {names}) — name the "
@@ -734,8 +767,10 @@ def read_table(data: bytes, fmt: str) -> tuple[list[RawDoc], list[RowProblem]]:
         docs, problems = _read_workbook(data)
     else:
         frame, long_rows = _read_csv_frame(data)
-        docs, problems = _excerpts(frame, *_table_columns(frame), 2)
-        problems = sorted(long_rows + problems, key=lambda p: p.row or 0)
+        columns = _table_columns(frame)
+        repeated = _repeated_columns(frame, 1)
+        docs, problems = _excerpts(frame, *columns, 2)
+        problems = sorted(long_rows + repeated + problems, key=lambda p: p.row or 0)
     if not docs and not problems:
         raise ReadError("the table has no rows — add excerpts or remove the file")
     return docs, problems
