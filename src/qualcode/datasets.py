@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 from collections.abc import Callable, Sequence
@@ -214,39 +215,47 @@ def write_datasets(
     wide = None if coding is None else parallel.start(
         write_wide_csvs, str(out), header, lines, [s.segment_id for s in segments],
         _scored(coding), processes=processes)
-    outputs = {SEGMENTS_CSV: write_csv_text(out / SEGMENTS_CSV, csv_join(header, lines))}
-    if coding is not None:
-        rows = codings_rows(segments, coding, codebook, score_texts(coding.scores))
-        outputs[CODINGS_CSV] = write_csv_text(out / CODINGS_CSV,
-                                              csv_join(CODING_COLUMNS, csv_lines(rows)))
-    counts = {
-        "files": len(batch.files),
-        "documents": len(batch.documents),
-        "segments": len(segments),
-        "codable_segments": sum(s.codable for s in segments),
-        "skipped": len(batch.skipped),
-        "review_problems": len(review_problems),
-        **(extra_counts or {}),
-    }
-    if coding is not None:
-        counts["codings"] = int(coding.decisions.sum())
-        counts["coded_segments"] = int(coding.decisions.any(axis=1).sum())
-    manifest = run_manifest(
-        run_id=run_id,
-        started=started,
-        seconds=seconds,
-        parameters=parameters,
-        codebook=codebook_record(codebook),
-        model=model,
-        inputs=input_records(batch.files),
-        counts=counts,
-        skipped=batch.skipped,
-        outputs=outputs,
-        review_problems=review_problems,
-    )
-    write_json(out / RUN_MANIFEST, manifest)
-    later = meanwhile() if meanwhile is not None else {}
-    if wide is not None or later:
-        manifest["outputs"] = {**outputs, **(wide() if wide is not None else {}), **later}
+    try:
+        outputs = {SEGMENTS_CSV: write_csv_text(out / SEGMENTS_CSV, csv_join(header, lines))}
+        if coding is not None:
+            rows = codings_rows(segments, coding, codebook, score_texts(coding.scores))
+            outputs[CODINGS_CSV] = write_csv_text(out / CODINGS_CSV,
+                                                  csv_join(CODING_COLUMNS, csv_lines(rows)))
+        counts = {
+            "files": len(batch.files),
+            "documents": len(batch.documents),
+            "segments": len(segments),
+            "codable_segments": sum(s.codable for s in segments),
+            "skipped": len(batch.skipped),
+            "review_problems": len(review_problems),
+            **(extra_counts or {}),
+        }
+        if coding is not None:
+            counts["codings"] = int(coding.decisions.sum())
+            counts["coded_segments"] = int(coding.decisions.any(axis=1).sum())
+        manifest = run_manifest(
+            run_id=run_id,
+            started=started,
+            seconds=seconds,
+            parameters=parameters,
+            codebook=codebook_record(codebook),
+            model=model,
+            inputs=input_records(batch.files),
+            counts=counts,
+            skipped=batch.skipped,
+            outputs=outputs,
+            review_problems=review_problems,
+        )
         write_json(out / RUN_MANIFEST, manifest)
-    return manifest
+        later = meanwhile() if meanwhile is not None else {}
+        if wide is not None or later:
+            manifest["outputs"] = {**outputs, **(wide() if wide is not None else {}), **later}
+            write_json(out / RUN_MANIFEST, manifest)
+        return manifest
+    except BaseException:
+        # The worker may still be writing into ``out``: let it finish before the caller
+        # cleans up (with one process it has not started, and need not).
+        if wide is not None and processes > 1:
+            with contextlib.suppress(Exception):
+                wide()
+        raise
