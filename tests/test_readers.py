@@ -1354,3 +1354,18 @@ def test_repeated_column_names_in_tables_are_reported(tmp_path: Path) -> None:
         "sheet 'twice' has the column 'text' 2 times (read as 'text', 'text.1')")
     assert reasons[("literature/book.xlsx", 1)].endswith("the sheet was not read")
     assert sorted(d.doc_id for d in result.documents) == ["E1", "W1"]
+
+
+def test_csv_with_a_title_or_excels_sep_line_above_the_header(tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path, {
+        "literature/titled.csv": "Literature review excerpts\nexcerpt_id,text,author\n"
+                                 "E1,Access was agreed.,Lee\nE2,\"Two, with a comma\",Aung\n",
+        "literature/excel.csv": "sep=;\nTitle line\n\nexcerpt_id;text\nS1;One, with a comma.\n"
+                                "S2;Two;extra\n",
+    })
+    result = ingest_corpus(corpus)
+    rows = {(d.doc_id, d.row, d.text) for d in result.documents}
+    assert rows == {("E1", 3, "Access was agreed."), ("E2", 4, "Two, with a comma"),
+                    ("S1", 5, "One, with a comma.")}
+    assert [(s.path, s.line) for s in result.skipped] == [("literature/excel.csv", 6)]
+    assert result.skipped[0].reason.startswith("has more cells than the header")

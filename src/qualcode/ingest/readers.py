@@ -568,15 +568,46 @@ def _blank_long_rows(text: str, sep: str) -> tuple[str, list[RowProblem]]:
     return "".join(lines), [RowProblem(row, reason) for row, _, _ in long_rows]
 
 
+_HEADER_ROWS = 10  # a table's header row is looked for in its first rows
+_SEP_HINT = re.compile(r"\s*sep=(.)\s*")  # Excel's first line naming the delimiter
+
+
+def _above_header(text: str) -> tuple[str, int, str | None]:
+    """``text`` less the lines above a CSV table's header row (Excel's ``sep=;`` line, a
+    title), how many there were, and the delimiter the ``sep=`` line names. The header is
+    the first of the top rows with a ``text`` cell (as in a workbook); none: the first."""
+    hint = _SEP_HINT.fullmatch(text.split("\n", 1)[0])
+    skip = 1 if hint else 0
+    sep = hint.group(1) if hint else None
+    rest = text.split("\n", 1)[1] if hint and "\n" in text else "" if hint else text
+    reader = csv.reader(io.StringIO(rest), delimiter=sep or _sniff_delimiter(rest[:8192]))
+    start = 0
+    try:
+        for _ in range(_HEADER_ROWS):
+            cells = next(reader, None)
+            if cells is None:
+                break
+            if any(c.strip().lower() == "text" for c in cells):
+                skip += start
+                break
+            start = reader.line_num
+    except csv.Error:  # pandas reports the table's quoting
+        pass
+    return (text if not skip else "\n".join(text.split("\n")[skip:])), skip, sep
+
+
 def _read_csv_frame(data: bytes):
-    """The table and its rows with more cells than the header (left out, reported)."""
+    """The table, its rows with more cells than the header (left out, reported) and how
+    many lines above the header were passed over (Excel's ``sep=`` line, a title)."""
     import pandas as pd
 
     text, notes = _decode(data)
     _require_text(text)
-    sep = _sniff_delimiter(text[:8192])
+    text, above, sep = _above_header(text)
+    sep = sep or _sniff_delimiter(text[:8192])
     text, problems = _blank_long_rows(text, sep)
-    problems = notes + problems
+    problems = notes + [RowProblem(p.row + above if p.row else p.row, p.reason)
+                        for p in problems]
     try:
         frame = pd.read_csv(
             io.StringIO(text),
@@ -591,12 +622,9 @@ def _read_csv_frame(data: bytes):
         raise ReadError(
             f"is not a well-formed CSV table ({str(err).strip()}) — check the quoting on "
             "that line",
-            int(line.group(1)) if line else None,
+            int(line.group(1)) + above if line else None,
         ) from err
-    return frame, problems
-
-
-_HEADER_ROWS = 10  # a sheet's header row is looked for in its first rows
+    return frame, problems, above
 
 
 @dataclass(slots=True)
@@ -766,10 +794,10 @@ def read_table(data: bytes, fmt: str) -> tuple[list[RawDoc], list[RowProblem]]:
     if fmt == "xlsx":
         docs, problems = _read_workbook(data)
     else:
-        frame, long_rows = _read_csv_frame(data)
-        columns = _table_columns(frame)
-        repeated = _repeated_columns(frame, 1)
-        docs, problems = _excerpts(frame, *columns, 2)
+        frame, long_rows, above = _read_csv_frame(data)
+        columns = _table_columns(frame, 1 + above)
+        repeated = _repeated_columns(frame, 1 + above)
+        docs, problems = _excerpts(frame, *columns, 2 + above)
         problems = sorted(long_rows + repeated + problems, key=lambda p: p.row or 0)
     if not docs and not problems:
         raise ReadError("the table has no rows — add excerpts or remove the file")
