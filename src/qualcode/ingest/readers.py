@@ -98,7 +98,8 @@ _BLANK = re.compile("[\\s\u00ad\u200b-\u200f\u2060-\u2064\u202a-\u202e\ufeff]*")
 
 
 def _blank(text: str) -> bool:
-    return _BLANK.fullmatch(text) is not None
+    """No visible character (invisible format characters count as none)."""
+    return not text.strip() if text.isascii() else _BLANK.fullmatch(text) is not None
 
 
 def _require_text(text: str, what: str = "file") -> None:
@@ -504,7 +505,7 @@ def read_subtitles(
         for raw in caption:
             voice = _VOICE.search(raw)
             words = " ".join(_untagged(raw).split())
-            if words and (words.isascii() or not _blank(words)):
+            if not _blank(words):
                 cues.append((voice.group(1).strip() if voice else None, words))
     if not cues:
         raise ReadError(
@@ -723,7 +724,7 @@ def _excerpts(
         values = {str(k).strip(): metadata_value(v) for k, v in record.items()}
         text = values[str(text_col).strip()]  # an empty .xlsx cell is NaN, not "nan"
         excerpt_id = values[str(id_col).strip()]
-        empty = not text.strip() or (not text.isascii() and _blank(text))
+        empty = _blank(text)
         if not excerpt_id and empty:
             continue  # a blank row
         if not excerpt_id:
