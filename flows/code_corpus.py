@@ -646,9 +646,11 @@ def code_corpus(
         logger.warning("%s failed after %d tries on %d file(s): %s", failure["task"], tries,
                        len(failure["files"]), failure["error"])
     logger.info(
-        "%d documents, %d segments, %d codings, %d skipped; %d files read, %d reused%s",
+        "%d documents, %d segments, %d codings, %d skipped, %d notes; %d files read, "
+        "%d reused%s",
         summary["counts"]["documents"], summary["counts"]["segments"],
-        summary["counts"]["codings"], summary["counts"]["skipped"], incremental["files_read"],
+        summary["counts"]["codings"], summary["counts"]["skipped"],
+        summary["counts"].get("notes", 0), incremental["files_read"],
         incremental["files_reused"], "" if summary["incremental"].get("outputs_rewritten")
         else "; outputs unchanged",
     )

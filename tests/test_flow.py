@@ -133,6 +133,9 @@ def _bad_corpus(root: Path) -> Path:
     (corpus / "transcripts" / "a_dup.txt").write_text(dup, encoding="utf-8")
     (corpus / "transcripts" / "b_dup.txt").write_text(dup, encoding="utf-8")
     (root / "outside.txt").write_text("Interviewer: secret?\n\nRespondent: SECRET-TEXT\n")
+    # read, with a note (not a skip): NUL padding left by an interrupted copy
+    padded = "Interviewer: And the road?\n\nRespondent: It opened in May.\n"
+    (corpus / "transcripts" / "padded.txt").write_bytes(padded.encode() + b"\0" * 64)
     (corpus / "manifest.csv").write_text(
         "file,doc_id,case\n"
         "transcripts/good.txt,YEM-GOOD,yemen\n"
@@ -151,7 +154,7 @@ def test_flow_bad_input_keeps_good_files(prefect_harness, codebook_path, tmp_pat
     summary = code_corpus(corpus=str(corpus), codebook=str(codebook_path), out=str(out),
                           backend="fast")
     segments = _read_segments(out)
-    assert set(segments["doc_id"]) == {"YEM-GOOD", "GOOD"}
+    assert set(segments["doc_id"]) == {"YEM-GOOD", "GOOD", "padded"}
     assert "SECRET-TEXT" not in (out / "segments.csv").read_text(encoding="utf-8-sig")
     reasons = {(s["path"], s["reason"].split(" — ")[0]) for s in summary["skipped"]}
     manifest = json.loads((out / "run_manifest.json").read_text(encoding="utf-8"))
@@ -168,6 +171,16 @@ def test_flow_bad_input_keeps_good_files(prefect_harness, codebook_path, tmp_pat
     assert "'transcripts/missing.txt' does not exist" in manifest_problems
     assert "outside the corpus folder" in manifest_problems
     assert len(reasons) == 7
+    assert manifest["counts"]["skipped"] == len(manifest["skipped"])
+    assert manifest["notes"] == summary["notes"] == [{
+        "path": "transcripts/padded.txt", "line": 4, "reason": manifest["notes"][0]["reason"]}]
+    assert manifest["notes"][0]["reason"].startswith("ended in 64 NUL bytes")
+    assert manifest["counts"]["notes"] == 1
+    from qualcode.report import artifact_markdown
+
+    assert ("## Notes on files that were read (1)\n\n- `transcripts/padded.txt:4`: ended in"
+            in artifact_markdown(out))
+    assert "Notes on files that were read (1)" in (out / "report.html").read_text("utf-8")
 
 
 def test_a_file_that_crashes_reading_or_coding_does_not_take_its_batch_down(

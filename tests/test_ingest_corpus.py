@@ -530,7 +530,9 @@ def test_batches_give_the_same_segments_as_one_pass(bad_corpus: Path, size: int)
         assert [d.doc_id for d in combined.documents] == [d.doc_id for d in whole.documents]
         file_level = {(s.path, s.reason, s.line) for s in whole.skipped
                       if s.path != "manifest.csv" and "unsupported" not in s.reason}
-        assert {(s.path, s.reason, s.line) for s in combined.skipped} == file_level
+        read_as_prose = "has no speaker labels"  # a note on a document, not on its file
+        assert {(s.path, s.reason, s.line) for s in combined.skipped
+                if not s.reason.startswith(read_as_prose)} == file_level
         assert sorted(f.path for f in combined.files) == sorted(f.path for f in whole.files)
 
 
@@ -734,6 +736,7 @@ def test_transcript_without_an_interviewer_label_is_noted(tmp_path: Path) -> Non
     (corpus / "transcripts" / "one.txt").write_text(  # one speaker: a testimony
         "Witness: We waited three days.\n\nWitness: Then the convoy came.\n", encoding="utf-8")
     batch = read_corpus(corpus)
+    assert all(s.note for s in batch.skipped)  # a note: the file was read
     notes = [str(s) for s in batch.skipped]
     assert len(notes) == 1 and notes[0].startswith(
         "transcripts/es.txt: has the speakers Entrevistador, Entrevistada, none of them an "
@@ -744,6 +747,29 @@ def test_transcript_without_an_interviewer_label_is_noted(tmp_path: Path) -> Non
     assert told.skipped == []
     questions = [s for s in flat_segments(told) if s.speaker == "Entrevistador"]
     assert len(questions) == 2 and not any(s.codable for s in questions)
+
+
+def test_an_interview_without_speaker_labels_is_noted(tmp_path: Path) -> None:
+    from qualcode.corpus import read_corpus
+
+    corpus = tmp_path / "corpus"
+    prose = "How did it go, I asked.\n\nWe met the commander twice.\n"
+    _write(corpus, {
+        "Transcripts/unlabelled.txt": prose,  # by its folder, in any case
+        "other/by_manifest.txt": prose + "2\n",  # by its source_type
+        "manifest.csv": "file,source_type\nother/by_manifest.txt,interview\n",
+        "literature/essay.txt": prose + "3\n",  # prose where prose belongs: no note
+        "transcripts/labelled.txt": TRANSCRIPT,
+    })
+    batch = read_corpus(corpus)
+    assert [(s.path, s.note) for s in batch.skipped] == [
+        ("Transcripts/unlabelled.txt", True), ("other/by_manifest.txt", True)]
+    assert batch.skipped[0].reason.startswith(
+        "has no speaker labels that qualcode recognises, so it was read as prose and every "
+        "paragraph was coded, questions too — if it is an interview, start each turn")
+    assert "if it is not, move it out of Transcripts/;" in batch.skipped[0].reason
+    assert "if it is not, give it another source_type;" in batch.skipped[1].reason
+    assert len(batch.documents) == 4  # all read
 
 
 def test_unreadable_folders_and_pipes_are_reported(tmp_path: Path, monkeypatch) -> None:

@@ -326,6 +326,49 @@ def test_prose_becomes_paragraphs(tmp_path: Path) -> None:
     assert {s.source_type for s in segments} == {"literature"}
 
 
+@pytest.mark.parametrize("mark", [".", " -", " –", " —"])
+def test_labels_without_a_colon_in_a_conversation(tmp_path: Path, mark: str) -> None:
+    q, a = ("Q", "A") if mark == "." else ("INTERVIEWER", "RESPONDENT")
+    text = (f"Oral history, tape 3\n\n{q}{mark} How did it go?\n\n"
+            f"{a}{mark} We met the commander - twice - and agreed on access.\n\n"
+            f"{q}{mark} Did they threaten you?\n\n{a}{mark} They closed the road.\n")
+    doc = _doc(tmp_path, text)
+    assert doc.layout == TRANSCRIPT
+    segments = segment_document(doc)
+    _check_offsets(doc, segments)
+    q, a = (q, a) if mark == "." else ("Interviewer", "Respondent")
+    assert _turns(segments) == [
+        ("doc:0", "", 0, False, "Oral history, tape 3"),
+        ("doc:1", q, 1, False, "How did it go?"),
+        ("doc:2", a, 2, True, "We met the commander - twice - and agreed on access."),
+        ("doc:3", q, 3, False, "Did they threaten you?"),
+        ("doc:4", a, 4, True, "They closed the road."),
+    ]
+
+
+def test_numbered_question_and_answer_labels() -> None:
+    text = "Q1. How?\n\nA1. Slowly.\n\nQ2. And then?\n\nA2. The road opened.\n"
+    assert [(label.name, text[label.end:label.end + 4]) for label in find_labels(text)] == [
+        ("Q1", "How?"), ("A1", "Slow"), ("Q2", "And "), ("A2", "The ")]
+
+
+@pytest.mark.parametrize("text", [
+    # numbered headings and outlines, also repeated section after section
+    "I. Context\n\nThe war began.\n\nII. Findings\n\nAccess improved.\n",
+    "A. Access\n\nText.\n\nB. Protection\n\nText.\n\nA. Access again\n\nB. More\n",
+    "i. first\n\nii. second\n\ni. again\n\nii. again\n",
+    # no interviewer among the roles, or one role only
+    "Mr. Smith went to the checkpoint.\n\nDr. Lee stayed.\n\nMr. Smith came back.\n\n"
+    "Dr. Lee left.\n",
+    "Q. Why?\n\nQ. And why not?\n",
+    # dashes inside prose
+    "Access - as the report says - was denied.\n\nProtection - the other aim - failed.\n",
+])
+def test_dots_and_dashes_that_are_not_labels(tmp_path: Path, text: str) -> None:
+    assert find_labels(text) == []
+    assert _doc(tmp_path, text).layout == PROSE
+
+
 def test_excerpts_are_one_segment_each(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()
@@ -561,6 +604,21 @@ def test_one_off_speakers_that_open_a_paragraph(tmp_path: Path) -> None:
         ("doc:4", "Interviewer", 4, False, "Thank you."),
         ("doc:5", "Respondent", 5, True, "Welcome.\n\nInterpreter: He has to leave now."),
     ]
+
+
+def test_the_answer_to_the_last_question_is_a_turn(tmp_path: Path) -> None:
+    # one question, one answer: before, 'Respondent' was a one-off after the last
+    # recurring label, and the exchange was read as prose
+    text = "Interviewer: Who opened the road?\n\nRespondent: The local committee.\n"
+    doc = _doc(tmp_path, text)
+    assert doc.layout == TRANSCRIPT
+    assert _turns(segment_document(doc)) == [
+        ("doc:1", "Interviewer", 1, False, "Who opened the road?"),
+        ("doc:2", "Respondent", 2, True, "The local committee."),
+    ]
+    # only the first label after the last question: a later one-off is text of the answer
+    text += "Note: the recorder stopped.\n\nWitness said no more.\n"
+    assert [label.name for label in find_labels(text)] == ["Interviewer", "Respondent"]
 
 
 def test_one_off_speaker_when_turns_are_not_separated_by_blank_lines(tmp_path: Path) -> None:

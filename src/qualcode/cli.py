@@ -206,6 +206,11 @@ def _print_summary(summary: dict[str, Any], out: str) -> None:
     print(f"  skipped        {counts['skipped']}")
     for entry in summary["skipped"]:
         print(f"    - {_where(entry)}: {entry['reason']}")
+    notes = summary.get("notes") or []
+    if notes:
+        print(f"  notes          {len(notes)} (files that were read, with something to check)")
+        for entry in notes:
+            print(f"    - {_where(entry)}: {entry['reason']}")
     problems = summary.get("review_problems") or []
     if problems:
         print(f"  review problems {len(problems)} (rows of the review files left out)")

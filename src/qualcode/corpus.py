@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from .documents import TRANSCRIPT, Document, Segment, Skipped
+from .documents import INTERVIEW, PROSE, TRANSCRIPT, Document, Segment, Skipped
 from .ingest import (
     FileRecord,
     discover_files,
@@ -50,7 +50,7 @@ def process_batch(
         if segments:
             batch.documents.append(doc)
             batch.segments.append(segments)
-            note = _no_interviewer(doc, segments)
+            note = _no_interviewer(doc, segments) or _no_labels(doc)
             if note is not None:
                 batch.skipped.append(note)
         else:  # only a transcript's labels can leave nothing (other texts are not blank)
@@ -76,7 +76,33 @@ def _no_interviewer(doc: Document, segments: Sequence[Segment]) -> Skipped | Non
         f"has the speakers {shown}, none of them an interviewer label, so every turn was "
         "coded, questions too — if one of them asks the questions, run with "
         f"--interviewer-labels and that label (e.g. --interviewer-labels \"{speakers[0]}\"); "
-        "the file was read"), doc.row)
+        "the file was read"), doc.row, note=True)
+
+
+# Folders whose files are interviews, by their name: one there without speaker labels
+# was read as prose, every paragraph coded (questions too) — worth a note.
+_INTERVIEW_FOLDERS = {"transcripts", "transcript", "interviews", "interview"}
+
+
+def _no_labels(doc: Document) -> Skipped | None:
+    """A note on an interview (by its folder or its ``source_type``) in which no speaker
+    label was found, so it was read as prose."""
+    if doc.layout != PROSE:
+        return None
+    folder = next((part for part in Path(doc.path).parts[:-1]
+                   if part.casefold() in _INTERVIEW_FOLDERS), None)
+    if doc.metadata.get("source_type") == INTERVIEW:
+        fix = "give it another source_type"
+    elif folder is not None:
+        fix = f"move it out of {folder}/"
+    else:
+        return None
+    return Skipped(doc.path, (
+        "has no speaker labels that qualcode recognises, so it was read as prose and every "
+        "paragraph was coded, questions too — if it is an interview, start each turn with "
+        "the speaker's label and a colon ('Interviewer: ...', 'Respondent: ...'; 'Q. ...' "
+        f"and 'A. ...' work too); if it is not, {fix}; the file was read"),
+        doc.row, note=True)
 
 
 def combine_batches(batches: Sequence[Batch]) -> Batch:

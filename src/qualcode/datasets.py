@@ -226,7 +226,8 @@ def write_datasets(
             "documents": len(batch.documents),
             "segments": len(segments),
             "codable_segments": sum(s.codable for s in segments),
-            "skipped": len(batch.skipped),
+            "skipped": sum(not s.note for s in batch.skipped),
+            "notes": sum(s.note for s in batch.skipped),
             "review_problems": len(review_problems),
             **(extra_counts or {}),
         }

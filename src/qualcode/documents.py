@@ -55,11 +55,14 @@ class Segment:
 
 @dataclass(slots=True, frozen=True)
 class Skipped:
-    """A file (or part of one) that was not used, and why, with how to fix it."""
+    """A file (or part of one) that was not used, and why, with how to fix it; with
+    ``note``, something to check in a file that was read (stray characters removed, no
+    interviewer label), listed apart in the run manifest."""
 
     path: str
     reason: str
     line: int | None = None  # line or spreadsheet row, when it applies
+    note: bool = False
 
     def __str__(self) -> str:
         where = f"{self.path}:{self.line}" if self.line else self.path

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Sequence
-from dataclasses import asdict
 from datetime import UTC, datetime
 from importlib import metadata
 from typing import Any
@@ -29,8 +28,10 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def skipped_entries(skipped: list[Skipped]) -> list[dict[str, Any]]:
-    return [asdict(s) for s in skipped]
+def skipped_entries(skipped: Sequence[Skipped], notes: bool = False) -> list[dict[str, Any]]:
+    """``path``, ``reason`` and ``line`` of the entries that are skips (or ``notes``)."""
+    return [{"path": s.path, "reason": s.reason, "line": s.line}
+            for s in skipped if s.note == notes]
 
 
 def run_manifest(
@@ -59,6 +60,7 @@ def run_manifest(
         "model": model,
         "counts": counts,
         "skipped": skipped_entries(skipped),
+        "notes": skipped_entries(skipped, notes=True),
         "review_problems": skipped_entries(review_problems),
         "inputs": inputs,
         "outputs": outputs,

@@ -427,9 +427,7 @@ def _html_context(*, codebook: Codebook, settings: ReportSettings, inputs: Repor
                               for row in rel[columns].itertuples(index=False)])
 
     skipped = list(manifest.get("skipped") or [])
-    skipped_table = _table([("File", False), ("Line", True), ("Reason", False)],
-                           [([s.get("path", ""), str(s.get("line") or ""),
-                              s.get("reason", "")], "") for s in skipped])
+    file_notes = list(manifest.get("notes") or [])
 
     quote_sections = []
     quotes_by_code = records_by_code(quotes)
@@ -486,10 +484,19 @@ def _html_context(*, codebook: Codebook, settings: ReportSettings, inputs: Repor
         "trust": trust,
         "reliability": reliability,
         "skipped": skipped,
-        "skipped_table": skipped_table,
+        "skipped_table": _where_table(skipped, "Reason"),
+        "file_notes": file_notes,
+        "file_notes_table": _where_table(file_notes, "Note"),
         "quotes": quote_sections,
         "versions": versions,
     }
+
+
+def _where_table(entries: list[dict[str, Any]], what: str) -> dict[str, Any]:
+    """A table of manifest entries (``skipped`` or ``notes``): file, line, reason."""
+    return _table([("File", False), ("Line", True), (what, False)],
+                  [([e.get("path", ""), str(e.get("line") or ""), e.get("reason", "")], "")
+                   for e in entries])
 
 
 def _group_n(crosstab: pd.DataFrame, group: str) -> str:
@@ -596,15 +603,24 @@ def artifact_markdown(out: str | Path, top: int = 10) -> str:
                 lines += ["**Status `human`** (classifier not trusted; code by hand): "
                           + ", ".join(f"`{c}`" for c in flagged), ""]
     skipped = list(manifest.get("skipped") or [])
-    lines += [f"## Skipped files ({len(skipped)})", ""]
-    for s in skipped:
-        where = f"{s.get('path', '')}" + (f":{s['line']}" if s.get("line") else "")
-        reason = str(s.get("reason", ""))
-        reason = reason if len(reason) <= 160 else reason[:159] + "…"
-        lines.append(f"- `{where}`: {_md(reason)}")
+    lines += [f"## Skipped files ({len(skipped)})", "", *_md_entries(skipped)]
     if not skipped:
         lines.append("None.")
+    notes = list(manifest.get("notes") or [])
+    if notes:
+        lines += ["", f"## Notes on files that were read ({len(notes)})", "",
+                  *_md_entries(notes)]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _md_entries(entries: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for e in entries:
+        where = f"{e.get('path', '')}" + (f":{e['line']}" if e.get("line") else "")
+        reason = str(e.get("reason", ""))
+        reason = reason if len(reason) <= 160 else reason[:159] + "…"
+        lines.append(f"- `{where}`: {_md(reason)}")
+    return lines
 
 
 def _md(text: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -43,6 +44,19 @@ TURN_LABEL_RE = re.compile(
     )[ \t]*""",
     re.VERBOSE | re.MULTILINE,
 )
+
+# Labels without a colon, taken only where a text has no ``Name:`` labels and the
+# conversation is unmistakable (``_alternative_labels``): ``Q. words`` / ``A. words``
+# (legal and oral-history transcripts) and ``INTERVIEWER - words`` (also with – or —).
+_ALT_LABEL_RE = re.compile(
+    rf"""{_LINE_START}(?:{_STAMP})?(?:
+        (?P<dot>[^\W\d_][^\W_]{{0,11}})\.
+      | (?P<dash>{_NAME})[ \t\u00a0]+[-–—]
+    )[ \t\u00a0]+(?=\S)""",
+    re.VERBOSE | re.MULTILINE,
+)
+_ROMAN = re.compile(r"[ivxlc]+")
+_NUMBERED = re.compile(r"[ .\-#]*\d+$")  # ``Q1``, ``R 2``: the same role
 
 
 @dataclass(slots=True, frozen=True)
@@ -129,31 +143,63 @@ def find_labels(
     if paragraph_labels:
         accepted = [ok or _starts_paragraph(text, c.start)
                     for ok, c in zip(recurring, candidates, strict=True)]
-    accepted = _one_off_speakers(text, candidates, recurring, accepted)
-    return [
+    accepted = _one_off_speakers(text, candidates, recurring, accepted, labels)
+    found = [
         Label(c.start, c.end, c.key, _display(names[c.key]))
         for ok, c in zip(accepted, candidates, strict=True)
         if ok
     ]
+    if len(found) < 2 and not paragraph_labels:
+        return _alternative_labels(text, labels) or found
+    return found
+
+
+def _alternative_labels(text: str, interviewer_labels: list[str]) -> list[Label]:
+    """Labels written ``Q. words`` or ``INTERVIEWER - words``, in a text without
+    ``Name:`` labels. Taken only for a conversation: at least two roles that each open
+    two or more lines, one of them an interviewer label, taking turns (the role changes
+    at half the labels or more). So numbered headings (``A. Access``, ``I. Context``,
+    ``II. Findings``) and a dash inside prose stay prose."""
+    candidates = [(m, label_key(m["dot"] or m["dash"])) for m in _ALT_LABEL_RE.finditer(text)]
+    for form in ("dot", "dash"):
+        found = [(m, key) for m, key in candidates if m[form]]
+        roles = [_NUMBERED.sub("", key) for _, key in found]
+        counts = Counter(roles)
+        recurring = {role for role, n in counts.items() if n >= 2}
+        if len(recurring) < 2 or all(_ROMAN.fullmatch(role) for role in recurring):
+            continue
+        if not any(is_interviewer(role, interviewer_labels) for role in recurring):
+            continue
+        kept = [(m, key) for (m, key), role in zip(found, roles, strict=True)
+                if role in recurring]
+        changes = sum(a[1] != b[1] for a, b in itertools.pairwise(kept))
+        if changes * 2 < len(kept) - 1:
+            continue
+        return [Label(m.start(), m.end(), key, _display(m[form])) for m, key in kept]
+    return []
 
 
 def _one_off_speakers(
-    text: str, candidates: list[_Candidate], recurring: list[bool], accepted: list[bool]
+    text: str, candidates: list[_Candidate], recurring: list[bool], accepted: list[bool],
+    interviewer_labels: list[str],
 ) -> list[bool]:
     """``accepted``, plus the one-off labels that are speakers: a capitalised name (an
     interpreter, a second interviewee), not a common word, after the first accepted
-    label and before a recurring speaker's turn, laid out like the recurring labels
+    label and before a recurring speaker's turn (or answering the last question: the
+    first label after the last interviewer turn), laid out like the recurring labels
     (same Markdown form; starting a paragraph where they are separated by blank lines).
     So ``Example:`` or ``Then:`` opening a line inside an answer is not a speaker."""
     first = next((i for i, ok in enumerate(accepted) if ok), len(accepted))
     last = next((i for i in range(len(recurring) - 1, first, -1) if recurring[i]), first)
+    if last + 1 < len(candidates) and accepted[last] and is_interviewer(
+            candidates[last].name, interviewer_labels):
+        last += 2  # the answer to the last question
     one_offs = [i for i in range(first + 1, last) if not accepted[i]]
     if not one_offs:
         return accepted
-    later = [c for c, ok in zip(candidates[first + 1 :], recurring[first + 1 :], strict=True)
-             if ok]
+    later = [c for c, ok in zip(candidates[first:], recurring[first:], strict=True) if ok]
     forms = {_form(c.match) for c in later}
-    paragraphs = any(_starts_paragraph(text, c.start) for c in later)
+    paragraphs = any(c.start > 0 and _starts_paragraph(text, c.start) for c in later)
     result = list(accepted)
     for i in one_offs:
         c = candidates[i]

@@ -268,7 +268,7 @@ def ingest_files(
         except ReadError as err:
             result.skipped.append(Skipped(path, err.reason, err.line))
             continue
-        result.skipped.extend(Skipped(path, p.reason, p.row) for p in row_problems)
+        result.skipped.extend(Skipped(path, p.reason, p.row, p.note) for p in row_problems)
         stem = Path(path).stem
         docs = [_document(raw, path, fmt, sha256, manifest, stem) for raw in raws]
         record.documents = len(docs)

@@ -126,7 +126,7 @@ def load_manifest(corpus: Path) -> Manifest:
     except DecodeError as err:
         manifest.problems.append(Skipped(MANIFEST_NAME, err.reason, err.line))
         return manifest
-    notes = [Skipped(MANIFEST_NAME, reason, line) for line, reason in decoded.notes()]
+    notes = [Skipped(MANIFEST_NAME, reason, line, note=True) for line, reason in decoded.notes()]
     manifest.problems.extend(notes)
     header, *rows = _rows(decoded.text) or [[]]
     columns = [c.strip() for c in header]

@@ -50,10 +50,12 @@ class RawDoc:
 
 @dataclass(slots=True)
 class RowProblem:
-    """A part of a file that was left out: a table row or a subtitle cue (its line)."""
+    """A part of a file that was left out: a table row or a subtitle cue (its line); with
+    ``note``, something to check in a part that was read (stray characters removed)."""
 
     row: int | None  # None: the whole part (a workbook's sheet)
     reason: str
+    note: bool = False
 
 
 def _decode(data: bytes, lines: bool = False) -> tuple[str, list[RowProblem]]:
@@ -67,7 +69,7 @@ def _decode(data: bytes, lines: bool = False) -> tuple[str, list[RowProblem]]:
     text = decoded.text
     if not lines:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return text, [RowProblem(line, reason) for line, reason in decoded.notes()]
+    return text, [RowProblem(line, reason, note=True) for line, reason in decoded.notes()]
 
 
 def metadata_value(value: object) -> str:
@@ -247,12 +249,12 @@ def split_front_matter(text: str) -> tuple[dict[str, str], str, list[RowProblem]
             if key in lines:
                 problems.append(RowProblem(line, (
                     f"front matter '{key}' is given twice (lines {lines[key]} and {line}); "
-                    f"the value on line {line} was used — delete the other one")))
+                    f"the value on line {line} was used — delete the other one"), note=True))
             if len(value) > MAX_METADATA_CHARS:
                 problems.append(RowProblem(line, (
                     f"front matter '{key}' is {len(value):,} characters long; only its "
                     f"first {MAX_METADATA_CHARS:,} were kept (metadata is repeated on every "
-                    "segment's row) — shorten it, or put long text in the body")))
+                    "segment's row) — shorten it, or put long text in the body"), note=True))
                 value = value[:MAX_METADATA_CHARS]
             meta[key], lines[key] = value, line
     except (RecursionError, MemoryError):
@@ -607,7 +609,7 @@ def _read_csv_frame(data: bytes):
     text, above, sep = _above_header(text)
     sep = sep or _sniff_delimiter(text[:8192])
     text, problems = _blank_long_rows(text, sep)
-    problems = notes + [RowProblem(p.row + above if p.row else p.row, p.reason)
+    problems = notes + [RowProblem(p.row + above if p.row else p.row, p.reason, p.note)
                         for p in problems]
     try:
         frame = pd.read_csv(
@@ -690,7 +692,7 @@ def _repeated_columns(frame, header: int, where: str = "") -> list[RowProblem]:
                             "the extra ones", header)
         problems.append(RowProblem(header, (
             f"{where}column '{group[0]}' appears {len(group)} times; they were read as "
-            f"{listed} — give each column its own name")))
+            f"{listed} — give each column its own name"), note=True))
     return problems
 
 
