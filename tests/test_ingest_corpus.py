@@ -297,6 +297,32 @@ def test_duplicate_doc_id_first_in_path_order_wins(tmp_path: Path) -> None:
     assert [s.line for s in result.skipped] == [2, None]
 
 
+def test_duplicate_doc_id_an_id_given_on_purpose_wins_over_path_order(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    interview = "Interviewer: Where?\n\nRespondent: In Saada.\n"
+    _write(corpus, {
+        # an established interview, its id from the manifest, and a newer file that sorts
+        # first and has the same id in its front matter
+        "manifest.csv": "file,doc_id\ntranscripts/yem_06.txt,YEM-06\n",
+        "transcripts/yem_06.txt": interview,
+        "audit/draft.txt": _front("YEM-06") + "Interviewer: Draft?\n\nRespondent: Yes.\n",
+        # an id from front matter against a file named like it
+        "audit/oth_01.txt": "Interviewer: Other?\n\nRespondent: A copy of a name.\n",
+        "transcripts/o1.txt": _front("oth_01") + interview,
+    })
+    result = ingest_corpus(corpus)
+    assert [(d.path, d.doc_id, d.id_source) for d in result.documents] == [
+        ("transcripts/o1.txt", "oth_01", "front matter"),
+        ("transcripts/yem_06.txt", "YEM-06", "manifest"),
+    ]
+    assert [(s.path, s.reason.split(" — ")[0]) for s in result.skipped] == [
+        ("audit/draft.txt", "duplicate doc_id 'YEM-06' (already used by "
+         "transcripts/yem_06.txt, whose id comes from the manifest)"),
+        ("audit/oth_01.txt", "duplicate doc_id 'oth_01' (already used by "
+         "transcripts/o1.txt, whose id comes from the front matter)"),
+    ]
+
+
 def test_manifest_problems(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     _write(corpus, {

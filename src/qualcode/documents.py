@@ -29,6 +29,7 @@ class Document:
     sha256: str  # of the file's bytes (shared by all rows of one table)
     metadata: dict[str, str] = field(default_factory=dict)
     row: int | None = None  # spreadsheet row of an excerpt (header = row 1)
+    id_source: str = "file name"  # or "manifest", "front matter", "id column"
 
     @property
     def source_type(self) -> str:

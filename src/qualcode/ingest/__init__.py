@@ -213,6 +213,12 @@ def _document(
     else:
         meta = _merge(raw.metadata, manifest.by_file.get(path))
     doc_id = (meta.get("doc_id") or stem).strip()
+    if raw.layout != EXCERPT and (manifest.by_file.get(path) or {}).get("doc_id"):
+        id_source = "manifest"
+    elif raw.metadata.get("doc_id"):
+        id_source = "id column" if raw.layout == EXCERPT else "front matter"
+    else:
+        id_source = "file name"
     meta = _merge(meta, manifest.by_doc_id.get(doc_id))
     meta.pop("doc_id", None)
     meta = _fold_case(meta, manifest.spellings)
@@ -222,7 +228,7 @@ def _document(
         citation = _citation(meta)
         if citation:
             meta["citation"] = citation
-    return Document(doc_id, path, fmt, raw.layout, raw.text, sha256, meta, raw.row)
+    return Document(doc_id, path, fmt, raw.layout, raw.text, sha256, meta, raw.row, id_source)
 
 
 def _citation(meta: dict[str, str]) -> str:
@@ -291,28 +297,36 @@ def find_copies(documents: Iterable[Document]) -> dict[str, Skipped]:
     return copies
 
 
+# Of documents sharing a doc_id, the one whose id was given on purpose is kept: a new
+# file named like an established interview must not take its place (and its reviews).
+_ID_SOURCE_RANK = {"manifest": 0, "front matter": 1, "id column": 1, "file name": 2}
+
+
 def drop_duplicate_ids(documents: list[Document]) -> tuple[list[Document], list[Skipped]]:
-    """Keep the first document of each ``doc_id`` (in path, then row order)."""
-    ordered = sorted(documents, key=lambda d: (d.path, d.row or 0))
-    first: dict[str, Document] = {}
-    kept: list[Document] = []
+    """Keep one document of each ``doc_id``: the one whose id comes from the manifest,
+    else from front matter or an id column, else from its file name; of equals, the
+    first in path, then row order. The others are reported."""
+    order = {id(d): i for i, d in enumerate(sorted(documents, key=lambda d: (d.path, d.row or 0)))}
+    chosen: dict[str, Document] = {}
     skipped: list[Skipped] = []
-    for doc in ordered:
+    for doc in sorted(documents, key=lambda d: (_ID_SOURCE_RANK[d.id_source], order[id(d)])):
         if not doc.doc_id:
             skipped.append(Skipped(doc.path, "has an empty doc_id — set one in the manifest",
                                    doc.row))
-        elif doc.doc_id in first:
-            other = first[doc.doc_id]
+        elif doc.doc_id in chosen:
+            other = chosen[doc.doc_id]
             where = other.path + (f" row {other.row}" if other.row else "")
+            why = ("" if _ID_SOURCE_RANK[other.id_source] == _ID_SOURCE_RANK[doc.id_source]
+                   else f", whose id comes from the {other.id_source}")
             skipped.append(
-                Skipped(doc.path, f"duplicate doc_id '{doc.doc_id}' (already used by {where}) "
-                        "— give this document its own doc_id (manifest, front matter or id "
-                        "column)", doc.row)
+                Skipped(doc.path, f"duplicate doc_id '{doc.doc_id}' (already used by {where}"
+                        f"{why}) — give this document its own doc_id (manifest, front matter "
+                        "or id column)", doc.row)
             )
         else:
-            first[doc.doc_id] = doc
-            kept.append(doc)
-    return kept, skipped
+            chosen[doc.doc_id] = doc
+    kept = sorted(chosen.values(), key=lambda d: order[id(d)])
+    return kept, sorted(skipped, key=lambda s: (s.path, s.line or 0))
 
 
 def ingest_corpus(
