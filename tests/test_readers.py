@@ -123,24 +123,39 @@ def test_text_without_front_matter_uses_stem(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "line", "words"),
+    ("text", "line", "words", "fix"),
     [
-        ("---\ndoc_id: X\ncase: a: b\n---\nbody\n", 3, "not valid YAML"),
-        ("---\ndoc_id: X\ndate: 2023-01-01\n  bad: indent\n---\nbody\n", 4, "not valid YAML"),
-        ("---\n- a\n- b\n---\nbody\n", 2, "must be 'key: value' lines"),
-        ("---\ndoc_id: X\nbody without a closing line\n", 1, "never closed"),
+        ("---\ndoc_id: X\ncase: a: b\n---\nbody\n", 3, "not valid YAML", "in quotes"),
+        ("---\ndoc_id: X\ndate: 2023-01-01\n  bad: indent\n---\nbody\n", 4, "not valid YAML",
+         "'---'"),
+        ("---\n- a\n- b\n---\nbody\n", 2, "must be 'key: value' lines", "'---'"),
+        ("---\ndoc_id X\n---\nbody\n", 2, "must be 'key: value' lines", "'---'"),
+        ("---\ndoc_id: X\nbody without a closing line\n", 1, "never closed", "'---'"),
     ],
-    ids=["mapping-in-value", "indent", "list", "unclosed"],
+    ids=["mapping-in-value", "indent", "list", "no-colon", "unclosed"],
 )
 def test_broken_front_matter_is_reported_with_line(
-    tmp_path: Path, text: str, line: int, words: str
+    tmp_path: Path, text: str, line: int, words: str, fix: str
 ) -> None:
     skipped = _skip_of(_corpus(tmp_path, {"broken.md": text}))
     assert skipped.path == "broken.md"
     assert words in skipped.reason
-    assert "'---'" in skipped.reason  # says how to fix it
+    assert fix in skipped.reason  # says how to fix it
     assert skipped.line == line
     assert str(skipped).startswith(f"broken.md:{line}: ")
+
+
+@pytest.mark.parametrize("between", [
+    "\n# Interview notes\n\nSome prose about access.\n\n",
+    "The notes were typed up later.\nSee: the appendix.\n",  # not valid YAML
+])
+def test_a_markdown_file_opening_with_a_horizontal_rule(tmp_path: Path, between: str) -> None:
+    text = f"---\n{between}---\n\nInterviewer: How?\n\nRespondent: Slowly.\n"
+    result = ingest_corpus(_corpus(tmp_path, {"notes.md": text}))
+    (doc,) = result.documents
+    assert doc.text == text and doc.metadata == {} and doc.doc_id == "notes"
+    assert [(s.line, s.note, s.reason.split(",")[0]) for s in result.skipped] == [
+        (1, True, "opens with a '---' line followed by text")]
 
 
 def test_front_matter_only_file_is_skipped(tmp_path: Path) -> None:

@@ -137,6 +137,21 @@ def _line(node: yaml.Node) -> int:
     return node.start_mark.line + 2
 
 
+_RULE_NOTE = RowProblem(1, (
+    "opens with a '---' line followed by text, not by 'key: value' lines, so the '---' was "
+    "read as a horizontal rule and the file has no front matter — if you meant metadata, "
+    "write it as 'key: value' lines between the '---' lines"), note=True)
+_YAML_LINE = re.compile(r"\s|[-#\[{'\"]|[^:]*:(?:\s|$)")  # indented, list, comment, key
+
+
+def _prose(block: str) -> bool:
+    """True when text between two ``---`` lines is prose (a Markdown file opening with a
+    horizontal rule), not front matter: a line of three or more words that is no
+    ``key: value``, list item, comment or indented continuation."""
+    return any(len(line.split()) >= 3 and not _YAML_LINE.match(line)
+               for line in block.splitlines())
+
+
 def _compose(block: str) -> tuple[yaml.BaseLoader, yaml.Node | None]:
     """The front matter's YAML node tree (aliases are the anchored node itself), with the
     loader that constructs its values. libyaml parses where PyYAML was built with it; an
@@ -156,11 +171,13 @@ def _compose(block: str) -> tuple[yaml.BaseLoader, yaml.Node | None]:
             loader.dispose()
             raise ReadError(_TOO_DEEP, 2) from None
     mark = getattr(error, "problem_mark", None)
-    raise ReadError(
-        f"front matter is not valid YAML ({getattr(error, 'problem', error)}) — write it as "
-        "'key: value' lines between the '---' lines",
-        mark.line + 2 if mark else None,
-    )
+    problem = str(getattr(error, "problem", error))
+    fix = "write it as 'key: value' lines between the '---' lines"
+    if "mapping values" in problem:
+        fix += ", each name at the start of its line; a value that holds ': ' goes in quotes "
+        fix += "(title: \"Access: a study\")"
+    raise ReadError(f"front matter is not valid YAML ({problem}) — {fix}",
+                    mark.line + 2 if mark else None)
 
 
 def _front_matter_value(loader, key: str, node: yaml.Node, seen: set[int]
@@ -226,11 +243,18 @@ def split_front_matter(text: str) -> tuple[dict[str, str], str, list[RowProblem]
             "after the metadata",
             1,
         )
-    loader, root = _compose(match.group(1))
+    try:
+        loader, root = _compose(match.group(1))
+    except ReadError:
+        if _prose(match.group(1)):
+            return {}, text, [_RULE_NOTE]
+        raise
     try:
         if root is None:
             return {}, text[match.end() :], []
         if not isinstance(root, yaml.MappingNode):
+            if _prose(match.group(1)):
+                return {}, text, [_RULE_NOTE]
             raise ReadError(
                 "front matter must be 'key: value' lines between the '---' lines", 2
             )
