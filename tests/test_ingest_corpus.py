@@ -694,6 +694,11 @@ def test_a_link_to_a_corpus_file_and_a_copy_with_the_same_doc_id(tmp_path: Path)
         "one copy"]
     paths, skipped = discover_files(corpus)
     assert paths == ["a.txt", "b.txt", "transcripts/yem_int_06.txt"]  # not the link
+    # two documents, not copies, when the manifest says so
+    _write(corpus, {"manifest.csv": "file,doc_id\na.txt,A\nb.txt,B\n"})
+    result = ingest_corpus(corpus)
+    assert [d.doc_id for d in result.documents] == ["A", "B", "yem_int_06"]
+    assert [s.path for s in result.skipped] == ["audit/link_yem06.txt"]
     assert [str(s) for s in skipped] == [
         "audit/link_yem06.txt: is a link to transcripts/yem_int_06.txt, which is read "
         "already, so it was not read again — delete the link"]

@@ -284,11 +284,14 @@ def ingest_files(
 
 def find_copies(documents: Iterable[Document]) -> dict[str, Skipped]:
     """Files (of ``documents``, in path order) with the same bytes as an earlier file (a
-    copy under another name), which is kept: path -> the report of the copy left out."""
+    copy under another name), which is kept: path -> the report of the copy left out.
+    Files the manifest gives different doc_ids are two documents, not copies."""
     first: dict[str, Document] = {}
     copies: dict[str, Skipped] = {}
     for doc in documents:
         kept = first.setdefault(doc.sha256, doc)
+        if kept.id_source == doc.id_source == "manifest" and kept.doc_id != doc.doc_id:
+            continue
         if kept.path != doc.path and doc.path not in copies:
             same_id = (f" and a duplicate doc_id '{doc.doc_id}'"
                        if doc.row is None and doc.doc_id == kept.doc_id else "")
