@@ -298,3 +298,73 @@ def test_a_cut_utf16_file_is_not_taken_for_padding() -> None:
     assert info.value.reason.startswith("starts with a utf-16-le byte-order mark but is not")
     decoded = decode(codecs.BOM_UTF16_LE + GOOD.encode("utf-16-le") + b"\x00")
     assert (decoded.text, decoded.padding) == (GOOD, 1)
+
+
+# --- UTF-16/UTF-32 without a byte-order mark, any script (audit 3, P20) -------------------
+
+ARABIC = "المحاور: كيف وصلتم إلى تعز؟\nالمستجيب: عبر الطرق الخلفية، بمساعدة الشيوخ.\n" * 5
+CHINESE = "采访者：你们是怎么到达的？\n受访者：通过后面的道路，在长老的帮助下。一二三\n" * 5
+
+
+@pytest.mark.parametrize("text", [ARABIC, CHINESE], ids=["arabic", "chinese"])
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"])
+def test_non_latin_utf16_and_utf32_without_bom_read_back_exactly(
+    tmp_path: Path, text: str, codec: str
+) -> None:
+    assert _decode_file(_write(tmp_path, "t.txt", text.encode(codec))) == (text, codec)
+
+
+def test_latin_utf32_without_bom_reads_back_exactly() -> None:
+    assert decode_bytes(TEXT.encode("utf-32-le")) == (TEXT, "utf-32-le")
+
+
+def test_utf16_without_bom_is_read_into_a_transcript(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "aden.txt").write_bytes(ARABIC.encode("utf-16-le"))
+    result = ingest_corpus(corpus)
+    assert result.skipped == []
+    assert [d.text for d in result.documents] == [ARABIC]
+
+
+def _with_nul_bytes(data: bytes) -> bytes:
+    return bytes(0 if i % 37 == 0 else b for i, b in enumerate(data))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _with_nul_bytes(bytes(range(256)) * 16),
+        _with_nul_bytes(codecs.encode(ARABIC.encode(), "zlib") * 8),  # compressed data
+        b"\x89PNG\r\n\x1a\n" + _with_nul_bytes(codecs.encode(CHINESE.encode(), "zlib")),
+        # (and os.urandom in the next test)
+    ],
+    ids=["all-bytes", "zlib", "png"],
+)
+def test_binary_data_with_nul_bytes_is_still_binary(data: bytes) -> None:
+    with pytest.raises(DecodeError) as info:
+        decode_bytes(data)
+    assert "binary file" in info.value.reason or "PNG image" in info.value.reason
+
+
+def test_random_bytes_with_nul_bytes_are_binary_with_the_utf16_hint() -> None:
+    import os
+
+    for _ in range(20):
+        with pytest.raises(DecodeError) as info:
+            decode_bytes(_with_nul_bytes(os.urandom(4000)))
+        assert info.value.reason.startswith("looks like a binary file, not text (")
+        assert info.value.reason.endswith(
+            "— export it as UTF-8 text or give it its real extension (if it is text saved "
+            "as UTF-16/UTF-32 without a byte-order mark, re-save it as UTF-8)")
+
+
+def test_text_with_nul_bytes_in_it_is_not_read_as_utf16() -> None:
+    # Read two bytes at a time, ASCII text becomes Chinese-looking letters ("Bush hid the
+    # facts"): NUL bytes put into UTF-8 text leave it UTF-8 text, reported, never that.
+    data = GOOD.encode().replace(b"e", b"e\x00")
+    with pytest.raises(DecodeError) as info:
+        decode_bytes(data)
+    assert "binary file" in info.value.reason or "control characters" in info.value.reason
+    stray = GOOD.encode().replace(b"commander", b"comm\x00ander", 1)
+    assert decode_bytes(stray) == (GOOD, "utf-8")

@@ -1384,3 +1384,210 @@ def test_csv_with_a_title_or_excels_sep_line_above_the_header(tmp_path: Path) ->
                     ("S1", 5, "One, with a comma.")}
     assert [(s.path, s.line) for s in result.skipped] == [("literature/excel.csv", 6)]
     assert result.skipped[0].reason.startswith("has more cells than the header")
+
+
+# --- .docx text boxes, footnotes and endnotes (audit 3, P13) --------------------------------
+
+_BOX_NS = (f'{nsdecls("w", "wp", "a")} '
+           'xmlns:mc="http://schemas.openxmlformats.org/markup-compatibility/2006" '
+           'xmlns:wps="http://schemas.microsoft.com/office/word/2010/wordprocessingShape" '
+           'xmlns:v="urn:schemas-microsoft-com:vml"')
+
+
+def _text_box(*paragraphs: str, choice: bool = True) -> object:
+    """A run holding a text box as Word writes it: DrawingML (mc:Choice) and a VML copy of
+    the same text for older readers (mc:Fallback); without ``choice``, only the VML copy
+    (as older writers and converters leave it)."""
+    content = "<w:txbxContent>" + "".join(f"<w:p>{_run(p)}</w:p>" for p in paragraphs) + \
+        "</w:txbxContent>"
+    if not choice:
+        return parse_xml(
+            f"<w:r {_BOX_NS}><mc:AlternateContent><mc:Fallback><w:pict><v:shape id='T'>"
+            f"<v:textbox>{content}</v:textbox></v:shape></w:pict></mc:Fallback>"
+            "</mc:AlternateContent></w:r>")
+    return parse_xml(
+        f"<w:r {_BOX_NS}><mc:AlternateContent><mc:Choice Requires='wps'><w:drawing>"
+        "<wp:anchor distT='0' distB='0' distL='0' distR='0' simplePos='0' relativeHeight='1' "
+        "behindDoc='0' locked='0' layoutInCell='1' allowOverlap='1'><wp:simplePos x='0' y='0'/>"
+        "<wp:positionH relativeFrom='column'><wp:posOffset>0</wp:posOffset></wp:positionH>"
+        "<wp:positionV relativeFrom='paragraph'><wp:posOffset>0</wp:posOffset></wp:positionV>"
+        "<wp:extent cx='5000000' cy='900000'/><wp:wrapSquare wrapText='bothSides'/>"
+        "<wp:docPr id='1' name='Text Box 1'/><a:graphic><a:graphicData "
+        "uri='http://schemas.microsoft.com/office/word/2010/wordprocessingShape'><wps:wsp>"
+        f"<wps:cNvSpPr txBox='1'/><wps:spPr/><wps:txbx>{content}</wps:txbx><wps:bodyPr/>"
+        "</wps:wsp></a:graphicData></a:graphic></wp:anchor></w:drawing></mc:Choice>"
+        "<mc:Fallback><w:pict><v:shape id='Text Box 1' type='#_x0000_t202'>"
+        f"<v:textbox>{content}</v:textbox></v:shape></w:pict></mc:Fallback>"
+        "</mc:AlternateContent></w:r>"
+    )
+
+
+def test_docx_text_boxes_are_read_once_where_they_are_anchored(tmp_path: Path) -> None:
+    def build(document) -> None:
+        document.add_paragraph("Interview KHT-03, Khartoum")
+        asked = document.add_paragraph("Interviewer: Who decided about the convoy?")
+        asked._p.append(_text_box("Respondent: The council met first.",
+                                  "Interviewer: And the commander?"))
+        document.add_paragraph()._p.append(_text_box("Respondent: He agreed after two days.",
+                                                     choice=False))
+        table = document.add_table(rows=1, cols=2)
+        table.cell(0, 0).text = "Interviewer"
+        table.cell(0, 1).paragraphs[0]._p.append(_text_box("Why two days?"))
+        document.add_paragraph("Respondent: He asked Port Sudan first.")
+
+    doc = _one(_corpus(tmp_path, {"kht_03.docx": _docx_bytes(build)}))
+    assert doc.text == (
+        "Interview KHT-03, Khartoum\n\n"
+        "Interviewer: Who decided about the convoy?\n\n"
+        "Respondent: The council met first.\n\n"
+        "Interviewer: And the commander?\n\n"
+        "Respondent: He agreed after two days.\n\n"
+        "Interviewer: Why two days?\n\n"
+        "Respondent: He asked Port Sudan first."
+    )
+    assert doc.layout == TRANSCRIPT
+    assert [(s.speaker, s.text) for s in segment_document(doc) if s.codable] == [
+        ("Respondent", "The council met first."),
+        ("Respondent", "He agreed after two days."),
+        ("Respondent", "He asked Port Sudan first."),
+    ]
+
+
+def _with_notes(data: bytes, footnotes: list[str], endnotes: list[str]) -> bytes:
+    """A .docx with footnotes and endnotes parts added (python-docx cannot write them),
+    each with Word's separator notes, and a reference to each note in the body."""
+    w = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+
+    def part(kind: str, notes: list[str]) -> str:
+        separators = (f'<w:{kind} w:type="separator" w:id="-1"><w:p><w:r><w:separator/></w:r>'
+                      f'</w:p></w:{kind}><w:{kind} w:type="continuationSeparator" w:id="0">'
+                      f"<w:p><w:r><w:continuationSeparator/></w:r></w:p></w:{kind}>")
+        return (f"<w:{kind}s {w}>{separators}" + "".join(
+            f'<w:{kind} w:id="{i}"><w:p>{_run(text)}</w:p></w:{kind}>'
+            for i, text in enumerate(notes, start=1)) + f"</w:{kind}s>")
+
+    rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/"
+    content = "application/vnd.openxmlformats-officedocument.wordprocessingml."
+    with zipfile.ZipFile(io.BytesIO(data)) as source:
+        files = {name: source.read(name) for name in source.namelist()}
+    xml = {name: files[name].decode() for name in
+           ("word/_rels/document.xml.rels", "[Content_Types].xml", "word/document.xml")}
+    xml["word/footnotes.xml"] = part("footnote", footnotes)
+    xml["word/endnotes.xml"] = part("endnote", endnotes)
+    xml["word/_rels/document.xml.rels"] = xml["word/_rels/document.xml.rels"].replace(
+        "</Relationships>",
+        f'<Relationship Id="rIdF1" Type="{rel}footnotes" Target="footnotes.xml"/>'
+        f'<Relationship Id="rIdE1" Type="{rel}endnotes" Target="endnotes.xml"/>'
+        "</Relationships>")
+    xml["[Content_Types].xml"] = xml["[Content_Types].xml"].replace(
+        "</Types>",
+        f'<Override PartName="/word/footnotes.xml" ContentType="{content}footnotes+xml"/>'
+        f'<Override PartName="/word/endnotes.xml" ContentType="{content}endnotes+xml"/>'
+        "</Types>")
+    refs = "".join(f'<w:r><w:footnoteReference w:id="{i}"/></w:r>'
+                   for i in range(1, len(footnotes) + 1))
+    xml["word/document.xml"] = xml["word/document.xml"].replace("</w:p>", refs + "</w:p>", 1)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as target:
+        for name, content in {**files, **xml}.items():
+            target.writestr(name, content)
+    return buffer.getvalue()
+
+
+def test_docx_footnotes_and_endnotes_are_not_read_but_reported(tmp_path: Path) -> None:
+    from qualcode.ingest.readers import read_docx
+
+    def build(document) -> None:
+        document.add_paragraph("Interviewer: Who let the convoy pass?")
+        document.add_paragraph("Respondent: The commander did.")
+
+    plain = _docx_bytes(build)
+    noted = _with_notes(plain, ["Said with a laugh.", "The 2019 agreement."],
+                        ["Transcribed by AM."])
+    docs, notes = read_docx(noted, LABELS)
+    assert [d.text for d in docs] == [
+        "Interviewer: Who let the convoy pass?\n\nRespondent: The commander did."]
+    assert [(n.row, n.note, n.reason) for n in notes] == [(None, True, (
+        "has 2 footnotes and 1 endnote, which were not read (only the body and text boxes "
+        "are) — the rest of the file was read; if a note holds part of the transcript, move "
+        "its text into the body"))]
+    # Word's separators, and notes without text, are no notes.
+    assert read_docx(_with_notes(plain, [" "], []), LABELS)[1] == []
+    assert read_docx(plain, LABELS)[1] == []
+    result = ingest_corpus(_corpus(tmp_path, {"noted.docx": noted}))  # read, with a note
+    assert [d.text for d in result.documents] == [docs[0].text]
+    assert [(s.path, s.note, s.reason) for s in result.skipped] == [
+        ("noted.docx", True, notes[0].reason)]
+
+
+# --- .xlsx formulas without a stored result (audit 3, P15) ---------------------------------
+
+UNCALCULATED = ("holds a formula whose result was never calculated (the workbook was saved by "
+                "a program that does not calculate formulas), so the row was not read — open "
+                "the workbook in Excel or LibreOffice and save it, which stores the results")
+
+
+def test_xlsx_formulas_never_calculated_are_reported_by_cell(tmp_path: Path) -> None:
+    # openpyxl writes formulas without computing them, as scripts that make workbooks do.
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet["A1"] = "Excerpts from the 2021 review"
+    sheet.append(["author", "excerpt_id", "text"])
+    sheet.append(["Lee", "X-0", "Access was agreed."])
+    sheet.append(["Lee", '=CONCAT("X","-1")', "The elders vouched for us."])
+    sheet.append([])
+    sheet.append(["Aung", "X-2", '="The commander "&"agreed"'])
+    sheet.append(["Aung", '="X-"&3', '="Both are formulas"'])
+    sheet.append(["Aung", "X-4", None])
+    sheet.append(["Aung", "X-5", "Trust took years."])
+    result = ingest_corpus(_save(workbook, tmp_path))
+    assert [(d.doc_id, d.row, d.text) for d in result.documents] == [
+        ("X-0", 3, "Access was agreed."), ("X-5", 9, "Trust took years.")]
+    assert [str(s) for s in result.skipped] == [
+        f"lit.xlsx:4: cell B4 {UNCALCULATED}",
+        f"lit.xlsx:6: cell C6 {UNCALCULATED}",
+        "lit.xlsx:7: cells B7 and C7 hold formulas whose results were never calculated (the "
+        "workbook was saved by a program that does not calculate formulas), so the row was "
+        "not read — open the workbook in Excel or LibreOffice and save it, which stores the "
+        "results",
+        "lit.xlsx:8: excerpt 'X-4' has an empty text — add the text",
+    ]
+
+
+def test_xlsx_formulas_never_calculated_name_their_sheet(tmp_path: Path) -> None:
+    workbook = openpyxl.Workbook()
+    workbook.active.title = "2019"
+    workbook.active.append(["id", "text"])
+    workbook.active.append(["A-1", "Access was slow."])
+    later = workbook.create_sheet("2020")
+    later.append(["id", "text"])
+    later.append(["B-1", '=UPPER("trust took years")'])
+    result = ingest_corpus(_save(workbook, tmp_path))
+    assert [d.doc_id for d in result.documents] == ["A-1"]
+    assert [str(s) for s in result.skipped] == [f"lit.xlsx:2: sheet '2020': cell B2 {UNCALCULATED}"]
+
+
+def test_xlsx_formulas_are_read_only_for_an_empty_text_or_id_cell(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[bool] = []
+    load_workbook = openpyxl.load_workbook
+
+    def counting(*args, **kwargs):
+        opened.append(kwargs.get("data_only", False))
+        return load_workbook(*args, **kwargs)
+
+    monkeypatch.setattr(openpyxl, "load_workbook", counting)
+    workbook = openpyxl.Workbook()
+    workbook.active.append(["id", "text", "year"])
+    workbook.active.append(["E1", "First.", None])  # an empty metadata cell: no matter
+    workbook.active.append(["E2", "Second.", "=2000+21"])
+    result = ingest_corpus(_save(workbook, tmp_path))
+    assert [d.doc_id for d in result.documents] == ["E1", "E2"]
+    assert opened and all(opened)  # only the values were read, not the formulas
+    opened.clear()
+    workbook.active.append(["E3", None, None])
+    result = ingest_corpus(_save(workbook, tmp_path))
+    assert [str(s) for s in result.skipped] == [
+        "lit.xlsx:4: excerpt 'E3' has an empty text — add the text"]
+    assert False in opened

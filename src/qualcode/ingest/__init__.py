@@ -175,7 +175,7 @@ def _read(data: bytes, fmt: str, labels: Sequence[str]) -> tuple[list[RawDoc], l
     if fmt in TEXT_FORMATS:
         return read_text(data, labels)
     if fmt == "docx":
-        return read_docx(data, labels), []
+        return read_docx(data, labels)
     if fmt == "pdf":
         return read_pdf(data, labels), []
     if fmt in SUBTITLE_FORMATS:

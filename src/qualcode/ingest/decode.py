@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import codecs
+import collections
 import re
+import unicodedata
 from dataclasses import dataclass
 
 _BOMS = (
@@ -45,6 +47,19 @@ _UNIT = {"utf-8": 1, "utf-16": 2, "utf-32": 4}  # bytes per code unit
 _ZIP_MAGIC = b"PK\x03\x04"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # Word/Excel 97-2003, encrypted Office
 ENCRYPTED_OFFICE = "EncryptedPackage".encode("utf-16-le")  # an OLE stream's name
+# BOM-less UTF-16/32 in any script (Arabic or Chinese text has zero bytes only in its
+# spaces, line breaks and ASCII): taken when it decodes to what ordinary text is made of,
+# letters, marks, digits, punctuation and spaces (``_WIDE_SHARE`` of it, and at least one
+# space or line break), with no control character but line breaks and tabs. The invisible
+# marks of ordinary text (Persian's zero-width non-joiner, direction marks) count as text.
+_WIDE = (("utf-16-le", 2), ("utf-16-be", 2), ("utf-32-le", 4), ("utf-32-be", 4))
+_WIDE_SHARE = 0.95
+_WIDE_MIN_CHARS = 16  # fewer say too little (random bytes pass now and then)
+_WIDE_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f]")
+_TEXT_FORMAT = frozenset("\t\n\r\x0b\x0c\x85\u00ad\u061c\u200b\u200c\u200d\u200e\u200f\ufeff")
+_NARROW_CONTROL = re.compile(rb"[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_WIDE_HINT = (" (if it is text saved as UTF-16/UTF-32 without a byte-order mark, re-save it "
+              "as UTF-8)")
 # Line and page breaks other than \n (Word's Shift+Enter is \x0b, a page break \x0c; text
 # copied from Word or a PDF may hold U+2028/U+2029/U+0085) and byte-order marks inside the
 # text (two exports pasted together): to \n, or left out.
@@ -97,12 +112,14 @@ class Decoded:
 
 
 class DecodeError(ValueError):
-    """The bytes are not text we can decode without garbling it."""
+    """The bytes are not text we can decode without garbling it (``binary``: they look like
+    binary data)."""
 
-    def __init__(self, reason: str, line: int | None = None) -> None:
+    def __init__(self, reason: str, line: int | None = None, binary: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.line = line
+        self.binary = binary
 
 
 def _line_of(data: bytes, offset: int) -> int:
@@ -123,6 +140,54 @@ def _utf16_without_bom(data: bytes) -> str | None:
     return None
 
 
+def _sprinkled(data: bytes) -> bool:
+    """Whether ``data`` less its NUL bytes is plain UTF-8 text (mostly not line breaks or
+    tabs, which Gurmukhi or Bengali in UTF-16 leave): text with NUL bytes in it, which
+    read as UTF-16 would look like Chinese."""
+    rest = data.replace(b"\x00", b"")
+    if _NARROW_CONTROL.search(rest):
+        return False
+    try:
+        text = rest.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return text.count("\n") + text.count("\t") + text.count("\r") <= 0.25 * len(text)
+
+
+def _text_characters(text: str) -> int:
+    """How many characters of ``text`` ordinary text is made of; 0 without a space or line
+    break."""
+    counts = collections.Counter(text)
+    if not any(char.isspace() for char in counts):
+        return 0
+    return sum(n for char, n in counts.items()
+               if unicodedata.category(char)[0] in "LMNPZ" or char in _TEXT_FORMAT)
+
+
+def _wide_text(data: bytes) -> tuple[str, str, int] | None:
+    """``(text, encoding, padding)`` of BOM-less UTF-16/UTF-32 in any script, if ``data``
+    decodes to ordinary text (see ``_WIDE``) in one of them: the one with the most
+    characters of text; None for binary data."""
+    # Text with NUL bytes in it reads as UTF-16 "Chinese". UTF-32 of Latin text looks like
+    # such text too, but nothing else decodes as valid UTF-32.
+    sprinkled = _sprinkled(data)
+    best: tuple[int, str, str, int] | None = None
+    for encoding, unit in _WIDE:
+        body, padding = _unpadded(data, unit)
+        if (unit == 2 and sprinkled) or len(body) % unit or len(body) < _WIDE_MIN_CHARS * unit:
+            continue
+        try:
+            text = body.decode(encoding)  # fails on unpaired surrogates, past U+10FFFF
+        except UnicodeDecodeError:
+            continue
+        if _WIDE_CONTROL.search(text):
+            continue
+        good = _text_characters(text)
+        if good >= _WIDE_SHARE * len(text) and (best is None or good > best[0]):
+            best = (good, text, encoding, padding)
+    return best[1:] if best else None
+
+
 def decode_bytes(data: bytes, lines: bool = False) -> tuple[str, str]:
     """Decode ``data`` and return ``(text, encoding)`` (see :func:`decode`; a few stray
     control characters are removed without a word: use :func:`decode` to report them)."""
@@ -134,7 +199,7 @@ def decode(data: bytes, lines: bool = False) -> Decoded:
     """Decode ``data``; with ``lines``, every line break as ``\n`` and no byte-order mark
     inside the text (:func:`text_lines`).
 
-    Accepts UTF-8 (with or without BOM), UTF-16/32 with a BOM, BOM-less UTF-16 and
+    Accepts UTF-8 (with or without BOM), UTF-16/32 with a BOM, BOM-less UTF-16/32 and
     Windows-1252. NUL bytes padding the end and a few stray control characters (under
     ``STRAY_SHARE`` of the text) are removed, and the result says so. Raises
     :class:`DecodeError` for other kinds of file (named when known: a PNG image ...),
@@ -155,17 +220,32 @@ def decode(data: bytes, lines: bool = False) -> Decoded:
                     f"starts with a {encoding} byte-order mark but is not valid {encoding} "
                     "— re-save it as UTF-8",
                 ) from err
-    padding = 0
-    if b"\x00" in data:
-        if not data.strip(b"\x00 \t\r\n"):
-            raise DecodeError("holds only NUL bytes, no text (the file was not saved or "
-                              "copied completely) — get a good copy of the file")
-        units, padding = _unpadded(data, 2)
+    if b"\x00" not in data:
+        return _narrow(data, 0, lines)
+    if not data.strip(b"\x00 \t\r\n"):
+        raise DecodeError("holds only NUL bytes, no text (the file was not saved or "
+                          "copied completely) — get a good copy of the file")
+    units, padding = _unpadded(data, 2)
+    try:
         text = _utf16_without_bom(units)
         if text is not None:
             return _padded(_checked(text, "utf-16", lines), padding)
         core = data.rstrip(b"\x00")
-        padding, data = len(data) - len(core), core
+        return _narrow(core, len(data) - len(core), lines)
+    except DecodeError as err:
+        # Only when nothing else reads the file: UTF-16/32 without a BOM in a script whose
+        # text has few zero bytes (Arabic, Chinese ...), or UTF-32.
+        wide = _wide_text(data)
+        if wide is not None:
+            text, encoding, padding = wide
+            return _padded(_checked(text, encoding, lines), padding)
+        if err.binary:
+            raise DecodeError(err.reason + _WIDE_HINT, err.line, binary=True) from err
+        raise
+
+
+def _narrow(data: bytes, padding: int, lines: bool) -> Decoded:
+    """``data`` (without NUL padding: ``padding`` bytes of it) as UTF-8 or Windows-1252."""
     try:
         decoded = _checked(data.decode("utf-8"), "utf-8", lines)
     except UnicodeDecodeError as err:
@@ -274,7 +354,7 @@ def _checked(text: str, encoding: str, lines: bool) -> Decoded:
         if controls >= len(text) * _BINARY_SHARE:
             raise DecodeError(
                 f"looks like a binary file, not text ({controls} control characters) — "
-                "export it as UTF-8 text or give it its real extension"
+                "export it as UTF-8 text or give it its real extension", binary=True,
             )
         raise DecodeError(
             f"holds {controls} invisible control characters ({controls / len(text):.1%} of "

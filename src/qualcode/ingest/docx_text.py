@@ -4,9 +4,10 @@ python-docx's ``paragraph.text`` reads only a paragraph's own runs and hyperlink
 text of tracked insertions (``w:ins``), content controls (``w:sdt``), smart tags and
 simple fields vanished. Here every run of a paragraph is read in document order, except
 deleted text (``w:del``; ``w:moveFrom``, where moved text was), the fallback copy of
-alternate content and ruby annotations; a text box holds its own paragraphs and is not
-read, as before.
-Headers, footers, footnotes and comments live in other parts and are not read.
+alternate content and ruby annotations. A text box (``w:txbxContent``) holds its own
+paragraphs: :func:`text_boxes` finds those anchored in a paragraph, each once.
+Headers, footers, footnotes and comments live in other parts and are not read
+(:func:`note_counts` counts the footnotes and endnotes, to say so).
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from docx.opc.constants import RELATIONSHIP_TYPE
 from docx.oxml.ns import qn
+from docx.oxml.parser import parse_xml
 from lxml import etree
 
 from ..speakers import TIME
 
 _MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
+_MC_CHOICE = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Choice"
 _P, _R, TABLE = qn("w:p"), qn("w:r"), qn("w:tbl")
 _LEFT_OUT = {qn("w:del"), qn("w:moveFrom"), qn("w:rt"), _MC_FALLBACK}
 # Elements that wrap paragraphs and tables: content controls, custom XML, table parts.
@@ -28,6 +32,7 @@ _TABLE_PARTS = {TABLE, qn("w:tr"), qn("w:tc")}
 # A run's text elements as python-docx renders them (a page or column break is "").
 _RUN_TEXT = {qn("w:tab"): "\t", qn("w:ptab"): "\t", qn("w:cr"): "\n", qn("w:noBreakHyphen"): "-"}
 _T, _BR, _BR_TYPE = qn("w:t"), qn("w:br"), qn("w:type")
+TEXT_BOX = qn("w:txbxContent")
 
 
 def body_blocks(element: etree._Element) -> Iterator[etree._Element]:
@@ -51,12 +56,19 @@ def _run_text(run: etree._Element) -> str:
     return "".join(parts)
 
 
-def _is_shown(run: etree._Element, paragraph: etree._Element) -> bool:
-    """True unless ``run`` is deleted text or belongs to another (nested) paragraph."""
-    for ancestor in run.iterancestors():
+def _is_shown(element: etree._Element, paragraph: etree._Element,
+              sole_fallback: bool = False) -> bool:
+    """True unless ``element`` is deleted text, the fallback copy of alternate content or
+    belongs to another (nested) paragraph; with ``sole_fallback``, a fallback whose
+    alternatives (``mc:Choice``) hold no text box counts as shown."""
+    for ancestor in element.iterancestors():
         if ancestor is paragraph:
             return True
-        if ancestor.tag == _P or ancestor.tag in _LEFT_OUT:
+        if ancestor.tag == _MC_FALLBACK and sole_fallback:
+            if any(next(choice.iter(TEXT_BOX), None) is not None
+                   for choice in ancestor.itersiblings(_MC_CHOICE, preceding=True)):
+                return False
+        elif ancestor.tag == _P or ancestor.tag in _LEFT_OUT:
             return False
     return False
 
@@ -64,6 +76,16 @@ def _is_shown(run: etree._Element, paragraph: etree._Element) -> bool:
 def paragraph_text(paragraph: etree._Element) -> str:
     """All text of a ``w:p`` in document order, tracked insertions and controls included."""
     return "".join(_run_text(r) for r in paragraph.iter(_R) if _is_shown(r, paragraph))
+
+
+def text_boxes(paragraph: etree._Element) -> list[etree._Element]:
+    """The text boxes (``w:txbxContent``) anchored in a ``w:p``, in document order.
+
+    Word writes a text box twice, as DrawingML (``mc:Choice``) and as VML for older
+    readers (``mc:Fallback``): the fallback copy is left out unless it is the only one
+    (older writers), and so are text boxes in deleted text and those nested in another
+    text box (found with that one)."""
+    return [box for box in paragraph.iter(TEXT_BOX) if _is_shown(box, paragraph, True)]
 
 
 def _cell_paragraphs(element: etree._Element) -> Iterator[etree._Element]:
@@ -74,9 +96,49 @@ def _cell_paragraphs(element: etree._Element) -> Iterator[etree._Element]:
             yield from _cell_paragraphs(child)
 
 
-def cell_text(tc: etree._Element) -> str:
-    """A table cell's paragraphs (in controls and nested tables too), one per line."""
-    return "\n".join(paragraph_text(p) for p in _cell_paragraphs(tc))
+def _cell_lines(element: etree._Element, boxes: bool) -> Iterator[str]:
+    for paragraph in _cell_paragraphs(element):
+        anchored = text_boxes(paragraph) if boxes else []
+        text = paragraph_text(paragraph)
+        if text or not anchored:  # a text box's anchor is often an empty paragraph
+            yield text
+        for box in anchored:
+            yield from _cell_lines(box, boxes)
+
+
+def cell_text(tc: etree._Element, boxes: bool = False) -> str:
+    """A table cell's paragraphs (in controls and nested tables too), one per line; with
+    ``boxes``, the paragraphs of its text boxes too, each after its anchoring paragraph."""
+    return "\n".join(_cell_lines(tc, boxes))
+
+
+# --- footnotes and endnotes: counted, not read --------------------------------------------
+
+_NOTES = ((RELATIONSHIP_TYPE.FOOTNOTES, qn("w:footnote")),
+          (RELATIONSHIP_TYPE.ENDNOTES, qn("w:endnote")))
+_NOTE_TYPE = qn("w:type")  # separator, continuationSeparator ...: no note
+
+
+def note_counts(document_part) -> tuple[int, int]:
+    """How many footnotes and endnotes with text a document part has (Word's separator
+    "notes", which every document has, are none)."""
+    counts: dict[str, int] = {}
+    for rel in document_part.rels.values():
+        tag = next((t for reltype, t in _NOTES if rel.reltype == reltype), None)
+        if tag is None or rel.is_external:
+            continue
+        part = rel.target_part
+        try:
+            root = part.element if hasattr(part, "element") else parse_xml(part.blob)
+        except etree.XMLSyntaxError:  # a damaged notes part: the body is still read
+            continue
+        counts[tag] = sum(
+            1 for note in root.iterchildren(tag)
+            if note.get(_NOTE_TYPE, "normal") == "normal"
+            and any(paragraph_text(p).strip() for p in note.iter(_P))
+        )
+    footnotes, endnotes = (counts.get(tag, 0) for _, tag in _NOTES)
+    return footnotes, endnotes
 
 
 # --- tables: "speaker | words" and "time | speaker | words" rows --------------------------

@@ -385,22 +385,65 @@ def _decrypted(reader) -> bool:
 
 
 def _docx_paragraphs(document) -> Iterator[str]:
-    """The body's paragraphs and table rows as text, content controls included."""
+    """The body's paragraphs and table rows as text, content controls and text boxes
+    included."""
+    from .docx_text import TEXT_BOX
+
+    body = document.element.body
+    # Most documents have no text box: then no paragraph is searched for one.
+    boxes = next(body.iter(TEXT_BOX), None) is not None
+    yield from _docx_blocks(body, document, boxes)
+
+
+def _docx_blocks(element, document, boxes: bool) -> Iterator[str]:
+    """The paragraphs and table rows of a body or text box; with ``boxes``, each text box's
+    paragraphs after the paragraph that anchors it."""
     from docx.table import Table
 
-    from .docx_text import TABLE, body_blocks, cell_text, paragraph_text, table_paragraphs
+    from .docx_text import (
+        TABLE,
+        body_blocks,
+        cell_text,
+        paragraph_text,
+        table_paragraphs,
+        text_boxes,
+    )
 
-    for block in body_blocks(document.element.body):
+    for block in body_blocks(element):
         if block.tag == TABLE:
             # Transcription services often deliver "speaker | words" tables.
             table = Table(block, document)
-            rows = [[cell_text(c._tc).strip() for c in row.cells] for row in table.rows]
+            rows = [[cell_text(c._tc, boxes).strip() for c in row.cells] for row in table.rows]
             yield from table_paragraphs(rows)
-        elif text := paragraph_text(block).strip():
+            continue
+        if text := paragraph_text(block).strip():
             yield text
+        if boxes:
+            for box in text_boxes(block):
+                yield from _docx_blocks(box, document, boxes)
 
 
-def read_docx(data: bytes, interviewer_labels: Iterable[str]) -> list[RawDoc]:
+def _docx_notes(document) -> list[RowProblem]:
+    """The footnotes and endnotes, which are not read (inlined, they would end up in a
+    speaker's turn), as a note."""
+    from .docx_text import note_counts
+
+    footnotes, endnotes = note_counts(document.part)
+    if not footnotes + endnotes:
+        return []
+    counted = " and ".join(f"{n} {what}{'s' if n > 1 else ''}" for n, what in
+                           ((footnotes, "footnote"), (endnotes, "endnote")) if n)
+    return [RowProblem(None, (
+        f"has {counted}, which {'were' if footnotes + endnotes > 1 else 'was'} not read (only "
+        "the body and text boxes are) — the rest of the file was read; if a note holds part "
+        "of the transcript, move its text into the body"), note=True)]
+
+
+def read_docx(
+    data: bytes, interviewer_labels: Iterable[str]
+) -> tuple[list[RawDoc], list[RowProblem]]:
+    """A Word document's body (tables and text boxes too) and what was left out of it:
+    its footnotes and endnotes, as a note."""
     import docx  # python-docx; imported here because it is slow to import
 
     try:
@@ -411,7 +454,7 @@ def read_docx(data: bytes, interviewer_labels: Iterable[str]) -> list[RawDoc]:
     _require_text(text, ".docx")
     props = document.core_properties
     meta = {"title": props.title} if props.title else {}
-    return [RawDoc(text, _layout(text, interviewer_labels), meta)]
+    return [RawDoc(text, _layout(text, interviewer_labels), meta)], _docx_notes(document)
 
 
 class _PdfWarnings(logging.Handler):
@@ -659,6 +702,12 @@ class _Sheet:
     name: str
     frame: object  # pandas.DataFrame, read below the header row
     header: int  # the header's spreadsheet row (1 = top)
+    # Rows taken out of ``frame`` (blanked) while reading: formulas never calculated.
+    left_out: list[RowProblem] = field(default_factory=list)
+
+    def problems(self, where: str = "") -> list[RowProblem]:
+        """The rows left out, each reason starting with ``where``."""
+        return [RowProblem(p.row, f"{where}{p.reason}") for p in self.left_out]
 
 
 def _header_index(probe) -> int | None:
@@ -682,9 +731,69 @@ def _read_sheets(data: bytes) -> list[_Sheet]:
             index = _header_index(probe) or 0
             frame = pd.read_excel(book, sheet_name=name, header=index, dtype=object)
             sheets.append(_Sheet(str(name), frame, index + 1))
+        _leave_out_uncalculated(data, sheets)
     except Exception as err:  # pandas', openpyxl's and zipfile's errors on damage
         raise _not_office_file(data, "xlsx", err) from err
     return sheets
+
+
+def _is_formula(value: object) -> bool:
+    """Whether a cell's value in openpyxl's formula view is a formula."""
+    from openpyxl.worksheet.formula import ArrayFormula, DataTableFormula
+
+    return (isinstance(value, str) and value.startswith("=")) or isinstance(
+        value, ArrayFormula | DataTableFormula)
+
+
+def _leave_out_uncalculated(data: bytes, sheets: list[_Sheet]) -> None:
+    """Blank out the rows whose text or id cell is empty only because it holds a formula
+    whose result was never stored (a workbook written by a script, never opened in Excel)
+    and report each with its cells: "empty text" or "no id" would send the user to fix the
+    wrong thing. The formulas are read, in a second pass through the workbook, only when a
+    sheet has an empty text or id cell."""
+    empty: dict[str, object] = {}  # sheet -> its rows with an empty text or id cell
+    for sheet in sheets:
+        text_col, id_col, _ = _columns(sheet.frame)
+        if text_col is not None and id_col is not None:
+            cells = sheet.frame[[id_col, text_col]].isna()
+            if cells.to_numpy().any():
+                empty[sheet.name] = cells[cells.any(axis=1)]
+    if not empty:
+        return
+    import openpyxl
+    from openpyxl.utils import get_column_letter
+
+    book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=False)
+    try:
+        for sheet in sheets:
+            if sheet.name not in empty:
+                continue
+            cells = empty[sheet.name]
+            columns = [sheet.frame.columns.get_loc(c) + 1 for c in cells.columns]
+            first = sheet.header + 1  # the spreadsheet row of the frame's first row
+            rows = book[sheet.name].iter_rows(
+                min_row=first + cells.index[0], max_row=first + cells.index[-1],
+                min_col=min(columns), max_col=max(columns), values_only=True)
+            wanted = dict(zip(cells.index, cells.to_numpy(), strict=True))
+            for index, values in enumerate(rows, start=cells.index[0]):
+                if index not in wanted:
+                    continue
+                formulas = [get_column_letter(col) + str(first + index)
+                            for col, is_empty in zip(columns, wanted[index], strict=True)
+                            if is_empty and _is_formula(values[col - min(columns)])]
+                if formulas:
+                    sheet.frame.loc[index, list(cells.columns)] = None
+                    sheet.left_out.append(RowProblem(first + index, _uncalculated(formulas)))
+    finally:
+        book.close()
+
+
+def _uncalculated(cells: list[str]) -> str:
+    what = (f"cell {cells[0]} holds a formula whose result was" if len(cells) == 1 else
+            f"cells {' and '.join(cells)} hold formulas whose results were")
+    return (f"{what} never calculated (the workbook was saved by a program that does not "
+            "calculate formulas), so the row was not read — open the workbook in Excel or "
+            "LibreOffice and save it, which stores the results")
 
 
 def _columns(frame) -> tuple[object | None, object | None, str]:
@@ -786,7 +895,11 @@ def _read_sheet(sheet: _Sheet) -> tuple[list[RawDoc], list[RowProblem]]:
     except ReadError as err:
         return [], [RowProblem(err.line, f"{err.reason}; the sheet was not read")]
     docs, problems = _excerpts(sheet.frame, text_col, id_col, sheet.header + 1, f"{name}: ")
-    return docs, repeated + problems
+    return docs, repeated + _by_row(problems + sheet.problems(f"{name}: "))
+
+
+def _by_row(problems: list[RowProblem]) -> list[RowProblem]:
+    return sorted(problems, key=lambda p: p.row or 0)
 
 
 def _read_workbook(data: bytes) -> tuple[list[RawDoc], list[RowProblem]]:
@@ -798,7 +911,7 @@ def _read_workbook(data: bytes) -> tuple[list[RawDoc], list[RowProblem]]:
         columns = _table_columns(sheet.frame, sheet.header)
         repeated = _repeated_columns(sheet.frame, sheet.header)
         docs, problems = _excerpts(sheet.frame, *columns, sheet.header + 1)
-        return docs, repeated + problems
+        return docs, repeated + _by_row(problems + sheet.problems())
     if all(_columns(s.frame)[0] is None for s in filled):
         names = ", ".join(f"'{s.name}'" for s in filled)
         raise ReadError(f"has no sheet with a 'text' column (sheets: {names}) — name the "
