@@ -323,6 +323,15 @@ def test_duplicate_doc_id_an_id_given_on_purpose_wins_over_path_order(tmp_path: 
     ]
 
 
+def test_line_breaks_in_a_doc_id_become_a_space(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    _write(corpus, {"lit.csv": 'id,text\n"KHT\n03",An excerpt.\n"A\tB ",Another.\n'})
+    result = ingest_corpus(corpus)
+    assert [d.doc_id for d in result.documents] == ["KHT 03", "A B"]
+    segments = segment_documents(result.documents)
+    assert [s.segment_id for s in segments] == ["KHT 03:1", "A B:1"]
+
+
 def test_manifest_problems(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     _write(corpus, {

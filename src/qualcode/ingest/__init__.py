@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -204,6 +205,9 @@ def _fold_case(meta: dict[str, str], spellings: dict[str, str]) -> dict[str, str
     return folded
 
 
+_ID_BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
 def _document(
     raw: RawDoc, path: str, fmt: str, sha256: str, manifest: Manifest, stem: str
 ) -> Document:
@@ -212,7 +216,9 @@ def _document(
                                      if k != "doc_id"})
     else:
         meta = _merge(raw.metadata, manifest.by_file.get(path))
-    doc_id = (meta.get("doc_id") or stem).strip()
+    # A line break or other control character (a multi-line id cell) would be carried
+    # into every segment id: such runs become one space.
+    doc_id = _ID_BREAKS.sub(" ", meta.get("doc_id") or stem).strip()
     if raw.layout != EXCERPT and (manifest.by_file.get(path) or {}).get("doc_id"):
         id_source = "manifest"
     elif raw.metadata.get("doc_id"):
