@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from openpyxl import load_workbook
 
+from qualcode.cli import main
 from qualcode.codebook import load_codebook
 from qualcode.review_sheets import export_review_sheet, import_review_sheets
 from qualcode.reviews import load_reviews
@@ -78,3 +81,11 @@ def test_review_cycle_retrains_and_updates_reliability(prefect_harness, sample_c
     assert third["model"]["reviewed_segments"] == 69
     codings = pd.read_csv(out / "codings.csv", dtype=str, keep_default_na=False)
     assert "human" not in set(codings.loc[codings["segment_id"] == sid, "method"])
+    table_after_run = pd.read_csv(out / "reliability.csv")
+    # `qualcode agreement` leaves that decision out too, and says why
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+        assert main(["agreement", "--corpus", str(sample_corpus), "--out", str(out),
+                     "--codebook", str(codebook_path)]) == 0
+    assert f"segment '{sid}' has changed since coder_c coded it" in stderr.getvalue()
+    assert pd.read_csv(out / "reliability.csv").equals(table_after_run)

@@ -553,6 +553,7 @@ def cmd_agreement(args: argparse.Namespace) -> int:
         format_agreement,
         write_reliability,
     )
+    from .review_sheets import segment_texts
     from .reviews import load_reviews
 
     book = _codebook_or_exit(args.codebook)
@@ -560,6 +561,9 @@ def cmd_agreement(args: argparse.Namespace) -> int:
         return 1
     source = args.files or Path(args.corpus) / "reviews"
     reviews = load_reviews(source, book.code_ids)
+    texts = segment_texts(args.out)
+    if texts:  # as in a run: a decision made on other words than the segment's is not used
+        reviews = reviews.checked(texts)
     for problem in reviews.problems:
         print(f"warning: {problem}", file=sys.stderr)
     if not reviews.reviews:

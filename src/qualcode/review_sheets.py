@@ -154,6 +154,15 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
                 for row in csv.DictReader(handle)]
 
 
+def segment_texts(out: str | Path) -> dict[str, str]:
+    """Each segment's text in ``out``'s segments.csv (empty when there is none)."""
+    path = Path(out) / SEGMENTS_CSV
+    if not path.is_file():
+        return {}
+    return {sid: row.get("text", "") for row in _read_csv(path)
+            if (sid := row.get("segment_id", "").strip())}
+
+
 def _load_segments(path: Path) -> dict[str, _Segment]:
     """segments.csv in file order, each with its previous segment as context."""
     if not path.is_file():
