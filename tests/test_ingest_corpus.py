@@ -170,6 +170,9 @@ def test_every_bad_input_is_reported_with_its_reason_and_fix(bad_corpus: Path) -
 
     manifest_reasons = [(s.line, s.reason) for s in skipped.pop("manifest.csv")]
     assert manifest_reasons == [
+        (4, "gives a doc_id ('TABLE-ID') for literature/excerpts.csv, an excerpt table, whose "
+            "rows take their ids from its id column — the doc_id was not used; remove it (the "
+            "row's other metadata applies to every excerpt)"),
         (7, "file 'transcripts/missing.txt' does not exist — fix the path (relative to the "
             "corpus folder) or delete the row"),
         (8, "file '../outside.txt' is outside the corpus folder and was not read — give a "
@@ -766,10 +769,10 @@ def test_transcript_without_an_interviewer_label_is_noted(tmp_path: Path) -> Non
 
     corpus = tmp_path / "corpus"
     (corpus / "transcripts").mkdir(parents=True)
-    spanish = ("Entrevistador: ¿Cómo negociaron el acceso?\n\n"
-               "Entrevistada: Con paciencia y con el comité local.\n\n"
-               "Entrevistador: ¿Y después?\n\nEntrevistada: Se abrió la carretera.\n")
-    (corpus / "transcripts" / "es.txt").write_text(spanish, encoding="utf-8")
+    indonesian = ("Pewawancara: Bagaimana akses dirundingkan?\n\n"
+               "Narasumber: Dengan sabar, bersama komite setempat.\n\n"
+               "Pewawancara: Lalu?\n\nNarasumber: Jalan dibuka.\n")
+    (corpus / "transcripts" / "id.txt").write_text(indonesian, encoding="utf-8")
     (corpus / "transcripts" / "en.txt").write_text(
         "Interviewer: Who opened the road?\n\nRespondent: The local committee.\n",
         encoding="utf-8")
@@ -779,13 +782,13 @@ def test_transcript_without_an_interviewer_label_is_noted(tmp_path: Path) -> Non
     assert all(s.note for s in batch.skipped)  # a note: the file was read
     notes = [str(s) for s in batch.skipped]
     assert len(notes) == 1 and notes[0].startswith(
-        "transcripts/es.txt: has the speakers Entrevistador, Entrevistada, none of them an "
+        "transcripts/id.txt: has the speakers Pewawancara, Narasumber, none of them an "
         "interviewer label, so every turn was coded")
-    assert '--interviewer-labels "Entrevistador"' in notes[0]
-    assert {d.doc_id for d in batch.documents} == {"es", "en", "one"}  # still read
-    told = read_corpus(corpus, interviewer_labels=["Interviewer", "Entrevistador"])
+    assert '--interviewer-labels "Pewawancara"' in notes[0]
+    assert {d.doc_id for d in batch.documents} == {"id", "en", "one"}  # still read
+    told = read_corpus(corpus, interviewer_labels=["Interviewer", "Pewawancara"])
     assert told.skipped == []
-    questions = [s for s in flat_segments(told) if s.speaker == "Entrevistador"]
+    questions = [s for s in flat_segments(told) if s.speaker == "Pewawancara"]
     assert len(questions) == 2 and not any(s.codable for s in questions)
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import shutil
+import unicodedata
 from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
+from qualcode.corpus import flat_segments
 from qualcode.documents import PROSE, TRANSCRIPT, Document, Segment
 from qualcode.ingest import ingest_corpus
 from qualcode.segment import segment_document, segment_documents
@@ -213,7 +215,7 @@ def test_default_interviewer_labels_are_not_codable(tmp_path: Path, label: str) 
     assert all(s.source_type == "interview" for s in segments)
 
 
-@pytest.mark.parametrize("name", ["Imam", "Intern", "Question", "Ishaq", "Mod"])
+@pytest.mark.parametrize("name", ["Imam", "Intern", "Quentin", "Ishaq", "Mod", "Facilitation"])
 def test_names_that_only_look_like_interviewer_labels(name: str) -> None:
     assert not is_interviewer(name)
 
@@ -682,3 +684,125 @@ def test_a_no_break_space_inside_a_sentence_is_no_label(tmp_path: Path) -> None:
     segments = segment_document(doc)
     assert [s.speaker for s in segments] == ["Interviewer", "Respondent"] * 2
     assert segments[1].text.endswith("Ceci est la règle\u00a0: attendre.")
+
+
+# --- layouts found in real transcripts (audit 4) -------------------------------------------
+
+
+def _speakers(text: str, **kwargs) -> list[tuple[str, bool, str]]:
+    return [(s.speaker, s.codable, s.text)
+            for s in segment_documents([_plain(text)], **kwargs) if s.turn]
+
+
+def _plain(text: str) -> Document:
+    from qualcode.ingest.readers import _layout
+
+    return Document("t", "t.txt", "txt", _layout(text, ("Interviewer", "Q")), text, "0")
+
+
+def test_a_label_typed_without_a_space_after_its_colon() -> None:
+    text = ("Interviewer: Where?\nRespondent:In Saada.\nInterviewer:When?\n"
+            "Respondent: In May.\nInterviewer: Why?\nRespondent:The road.\n")
+    assert _speakers(text) == [
+        ("Interviewer", False, "Where?"), ("Respondent", True, "In Saada."),
+        ("Interviewer", False, "When?"), ("Respondent", True, "In May."),
+        ("Interviewer", False, "Why?"), ("Respondent", True, "The road."),
+    ]
+    # a one-off word before a colon without a space is no label
+    assert _speakers("Interviewer: Where?\nRespondent: See:Annex B.\nInterviewer: Ok.\n"
+                     "Respondent: Yes.\n")[1] == ("Respondent", True, "See:Annex B.")
+
+
+@pytest.mark.parametrize("name", ["Participant #3", "Al-Sayed, Omar",
+                                  "မေးသူ", "उत्तरदाता", "ผู้ให้สัมภาษณ์", "المُشارِك",
+                                  unicodedata.normalize("NFD", "Interrogé")])
+def test_names_with_marks_numbers_and_commas(name: str) -> None:
+    text = f"Interviewer: Where?\n{name}: In Saada.\nInterviewer: When?\n{name}: In May.\n"
+    assert _speakers(text) == [("Interviewer", False, "Where?"), (name, True, "In Saada."),
+                               ("Interviewer", False, "When?"), (name, True, "In May.")]
+
+
+def test_common_words_used_twice_are_not_speakers() -> None:
+    text = ("Interviewer: Where?\nNote: the recorder was paused.\nRespondent: In Saada.\n"
+            "Interviewer: When?\nFollow-up: Who decided?\nRespondent: In May. He said: "
+            "wait.\nHe said: no.\nInterviewer: Ok.\nFollow-up: Why?\nNote: laughter.\n")
+    assert [(s, c) for s, c, _ in _speakers(text)] == [
+        ("Interviewer", False), ("Respondent", True), ("Interviewer", False),
+        ("Respondent", True), ("Interviewer", False)]
+    # question and answer are roles, the question an interviewer's
+    assert _speakers("Question: Where?\nAnswer: In Saada.\nQuestion: When?\n"
+                     "Answer: In May.\n") == [
+        ("Question", False, "Where?"), ("Answer", True, "In Saada."),
+        ("Question", False, "When?"), ("Answer", True, "In May.")]
+
+
+def test_numbered_one_off_participants_are_speakers() -> None:
+    text = ("Facilitator: Who decides?\nParticipant 1: The elders.\nParticipant 2: The "
+            "commander.\nFacilitator: And then?\nParticipant 3: Nobody.\n"
+            "Facilitator: Thank you.\n")
+    assert [(s, c) for s, c, _ in _speakers(text)] == [
+        ("Facilitator", False), ("Participant 1", True), ("Participant 2", True),
+        ("Facilitator", False), ("Participant 3", True), ("Facilitator", False)]
+
+
+@pytest.mark.parametrize("text", [
+    "Q: Where?\nIn Saada, with the elders.\n\nQ: When?\nIn May.\n",
+    "Interviewer: Where?\n\nIn Saada, with the elders.\n\nInterviewer: When?\n\nIn May.\n",
+])
+def test_unlabelled_answers_after_interviewer_only_labels(text: str) -> None:
+    answer = "Respondent (unlabelled)"
+    assert [(c, t) for _, c, t in _speakers(text)] == [
+        (False, "Where?"), (True, "In Saada, with the elders."), (False, "When?"),
+        (True, "In May.")]
+    assert [s for s, _, _ in _speakers(text)][1::2] == [answer, answer]
+
+
+def test_notes_on_transcripts_with_only_interviewer_labels(tmp_path: Path) -> None:
+    from qualcode.corpus import read_corpus
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "answers.txt").write_text("Q: Where?\nIn Saada.\n\nQ: When?\nIn May.\n")
+    (corpus / "questions.txt").write_text("Interviewer: Where?\n\nInterviewer: When?\n")
+    batch = read_corpus(corpus)
+    assert [(s.path, s.note, s.reason.split(",")[0]) for s in batch.skipped] == [
+        ("answers.txt", True, "has speaker labels only for the interviewer (Q)"),
+        ("questions.txt", True, "has only interviewer turns (Interviewer)")]
+    assert "nothing in it was coded" in batch.skipped[1].reason
+    assert sum(s.codable for s in flat_segments(batch)) == 2
+
+
+@pytest.mark.parametrize("label", [
+    "[00:00:05] {name}\n", "00:00:05 {name}\n", "{name} [00:00:05]\n", "{name} (00:05)\n",
+    "[00:00:05.08] - {name}\n", "{upper}\n", "[{name}] ",
+])
+def test_transcription_service_layouts(label: str) -> None:
+    def turn(name: str, words: str) -> str:
+        return label.format(name=name, upper=name.upper()) + words + "\n\n"
+
+    text = (turn("Interviewer", "Where did you go?") + turn("Respondent", "To Saada.")
+            + turn("Interviewer", "When?") + turn("Respondent", "In May."))
+    assert _speakers(text) == [
+        ("Interviewer", False, "Where did you go?"), ("Respondent", True, "To Saada."),
+        ("Interviewer", False, "When?"), ("Respondent", True, "In May.")]
+
+
+def test_stamped_speaker_numbers_and_line_numbers() -> None:
+    text = ("[00:00:05] Speaker 1\nWhere?\n\n[00:00:09] Speaker 2\nIn Saada.\n\n"
+            "[00:00:15] Speaker 1\nWhen?\n\n[00:00:19] Speaker 2\nIn May.\n")
+    assert [s for s, _, _ in _speakers(text)] == ["Speaker 1", "Speaker 2"] * 2
+    numbered = "1\tInterviewer: Where?\n2\tRespondent: In Saada.\n3\tInterviewer: When?\n"
+    assert [(s, t) for s, _, t in _speakers(numbered)] == [
+        ("Interviewer", "Where?"), ("Respondent", "In Saada."), ("Interviewer", "When?")]
+    # headings alone on their lines stay prose
+    prose = "Context\n\nThe war began.\n\nFindings\n\nAccess improved.\n\nContext\n\nMore.\n"
+    assert find_labels(prose) == []
+
+
+def test_long_chinese_turns_are_cut_at_sentence_ends(tmp_path: Path) -> None:
+    sentence = "我们通过长老与当地指挥官谈判。"
+    text = f"Interviewer: 怎么样？\n\nRespondent: {sentence * 30}\n"
+    doc = _doc(tmp_path, text)
+    parts = [s.text for s in segment_document(doc, max_turn_chars=100) if s.codable]
+    assert len(parts) > 1 and all(p.endswith("。") for p in parts)
+    assert "".join(parts) == sentence * 30

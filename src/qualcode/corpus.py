@@ -17,7 +17,7 @@ from .ingest import (
     load_manifest,
     unmatched_doc_ids,
 )
-from .segment import DEFAULT_MAX_TURN_CHARS, segment_document
+from .segment import DEFAULT_MAX_TURN_CHARS, UNLABELLED_ANSWER, segment_document
 from .speakers import DEFAULT_INTERVIEWER_LABELS
 
 
@@ -50,7 +50,8 @@ def process_batch(
         if segments:
             batch.documents.append(doc)
             batch.segments.append(segments)
-            note = _no_interviewer(doc, segments) or _no_labels(doc)
+            note = (_no_interviewer(doc, segments) or _only_questions(doc, segments)
+                    or _no_labels(doc))
             if note is not None:
                 batch.skipped.append(note)
         else:  # only a transcript's labels can leave nothing (other texts are not blank)
@@ -77,6 +78,27 @@ def _no_interviewer(doc: Document, segments: Sequence[Segment]) -> Skipped | Non
         "coded, questions too — if one of them asks the questions, run with "
         f"--interviewer-labels and that label (e.g. --interviewer-labels \"{speakers[0]}\"); "
         "the file was read"), doc.row, note=True)
+
+
+def _only_questions(doc: Document, segments: Sequence[Segment]) -> Skipped | None:
+    """A note on a transcript whose every label is an interviewer's: its unlabelled
+    answers were read as such, or (with none) nothing in it was coded."""
+    if doc.layout != TRANSCRIPT:
+        return None
+    asked = list(dict.fromkeys(s.speaker for s in segments if s.speaker and not s.codable))
+    if any(s.speaker not in ("", UNLABELLED_ANSWER) for s in segments if s.codable):
+        return None
+    shown = ", ".join(asked[:4])
+    if any(s.speaker == UNLABELLED_ANSWER for s in segments):
+        return Skipped(doc.path, (
+            f"has speaker labels only for the interviewer ({shown}), so the lines after each "
+            f"question were read as the answer of '{UNLABELLED_ANSWER}' and coded — check "
+            "them, or label the answers ('Respondent: ...'); the file was read"),
+            doc.row, note=True)
+    return Skipped(doc.path, (
+        f"has only interviewer turns ({shown}), so nothing in it was coded — label the "
+        "answers ('Respondent: ...'); if one of these labels is the respondent's, run with "
+        "--interviewer-labels without it; the file was read"), doc.row, note=True)
 
 
 # Folders whose files are interviews, by their name: one there without speaker labels

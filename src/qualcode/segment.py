@@ -10,7 +10,9 @@ from .speakers import DEFAULT_INTERVIEWER_LABELS, find_labels, is_interviewer
 
 DEFAULT_MAX_TURN_CHARS = 4000
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
-_SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*\s+")
+# A sentence's end: . ! ? … before a space, or a Chinese/Japanese full stop, or the danda
+# of Hindi and other Indian scripts (no space needed after them).
+_SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*\s+|[。！？।॥][\"'”’」』)\]]*\s*")
 
 
 def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:
@@ -106,10 +108,15 @@ def segment_document(
     preamble = _trimmed(text, 0, first)
     if preamble[1] > preamble[0]:
         segments.append(_segment(doc, "0", "", 0, preamble, False))
-    for turn, label in enumerate(labels, start=1):
-        end = labels[turn].start if turn < len(labels) else len(text)
-        codable = not is_interviewer(label.name, interviewer_labels)
-        start, stop = _trimmed(text, label.end, end)
+    turns = [(label.name, *_trimmed(text, label.end, labels[i].start if i < len(labels)
+                                    else len(text)))
+             for i, label in enumerate(labels, start=1)]
+    interviewer = [is_interviewer(name, interviewer_labels) for name, _, _ in turns]
+    if all(interviewer):
+        turns = _with_unlabelled_answers(text, turns)
+        interviewer = [name != UNLABELLED_ANSWER for name, _, _ in turns]
+    for turn, ((name, start, stop), asks) in enumerate(zip(turns, interviewer, strict=True),
+                                                       start=1):
         if stop <= start:
             continue  # a label with no words still counts as a turn
         parts = (
@@ -119,8 +126,29 @@ def segment_document(
         )
         for part, span in enumerate(parts, start=1):
             sid = f"{turn}.{part}" if len(parts) > 1 else str(turn)
-            segments.append(_segment(doc, sid, label.name, turn, span, codable))
+            segments.append(_segment(doc, sid, name, turn, span, not asks))
     return segments
+
+
+# The speaker of the words after an interviewer's question in a transcript whose every
+# label is an interviewer's (``Q: ...`` lines with the answers unlabelled below them).
+UNLABELLED_ANSWER = "Respondent (unlabelled)"
+_LINE_BREAK = re.compile(r"\n\s*")
+
+
+def _with_unlabelled_answers(text: str, turns: list[tuple[str, int, int]]
+                             ) -> list[tuple[str, int, int]]:
+    """``turns`` (all an interviewer's), each followed by the answer its text holds: what
+    comes after its first paragraph break, or else after its first line break."""
+    result = []
+    for name, start, stop in turns:
+        brk = _PARAGRAPH_BREAK.search(text, start, stop) or _LINE_BREAK.search(text, start, stop)
+        if brk is None:
+            result.append((name, start, stop))
+            continue
+        result.append((name, *_trimmed(text, start, brk.start())))
+        result.append((UNLABELLED_ANSWER, *_trimmed(text, brk.end(), stop)))
+    return result
 
 
 def segment_documents(

@@ -5,12 +5,16 @@ from __future__ import annotations
 import functools
 import itertools
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-DEFAULT_INTERVIEWER_LABELS = ("Interviewer", "Int", "I", "Q", "Moderator")
+DEFAULT_INTERVIEWER_LABELS = (
+    "Interviewer", "Int", "I", "Q", "Question", "Moderator", "Facilitator",
+    "Entrevistador", "Entrevistadora", "Enquêteur", "Enquêtrice", "Intervieweur",
+)
 
 TIME = r"\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d{1,3})?"
 _STAMP = rf"[\[(]?{TIME}[\])]?[ \t]*(?:[-–—][ \t]*)?"  # [00:12:03] or 00:12:03 -
@@ -20,8 +24,28 @@ _STAMP = rf"[\[(]?{TIME}[\])]?[ \t]*(?:[-–—][ \t]*)?"  # [00:12:03] or 00:12
 FORMAT_CHARS = "\u200b-\u200f\u2060\u202a-\u202e"
 _FORMAT_RE = re.compile(f"[{FORMAT_CHARS}]")
 _LINE_START = rf"^[ \t{FORMAT_CHARS}]*"
-_NAME = (rf"[^\W\d_][\w.'’&/{FORMAT_CHARS}-]*"
-         rf"(?:[ \t]+[\w.'’&/{FORMAT_CHARS}-]+){{0,3}}?")  # up to four words
+
+
+def _combining_marks() -> str:
+    """Ranges of the combining marks (Unicode category M) for a character class: Python's
+    ``\\w`` leaves them out, so Burmese, Devanagari, Thai or vowelled Arabic names (and
+    accents stored decomposed) would end at their first mark."""
+    ranges: list[list[int]] = []
+    for code in range(0x300, 0x1F000):
+        if unicodedata.category(chr(code))[0] == "M":
+            if ranges and ranges[-1][1] == code - 1:
+                ranges[-1][1] = code
+            else:
+                ranges.append([code, code])
+    return "".join(chr(a) if a == b else f"{chr(a)}-{chr(b)}" for a, b in ranges)
+
+
+_MARKS = _combining_marks()
+# A name's characters after its first letter: word characters and marks, and . ' ’ & / #
+# , - (``Dr. Aung``, ``O’Neil``, ``Participant #3``, ``Al-Sayed, Omar``).
+_NAME_CHARS = rf"[\w{_MARKS}.'’&/#,{FORMAT_CHARS}-]"
+_NAME = (rf"[^\W\d_]{_NAME_CHARS}*"
+         rf"(?:[ \t]+{_NAME_CHARS}+){{0,3}}?")  # up to four words
 _AFTER_NAME = rf"(?:[ \t]*(?:[\[(]{TIME}[\])]|(?P<note>\([^():\n]{{1,40}}\))))?"  # (00:12:03)
 # Before the colon: spaces, also no-break ones (French typography: ``Enquêteur :``).
 _BEFORE_COLON = r"[ \t\u00a0\u202f\u2007]*"
@@ -33,13 +57,16 @@ LABEL_RE = re.compile(
 )
 # Transcript turn labels: the plain form, also with a full-width colon, in Markdown
 # (``**Name:**``, ``*Name*:``, ``__Name:__`` after an optional ``- ``, ``* `` or ``> ``),
-# and Otter.ai's ``Name  0:03`` line with the words on the lines below it.
+# and Otter.ai's ``Name  0:03`` line with the words on the lines below it; after a line
+# number and a tab (MAXQDA's and f4's numbered exports). A label typed
+# without a space after its colon (``Respondent:We``) is ``tight``: it counts only for a
+# name that is a label elsewhere in the text (``find_labels``).
 TURN_LABEL_RE = re.compile(
-    rf"""{_LINE_START}(?:
+    rf"""{_LINE_START}(?:\d{{1,6}}\t[ \t]*)?(?:
         (?:(?P<mark>[-*>])[ \t]+)?(?:{_STAMP})?(?P<em>\*\*|__|\*|_)?(?(em)(?:{_STAMP})?)
         (?P<name>{_NAME}){_AFTER_NAME}{_BEFORE_COLON}
         (?(em)(?:(?P=em)[ \t]*[:：]|[:：](?P=em))|[:：])
-        (?:(?<=[：*_])|(?=[ \t\u00a0\u202f]|$))
+        (?:(?<=[：*_])|(?=[ \t\u00a0\u202f]|$)|(?P<tight>)(?=[^\W\d_]))
       | (?P<otter>{_NAME})[ \t]+{TIME}[ \t]*$
     )[ \t]*""",
     re.VERBOSE | re.MULTILINE,
@@ -47,16 +74,23 @@ TURN_LABEL_RE = re.compile(
 
 # Labels without a colon, taken only where a text has no ``Name:`` labels and the
 # conversation is unmistakable (``_alternative_labels``): ``Q. words`` / ``A. words``
-# (legal and oral-history transcripts) and ``INTERVIEWER - words`` (also with – or —).
+# (legal and oral-history transcripts), ``INTERVIEWER - words`` (also with – or —),
+# ``[Interviewer] words``, and a name alone on its line, with the words below it, as
+# transcription services write it (``[00:00:05] Interviewer``, ``Interviewer [00:00:05]``,
+# ``00:00:05 - Speaker 1``, ``INTERVIEWER``).
 _ALT_LABEL_RE = re.compile(
     rf"""{_LINE_START}(?:{_STAMP})?(?:
-        (?P<dot>[^\W\d_][^\W_]{{0,11}})\.
-      | (?P<dash>{_NAME})[ \t\u00a0]+[-–—]
-    )[ \t\u00a0]+(?=\S)""",
+        (?P<dot>[^\W\d_][^\W_]{{0,11}})\.[ \t\u00a0]+(?=\S)
+      | (?P<dash>{_NAME})[ \t\u00a0]+[-–—][ \t\u00a0]+(?=\S)
+      | \[(?P<bracket>{_NAME})\][ \t\u00a0]+(?=\S)
+      | (?P<line>{_NAME})(?:[ \t]+[\[(]?{TIME}[\])]?)?[ \t]*$
+    )""",
     re.VERBOSE | re.MULTILINE,
 )
+_ALT_FORMS = ("dot", "dash", "bracket", "line")
 _ROMAN = re.compile(r"[ivxlc]+")
-_NUMBERED = re.compile(r"[ .\-#]*\d+$")  # ``Q1``, ``R 2``: the same role
+_NUMBERED = re.compile(r"(?<=[^\W\d_])\d+$")  # ``Q1``, ``Q2``: one role (not ``Speaker 1``)
+_TIME_RE = re.compile(TIME)
 
 
 @dataclass(slots=True, frozen=True)
@@ -138,7 +172,8 @@ def find_labels(
     for c in candidates:
         if c.key not in names or names[c.key].isupper():
             names[c.key] = c.name
-    recurring = [counts[c.key] >= 2 or is_interviewer(c.name, labels) for c in candidates]
+    spaced = {c.key for c in candidates if c.match["tight"] is None}
+    recurring = [_recurring(c, counts[c.key], spaced, labels) for c in candidates]
     accepted = recurring
     if paragraph_labels:
         accepted = [ok or _starts_paragraph(text, c.start)
@@ -154,24 +189,40 @@ def find_labels(
     return found
 
 
+def _recurring(c: _Candidate, count: int, spaced: set[str], interviewer_labels: list[str]
+               ) -> bool:
+    """Whether a candidate is a speaker by itself: an interviewer label, or a name used
+    for two or more labels that is no common word (``Note:``, ``Follow-up:``, ``He
+    said:`` twice are not speakers); typed without a space after the colon, a name that
+    is also written with one, or looks like a name."""
+    if is_interviewer(c.name, interviewer_labels):
+        return True
+    if count < 2 or (_common_words(c.key) and c.key not in _ROLES):
+        return False
+    return c.match["tight"] is None or c.key in spaced or _looks_like_name(c.name)
+
+
 def _alternative_labels(text: str, interviewer_labels: list[str]) -> list[Label]:
-    """Labels written ``Q. words`` or ``INTERVIEWER - words``, in a text without
-    ``Name:`` labels. Taken only for a conversation: at least two roles that each open
-    two or more lines, one of them an interviewer label, taking turns (the role changes
-    at half the labels or more). So numbered headings (``A. Access``, ``I. Context``,
-    ``II. Findings``) and a dash inside prose stay prose."""
-    candidates = [(m, label_key(m["dot"] or m["dash"])) for m in _ALT_LABEL_RE.finditer(text)]
-    for form in ("dot", "dash"):
+    """Labels of one of the ``_ALT_LABEL_RE`` forms, in a text without ``Name:`` labels.
+    Taken only for a conversation: at least two roles that each open two or more lines,
+    one of them an interviewer label, taking turns (the role changes at half the labels
+    or more). So numbered headings (``A. Access``, ``I. Context``, ``II. Findings``), a
+    dash inside prose and short lines of prose stay prose."""
+    candidates = [(m, label_key(next(m[f] for f in _ALT_FORMS if m[f])))
+                  for m in _ALT_LABEL_RE.finditer(text)]
+    for form in _ALT_FORMS:
         found = [(m, key) for m, key in candidates if m[form]]
         roles = [_NUMBERED.sub("", key) for _, key in found]
         counts = Counter(roles)
         recurring = {role for role, n in counts.items() if n >= 2}
         if len(recurring) < 2 or all(_ROMAN.fullmatch(role) for role in recurring):
             continue
-        if not any(is_interviewer(role, interviewer_labels) for role in recurring):
-            continue
         kept = [(m, key) for (m, key), role in zip(found, roles, strict=True)
                 if role in recurring]
+        # a name alone on each of its lines with a time stamp: a transcription service's
+        if not any(is_interviewer(role, interviewer_labels) for role in recurring) and not (
+                form == "line" and all(_TIME_RE.search(m.group()) for m, _ in kept)):
+            continue
         changes = sum(a[1] != b[1] for a, b in itertools.pairwise(kept))
         if changes * 2 < len(kept) - 1:
             continue
@@ -237,7 +288,11 @@ _NOT_SPEAKERS = {
     "fact", "important", "end", "start", "break", "pause", "inaudible", "crosstalk",
     "laughter", "silence", "message", "email", "letter", "demand", "demands", "condition",
     "conditions", "request", "agenda", "attendees", "present", "interview",
+    "said", "says", "asked", "asks", "replied", "answered", "told", "follow-up", "followup",
+    "probe", "prompt",
 }
+# Common words that do name speakers when they recur (``Question:`` / ``Answer:``).
+_ROLES = {"question", "answer"}
 # Words that never begin a speaker's name or role (``For Example:``, ``In Short:``).
 _NOT_NAME_STARTS = {
     "for", "in", "on", "at", "to", "as", "by", "and", "but", "or", "so", "then", "also",
@@ -247,7 +302,7 @@ _NOT_NAME_STARTS = {
 
 def _common_words(key: str) -> bool:
     """True for ``example``, ``for example``, ``key point``: not a one-off speaker."""
-    words = key.split(" (", 1)[0].split()
+    words = [w.strip(",.") for w in key.split(" (", 1)[0].split()]
     return words[0] in _NOT_NAME_STARTS or words[-1] in _NOT_SPEAKERS
 
 
@@ -257,5 +312,7 @@ def _full_name(match: re.Match[str]) -> str:
 
 
 def _looks_like_name(name: str) -> bool:
+    """Capitalised words, numbers allowed after the first (``Participant 1``, ``#3``)."""
     words = [w for w in name.split() if not w.startswith("(")]
-    return bool(words) and all(w[0].isupper() for w in words)
+    return bool(words) and words[0][0].isupper() and all(
+        w[0].isupper() or w.lstrip("#").isdigit() for w in words[1:])
