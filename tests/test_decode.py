@@ -368,3 +368,64 @@ def test_text_with_nul_bytes_in_it_is_not_read_as_utf16() -> None:
     assert "binary file" in info.value.reason or "control characters" in info.value.reason
     stray = GOOD.encode().replace(b"commander", b"comm\x00ander", 1)
     assert decode_bytes(stray) == (GOOD, "utf-8")
+
+
+# --- RTF and HTML with a text extension (audit 4, F7) ---------------------------------------
+
+RTF_FIX = ("is an RTF document, not plain text — open it in Word and save it as .docx, or save "
+           "it as plain text (.txt)")
+HTML_FIX = "is a web page (HTML), not plain text — save the page's text as .txt"
+RTF = (r"{\rtf1\ansi\ansicpg1252\cocoartf2709" "\n" r"{\fonttbl\f0\fswiss Helvetica;}" "\n"
+       r"\f0\fs24 Interviewer: How did you get access?\par" "\n"
+       r"Respondent: Through the elders' neutralit\'e9.\par" "\n}")
+HTML = ("<!DOCTYPE html>\n<html><head><title>Interview 4</title></head><body>\n"
+        "<p><b>Interviewer:</b> How did you get access?</p>\n"
+        "<p><b>Respondent:</b> Through the elders.</p>\n</body></html>\n")
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "reason"),
+    [
+        ("r.txt", RTF.encode("cp1252"), RTF_FIX),
+        ("r.md", b"\xef\xbb\xbf \r\n" + RTF.upper().encode(), RTF_FIX),  # BOM, space, case
+        ("h.txt", HTML.encode(), HTML_FIX),
+        ("h.md", b"\n  " + HTML.replace("<!DOCTYPE html>\n", "").upper().encode(), HTML_FIX),
+        ("h.txt", HTML.encode("utf-16"), HTML_FIX),  # with a UTF-16 byte-order mark
+        ("x.txt", b'<?xml version="1.0" encoding="utf-8"?>\n<!doctype HTML PUBLIC "-//W3C">'
+         b"\n<html><body>Interviewer: Hi</body></html>", HTML_FIX),
+    ],
+    ids=["rtf", "rtf-bom-space-upper", "html", "html-tag-upper", "html-utf16", "xhtml"],
+)
+def test_rtf_or_html_named_as_text_is_skipped_with_the_fix(
+    tmp_path: Path, name: str, data: bytes, reason: str
+) -> None:
+    _write(tmp_path, name, data)
+    result = ingest_corpus(tmp_path)
+    assert result.documents == []
+    assert [(s.path, s.reason) for s in result.skipped] == [(name, reason)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "# Interview 4\n\n<div align=center>Aden, 2023</div>\n\nInterviewer: Hi <b>there</b>."
+        "\n\nRespondent: Hello.\n\nInterviewer: Bye.\n",
+        "<!-- transcribed by AB -->\nInterviewer: Hi.\n\nRespondent: <html> is a tag.\n",
+        "<div>Aden</div>\n\nInterviewer: What about {\\rtf1}?\n\nRespondent: Nothing.\n",
+    ],
+    ids=["inline-html", "comment-first", "div-first"],
+)
+def test_markdown_with_some_html_is_read_as_text(tmp_path: Path, text: str) -> None:
+    _write(tmp_path, "notes.md", text.encode())
+    result = ingest_corpus(tmp_path)
+    assert result.skipped == []
+    assert [d.text for d in result.documents] == [text]
+
+
+def test_rtf_named_docx_says_what_it_is(tmp_path: Path) -> None:
+    _write(tmp_path, "int.docx", RTF.encode("cp1252"))
+    result = ingest_corpus(tmp_path)
+    assert [s.reason for s in result.skipped] == [
+        "is not a Word document, although its name ends in .docx (it is an RTF document) — "
+        "open it in Word or LibreOffice Writer and save it again as .docx, or give the file "
+        "its real extension"]

@@ -326,6 +326,53 @@ def test_duplicate_doc_id_an_id_given_on_purpose_wins_over_path_order(tmp_path: 
     ]
 
 
+def test_one_interview_in_two_formats_is_not_told_to_take_another_id(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    _write(corpus, {
+        "transcripts/int01.docx": _docx_bytes(),
+        "transcripts/int01.txt": TRANSCRIPT,
+        "other/int01.md": TRANSCRIPT + "A third, in another folder.\n",
+    })
+    result = ingest_corpus(corpus)
+    assert [d.path for d in result.documents] == ["other/int01.md"]  # the first, as before
+    assert [str(s) for s in result.skipped] == [
+        "transcripts/int01.docx: duplicate doc_id 'int01' (already used by other/int01.md) — "
+        "give this document its own doc_id (manifest, front matter or id column)",
+        "transcripts/int01.txt: duplicate doc_id 'int01' (already used by other/int01.md) — "
+        "give this document its own doc_id (manifest, front matter or id column)",
+    ]
+    (corpus / "other" / "int01.md").unlink()
+    result = ingest_corpus(corpus)
+    assert [d.path for d in result.documents] == ["transcripts/int01.docx"]
+    assert [str(s) for s in result.skipped] == [
+        "transcripts/int01.txt: looks like the same interview as transcripts/int01.docx "
+        "(kept), saved as .docx and .txt — keep one of the two files (only if it is another "
+        "interview, give it its own doc_id)"]
+
+
+def test_a_second_table_numbering_its_rows_from_1_is_reported_once(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    _write(corpus, {
+        "literature/a.csv": "id,text\n1,First.\n2,Second.\n3,Third.\n",
+        "literature/lit2020.csv": "id,text\n1,Uno.\n2,Dos.\n3,Tres.\nX9,Own id.\n",
+        "literature/z.csv": "id,text\nX9,Same as one row.\nZ2,Fine.\nZ2,Same table.\n",
+    })
+    result = ingest_corpus(corpus)
+    assert [(d.path, d.doc_id) for d in result.documents] == [
+        ("literature/a.csv", "1"), ("literature/a.csv", "2"), ("literature/a.csv", "3"),
+        ("literature/lit2020.csv", "X9"), ("literature/z.csv", "Z2")]
+    assert [str(s) for s in result.skipped] == [
+        "literature/lit2020.csv:2: rows 2–4 (ids 1, 2, 3) have doc_ids already used by "
+        "literature/a.csv — give this table's excerpts their own ids (e.g. prefix them: "
+        "lit2020-1), so that they are read",
+        # a single clash, and one within a table, keep their own report
+        "literature/z.csv:2: duplicate doc_id 'X9' (already used by literature/lit2020.csv "
+        "row 5) — give this document its own doc_id (manifest, front matter or id column)",
+        "literature/z.csv:4: duplicate doc_id 'Z2' (already used by literature/z.csv row 3) "
+        "— give this document its own doc_id (manifest, front matter or id column)",
+    ]
+
+
 def test_line_breaks_in_a_doc_id_become_a_space(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     _write(corpus, {"lit.csv": 'id,text\n"KHT\n03",An excerpt.\n"A\tB ",Another.\n'})
@@ -369,11 +416,11 @@ def test_manifest_duplicate_blank_and_extra_columns_are_reported(tmp_path: Path)
     result = ingest_corpus(corpus)
     assert [str(s) for s in result.skipped] == [
         "manifest.csv:1: column D has values but no header; they were ignored — give the "
-        "column a name in the first row, or delete it",
+        "column a name in the header row, or delete it",
         "manifest.csv:1: column 'case' appears twice (columns B and E); column E was "
         "ignored — delete or rename one of them",
         "manifest.csv:3: row has values past the last column with a header (columns F, G); "
-        "they were ignored — add a header for them in the first row, or delete them",
+        "they were ignored — add a header for them in the header row, or delete them",
     ]
     # the first 'case' column is used, and every file is still read
     assert [(d.doc_id, d.metadata) for d in result.documents] == [
@@ -390,7 +437,7 @@ def test_manifest_row_numbers_count_blank_lines(tmp_path: Path) -> None:
         "manifest.csv:3: file 'missing.txt' does not exist — fix the path (relative to the "
         "corpus folder) or delete the row",
         "manifest.csv:4: row has values past the last column with a header (column C); they "
-        "were ignored — add a header for them in the first row, or delete them",
+        "were ignored — add a header for them in the header row, or delete them",
     ]
 
 
@@ -429,10 +476,81 @@ def test_semicolon_manifest_with_an_unquoted_semicolon_reports_the_row(tmp_path:
     result = ingest_corpus(corpus)
     assert [str(s) for s in result.skipped] == [
         "manifest.csv:3: row has values past the last column with a header (column D); they "
-        "were ignored — add a header for them in the first row, or delete them",
+        "were ignored — add a header for them in the header row, or delete them",
     ]
     assert [d.metadata for d in result.documents] == [
         {"case": "yemen", "role": "Director, NGO"}, {"case": "myanmar", "role": "Manager"}]
+
+
+def test_manifest_with_excels_sep_line_or_a_title_row(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    _write(corpus, {"manifest.csv": "sep=;\r\nfile;doc_id;case\r\na.txt;YEM-09;yemen, north\r\n"
+                                    "missing.txt;M;x\r\n",
+                    "a.txt": "Prose.\n"})
+    result = ingest_corpus(corpus)
+    assert [(d.doc_id, d.metadata) for d in result.documents] == [
+        ("YEM-09", {"case": "yemen, north"})]
+    # row numbers are the file's lines; the sep= line is no title
+    assert [(s.line, s.note) for s in result.skipped] == [(4, False)]
+
+    _write(corpus, {"manifest.csv": "Study metadata (v3),,\n\"Sheet 1, exported\",,\n"
+                                    "file,doc_id,case,,\na.txt,T-1,yemen,,extra\n"})
+    result = ingest_corpus(corpus)
+    assert [(d.doc_id, d.metadata) for d in result.documents] == [("T-1", {"case": "yemen"})]
+    assert [(str(s), s.note) for s in result.skipped] == [
+        ("manifest.csv:1: lines 1–2 were read as a title above the header (line 3, the first "
+         "row with a 'file' or 'doc_id' cell) and passed over — nothing to do, unless they "
+         "hold a file's metadata: then move them below the header", True),
+        ("manifest.csv:3: column E has values but no header; they were ignored — give the "
+         "column a name in the header row, or delete it", False)]
+
+    _write(corpus, {"manifest.csv": "sep=;\nOur interviews\nfile;doc_id\na.txt;T-2\n"})
+    result = ingest_corpus(corpus)
+    assert [d.doc_id for d in result.documents] == ["T-2"]
+    assert [(s.line, s.reason.split(" (")[0]) for s in result.skipped] == [
+        (2, "line 2 was read as a title above the header")]
+
+
+def test_manifest_paths_absolute_inside_or_near_misses(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    _write(corpus, {
+        "manifest.csv": "file,doc_id\n"
+                        f"{corpus / 'transcripts' / 'a.txt'},A-1\n"  # absolute, inside
+                        "transcripts/../transcripts/b.txt,B-1\n"
+                        "corpus/transcripts/c.txt,C-1\n"  # the corpus folder's name first
+                        "Transcripts/D.TXT,D-1\n"  # another case
+                        "CORPUS/transcripts/d.txt,D-2\n"
+                        "transcripts/e.txt,E-1\n",
+        "transcripts/a.txt": "Prose.\n", "transcripts/b.txt": "Prose b.\n",
+        "transcripts/c.txt": "Prose c.\n", "transcripts/d.txt": "Prose d.\n",
+    })
+    result = ingest_corpus(corpus)
+    assert [(d.path, d.doc_id) for d in result.documents] == [
+        ("transcripts/a.txt", "A-1"), ("transcripts/b.txt", "B-1"),
+        ("transcripts/c.txt", "c"), ("transcripts/d.txt", "d")]
+    fix = "ix the path (relative to the corpus folder) or delete the row"
+    assert [str(s) for s in result.skipped] == [
+        "manifest.csv:4: file 'corpus/transcripts/c.txt' does not exist — did you mean "
+        f"'transcripts/c.txt'? F{fix}",
+        f"manifest.csv:5: file 'Transcripts/D.TXT' does not exist — did you mean "
+        f"'transcripts/d.txt'? F{fix}",
+        "manifest.csv:6: file 'CORPUS/transcripts/d.txt' does not exist — did you mean "
+        f"'transcripts/d.txt'? F{fix}",
+        f"manifest.csv:7: file 'transcripts/e.txt' does not exist — f{fix}",
+    ]
+
+
+def test_a_manifest_doc_id_for_an_excerpt_table_is_noted(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    _write(corpus, {"manifest.csv": "file,doc_id,case\nlit/Lit.CSV,LIT-2020,yemen\n",
+                    "lit/Lit.CSV": "id,text\nE1,First.\nE2,Second.\n"})
+    result = ingest_corpus(corpus)
+    assert [(d.doc_id, d.metadata) for d in result.documents] == [
+        ("E1", {"case": "yemen"}), ("E2", {"case": "yemen"})]
+    assert [(str(s), s.note) for s in result.skipped] == [(
+        "manifest.csv:2: gives a doc_id ('LIT-2020') for lit/Lit.CSV, an excerpt table, whose "
+        "rows take their ids from its id column — the doc_id was not used; remove it (the "
+        "row's other metadata applies to every excerpt)", True)]
 
 
 def test_doc_id_rows_that_match_no_document_are_reported(tmp_path: Path) -> None:

@@ -450,21 +450,32 @@ def test_docx_three_column_table_without_times_is_read_as_before(tmp_path: Path)
 
 def make_pdf(lines: list[str]) -> bytes:
     """A minimal one-page PDF: Helvetica text drawn line by line, exact xref offsets."""
-    ops = ["BT", "/F1 12 Tf", "14 TL", "72 720 Td"]
-    for i, line in enumerate(lines):
-        escaped = line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
-        ops.append(f"({escaped}) Tj" if i == 0 else f"T* ({escaped}) Tj")
-    ops.append("ET")
-    stream = "\n".join(ops).encode("latin-1") if lines else b""
+    return make_pages_pdf([lines])
+
+
+def make_pages_pdf(pages: list[list[str]]) -> bytes:
+    """A minimal PDF with one page per list of lines (see :func:`make_pdf`)."""
+    font = 3 + 2 * len(pages)
+    kids = " ".join(f"{3 + 2 * i} 0 R" for i in range(len(pages)))
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
-        b"/Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>",
-        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream
-        + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+        f"<< /Type /Pages /Kids [{kids}] /Count {len(pages)} >>".encode(),
     ]
+    for number, lines in enumerate(pages):
+        ops = ["BT", "/F1 12 Tf", "14 TL", "72 720 Td"]
+        for i, line in enumerate(lines):
+            escaped = line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+            ops.append(f"({escaped}) Tj" if i == 0 else f"T* ({escaped}) Tj")
+        ops.append("ET")
+        stream = "\n".join(ops).encode("latin-1") if lines else b""
+        objects += [
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font "
+            f"<< /F1 {font} 0 R >> >> /Contents {4 + 2 * number} 0 R >>".encode(),
+            b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream
+            + b"\nendstream",
+        ]
+    objects.append(
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>")
     out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
     offsets = []
     for number, body in enumerate(objects, start=1):
@@ -1591,3 +1602,271 @@ def test_xlsx_formulas_are_read_only_for_an_empty_text_or_id_cell(
     assert [str(s) for s in result.skipped] == [
         "lit.xlsx:4: excerpt 'E3' has an empty text — add the text"]
     assert False in opened
+
+
+# --- audit 4: hidden sheets, empty unnamed columns, PDF page furniture, subtitle speakers,
+# --- Word metadata tables --------------------------------------------------------------------
+
+
+def test_xlsx_hidden_sheets_are_not_read_and_noted(tmp_path: Path) -> None:
+    workbook = openpyxl.Workbook()
+    workbook.active.title = "lit"
+    workbook.active.append(["excerpt_id", "text"])
+    workbook.active.append(["E1", "Access was slow."])
+    for name, state in (("old", "hidden"), ("macro", "veryHidden")):
+        sheet = workbook.create_sheet(name)
+        sheet.append(["excerpt_id", "text"])
+        sheet.append([f"X-{name}", "DRAFT - do not use"])
+        sheet.sheet_state = state
+    result = ingest_corpus(_save(workbook, tmp_path))
+    assert [(d.doc_id, d.text) for d in result.documents] == [("E1", "Access was slow.")]
+    assert [(s.path, s.line, s.note, s.reason) for s in result.skipped] == [
+        ("lit.xlsx", None, True, "sheet 'old' is hidden and was not read — unhide it "
+         "(right-click a sheet tab › Unhide) to include it"),
+        ("lit.xlsx", None, True, "sheet 'macro' is hidden and was not read — make it visible "
+         "in Excel's VBA editor (Alt+F11, the sheet's Visible property) or in LibreOffice "
+         "(Sheet › Show Sheet) to include it"),
+    ]
+
+
+def test_xlsx_hidden_sheet_next_to_several_visible_ones(tmp_path: Path) -> None:
+    workbook = openpyxl.Workbook()
+    for title in ("2019", "2020", "drafts"):
+        sheet = workbook.create_sheet(title)
+        sheet.append(["id", "text"])
+        sheet.append([f"{title}-1", f"Excerpt of {title}."])
+    workbook.remove(workbook["Sheet"])
+    workbook["drafts"].sheet_state = "hidden"
+    result = ingest_corpus(_save(workbook, tmp_path))
+    assert [d.doc_id for d in result.documents] == ["2019-1", "2020-1"]
+    assert [(s.note, s.reason[:35]) for s in result.skipped] == [
+        (True, "sheet 'drafts' is hidden and was no")]
+
+
+def test_empty_columns_without_a_header_are_dropped(tmp_path: Path) -> None:
+    workbook = openpyxl.Workbook()
+    workbook.active.append(["excerpt_id", "text", "author"])
+    workbook.active.append(["E1", "Access was slow.", "Lee"])
+    workbook.active["F2"] = " "  # a space typed far right: columns D to F exist, empty
+    csv_text = ("excerpt_id,text,author,,,\nC1,Trust took years.,Kim,,,\n"
+                "C2,The road closed.,Kim,, ,\n")
+    corpus = _save(workbook, tmp_path)
+    (corpus / "lit.csv").write_text(csv_text, encoding="utf-8")
+    result = ingest_corpus(corpus)
+    assert result.skipped == []
+    assert {d.doc_id: d.metadata for d in result.documents} == {
+        "C1": {"author": "Kim", "citation": "Kim"},
+        "C2": {"author": "Kim", "citation": "Kim"},
+        "E1": {"author": "Lee", "citation": "Lee"},
+    }
+
+
+def test_a_column_without_a_header_but_with_values_is_kept(tmp_path: Path) -> None:
+    csv_text = "excerpt_id,text,,\nC1,Trust took years.,p. 4,\nC2,The road closed.,,\n"
+    result = ingest_corpus(_corpus(tmp_path, {"lit.csv": csv_text}))
+    assert [d.metadata for d in result.documents] == [{"Unnamed: 2": "p. 4"},
+                                                      {"Unnamed: 2": ""}]
+
+
+HF_PAGES = [
+    ["YEM-INT-07 - Confidential transcript",
+     "Interviewer: How did you first get access?",
+     "Respondent: We negotiated with the commander through the",
+     "elders. The nego-",
+     "tiation took three weeks and the UN-",
+     "led team demanded a share of the",
+     "Page 1 of 3"],
+    ["YEM-INT-07 - Confidential transcript",
+     "food distribution, which we refused.",
+     "Interviewer: And what did they ask for in return?",
+     "Respondent: Guards from their village.",
+     "Page 2 of 3"],
+    ["YEM-INT-07 - Confidential transcript",
+     "Interviewer: Thank you.",
+     "3"],
+]
+
+
+def test_pdf_running_headers_footers_and_page_numbers_are_removed(tmp_path: Path) -> None:
+    result = ingest_corpus(_corpus(tmp_path, {"transcripts/hf.pdf": make_pages_pdf(HF_PAGES)}))
+    (doc,) = result.documents
+    assert doc.text == (
+        "Interviewer: How did you first get access?\n"
+        "Respondent: We negotiated with the commander through the\n"
+        "elders. The negotiation took three weeks and the UN-\n"  # "nego-" joined, "UN-" not
+        "led team demanded a share of the\n"
+        "food distribution, which we refused.\n"  # the sentence runs over the page break
+        "Interviewer: And what did they ask for in return?\n"
+        "Respondent: Guards from their village.\n\n"  # it ended the page: a paragraph ends
+        "Interviewer: Thank you."
+    )
+    assert [(s.path, s.line, s.note, s.reason) for s in result.skipped] == [
+        ("transcripts/hf.pdf", None, True,
+         "6 lines at the top or bottom of its pages (running headers, footers and page "
+         "numbers, such as 'YEM-INT-07 - Confidential transcript') were removed, so as not "
+         "to end up inside a speaker's turn; the rest was read — if words of the transcript "
+         "were removed, save the document as .docx or .txt instead of PDF")]
+    answer = next(s for s in segment_document(doc) if s.speaker == "Respondent")
+    assert answer.text == (
+        "We negotiated with the commander through the\nelders. The negotiation took three "
+        "weeks and the UN-\nled team demanded a share of the\nfood distribution, which we "
+        "refused.")
+
+
+def test_pdf_labels_atop_each_page_are_not_taken_for_headers(tmp_path: Path) -> None:
+    pages = [["Interviewer:", "How did it start?", "Respondent:", "Slowly."],
+             ["Interviewer:", "And then?", "Respondent:", "It stopped."]]
+    doc = _one(_corpus(tmp_path, {"t.pdf": make_pages_pdf(pages)}))
+    assert doc.text == ("Interviewer:\nHow did it start?\nRespondent:\nSlowly.\n\n"
+                        "Interviewer:\nAnd then?\nRespondent:\nIt stopped.")
+
+
+def test_one_page_pdf_keeps_its_title_and_drops_a_lone_page_number(tmp_path: Path) -> None:
+    result = ingest_corpus(_corpus(tmp_path, {"t.pdf": make_pdf([*PDF_LINES[:3], "- 1 -"])}))
+    assert [d.text for d in result.documents] == ["\n".join(PDF_LINES[:3])]
+    assert [(s.note, s.reason[:60]) for s in result.skipped] == [
+        (True, "1 line at the top or bottom of its pages (running headers, f")]
+
+
+SRT_DASHES = """1
+00:00:05,000 --> 00:00:09,000
+- Interviewer: How did you first get access to the district?
+– Respondent: Through the elders, who vouched for us.
+
+2
+00:00:10,000 --> 00:00:14,000
+- Interviewer: And what did they ask for in return?
+- Respondent: Guards from their village.
+"""
+SRT_CHEVRONS = """1
+00:00:05,000 --> 00:00:09,000
+>> INTERVIEWER: How did you first get access to the district?
+
+2
+00:00:10,000 --> 00:00:14,000
+>>RESPONDENT: Through the elders, who vouched for us.
+It took weeks.
+
+3
+00:00:15,000 --> 00:00:19,000
+>> INTERVIEWER: And what did they ask for in return?
+>> RESPONDENT: Guards from their village
+— a dash that goes on with the sentence stays.
+"""
+
+
+@pytest.mark.parametrize("srt", [SRT_DASHES, SRT_CHEVRONS], ids=["dashes", "chevrons"])
+def test_srt_dialogue_dashes_and_chevrons_start_turns(tmp_path: Path, srt: str) -> None:
+    doc = _one(_corpus(tmp_path, {"transcripts/d.srt": srt}))
+    assert doc.layout == TRANSCRIPT
+    assert [(s.speaker, s.codable, s.text) for s in segment_document(doc)] == [
+        ("Interviewer", False, "How did you first get access to the district?"),
+        ("Respondent", True, "Through the elders, who vouched for us."
+         + (" It took weeks." if srt is SRT_CHEVRONS else "")),
+        ("Interviewer", False, "And what did they ask for in return?"),
+        ("Respondent", True, "Guards from their village."
+         if srt is SRT_DASHES else
+         "Guards from their village — a dash that goes on with the sentence stays."),
+    ]
+
+
+def test_srt_bracketed_speaker_names(tmp_path: Path) -> None:
+    srt = ("1\n00:00:05,000 --> 00:00:09,000\n[Interviewer] How did you get access?\n\n"
+           "2\n00:00:10,000 --> 00:00:14,000\n[Respondent] Through the elders.\n\n"
+           "3\n00:00:15,000 --> 00:00:19,000\n[Respondent] [laughs] They vouched for us.\n\n"
+           "4\n00:00:20,000 --> 00:00:24,000\n[Interviewer] And in return?\n\n"
+           "5\n00:00:25,000 --> 00:00:29,000\n[Respondent] Guards.\n[Music] [Applause] ok\n")
+    doc = _one(_corpus(tmp_path, {"transcripts/b.srt": srt}))
+    assert doc.text == (
+        "Interviewer: How did you get access?\n\n"
+        "Respondent: Through the elders. [laughs] They vouched for us.\n\n"
+        "Interviewer: And in return?\n\n"
+        "Respondent: Guards. [Music] [Applause] ok"  # sounds are no speakers
+    )
+
+
+def test_vtt_two_voices_on_one_line_are_two_turns(tmp_path: Path) -> None:
+    vtt = ("WEBVTT\n\n00:00:05.000 --> 00:00:09.000\n<v Interviewer>How did you get access?"
+           "</v> <v Respondent>Through the elders.</v>\n\n"
+           "00:00:10.000 --> 00:00:14.000\n<v Respondent>They vouched for us.</v>\n\n"
+           "00:00:15.000 --> 00:00:19.000\n<v Interviewer>Thanks.</v><v.loud Respondent>"
+           "<i>Welcome</i>.</v>\n")
+    doc = _one(_corpus(tmp_path, {"transcripts/v.vtt": vtt}))
+    assert [(s.speaker, s.codable, s.text) for s in segment_document(doc)] == [
+        ("Interviewer", False, "How did you get access?"),
+        ("Respondent", True, "Through the elders. They vouched for us."),
+        ("Interviewer", False, "Thanks."),
+        ("Respondent", True, "Welcome."),
+    ]
+
+
+def _meta_table_docx(rows: list[tuple[str, str]], turns: list[tuple[str, str]],
+                     title: str | None = "Interview YEM-INT-07") -> bytes:
+    def build(document) -> None:
+        if title:
+            document.add_heading(title, level=1)
+        table = document.add_table(rows=0, cols=2)
+        for row in rows:
+            for cell, value in zip(table.add_row().cells, row, strict=True):
+                cell.text = value
+        for speaker, words in turns:
+            _bold_turn(document, speaker, words)
+
+    return _docx_bytes(build)
+
+
+TURNS = [("Interviewer", "How did you first get access?"),
+         ("Respondent", "Through the elders."),
+         ("Interviewer", "And in return?"),
+         ("Respondent", "Guards from their village.")]
+
+
+@pytest.mark.parametrize("title", ["Interview YEM-INT-07", None], ids=["title", "no-title"])
+def test_docx_metadata_table_at_the_top_is_metadata(tmp_path: Path, title: str | None) -> None:
+    rows = [("Date", "12 May 2023"), ("Location:", "Aden"), ("Interviewer", "J. Doe"),
+            ("Interviewee", "Field officer, national NGO"), ("Duration", "48 min"),
+            ("", "")]
+    doc = _one(_corpus(tmp_path, {"transcripts/mt.docx": _meta_table_docx(rows, TURNS, title)}))
+    assert doc.metadata == {"Date": "12 May 2023", "Location": "Aden", "Interviewer": "J. Doe",
+                            "Interviewee": "Field officer, national NGO",
+                            "Duration": "48 min"}
+    assert doc.text == (f"{title}\n\n" if title else "") + "\n\n".join(
+        f"{speaker}: {words}" for speaker, words in TURNS)
+    assert [(s.speaker, s.text) for s in segment_document(doc) if s.speaker] == TURNS
+
+
+@pytest.mark.parametrize(
+    ("rows", "turns"),
+    [
+        # a "speaker | words" table: keys repeat
+        ([("Interviewer", "How did you get access?"), ("Respondent", "Through the elders."),
+          ("Interviewer", "And in return?")], [("Respondent", "Guards.")]),
+        # one short exchange per table: its keys are the speakers
+        ([("Interviewer", "How did you get access?"), ("Respondent", "Through the elders.")],
+         TURNS),
+        # a key | value table with nothing after it
+        ([("Date", "12 May"), ("Location", "Aden")], []),
+    ],
+    ids=["transcript-table", "exchange-table", "nothing-after"],
+)
+def test_docx_tables_that_are_no_header_stay_text(
+    tmp_path: Path, rows: list[tuple[str, str]], turns: list[tuple[str, str]]
+) -> None:
+    doc = _one(_corpus(tmp_path, {"t.docx": _meta_table_docx(rows, turns)}))
+    assert doc.metadata == {}
+    assert doc.text == "\n\n".join(["Interview YEM-INT-07", *(f"{k}: {v}" for k, v in rows),
+                                    *(f"{k}: {v}" for k, v in turns)])
+
+
+def test_docx_key_value_table_after_the_first_turn_stays_text(tmp_path: Path) -> None:
+    def build(document) -> None:
+        _bold_turn(document, "Interviewer", "Where were you?")
+        table = document.add_table(rows=2, cols=2)
+        for i, (key, value) in enumerate([("Date", "12 May"), ("Location", "Aden")]):
+            table.cell(i, 0).text, table.cell(i, 1).text = key, value
+        _bold_turn(document, "Respondent", "In Aden.")
+        _bold_turn(document, "Interviewer", "Thanks.")
+
+    doc = _one(_corpus(tmp_path, {"t.docx": _docx_bytes(build)}))
+    assert doc.metadata == {}
+    assert "Date: 12 May\n\nLocation: Aden" in doc.text

@@ -581,6 +581,33 @@ def test_rows_without_segment_id_or_coder_are_reported(reviews_dir: Path) -> Non
         "needs segment_id, codes and coder columns"]
 
 
+def test_coder_names_in_other_case_or_spacing_are_one_coder(reviews_dir: Path) -> None:
+    _write(reviews_dir / "bo.csv", "segment_id,codes,coder\nA:1,cherry,bo\nA:2,banana,bo\n")
+    _write(reviews_dir / "ana_lee.csv", "segment_id,codes,coder\n"
+           "A:1,apple,ana lee\n"
+           "A:2,apple,Ana Lee\n"  # 3: another case, noted once
+           "A:3,cherry, Ana Lee \n"
+           "A:2,aple,ana  lee\n")  # 5: the latest on A:2 (a typo): withdraws row 3's
+    reviews = load_reviews(reviews_dir, CODES)
+    assert reviews.coders == ["ana lee", "bo"]
+    assert {r.coder for r in reviews.reviews} == {"ana lee", "bo"}
+    assert reviews.decisions() == {"A:1": {"apple", "cherry"}, "A:2": {"banana"},
+                                   "A:3": {"cherry"}}
+    assert [(str(p), p.note) for p in reviews.problems] == [
+        ("reviews/ana_lee.csv:3: coder 'Ana Lee' is read as 'ana lee' (the same name in "
+         "another case) — write it the same way everywhere", True),
+        ("reviews/ana_lee.csv:5: coder 'ana  lee' is read as 'ana lee' (the same name with "
+         "other spaces) — write it the same way everywhere", True),
+        ("reviews/ana_lee.csv:5: unknown code id 'aple' (did you mean 'apple'?) — the row "
+         "was left out (not read as 'no code'); correct the id (valid ids are in the "
+         "codebook) and run again", False)]
+    # a later decision of 'ANA LEE' goes on in ana_lee.csv, so it is the latest one
+    assert append_reviews(reviews_dir, [{"segment_id": "A:3", "codes": "banana",
+                                         "coder": "ANA LEE"}]) == [reviews_dir / "ana_lee.csv"]
+    assert sorted(p.name for p in reviews_dir.iterdir()) == ["ana_lee.csv", "bo.csv"]
+    assert load_reviews(reviews_dir, CODES).decisions()["A:3"] == {"banana"}
+
+
 def test_decisions_on_segments_not_in_the_corpus_are_listed(reviews_dir: Path) -> None:
     _write(reviews_dir / "ana.csv", "segment_id,codes,coder\n"
            "D1:2,apple,ana\nD1:44,apple,ana\nD1:4,,ana\nD1:44,banana,ana\nZZ:1,,ana\n")

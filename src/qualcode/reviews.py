@@ -13,7 +13,8 @@ A row that cannot be used is left out and reported as a problem naming ``reviews
 no segment_id, no coder, or an unknown code id (such a row is not read as "no code", and
 while it is the coder's latest row on the segment, the coder's earlier decisions on that
 segment do not count either). A file without a ``segment_id``, ``codes`` or ``coder`` column
-is left out whole. :meth:`ReviewSet.unmatched` lists the decisions on segments that are not
+is left out whole. A coder's name is read as first spelled: ``Coder_C`` after ``coder_c``
+is the same coder (noted). :meth:`ReviewSet.unmatched` lists the decisions on segments that are not
 in the corpus.
 """
 
@@ -324,10 +325,31 @@ def _row_problems(segment_id: str, coder: str, unknown: Sequence[str],
     return problems
 
 
-def _read_file(path: Path, code_ids: Sequence[str], label: str
+class _Coders:
+    """Coder names as first spelled: trimmed, in any case and spacing one person is one
+    coder (else reliability would compare a coder with themselves)."""
+
+    def __init__(self) -> None:
+        self._first: dict[str, str] = {}
+        self._told: set[str] = set()
+
+    def name(self, coder: str, label: str, row: int) -> tuple[str, Skipped | None]:
+        """The name ``coder`` is read as, and a note the first time it is spelled otherwise."""
+        first = self._first.setdefault(" ".join(coder.split()).casefold(), coder)
+        if first == coder or coder in self._told:
+            return first, None
+        self._told.add(coder)
+        how = ("in another case" if coder.casefold() == first.casefold() else
+               "with other spaces" if " ".join(coder.split()) == " ".join(first.split()) else
+               "in another case, with other spaces")
+        return first, Skipped(label, f"coder '{coder}' is read as '{first}' (the same name "
+                              f"{how}) — write it the same way everywhere", row, note=True)
+
+
+def _read_file(path: Path, code_ids: Sequence[str], label: str, coders: _Coders
                ) -> tuple[list[Review], list[Skipped], dict[tuple[str, str], bool]]:
     """Usable rows, problems, and for each ``(segment_id, coder)`` whether its last row
-    was left out for unknown code ids."""
+    was left out for unknown code ids (coder names as ``coders`` reads them)."""
     try:
         header, rows = read_rows(path)
     except DecodeError as err:
@@ -344,6 +366,10 @@ def _read_file(path: Path, code_ids: Sequence[str], label: str
     for row, record in rows:
         segment_id = record.get("segment_id", "").strip()
         coder = record.get("coder", "").strip()
+        if coder:
+            coder, note = coders.name(coder, label, row)
+            if note:
+                problems.append(note)
         codes, unknown = resolve_codes(record.get("codes", ""), code_ids)
         found = _row_problems(segment_id, coder, unknown, code_ids)
         problems.extend(Skipped(label, reason, row) for reason in found)
@@ -361,7 +387,7 @@ def read_review_file(path: Path, code_ids: Sequence[str], label: str | None = No
                      ) -> tuple[list[Review], list[Skipped]]:
     """Usable rows of one review file, and problems (``label`` names it; default its name)."""
     path = Path(path)
-    reviews, problems, _ = _read_file(path, code_ids, label or path.name)
+    reviews, problems, _ = _read_file(path, code_ids, label or path.name, _Coders())
     return reviews, problems
 
 
@@ -395,6 +421,7 @@ def load_reviews(source: str | Path | Sequence[str | Path], code_ids: Sequence[s
     reviews: list[Review] = []
     problems: list[Skipped] = []
     left_out: dict[tuple[str, str], bool] = {}
+    coders = _Coders()
     for path, label in _review_files(source):
         if not path.is_file():
             problems.append(Skipped(str(path), "does not exist — check the path"))
@@ -405,7 +432,7 @@ def load_reviews(source: str | Path | Sequence[str | Path], code_ids: Sequence[s
                                     "FILE`, which checks it and adds its decisions here"))
             continue
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
-        found, bad, last = _read_file(path, code_ids, label)
+        found, bad, last = _read_file(path, code_ids, label, coders)
         reviews.extend(found)
         problems.extend(bad)
         left_out.update(last)
@@ -419,8 +446,20 @@ def coder_file(folder: str | Path, coder: str) -> Path:
     return Path(folder) / f"{stem}.csv"
 
 
+def _existing_file(path: Path) -> Path:
+    """``path``, or the review file beside it named so in other case (``coder_c.csv`` for
+    ``Coder_C.csv``): one coder's decisions stay in one file, in the order they were made
+    (files are read in name order)."""
+    if path.exists() or not path.parent.is_dir():
+        return path
+    stem = path.stem.casefold()
+    return next((p for p in sorted(path.parent.iterdir())
+                 if p.suffix.lower() == ".csv" and p.stem.casefold() == stem), path)
+
+
 def append_reviews(folder: str | Path, rows: Sequence[Mapping[str, object]]) -> list[Path]:
-    """Append decisions to ``<folder>/<coder>.csv``, one file per coder; return the files.
+    """Append decisions to ``<folder>/<coder>.csv``, one file per coder (a coder's file
+    named in other case included); return the files.
 
     Each row maps :data:`REVIEW_FILE_COLUMNS` (``codes`` a string or a set of ids) to values.
     A file is rewritten atomically with all its old rows, unchanged and in order, followed by
@@ -428,8 +467,12 @@ def append_reviews(folder: str | Path, rows: Sequence[Mapping[str, object]]) -> 
     Raises :class:`DecodeError` when an existing file cannot be read (it is not touched).
     """
     by_file: dict[Path, list[Mapping[str, object]]] = {}
+    files: dict[str, Path] = {}  # coder -> file
     for row in rows:
-        by_file.setdefault(coder_file(folder, str(row["coder"])), []).append(row)
+        coder = str(row["coder"])
+        if coder not in files:
+            files[coder] = _existing_file(coder_file(folder, coder))
+        by_file.setdefault(files[coder], []).append(row)
     for path, new in by_file.items():
         header: list[str] = []
         old: list[list[str]] = []

@@ -8,9 +8,9 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from ..documents import EXCERPT, Document, Skipped
+from ..documents import EXCERPT, TRANSCRIPT, Document, Skipped
 from ..speakers import DEFAULT_INTERVIEWER_LABELS
 from .manifest import MANIFEST_NAME, Manifest, load_manifest, unmatched_doc_ids
 from .readers import (
@@ -178,7 +178,7 @@ def _read(data: bytes, fmt: str, labels: Sequence[str]) -> tuple[list[RawDoc], l
     if fmt == "docx":
         return read_docx(data, labels)
     if fmt == "pdf":
-        return read_pdf(data, labels), []
+        return read_pdf(data, labels)
     if fmt in SUBTITLE_FORMATS:
         return read_subtitles(data, fmt, labels)
     if fmt in TABLE_FORMATS:
@@ -314,28 +314,73 @@ _ID_SOURCE_RANK = {"manifest": 0, "front matter": 1, "id column": 1, "file name"
 def drop_duplicate_ids(documents: list[Document]) -> tuple[list[Document], list[Skipped]]:
     """Keep one document of each ``doc_id``: the one whose id comes from the manifest,
     else from front matter or an id column, else from its file name; of equals, the
-    first in path, then row order. The others are reported."""
+    first in path, then row order. The others are reported, the rows of one table whose
+    ids another file uses once for the table."""
     order = {id(d): i for i, d in enumerate(sorted(documents, key=lambda d: (d.path, d.row or 0)))}
     chosen: dict[str, Document] = {}
     skipped: list[Skipped] = []
+    clashes: dict[str, list[tuple[Document, Document]]] = {}  # table -> (row, kept document)
     for doc in sorted(documents, key=lambda d: (_ID_SOURCE_RANK[d.id_source], order[id(d)])):
         if not doc.doc_id:
             skipped.append(Skipped(doc.path, "has an empty doc_id — set one in the manifest",
                                    doc.row))
         elif doc.doc_id in chosen:
             other = chosen[doc.doc_id]
-            where = other.path + (f" row {other.row}" if other.row else "")
-            why = ("" if _ID_SOURCE_RANK[other.id_source] == _ID_SOURCE_RANK[doc.id_source]
-                   else f", whose id comes from the {other.id_source}")
-            skipped.append(
-                Skipped(doc.path, f"duplicate doc_id '{doc.doc_id}' (already used by {where}"
-                        f"{why}) — give this document its own doc_id (manifest, front matter "
-                        "or id column)", doc.row)
-            )
+            if doc.row is not None and other.path != doc.path:
+                clashes.setdefault(doc.path, []).append((doc, other))
+            else:
+                skipped.append(_duplicate(doc, other))
         else:
             chosen[doc.doc_id] = doc
+    for pairs in clashes.values():
+        skipped.append(_duplicate(*pairs[0]) if len(pairs) == 1 else _table_clash(pairs))
     kept = sorted(chosen.values(), key=lambda d: order[id(d)])
     return kept, sorted(skipped, key=lambda s: (s.path, s.line or 0))
+
+
+def _duplicate(doc: Document, other: Document) -> Skipped:
+    """The report of ``doc``, left out since ``other`` has its doc_id."""
+    path, kept = PurePosixPath(doc.path), PurePosixPath(other.path)
+    if doc.id_source == other.id_source == "file name" and path != kept \
+            and path.with_suffix("") == kept.with_suffix(""):
+        # the same name in two formats: another doc_id would code the interview twice
+        kind = "interview" if doc.layout == TRANSCRIPT else "document"
+        formats = f"{kept.suffix} and {path.suffix}"
+        return Skipped(doc.path, f"looks like the same {kind} as {other.path} (kept), saved "
+                       f"as {formats} — keep one of the two files (only if it is another "
+                       f"{kind}, give it its own doc_id)")
+    where = other.path + (f" row {other.row}" if other.row else "")
+    why = ("" if _ID_SOURCE_RANK[other.id_source] == _ID_SOURCE_RANK[doc.id_source]
+           else f", whose id comes from the {other.id_source}")
+    return Skipped(doc.path, f"duplicate doc_id '{doc.doc_id}' (already used by {where}{why}) "
+                   "— give this document its own doc_id (manifest, front matter or id column)",
+                   doc.row)
+
+
+def _table_clash(pairs: list[tuple[Document, Document]]) -> Skipped:
+    """One report for the rows of a table whose ids other files use (table row, kept)."""
+    pairs = sorted(pairs, key=lambda pair: pair[0].row or 0)
+    table = pairs[0][0].path
+    ids = [doc.doc_id for doc, _ in pairs]
+    shown = ", ".join(ids[:5]) + (", …" if len(ids) > 5 else "")
+    others = list(dict.fromkeys(other.path for _, other in pairs))
+    used_by = ", ".join(others[:-1]) + " and " + others[-1] if len(others) > 1 else others[0]
+    rows = _ranges([doc.row or 0 for doc, _ in pairs])
+    return Skipped(table, f"rows {rows} (ids {shown}) have doc_ids already used by {used_by} "
+                   "— give this table's excerpts their own ids (e.g. prefix them: "
+                   f"{PurePosixPath(table).stem}-{ids[0]}), so that they are read",
+                   pairs[0][0].row)
+
+
+def _ranges(numbers: list[int]) -> str:
+    """Sorted numbers as runs: ``2–4, 7``."""
+    runs: list[list[int]] = []
+    for number in numbers:
+        if runs and number == runs[-1][1] + 1:
+            runs[-1][1] = number
+        else:
+            runs.append([number, number])
+    return ", ".join(str(a) if a == b else f"{a}–{b}" for a, b in runs)
 
 
 def ingest_corpus(

@@ -43,6 +43,20 @@ _SIGNATURES = (
     (b"Rar!\x1a\x07", "a RAR archive"),
     (b"\x7fELF", "a program (ELF), not a document"),
 )
+# Text formats that are not plain text, by how they open (after a byte-order mark, white
+# space and an XML declaration, in any case), and how to get the text out of them. Only
+# the opening counts: Markdown with some inline HTML is text.
+RTF = "an RTF document"
+HTML = "a web page (HTML)"
+_MARKUP_FIXES = {
+    RTF: "open it in Word and save it as .docx, or save it as plain text (.txt)",
+    HTML: "save the page's text as .txt",
+}
+_MARKUP = re.compile(
+    r"\s*(?:<\?xml[^>]*\?>\s*)?(?:(?P<rtf>\{\\rtf)|<!doctype\s+html|<html(?:[\s>]|$))",
+    re.IGNORECASE,
+)
+_MARKUP_HEAD = 1024  # bytes looked at
 _UNIT = {"utf-8": 1, "utf-16": 2, "utf-32": 4}  # bytes per code unit
 _ZIP_MAGIC = b"PK\x03\x04"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # Word/Excel 97-2003, encrypted Office
@@ -207,6 +221,8 @@ def decode(data: bytes, lines: bool = False) -> Decoded:
     rather than returning garbled text.
     """
     kind = file_kind(data)
+    if kind in _MARKUP_FIXES:
+        raise DecodeError(f"is {kind}, not plain text — {_MARKUP_FIXES[kind]}")
     if kind:
         raise DecodeError(f"is {kind}, not text — put the text itself here (exported as "
                           "UTF-8 text), or give the file its real extension")
@@ -309,7 +325,23 @@ def file_kind(data: bytes) -> str | None:
         return "a video or audio file (MP4/M4A)"
     if data.startswith(b"RIFF") and data[8:12] in (b"WAVE", b"AVI "):
         return "a WAV audio file" if data[8:12] == b"WAVE" else "an AVI video"
-    return None
+    return _markup_kind(data)
+
+
+def _markup_kind(data: bytes) -> str | None:
+    """``RTF`` or ``HTML`` for a file that opens like one (in any of the encodings with a
+    byte-order mark, or an ASCII-compatible one), else None."""
+    head = data[:_MARKUP_HEAD]
+    for bom, encoding in _BOMS:
+        if head.startswith(bom):
+            opening = head[len(bom) :].decode(encoding, "ignore")
+            break
+    else:
+        opening = head.decode("latin-1")
+    match = _MARKUP.match(opening)
+    if not match:
+        return None
+    return RTF if match["rtf"] else HTML
 
 
 def _utf8_characters(data: bytes, text: str) -> bool:

@@ -190,6 +190,32 @@ def _timed_paragraph(time: str, speaker: str, words: str) -> str:
     return f"{label}: {words}".rstrip()
 
 
+_HEADER_KEY_WORDS = 3  # a header table's keys are this short (Date, Interview date)
+
+
+def header_fields(rows: list[list[str]], max_chars: int) -> dict[str, str] | None:
+    """The fields of a ``key | value`` table (``Date | 12 May``, ``Location | Aden``) as
+    metadata: two columns, two or more rows, short keys (a trailing colon dropped) each
+    used once, values up to ``max_chars``; None for any other table. A transcript's
+    ``speaker | words`` table repeats its keys (each speaker talks more than once)."""
+    fields: dict[str, str] = {}
+    seen: set[str] = set()
+    for row in rows:
+        if len(row) != 2:
+            return None
+        key, value = (" ".join(cell.split()) for cell in row)
+        if not key and not value:
+            continue
+        key = key.rstrip(":：").strip()
+        if (not key or key == value or len(key.split()) > _HEADER_KEY_WORDS
+                or key.casefold() in seen or len(value) > max_chars):
+            return None  # a merged row, a long key, a repeated key, a long text
+        seen.add(key.casefold())
+        if value:
+            fields[key] = value
+    return fields if len(seen) >= 2 else None
+
+
 def table_paragraphs(rows: list[list[str]]) -> list[str]:
     """One paragraph per row: a ``Time | Speaker | Text`` table becomes timed turns
     (its ``Time`` header row is dropped), any other table ``first cell: the others``."""

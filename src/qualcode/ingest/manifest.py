@@ -7,6 +7,7 @@ import difflib
 import hashlib
 import io
 import os
+import posixpath
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -15,7 +16,7 @@ from pathlib import Path, PurePosixPath
 
 from ..documents import Skipped
 from .decode import DecodeError, decode
-from .readers import _sniff_delimiter
+from .readers import _HEADER_ROWS, _SEP_HINT, TABLE_FORMATS, _sniff_delimiter
 
 MANIFEST_NAME = "manifest.csv"
 _KEYS = ("file", "doc_id")
@@ -41,10 +42,10 @@ def normalise_path(value: str) -> str:
     return path
 
 
-def _inside(corpus: Path, relative: str) -> bool:
+def _inside(root: Path, relative: str) -> bool:
+    """Whether ``relative`` leads into ``root`` (the resolved corpus folder)."""
     if PurePosixPath(relative).is_absolute() or (len(relative) > 1 and relative[1] == ":"):
         return False
-    root = corpus.resolve()
     return (root / relative).resolve().is_relative_to(root)
 
 
@@ -63,21 +64,66 @@ def _key(header: str) -> str:
     return name.lower() if name.lower() in _KEYS else name
 
 
-def _rows(text: str) -> list[list[str]]:
-    """The manifest's rows, split at the delimiter (``,``, ``;`` or tab) that gives the
-    first row a 'file' or 'doc_id' column; else at the one the CSV sniffer finds."""
-    text = text.replace("\r\n", "\n")
-    sniffed = _sniff_delimiter(text[:8192])
-    for delimiter in dict.fromkeys((sniffed, ",", ";", "\t")):
-        header = next(csv.reader(io.StringIO(text), delimiter=delimiter), [])
-        if any(_key(name) in _KEYS for name in header):
-            return list(csv.reader(io.StringIO(text), delimiter=delimiter))
-    return list(csv.reader(io.StringIO(text), delimiter=sniffed))
+@dataclass(slots=True)
+class _Table:
+    """The manifest's header row and the rows below it, with their lines in the file."""
+
+    header: list[str]
+    rows: list[list[str]]
+    lines: list[int]  # each row's first line in the file
+    header_line: int = 1
+    title_line: int | None = None  # the first line of rows above the header (a title)
 
 
-def _used_columns(header: list[str], rows: list[list[str]]) -> tuple[dict[int, str], list[Skipped]]:
+def _has_key(cells: list[str]) -> bool:
+    return any(_key(name) in _KEYS for name in cells)
+
+
+def _rows(text: str) -> _Table:
+    """The manifest's header and rows, split at the delimiter Excel's ``sep=X`` first line
+    names, else at the one (``,``, ``;`` or tab) that gives one of the top rows a 'file' or
+    'doc_id' cell, else at the one the CSV sniffer finds. The header is that row (rows
+    above it, a title, are passed over); none: the first row."""
+    lines = text.replace("\r\n", "\n").split("\n")
+    hint = _SEP_HINT.fullmatch(lines[0])
+    skip = 1 if hint else 0
+    body = "\n".join(lines[skip:])
+    sniffed = _sniff_delimiter(body[:8192])
+    delimiters = (hint.group(1),) if hint else tuple(dict.fromkeys((sniffed, ",", ";", "\t")))
+    for delimiter in delimiters:
+        reader = csv.reader(io.StringIO(body), delimiter=delimiter)
+        try:
+            for above, cells in zip(range(_HEADER_ROWS), reader, strict=False):
+                if _has_key(cells):
+                    return _read_rows(body, delimiter, skip, above)
+        except csv.Error:  # not this delimiter's table
+            pass
+    return _read_rows(body, delimiters[0], skip, 0)
+
+
+def _read_rows(body: str, delimiter: str, skip: int, above: int) -> _Table:
+    """The table in ``body`` (the file below its ``skip`` lines) whose header is row
+    ``above`` (0-based; the rows over it are titles), with each row's line in the file."""
+    reader = csv.reader(io.StringIO(body), delimiter=delimiter)
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    first = 0
+    for cells in reader:
+        rows.append(cells)
+        lines.append(skip + first + 1)
+        first = reader.line_num
+    if len(rows) <= above:
+        return _Table([], [], [])
+    return _Table(rows[above], rows[above + 1:], lines[above + 1:], lines[above],
+                  lines[0] if above else None)
+
+
+def _used_columns(
+    header: list[str], rows: list[list[str]], line: int
+) -> tuple[dict[int, str], list[Skipped]]:
     """The columns read (index -> name) and the problems of the others: a column without a
-    header that holds values, and the second of two columns with one name."""
+    header that holds values, and the second of two columns with one name (``line``: the
+    header's)."""
     used: dict[int, str] = {}
     problems: list[Skipped] = []
     for index, name in enumerate(_key(h) for h in header):
@@ -86,22 +132,22 @@ def _used_columns(header: list[str], rows: list[list[str]]) -> tuple[dict[int, s
             if any(index < len(row) and row[index].strip() for row in rows):
                 problems.append(Skipped(
                     MANIFEST_NAME, f"column {letter} has values but no header; they were "
-                    "ignored — give the column a name in the first row, or delete it", 1))
+                    "ignored — give the column a name in the header row, or delete it", line))
             continue
         first = next((i for i, n in used.items() if n.casefold() == name.casefold()), None)
         if first is None:
             used[index] = name
         else:
-            problems.append(_twice(used[first], name, _column_letter(first), letter))
+            problems.append(_twice(used[first], name, _column_letter(first), letter, line))
     return used, problems
 
 
-def _twice(first: str, name: str, first_letter: str, letter: str) -> Skipped:
+def _twice(first: str, name: str, first_letter: str, letter: str, line: int) -> Skipped:
     """Column ``name`` repeats column ``first`` (names compared ignoring case)."""
     spelled = f", spelled '{first}' and '{name}'" if first != name else ""
     return Skipped(
         MANIFEST_NAME, f"column '{first}' appears twice (columns {first_letter} and "
-        f"{letter}{spelled}); column {letter} was ignored — delete or rename one of them", 1)
+        f"{letter}{spelled}); column {letter} was ignored — delete or rename one of them", line)
 
 
 def _extra_cells(row: list[str], width: int, row_number: int) -> Skipped | None:
@@ -111,7 +157,7 @@ def _extra_cells(row: list[str], width: int, row_number: int) -> Skipped | None:
     where = f"columns {', '.join(extra)}" if len(extra) > 1 else f"column {extra[0]}"
     return Skipped(
         MANIFEST_NAME, f"row has values past the last column with a header ({where}); they "
-        "were ignored — add a header for them in the first row, or delete them", row_number)
+        "were ignored — add a header for them in the header row, or delete them", row_number)
 
 
 def load_manifest(corpus: Path) -> Manifest:
@@ -128,7 +174,8 @@ def load_manifest(corpus: Path) -> Manifest:
         return manifest
     notes = [Skipped(MANIFEST_NAME, reason, line, note=True) for line, reason in decoded.notes()]
     manifest.problems.extend(notes)
-    header, *rows = _rows(decoded.text) or [[]]
+    table = _rows(decoded.text)
+    header, rows = table.header, table.rows
     columns = [c.strip() for c in header]
     manifest.columns = columns
     if not any(_key(c) in _KEYS for c in columns):
@@ -141,11 +188,13 @@ def load_manifest(corpus: Path) -> Manifest:
             )
         )
         return manifest
-    used, manifest.problems = _used_columns(header, rows)
+    used, manifest.problems = _used_columns(header, rows, table.header_line)
+    if table.title_line:
+        notes.append(_title_note(table.title_line, table.header_line))
     manifest.problems[:0] = notes
     manifest.spellings = {name.casefold(): name for name in used.values()}
-    listings: dict[Path, dict[str, str]] = {}
-    for row_number, cells in enumerate(rows, start=2):
+    listings = _Listings(corpus)
+    for row_number, cells in zip(table.lines, rows, strict=True):
         extra = _extra_cells(cells, len(header), row_number)
         if extra:
             manifest.problems.append(extra)
@@ -154,44 +203,94 @@ def load_manifest(corpus: Path) -> Manifest:
     return manifest
 
 
+def _title_note(first: int, header: int) -> Skipped:
+    """The note that lines ``first``..``header - 1`` above the header were passed over."""
+    one = first == header - 1
+    lines = f"line {first} was" if one else f"lines {first}–{header - 1} were"
+    it, holds = ("it", "holds") if one else ("them", "hold")
+    return Skipped(
+        MANIFEST_NAME, f"{lines} read as a title above the header (line {header}, the first "
+        f"row with a 'file' or 'doc_id' cell) and passed over — nothing to do, unless "
+        f"{'it' if one else 'they'} {holds} a file's metadata: then move {it} below the "
+        "header", first, note=True)
+
+
 def _nfc(name: str) -> str:
     return unicodedata.normalize("NFC", name)
 
 
-def _listing(folder: Path) -> dict[str, str]:
-    """The names in ``folder``, looked up by themselves and by their NFC form."""
-    try:
-        names = sorted(os.listdir(folder))
-    except OSError:
-        return {}
-    listing = {_nfc(name): name for name in reversed(names)}
-    listing.update((name, name) for name in names)
-    return listing
+class _Listings:
+    """Corpus folders' names, each folder listed once: looked up as typed or in Unicode NFC
+    (macOS stores ``é`` decomposed, NFD; a manifest typed elsewhere has it composed), and,
+    to suggest a fix, ignoring case."""
 
+    def __init__(self, corpus: Path) -> None:
+        self.corpus = corpus
+        self.root = corpus.resolve()
+        self._names: dict[str, dict[str, str]] = {}  # folder (a str: cheaper than a Path)
+        self._folded: dict[str, dict[str, str]] = {}
 
-def _on_disk(corpus: Path, relative: str, listings: dict[Path, dict[str, str]]) -> str | None:
-    """The corpus file ``relative`` names, spelled as on disk (as discovered), or None.
+    def name(self, folder: str, part: str, fold: bool = False) -> str | None:
+        """The name in ``folder`` that ``part`` spells, as on disk (``fold``: in any case)."""
+        if folder not in self._names:
+            try:
+                names = sorted(os.listdir(folder))
+            except OSError:
+                names = []
+            listing = {_nfc(name): name for name in reversed(names)}
+            self._names[folder] = listing | {name: name for name in names}
+        listing = self._names[folder]
+        found = listing.get(part) or listing.get(_nfc(part))
+        if found or not fold:
+            return found
+        if folder not in self._folded:
+            self._folded[folder] = {}
+            for name in sorted(set(listing.values())):
+                self._folded[folder].setdefault(_nfc(name).casefold(), name)
+        return self._folded[folder].get(_nfc(part).casefold())
 
-    Names are compared in Unicode NFC: macOS stores ``é`` decomposed (NFD), a manifest
-    typed elsewhere has it composed.
-    """
-    if relative.isascii():
-        return relative if (corpus / relative).is_file() else None
-    folder, parts = corpus, []
-    for part in relative.split("/"):
-        if part not in ("", ".", ".."):
-            if folder not in listings:
-                listings[folder] = _listing(folder)
-            part = listings[folder].get(part) or listings[folder].get(_nfc(part))
-            if part is None:
+    def file(self, parts: list[str], fold: bool = False) -> str | None:
+        """The corpus file at ``parts`` (names below the corpus), spelled as on disk (as
+        discovered), or None."""
+        folder, spelled = str(self.corpus), []
+        for part in parts:
+            name = self.name(folder, part, fold)
+            if name is None:
                 return None
-        folder, parts = folder / part, [*parts, part]
-    return "/".join(parts) if folder.is_file() else None
+            folder = os.path.join(folder, name)
+            spelled.append(name)
+        return "/".join(spelled) if spelled and os.path.isfile(folder) else None
+
+    def near(self, parts: list[str]) -> str | None:
+        """The corpus file a path that names none probably means: the same in other case,
+        or without the folders up to the corpus folder's own name (``corpus/a.txt``)."""
+        if ".." in parts:
+            return None
+        names = {self.corpus.name.casefold(), self.root.name.casefold(), "corpus"}
+        starts = [0, *(i + 1 for i, part in enumerate(parts[:-1]) if part.casefold() in names)]
+        for start in reversed(starts):
+            found = self.file(parts[start:], fold=True)
+            if found:
+                return found
+        return None
+
+
+def _relative(corpus: Path, file: str) -> str:
+    """``file`` (a manifest path) relative to the corpus: as it is, or, for an absolute path
+    that leads into the corpus folder, the part below it."""
+    path = Path(file)
+    if not path.is_absolute():
+        return file
+    for root, target in ((Path(os.path.abspath(corpus)), Path(os.path.normpath(path))),
+                         (corpus.resolve(), path.resolve())):  # a link in the path
+        if target.is_relative_to(root) and target != root:
+            return target.relative_to(root).as_posix()
+    return file
 
 
 def _add_row(
     manifest: Manifest, corpus: Path, row: dict[str, str], row_number: int,
-    listings: dict[Path, dict[str, str]],
+    listings: _Listings,
 ) -> None:
     file = normalise_path(row.pop("file", ""))
     meta = {k: v for k, v in row.items() if v}
@@ -216,21 +315,34 @@ def _add_row(
 
 def _add_file_row(
     manifest: Manifest, corpus: Path, file: str, meta: dict[str, str], row_number: int,
-    listings: dict[Path, dict[str, str]],
+    listings: _Listings,
 ) -> None:
     """Add a row naming ``file``, keyed by the file's path as spelled on disk."""
-    inside = _inside(corpus, file)
-    real = _on_disk(corpus, file, listings) if inside else None
-    if not inside:
-        problem = (f"file '{file}' is outside the corpus folder and was not read — give a "
-                   "path relative to the corpus folder")
-    elif real is None:
-        problem = (f"file '{file}' does not exist — fix the path (relative to the corpus "
-                   "folder) or delete the row")
+    relative = _relative(corpus, file)
+    inside = _inside(listings.root, relative)
+    # ``a/../b.txt`` is ``b.txt``: the path the corpus file is discovered by
+    parts = posixpath.normpath(relative).split("/") if inside else relative.split("/")
+    real = listings.file(parts) if inside else None
+    if real is None:
+        near = listings.near([p for p in parts if p not in ("", ".")])
+        hint = f"did you mean '{near}'? " if near else ""
+        if not inside:
+            problem = (f"file '{file}' is outside the corpus folder and was not read — "
+                       f"{hint}{'Give' if near else 'give'} a path relative to the corpus "
+                       "folder")
+        else:
+            problem = (f"file '{file}' does not exist — {hint}{'Fix' if near else 'fix'} the "
+                       "path (relative to the corpus folder) or delete the row")
     elif real in manifest.by_file:
         problem = f"file '{file}' is listed twice; this row was ignored — merge the two rows"
     else:
         manifest.by_file[real] = meta
+        if meta.get("doc_id") and PurePosixPath(real).suffix.lower()[1:] in TABLE_FORMATS:
+            manifest.problems.append(Skipped(
+                MANIFEST_NAME, f"gives a doc_id ('{meta['doc_id']}') for {real}, an excerpt "
+                "table, whose rows take their ids from its id column — the doc_id was not "
+                "used; remove it (the row's other metadata applies to every excerpt)",
+                row_number, note=True))
         return
     manifest.problems.append(Skipped(MANIFEST_NAME, problem, row_number))
 

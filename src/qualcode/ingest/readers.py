@@ -7,6 +7,7 @@ import csv
 import datetime as dt
 import functools
 import io
+import itertools
 import json
 import logging
 import re
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from ..documents import EXCERPT, PROSE, TRANSCRIPT
-from ..speakers import LABEL_RE, find_labels, label_key
+from ..speakers import LABEL_RE, find_labels, is_interviewer, label_key
 from .decode import ENCRYPTED_OFFICE, DecodeError, decode, decode_bytes, file_kind, text_lines
 from .subtitles import parse_cues
 
@@ -384,43 +385,88 @@ def _decrypted(reader) -> bool:
         return False
 
 
-def _docx_paragraphs(document) -> Iterator[str]:
+_Header = tuple[int, int, dict[str, str]]  # a key | value table's paragraphs, its fields
+
+
+def _docx_paragraphs(
+    document, interviewer_labels: Iterable[str]
+) -> tuple[list[str], dict[str, str]]:
     """The body's paragraphs and table rows as text, content controls and text boxes
-    included."""
-    from .docx_text import TEXT_BOX
+    included, and the fields of ``key | value`` tables above the first speaker's turn
+    (``Date | 12 May``, ``Interviewer | J. Doe``): the document's metadata, not its text."""
+    from .docx_text import TABLE, TEXT_BOX, body_blocks, header_fields, table_paragraphs
 
     body = document.element.body
     # Most documents have no text box: then no paragraph is searched for one.
     boxes = next(body.iter(TEXT_BOX), None) is not None
-    yield from _docx_blocks(body, document, boxes)
+    paragraphs: list[str] = []
+    tables: list[_Header] = []
+    for block in body_blocks(body):
+        if block.tag == TABLE:
+            rows = _table_rows(block, document, boxes)
+            fields = header_fields(rows, MAX_METADATA_CHARS)
+            start = len(paragraphs)
+            paragraphs.extend(table_paragraphs(rows))
+            if fields is not None:
+                tables.append((start, len(paragraphs), fields))
+        else:
+            paragraphs.extend(_block_paragraphs(block, document, boxes))
+    headers = _headers(paragraphs, tables, interviewer_labels) if tables else []
+    meta: dict[str, str] = {}
+    for start, end, fields in reversed(headers):
+        meta = {**fields, **meta}
+        del paragraphs[start:end]
+    return paragraphs, meta
+
+
+def _headers(paragraphs: list[str], tables: list[_Header],
+             interviewer_labels: Iterable[str]) -> list[_Header]:
+    """The ``key | value`` tables (their paragraphs) that head the document: text follows
+    them, no speaker's turn comes before them and fewer than half of their keys are
+    speakers (a short ``speaker | words`` table, one per exchange, is all speakers)."""
+    labels = find_labels("\n\n".join(paragraphs), interviewer_labels)
+    first = labels[0].start if labels else None
+    speakers = {label.key for label in labels}
+    offsets = list(itertools.accumulate((len(p) + 2 for p in paragraphs), initial=0))
+    return [
+        (start, end, fields) for start, end, fields in tables
+        if end < len(paragraphs) and (first is None or first >= offsets[start])
+        and 2 * sum(label_key(key) in speakers for key in fields) < len(fields)
+    ]
+
+
+def _table_rows(block, document, boxes: bool) -> list[list[str]]:
+    """A ``w:tbl``'s rows of cell texts (a merged cell repeats its text)."""
+    from docx.table import Table
+
+    from .docx_text import cell_text
+
+    table = Table(block, document)
+    return [[cell_text(c._tc, boxes).strip() for c in row.cells] for row in table.rows]
 
 
 def _docx_blocks(element, document, boxes: bool) -> Iterator[str]:
     """The paragraphs and table rows of a body or text box; with ``boxes``, each text box's
     paragraphs after the paragraph that anchors it."""
-    from docx.table import Table
-
-    from .docx_text import (
-        TABLE,
-        body_blocks,
-        cell_text,
-        paragraph_text,
-        table_paragraphs,
-        text_boxes,
-    )
+    from .docx_text import body_blocks
 
     for block in body_blocks(element):
-        if block.tag == TABLE:
-            # Transcription services often deliver "speaker | words" tables.
-            table = Table(block, document)
-            rows = [[cell_text(c._tc, boxes).strip() for c in row.cells] for row in table.rows]
-            yield from table_paragraphs(rows)
-            continue
-        if text := paragraph_text(block).strip():
-            yield text
-        if boxes:
-            for box in text_boxes(block):
-                yield from _docx_blocks(box, document, boxes)
+        yield from _block_paragraphs(block, document, boxes)
+
+
+def _block_paragraphs(block, document, boxes: bool) -> Iterator[str]:
+    """A ``w:p`` (with its text boxes' paragraphs, with ``boxes``) or ``w:tbl`` as text."""
+    from .docx_text import TABLE, paragraph_text, table_paragraphs, text_boxes
+
+    if block.tag == TABLE:
+        # Transcription services often deliver "speaker | words" tables.
+        yield from table_paragraphs(_table_rows(block, document, boxes))
+        return
+    if text := paragraph_text(block).strip():
+        yield text
+    if boxes:
+        for box in text_boxes(block):
+            yield from _docx_blocks(box, document, boxes)
 
 
 def _docx_notes(document) -> list[RowProblem]:
@@ -450,10 +496,13 @@ def read_docx(
         document = docx.Document(io.BytesIO(data))
     except Exception as err:  # zipfile's, python-docx's and lxml's errors on damage
         raise _not_office_file(data, "docx", err) from err
-    text = text_lines("\n\n".join(_docx_paragraphs(document)))
+    interviewer_labels = tuple(interviewer_labels)
+    paragraphs, fields = _docx_paragraphs(document, interviewer_labels)
+    text = text_lines("\n\n".join(paragraphs))
     _require_text(text, ".docx")
     props = document.core_properties
     meta = {"title": props.title} if props.title else {}
+    meta.update(fields)  # a header table's Title, on the page, over the file's property
     return [RawDoc(text, _layout(text, interviewer_labels), meta)], _docx_notes(document)
 
 
@@ -488,7 +537,93 @@ def _pdf_warnings() -> _PdfWarnings:
     return handler
 
 
-def read_pdf(data: bytes, interviewer_labels: Iterable[str]) -> list[RawDoc]:
+# A line that is only a page number: "3", "Page 3", "3 of 12", "Page 3 / 12", "- 3 -".
+_PAGE_NUMBER = re.compile(r"[-–—]?\s*(?:page\s+)?\d+(?:\s+(?:of|/)\s+\d+)?\s*[-–—]?",
+                          re.IGNORECASE)
+_EDGE_LINES = 2  # a page's first and last lines that may hold a running header or footer
+# A word hyphenated across a line break, lower case on both sides ("nego-\ntiation").
+_LINE_HYPHEN = re.compile(r"(?<=[^\W\d_])[-\u00ad]\n(?=[^\W\d_])")
+# The end of a page's last line that ends a sentence: the next page starts a paragraph.
+_SENTENCE_END = re.compile(r"[.?!:…][\"'”’»)\]]*$|[\"”»]$")
+
+
+def _running_key(line: str) -> str:
+    """A header or footer line as compared across pages: digits (page numbers, dates)
+    normalised, spacing and case ignored."""
+    return re.sub(r"\d+", "0", " ".join(line.split())).casefold()
+
+
+def _edges(lines: list[str]) -> list[int]:
+    """The indexes of a page's first and last ``_EDGE_LINES`` non-empty lines."""
+    filled = [i for i, line in enumerate(lines) if line.strip()]
+    return sorted({*filled[:_EDGE_LINES], *filled[-_EDGE_LINES:]})
+
+
+def _without_running_lines(pages: list[str]) -> tuple[list[str], list[str]]:
+    """The pages less their running headers and footers (lines that recur, digits
+    normalised, among the first or last lines of at least half of the pages of a PDF of
+    two or more) and lone page numbers at their top or bottom; and the lines removed.
+
+    A line that is only a speaker's label (``Interviewer:`` atop each page) is kept."""
+    split = [page.split("\n") for page in pages]
+    running: set[str] = set()
+    if len(pages) >= 2:
+        seen: dict[str, int] = {}
+        for lines in split:
+            for key in {_running_key(lines[i]) for i in _edges(lines)}:
+                seen[key] = seen.get(key, 0) + 1
+        running = {key for key, n in seen.items()
+                   if n >= 2 and 2 * n >= len(pages) and key and not _label_only(key)}
+    removed: list[str] = []
+    kept: list[str] = []
+    for lines in split:
+        drop = {i for i in _edges(lines) if _running_key(lines[i]) in running}
+        filled = [i for i, line in enumerate(lines) if line.strip() and i not in drop]
+        for i in (filled[:1] + filled[-1:]) if filled else []:
+            if _PAGE_NUMBER.fullmatch(lines[i].strip()):
+                drop.add(i)
+        removed.extend(lines[i].strip() for i in sorted(drop))
+        kept.append("\n".join(line for i, line in enumerate(lines) if i not in drop).strip())
+    return kept, removed
+
+
+def _label_only(line: str) -> bool:
+    """Whether ``line`` is a speaker's label with the words on the lines below."""
+    match = LABEL_RE.match(line)
+    return match is not None and not line[match.end() :].strip()
+
+
+def _joined_pages(pages: list[str]) -> str:
+    """The pages as one text: a page whose last line ends a sentence ends a paragraph;
+    otherwise the sentence runs on, so the next page continues the line below."""
+    text = ""
+    for page in pages:
+        if not page:
+            continue
+        if text:
+            text += "\n\n" if _SENTENCE_END.search(text) else "\n"
+        text += page
+    return text
+
+
+def _running_note(removed: list[str]) -> RowProblem:
+    """The note on the running headers, footers and page numbers removed from a PDF."""
+    shown = removed[0] if len(removed[0]) <= 60 else removed[0][:57] + "..."
+    what = ("1 line" if len(removed) == 1 else f"{len(removed)} lines")
+    return RowProblem(None, (
+        f"{what} at the top or bottom of its pages (running headers, footers and page "
+        f"numbers, such as '{shown}') {'was' if len(removed) == 1 else 'were'} removed, so "
+        "as not to end up inside a speaker's turn; the rest was read — if words of the "
+        "transcript were removed, save the document as .docx or .txt instead of PDF"),
+        note=True)
+
+
+def read_pdf(
+    data: bytes, interviewer_labels: Iterable[str]
+) -> tuple[list[RawDoc], list[RowProblem]]:
+    """A PDF's text layer, page by page, without running headers, footers and page numbers
+    (returned as a note), with words hyphenated across a line break joined and a sentence
+    that runs over a page break kept in one paragraph."""
     import pypdf
 
     with _pdf_warnings().kept() as warnings:
@@ -503,12 +638,22 @@ def read_pdf(data: bytes, interviewer_labels: Iterable[str]) -> list[RawDoc]:
             raise
         except Exception as err:  # pypdf raises many kinds of errors on damaged files
             raise _not_pdf(data, warnings) from err
-    text = text_lines("\n\n".join(p.strip() for p in pages if p.strip()))
-    if not text.strip():
+    pages = [text_lines(p).strip() for p in pages]
+    if not any(pages):
         raise ReadError(
             "has no text layer (a scanned PDF?) — run OCR on it or add a text version"
         )
-    return [RawDoc(text, _layout(text, interviewer_labels), {})]
+    pages, removed = _without_running_lines(pages)
+    text = _LINE_HYPHEN.sub(_unhyphenated, _joined_pages(pages))
+    _require_text(text, "PDF")
+    return [RawDoc(text, _layout(text, interviewer_labels), {})], (
+        [_running_note(removed)] if removed else [])
+
+
+def _unhyphenated(match: re.Match[str]) -> str:
+    """A hyphen and line break inside a word, between lower-case letters: left out."""
+    text = match.string
+    return "" if text[match.start() - 1].islower() and text[match.end()].islower() else match[0]
 
 
 _VOICE = re.compile(r"<v(?:\.[\w.-]+)?\s+([^>]+)>")
@@ -526,6 +671,74 @@ def _untagged(text: str) -> str:
 
 def _ass_space(tag: re.Match[str]) -> str:
     return "" if tag.group().startswith("{") else " "
+
+
+def _voice_spans(line: str) -> list[tuple[str | None, str]]:
+    """A caption line cut at each ``<v Name>`` tag: ``(voice, text)`` for each part (the
+    text before the first tag has no voice), so two voices on one line are two turns."""
+    if "<v" not in line:
+        return [(None, line)]
+    tags = list(_VOICE.finditer(line))
+    if not tags:
+        return [(None, line)]
+    ends = [tag.start() for tag in tags[1:]] + [len(line)]
+    spans = [(tag[1].strip(), line[tag.end() : end]) for tag, end in zip(tags, ends, strict=True)]
+    return [(None, line[: tags[0].start()]), *spans] if tags[0].start() else spans
+
+
+# A caption line's mark of a new speaker: a dialogue dash ("- ", "– ", "— ") or broadcast
+# captions' chevrons (">>"); taken off before the line is searched for a label.
+_TURN_MARK = re.compile(r"(?:[-–—] |>>+ ?)(?=\S)")
+# "[Name] words": a speaker's name in brackets opening a line, read like "Name: words".
+_BRACKET_NAME = re.compile(r"\[(?P<name>[^\W\d_][^\[\]:\n]{0,39})\]:? (?=\S)")
+# Sounds captioned in brackets at a line start, never a speaker ("[Music] ...").
+_SOUNDS = {
+    "music", "applause", "laughter", "laughs", "laughing", "chuckles", "cheering",
+    "inaudible", "unintelligible", "indistinct", "crosstalk", "silence", "pause", "noise",
+    "background noise", "sighs", "coughs", "beep", "overlapping", "blank_audio", "no audio",
+    "foreign", "foreign language", "speaking foreign language", "phone rings", "static",
+}
+
+
+def _unmarked(words: str) -> str:
+    """A caption line without its dialogue dash or chevrons when a speaker's label follows
+    them (``- Interviewer: ...``); a dash that continues a sentence stays."""
+    bare = _TURN_MARK.sub("", words, count=1)
+    return bare if LABEL_RE.match(bare) or _BRACKET_NAME.match(bare) else words
+
+
+def _bracket_label(words: str, interviewer_labels: Iterable[str]) -> tuple[str, str] | None:
+    """``(name, words after it)`` for a line opening with ``[Name]``: a capitalised name
+    (or an interviewer label) of up to four words that is no captioned sound."""
+    match = _BRACKET_NAME.match(words)
+    if not match:
+        return None
+    name = " ".join(match["name"].split())
+    if (len(name.split()) > 4 or label_key(name) in _SOUNDS
+            or not (name[0].isupper() or is_interviewer(name, interviewer_labels))):
+        return None
+    return name, words[match.end() :]
+
+
+def _as_label_line(words: str, interviewer_labels: Iterable[str]) -> str:
+    """A caption line with ``[Name] words`` written as ``Name: words``, to find labels."""
+    bracket = _bracket_label(words, interviewer_labels) if words.startswith("[") else None
+    return f"{bracket[0]}: {bracket[1]}" if bracket else words
+
+
+def _line_speaker(
+    words: str, accepted: set[str], interviewer_labels: Iterable[str]
+) -> tuple[str | None, str]:
+    """The speaker a caption line without a voice tag names (``Name: words`` or
+    ``[Name] words``, when the name is one of the ``accepted`` labels) and its words."""
+    match = LABEL_RE.match(words)
+    if match and label_key(match["name"]) in accepted:
+        return match["name"], words[match.end() :]
+    if words.startswith("["):
+        bracket = _bracket_label(words, interviewer_labels)
+        if bracket and label_key(bracket[0]) in accepted:
+            return bracket
+    return None, words
 
 
 def _vtt_header_problem(lines: list[str]) -> ReadError | None:
@@ -569,27 +782,30 @@ def read_subtitles(
     _require_text(text)
     captions, problems = _cues(text, fmt)
     problems = notes + problems
+    interviewer_labels = tuple(interviewer_labels)
     cues: list[tuple[str | None, str]] = []
     for caption in captions:
         for raw in caption:
-            voice = _VOICE.search(raw)
-            words = " ".join(_untagged(raw).split())
-            if not _blank(words):
-                cues.append((voice.group(1).strip() if voice else None, words))
+            for voice, span in _voice_spans(raw):
+                words = " ".join(_untagged(span).split())
+                if words[:1] in ("-", "–", "—", ">"):
+                    words = _unmarked(words)
+                if not _blank(words):
+                    cues.append((voice, words))
     if not cues:
         raise ReadError(
             f"the .{fmt} file has no caption text — export the captions again or remove the file"
         )
-    # Labels written as "Name: words" count only when they recur (see find_labels).
-    plain = "\n".join(words for voice, words in cues if voice is None)
+    # Labels written as "Name: words" or "[Name] words" count only when they recur (see
+    # find_labels).
+    plain = "\n".join(_as_label_line(words, interviewer_labels)
+                      for voice, words in cues if voice is None)
     accepted = {label.key for label in find_labels(plain, interviewer_labels)}
     turns: list[list[str]] = []  # [speaker, words...]
     for voice, words in cues:
         speaker = voice
         if speaker is None:
-            match = LABEL_RE.match(words)
-            if match and label_key(match["name"]) in accepted:
-                speaker, words = match["name"], words[match.end() :]
+            speaker, words = _line_speaker(words, accepted, interviewer_labels)
         if speaker is not None and (not turns or label_key(turns[-1][0]) != label_key(speaker)):
             turns.append([speaker])
         elif not turns:
@@ -694,7 +910,22 @@ def _read_csv_frame(data: bytes):
             "that line",
             int(line.group(1)) + above if line else None,
         ) from err
-    return frame, problems, above
+    return _without_empty_unnamed(frame), problems, above
+
+
+_UNNAMED = re.compile(r"Unnamed: \d+")  # pandas' name for a column with an empty header cell
+
+
+def _without_empty_unnamed(frame):
+    """``frame`` less its columns with an empty header cell and no value in any row (a
+    spreadsheet's trailing empty columns, ``a,b,,`` in CSV), which would otherwise become
+    metadata fields ``Unnamed: 4`` ... in every output. A column with values is kept."""
+    empty = [
+        c for c in frame.columns
+        if isinstance(c, str) and _UNNAMED.fullmatch(c)
+        and (frame[c].isna() | frame[c].astype(str).str.strip().eq("")).all()
+    ]
+    return frame.drop(columns=empty) if empty else frame
 
 
 @dataclass(slots=True)
@@ -718,13 +949,24 @@ def _header_index(probe) -> int | None:
     return None
 
 
-def _read_sheets(data: bytes) -> list[_Sheet]:
-    """Every sheet, each read below its header row (the row 1 if none has ``text``)."""
+def _read_sheets(data: bytes) -> tuple[list[_Sheet], list[RowProblem]]:
+    """Every visible sheet, each read below its header row (the row 1 if none has
+    ``text``), and a note for each hidden one, which is not read (hiding a sheet is how
+    people retire drafts)."""
     import pandas as pd
 
     try:
         book = pd.ExcelFile(io.BytesIO(data))
-        probes = pd.read_excel(book, sheet_name=None, header=None, nrows=_HEADER_ROWS,
+        # pandas opens the workbook with openpyxl, which has read each sheet's state.
+        states = {ws.title: getattr(ws, "sheet_state", "visible")
+                  for ws in getattr(book.book, "worksheets", ())}
+        hidden = [name for name in book.sheet_names if states.get(name, "visible") != "visible"]
+        if hidden and len(hidden) == len(book.sheet_names):
+            names = ", ".join(f"'{n}'" for n in hidden)
+            raise ReadError(f"has only hidden sheets ({names}), which are not read — unhide "
+                            "the sheets to include (right-click a sheet tab › Unhide)")
+        visible = [name for name in book.sheet_names if name not in hidden]
+        probes = pd.read_excel(book, sheet_name=visible, header=None, nrows=_HEADER_ROWS,
                                dtype=object)
         sheets = []
         for name, probe in probes.items():
@@ -732,9 +974,24 @@ def _read_sheets(data: bytes) -> list[_Sheet]:
             frame = pd.read_excel(book, sheet_name=name, header=index, dtype=object)
             sheets.append(_Sheet(str(name), frame, index + 1))
         _leave_out_uncalculated(data, sheets)
+    except ReadError:
+        raise
     except Exception as err:  # pandas', openpyxl's and zipfile's errors on damage
         raise _not_office_file(data, "xlsx", err) from err
-    return sheets
+    for sheet in sheets:  # after _leave_out_uncalculated, which counts columns
+        sheet.frame = _without_empty_unnamed(sheet.frame)
+    return sheets, [_hidden_sheet(name, states[name]) for name in hidden]
+
+
+def _hidden_sheet(name: object, state: str) -> RowProblem:
+    """The note for a hidden sheet left out."""
+    if state == "veryHidden":  # set by a macro or program; Excel's Unhide does not list it
+        how = ("make it visible in Excel's VBA editor (Alt+F11, the sheet's Visible "
+               "property) or in LibreOffice (Sheet › Show Sheet)")
+    else:
+        how = "unhide it (right-click a sheet tab › Unhide)"
+    return RowProblem(None, f"sheet '{name}' is hidden and was not read — {how} to include "
+                      "it", note=True)
 
 
 def _is_formula(value: object) -> bool:
@@ -904,20 +1161,20 @@ def _by_row(problems: list[RowProblem]) -> list[RowProblem]:
 
 def _read_workbook(data: bytes) -> tuple[list[RawDoc], list[RowProblem]]:
     """Every sheet with a ``text`` and an id column; the others are reported by name."""
-    sheets = _read_sheets(data)
+    sheets, hidden = _read_sheets(data)
     filled = [s for s in sheets if len(s.frame.columns)] or sheets[:1]
     if len(filled) == 1:
         sheet = filled[0]
         columns = _table_columns(sheet.frame, sheet.header)
         repeated = _repeated_columns(sheet.frame, sheet.header)
         docs, problems = _excerpts(sheet.frame, *columns, sheet.header + 1)
-        return docs, repeated + _by_row(problems + sheet.problems())
+        return docs, hidden + repeated + _by_row(problems + sheet.problems())
     if all(_columns(s.frame)[0] is None for s in filled):
         names = ", ".join(f"'{s.name}'" for s in filled)
         raise ReadError(f"has no sheet with a 'text' column (sheets: {names}) — name the "
                         "column that holds the excerpt 'text'")
     docs: list[RawDoc] = []
-    problems: list[RowProblem] = []
+    problems: list[RowProblem] = list(hidden)
     for sheet in filled:
         sheet_docs, sheet_problems = _read_sheet(sheet)
         docs.extend(sheet_docs)
