@@ -790,12 +790,12 @@ def test_srt_text_blocks_and_missing_blank_lines(tmp_path: Path) -> None:
 def test_vtt_malformed_cues_are_reported(tmp_path: Path) -> None:
     vtt = ("WEBVTT\nKind: captions\n\nNOTE exported by Zoom\n\n"
            "1\n00:00:01.000 --> 00:00:04.000\n<v Interviewer>How did you get access?\n\n"
-           "2\n00:00:05,000 --> 00:00:08,000\n<v Respondent>Through the elders.\n\n"
+           "2\n00:00:05.000 -> 00:00:08.000\n<v Respondent>Through the elders.\n\n"
            "<v Respondent>A cue without timings.\n\n"
-           "4\n00:00:09.000 --> 00:00:10.000\n<v Respondent>Then we waited.\n")
+           "4\n00:00:09,000 --> 00:00:10,000\n<v Respondent>Then we waited.\n")  # a comma: ok
     docs, skipped = _read(_corpus(tmp_path, {"t.vtt": vtt}))
     assert skipped == [
-        "t.vtt:11: cue 2 has a broken timing line '00:00:05,000 --> 00:00:08,000', so it "
+        "t.vtt:11: cue 2 has a broken timing line '00:00:05.000 -> 00:00:08.000', so it "
         "was left out — write it as start --> end, such as '00:00:05.000 --> 00:00:09.000'",
         "t.vtt:14: cue 3 has no timing line, so it was left out — add a timing line such "
         "as '00:00:05.000 --> 00:00:09.000' above its text",

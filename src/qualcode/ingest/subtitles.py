@@ -11,7 +11,7 @@ Line = tuple[int, str]  # (1-based line number, text)
 
 _TIME = {
     "srt": r"\d+:[0-5]?\d:[0-5]?\d[,.]\d{1,3}",
-    "vtt": r"(?:\d+:)?[0-5]?\d:[0-5]?\d\.\d{1,3}",
+    "vtt": r"(?:\d+:)?[0-5]?\d:[0-5]?\d[,.]\d{1,3}",  # a comma, as converters write it
 }
 _TIMINGS = {fmt: re.compile(rf"\s*{t}\s*-->\s*{t}(?:\s|$)") for fmt, t in _TIME.items()}
 _EXAMPLE = {"srt": "00:00:05,000 --> 00:00:09,000", "vtt": "00:00:05.000 --> 00:00:09.000"}
