@@ -713,6 +713,15 @@ def test_a_label_typed_without_a_space_after_its_colon() -> None:
                      "Respondent: Yes.\n")[1] == ("Respondent", True, "See:Annex B.")
 
 
+def test_a_semicolon_typed_for_a_labels_colon() -> None:
+    text = ("Interviewer: Where?\nRespondent: In Saada; we met.\nInterviewer; When?\n"
+            "Respondent; In May.\nHowever; nothing changed.\n")
+    assert _speakers(text) == [
+        ("Interviewer", False, "Where?"), ("Respondent", True, "In Saada; we met."),
+        ("Interviewer", False, "When?"),
+        ("Respondent", True, "In May.\nHowever; nothing changed.")]
+
+
 @pytest.mark.parametrize("name", ["Participant #3", "Al-Sayed, Omar",
                                   "မေးသူ", "उत्तरदाता", "ผู้ให้สัมภาษณ์", "المُشارِك",
                                   unicodedata.normalize("NFD", "Interrogé")])

@@ -58,14 +58,15 @@ LABEL_RE = re.compile(
 # Transcript turn labels: the plain form, also with a full-width colon, in Markdown
 # (``**Name:**``, ``*Name*:``, ``__Name:__`` after an optional ``- ``, ``* `` or ``> ``),
 # and Otter.ai's ``Name  0:03`` line with the words on the lines below it; after a line
-# number and a tab (MAXQDA's and f4's numbered exports). A label typed
+# number and a tab (MAXQDA's and f4's numbered exports). A ``semi``-colon for the colon
+# counts for a name that is a label elsewhere (``find_labels``). A label typed
 # without a space after its colon (``Respondent:We``) is ``tight``: it counts only for a
 # name that is a label elsewhere in the text (``find_labels``).
 TURN_LABEL_RE = re.compile(
     rf"""{_LINE_START}(?:\d{{1,6}}\t[ \t]*)?(?:
         (?:(?P<mark>[-*>])[ \t]+)?(?:{_STAMP})?(?P<em>\*\*|__|\*|_)?(?(em)(?:{_STAMP})?)
         (?P<name>{_NAME}){_AFTER_NAME}{_BEFORE_COLON}
-        (?(em)(?:(?P=em)[ \t]*[:：]|[:：](?P=em))|[:：])
+        (?(em)(?:(?P=em)[ \t]*[:：]|[:：](?P=em))|(?:[:：]|(?P<semi>;)))
         (?:(?<=[：*_])|(?=[ \t\u00a0\u202f]|$)|(?P<tight>)(?=[^\W\d_]))
       | (?P<otter>{_NAME})[ \t]+{TIME}[ \t]*$
     )[ \t]*""",
@@ -167,6 +168,12 @@ def find_labels(
         _Candidate(m.start(), m.end(), label_key(name := _full_name(m)), name, m)
         for m in TURN_LABEL_RE.finditer(text)
     ]
+    if any(c.match["semi"] is not None for c in candidates):
+        # ``Interviewer; ...``: a slip of the finger, for a label written with a colon
+        # elsewhere (or an interviewer label); otherwise a semicolon is punctuation
+        colon = {c.key for c in candidates if c.match["semi"] is None}
+        candidates = [c for c in candidates if c.match["semi"] is None or c.key in colon
+                      or is_interviewer(c.name, labels)]
     counts = Counter(c.key for c in candidates)
     names: dict[str, str] = {}
     for c in candidates:
