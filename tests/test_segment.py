@@ -713,6 +713,13 @@ def test_a_label_typed_without_a_space_after_its_colon() -> None:
                      "Respondent: Yes.\n")[1] == ("Respondent", True, "See:Annex B.")
 
 
+def test_a_typo_of_the_interviewers_label_is_the_interviewer() -> None:
+    text = ("Interviewer: Where?\nRespondent: In Saada.\nInterviwer: When?\n"
+            "Respondent: In May.\nInterviewer: Why?\nRespondent: The road.\n")
+    assert [(s, c) for s, c, _ in _speakers(text)] == [
+        ("Interviewer", False), ("Respondent", True)] * 3
+
+
 def test_a_semicolon_typed_for_a_labels_colon() -> None:
     text = ("Interviewer: Where?\nRespondent: In Saada; we met.\nInterviewer; When?\n"
             "Respondent; In May.\nHowever; nothing changed.\n")
@@ -783,7 +790,7 @@ def test_notes_on_transcripts_with_only_interviewer_labels(tmp_path: Path) -> No
 
 @pytest.mark.parametrize("label", [
     "[00:00:05] {name}\n", "00:00:05 {name}\n", "{name} [00:00:05]\n", "{name} (00:05)\n",
-    "[00:00:05.08] - {name}\n", "{upper}\n", "[{name}] ",
+    "[00:00:05.08] - {name}\n", "{upper}\n", "[{name}] ", "{name}\t",
 ])
 def test_transcription_service_layouts(label: str) -> None:
     def turn(name: str, words: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
 import itertools
 import re
@@ -76,7 +77,8 @@ TURN_LABEL_RE = re.compile(
 # Labels without a colon, taken only where a text has no ``Name:`` labels and the
 # conversation is unmistakable (``_alternative_labels``): ``Q. words`` / ``A. words``
 # (legal and oral-history transcripts), ``INTERVIEWER - words`` (also with – or —),
-# ``[Interviewer] words``, and a name alone on its line, with the words below it, as
+# ``[Interviewer] words``, ``I<tab>words`` (a Word table's layout, kept with tabs), and a
+# name alone on its line, with the words below it, as
 # transcription services write it (``[00:00:05] Interviewer``, ``Interviewer [00:00:05]``,
 # ``00:00:05 - Speaker 1``, ``INTERVIEWER``).
 _ALT_LABEL_RE = re.compile(
@@ -84,11 +86,12 @@ _ALT_LABEL_RE = re.compile(
         (?P<dot>[^\W\d_][^\W_]{{0,11}})\.[ \t\u00a0]+(?=\S)
       | (?P<dash>{_NAME})[ \t\u00a0]+[-–—][ \t\u00a0]+(?=\S)
       | \[(?P<bracket>{_NAME})\][ \t\u00a0]+(?=\S)
+      | (?P<tab>{_NAME})\t[ \t]*(?=\S)
       | (?P<line>{_NAME})(?:[ \t]+[\[(]?{TIME}[\])]?)?[ \t]*$
     )""",
     re.VERBOSE | re.MULTILINE,
 )
-_ALT_FORMS = ("dot", "dash", "bracket", "line")
+_ALT_FORMS = ("dot", "dash", "bracket", "tab", "line")
 _ROMAN = re.compile(r"[ivxlc]+")
 _NUMBERED = re.compile(r"(?<=[^\W\d_])\d+$")  # ``Q1``, ``Q2``: one role (not ``Speaker 1``)
 _TIME_RE = re.compile(TIME)
@@ -191,9 +194,33 @@ def find_labels(
         for ok, c in zip(accepted, candidates, strict=True)
         if ok
     ]
+    found = _typos_of_interviewers(found, counts, labels)
     if len(found) < 2 and not paragraph_labels:
         return _alternative_labels(text, labels) or found
     return found
+
+
+def _typos_of_interviewers(found: list[Label], counts: Counter[str],
+                           interviewer_labels: list[str]) -> list[Label]:
+    """``found``, with a one-off label that is a typo of a recurring interviewer label of
+    the text (``Interviwer:`` among ``Interviewer:``) read as that label: its question
+    is not coded."""
+    asking = {label.key: label for label in found
+              if counts[label.key] >= 2 and is_interviewer(label.name, interviewer_labels)}
+    if not asking:
+        return found
+    result = []
+    for label in found:
+        if counts[label.key] == 1 and label.key not in asking and len(label.key) >= 6:
+            like = max(asking, key=lambda key: _similarity(key, label.key))
+            if _similarity(like, label.key) >= 0.85:
+                label = Label(label.start, label.end, like, asking[like].name)
+        result.append(label)
+    return result
+
+
+def _similarity(a: str, b: str) -> float:
+    return difflib.SequenceMatcher(None, a, b).ratio()
 
 
 def _recurring(c: _Candidate, count: int, spaced: set[str], interviewer_labels: list[str]
