@@ -14,12 +14,17 @@ from prefect.types.entrypoint import EntrypointType
 from .code_corpus import code_corpus
 
 
-def serve_code_corpus(name: str, cron: str, timezone: str, parameters: dict[str, Any]) -> None:
+def cron_schedule(cron: str, timezone: str) -> Cron:
+    """The schedule; raises ``ValueError`` for an invalid cron string or time zone."""
+    return Cron(cron, timezone=timezone)
+
+
+def serve_code_corpus(name: str, schedule: Cron, parameters: dict[str, Any]) -> None:
     """Create (or update) the deployment ``code-corpus/<name>`` and run its scheduled runs
     until interrupted; the schedule is paused on shutdown."""
     code_corpus.serve(
         name=name,
-        schedules=[Cron(cron, timezone=timezone)],
+        schedules=[schedule],
         parameters=parameters,
         description="qualcode: code the corpus and refresh the reports",
         tags=["qualcode"],

@@ -344,6 +344,48 @@ def test_cli_invalid_codebook_exits_1_and_names_the_line(tmp_path, sample_corpus
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("case", ["out_is_a_file", "out_inside_corpus", "zero_turn_chars",
+                                  "one_fold", "bad_timezone"])
+def test_cli_user_errors_exit_2_with_one_line_before_prefect_starts(
+        tmp_path, sample_corpus, codebook_path, case):
+    (tmp_path / "afile").write_text("not a folder")
+    paths = ["--corpus", str(sample_corpus), "--codebook", str(codebook_path)]
+    args, says = {
+        "out_is_a_file": (["run", *paths, "--out", "afile"], "is a file, not a folder"),
+        "out_inside_corpus": (["run", *paths, "--out", str(sample_corpus / "outputs")],
+                              "is inside the corpus folder"),
+        "zero_turn_chars": (["run", *paths, "--max-turn-chars", "0"], "must be at least 100"),
+        "one_fold": (["evaluate", *paths, "--folds", "1"], "must be at least 2"),
+        "bad_timezone": (["schedule", *paths, "--cron", "0 2 * * *", "--timezone",
+                          "Mars/Olympus"], "is not a time zone"),
+    }[case]
+    result = _cli(*args, cwd=tmp_path, env_home=tmp_path / "home")
+    assert result.returncode == 2, result.stderr
+    assert says in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "home").exists()  # Prefect never started
+    assert not (sample_corpus / "outputs").exists()
+
+
+def test_an_invalid_cron_is_refused(tmp_path):
+    from flows.deployments import cron_schedule
+
+    assert cron_schedule("0 2 * * *", "UTC").cron == "0 2 * * *"
+    with pytest.raises(ValueError, match="cron"):
+        cron_schedule("not a cron", "UTC")
+
+
+def test_ctrl_c_exits_130_with_a_message(monkeypatch, capsys):
+    from qualcode import cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_command", interrupted)
+    assert cli.main(["report"]) == 130
+    assert "interrupted: the outputs are those of the previous complete run" in (
+        capsys.readouterr().err)
+
+
 def test_cli_run_prints_clean_summary(tmp_path):
     """The real command on Prefect's temporary server: a summary, no tracebacks."""
     corpus = tmp_path / "corpus"

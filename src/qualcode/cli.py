@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--codebook", default="codebook.yaml",
                         help="codebook file (default: codebook.yaml)")
     parser.add_argument("--out", default="outputs", help="output folder (default: outputs)")
-    parser.add_argument("--batch-size", type=int, default=500,
+    parser.add_argument("--batch-size", type=_at_least(1), default=500,
                         help="about this many files per Prefect task (default: 500; a "
                              "batch's files are shared among the worker processes)")
     parser.add_argument(
@@ -36,7 +36,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         help="comma-separated speaker labels kept as context and not coded "
              f"(default: {','.join(DEFAULT_INTERVIEWER_LABELS)})",
     )
-    parser.add_argument("--max-turn-chars", type=int, default=DEFAULT_MAX_TURN_CHARS,
+    parser.add_argument("--max-turn-chars", type=_at_least(100),
+                        default=DEFAULT_MAX_TURN_CHARS,
                         help="split longer turns at paragraph breaks "
                              f"(default: {DEFAULT_MAX_TURN_CHARS})")
     _add_backend(parser)
@@ -72,6 +73,48 @@ def _use_project_server(start: bool = False) -> str | None:
     return info.api_url
 
 
+def _out_problem(out: str, corpus: str) -> str | None:
+    """Why ``out`` cannot take a run's outputs, before Prefect starts: it is a file, cannot
+    be created or written, or lies inside the corpus (its outputs would be read back in as
+    documents)."""
+    path, root = Path(out).resolve(), Path(corpus).resolve()
+    if path == root or path.is_relative_to(root):
+        return (f"the output folder '{out}' is inside the corpus folder '{corpus}', so the "
+                "next run would read its outputs as documents — choose a folder outside it, "
+                "e.g. --out outputs")
+    if path.exists() and not path.is_dir():
+        return f"--out '{out}' is a file, not a folder — give a folder for the outputs"
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        return (f"the output folder '{out}' cannot be written (no permission in "
+                f"'{existing}') — choose a folder you may write to")
+    return None
+
+
+def _timezone_problem(timezone: str) -> str | None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return (f"--timezone '{timezone}' is not a time zone — give one such as "
+                "'Europe/Berlin', 'America/New_York' or 'UTC'")
+    return None
+
+
+def _at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer of at least ``minimum``."""
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{value}' is not a whole number") from None
+        if number < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {number}")
+        return number
+    return parse
+
+
 def _add_backend(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend", choices=("fast", "semantic"), default=None,
@@ -87,7 +130,7 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="outputs", help="output folder (default: outputs)")
     parser.add_argument("--reviews", default=None,
                         help="review sheets: a folder or one CSV (default: CORPUS/reviews)")
-    parser.add_argument("--folds", type=int, default=5,
+    parser.add_argument("--folds", type=_at_least(2), default=5,
                         help="cross-validation folds, grouped by document (default: 5)")
     _add_backend(parser)
 
@@ -240,6 +283,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         print("error: --workers must be at least 1", file=sys.stderr)
         return 2
+    problem = _out_problem(args.out, args.corpus)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     t0 = time.perf_counter()
     # A Dask cluster's workers report to the API: without a server each would start a
     # temporary one of its own.
@@ -325,21 +372,36 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         print(f"error: corpus folder '{args.corpus}' does not exist — pass --corpus with the "
               "folder that holds your transcripts", file=sys.stderr)
         return 2
+    timezone = args.timezone or _local_timezone()
+    problem = _out_problem(args.out, args.corpus) or _timezone_problem(timezone)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    running = server.status() is not None or bool(os.environ.get("PREFECT_API_URL"))
     try:
         api = _use_project_server(start=True)
     except server.ServerError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    timezone = args.timezone or _local_timezone()
-    from flows.deployments import serve_code_corpus  # imports Prefect, configured first
+    from flows.deployments import cron_schedule, serve_code_corpus  # imports Prefect
 
+    try:
+        schedule = cron_schedule(args.cron, timezone)
+    except ValueError as err:  # pydantic's ValidationError is one
+        if not running:
+            server.stop()
+        reason = str(err).splitlines()[-1].strip() if str(err) else type(err).__name__
+        print(f"error: --cron '{args.cron}' is not a valid cron schedule ({reason}) — write "
+              "five fields, minute hour day month weekday, e.g. '0 2 * * *' for 2:00 every "
+              "night", file=sys.stderr)
+        return 2
     parameters = _flow_parameters(args, absolute=True)
     ui = (api or "").removesuffix("/api")
     print(f"Serving 'code-corpus/{args.name}' on cron '{args.cron}' ({timezone}) for\n"
           f"  corpus {parameters['corpus']}\n  outputs {parameters['out']}\n"
           f"Watch runs and artifacts at {ui} . Stop with Ctrl-C (the schedule is paused; "
           "`qualcode server stop` stops the server).", flush=True)
-    serve_code_corpus(args.name, args.cron, timezone, parameters)
+    serve_code_corpus(args.name, schedule, parameters)
     return 0
 
 
@@ -588,6 +650,15 @@ def cmd_codebook_check(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        return _command(args)
+    except KeyboardInterrupt:
+        print("\ninterrupted: the outputs are those of the previous complete run (a run "
+              "writes them all at its end, or none)", file=sys.stderr)
+        return 130
+
+
+def _command(args: argparse.Namespace) -> int:
     if args.command == "run":
         return cmd_run(args)
     if args.command == "schedule":

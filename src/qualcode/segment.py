@@ -89,6 +89,8 @@ def segment_document(
     max_turn_chars: int = DEFAULT_MAX_TURN_CHARS,
 ) -> list[Segment]:
     """Cut one document into segments following the id contract in the design."""
+    if max_turn_chars < 1:  # no part could ever be short enough
+        raise ValueError(f"max_turn_chars must be at least 1, not {max_turn_chars}")
     text = doc.text
     if doc.layout == EXCERPT:
         return [_segment(doc, "1", "", None, _trimmed(text, 0, len(text)), True)]
