@@ -299,12 +299,15 @@ def test_corrected_estimate_hand_computed(reported: tuple[Path, dict[str, str]])
     assert list(freq.columns)[-4:] == ["corrected_segments", "corrected_low", "corrected_high",
                                        "status"]
     assert "micro_avg" not in freq.index
-    # t1: p_obs = 4/8, tpr .8, fpr .1 → (0.5 - 0.1) / 0.7 = 0.5714 → 4.57 of 8 segments
-    assert freq.loc["t1", "corrected_segments"] == pytest.approx(8 * 0.4 / 0.7, abs=0.01)
-    # m1: (3/8 - .1) / .8 = 0.34375 → 2.75
+    # Coders decided D1:4.2 and D2:2 (a human coding): their codes are known, and the
+    # correction applies to the classifier's decisions on the 6 other codable segments.
+    # t1: 1 known (D2:2) + 6 × (3/6 - .1) / .7 = 1 + 3.43 = 4.43
+    assert freq.loc["t1", "corrected_segments"] == pytest.approx(1 + 6 * 0.4 / 0.7, abs=0.01)
+    # m1: 1 known (D2:2) + 6 × (2/6 - .1) / .8 = 1 + 1.75 = 2.75
     assert freq.loc["m1", "corrected_segments"] == pytest.approx(2.75, abs=0.01)
-    # t2: (2/8 - .2) / .4 = 0.125 → 1 segment
+    # t2: 1 known (D1:4.2) + 6 × max(0, (1/6 - .2) / .4) = 1: never below what coders found
     assert freq.loc["t2", "corrected_segments"] == pytest.approx(1.0, abs=0.01)
+    assert freq.loc["t2", "corrected_low"] >= 1
     # r1: tpr <= fpr, the correction is undefined
     assert math.isnan(freq.loc["r1", "corrected_segments"])
     for code in ("t1", "t2", "m1"):

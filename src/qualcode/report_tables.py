@@ -342,7 +342,8 @@ def frequency_table(
 
     ``share_of_segments = segments / codable segments``; ``share_of_documents = documents /
     documents with at least one codable segment``. With an evaluation, also
-    ``corrected_segments`` (= codable segments × ``p_adj``) and its 95% interval
+    ``corrected_segments`` (= the segments coders decided that carry the code + the other
+    codable segments × ``p_adj`` of the classifier's share among them) and its 95% interval
     ``corrected_low``/``corrected_high`` from :func:`corrected_prevalence`, and the code's
     ``status`` (``human`` means the classifier is not trusted for this code).
     ``applied``: :func:`applied_matrix` of ``segments`` and ``codings`` if already computed.
@@ -366,18 +367,28 @@ def frequency_table(
                                         "share_of_segments", "share_of_documents"])
     if evaluation is not None:
         ev = evaluation_by_code(evaluation, codebook.code_ids)
+        # Segments a coder decided are known: the correction applies to the classifier's
+        # decisions on the others only, so it never goes below what coders confirmed.
+        human = applied.codings
+        human = set(human.loc[human["method"] == "human", "segment_id"]) if (
+            "method" in human.columns) else set()
+        reviewed = np.array([sid in human for sid in applied.segment_ids], dtype=bool)
+        known = applied.matrix[reviewed].sum(axis=0)
+        n_model = n - int(reviewed.sum())
         corrected = []
-        for row in rows:
+        for j, row in enumerate(rows):
             e = ev.get(row["code_id"], {})
             p, low, high = corrected_prevalence(
-                row["segments"], n, float(e.get("tpr", math.nan)),
+                row["segments"] - int(known[j]), n_model, float(e.get("tpr", math.nan)),
                 float(e.get("fpr", math.nan)), float(e.get("n_pos", math.nan)),
                 float(e.get("n_neg", math.nan)), draws=draws,
                 rng=_code_rng(seed, row["code_id"]),
             )
             corrected.append({
-                "corrected_segments": round(p * n, 2), "corrected_low": round(low * n, 2),
-                "corrected_high": round(high * n, 2), "status": e.get("status", ""),
+                "corrected_segments": round(known[j] + p * n_model, 2),
+                "corrected_low": round(known[j] + low * n_model, 2),
+                "corrected_high": round(known[j] + high * n_model, 2),
+                "status": e.get("status", ""),
             })
         table = pd.concat([table, pd.DataFrame(corrected, index=table.index)], axis=1)
     return table
