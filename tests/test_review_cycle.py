@@ -57,6 +57,8 @@ def test_review_cycle_retrains_and_updates_reliability(prefect_harness, sample_c
     assert _sha(out / "reliability.csv") != reliability
     table = pd.read_csv(out / "reliability.csv")
     assert table["coders"].astype(str).str.contains("coder_c").any()
+    # the classifier-vs-coder rows are said to be in-sample, next to the evaluation
+    assert "these are in-sample figures" in (out / "report.html").read_text("utf-8")
     codings = pd.read_csv(out / "codings.csv", dtype=str, keep_default_na=False)
     reviewed = pd.read_csv(sample_corpus / "reviews" / "coder_c.csv", dtype=str,
                            keep_default_na=False)

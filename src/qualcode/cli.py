@@ -636,6 +636,9 @@ def cmd_agreement(args: argparse.Namespace) -> int:
         classifier = classifier_decisions(args.out, book.code_ids)
     table = agreement_table(reviews, book, classifier)
     print(format_agreement(table))
+    if classifier is not None:
+        print("\nThe classifier rows are in-sample when the model was trained on these reviews; "
+              "the cross-validated figures are in evaluation.csv (qualcode evaluate).")
     print(f"\nwritten: {write_reliability(args.out, table)}")
     return 0
 
