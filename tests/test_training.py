@@ -82,6 +82,16 @@ def test_model_is_reused_and_retrained_only_when_needed(book, tmp_path: Path) ->
     assert reason3 == "the reviews changed"
 
 
+def test_an_evaluation_of_an_earlier_model_is_removed(book, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "evaluation.csv").write_text("code_id,status\npay,auto\n")  # an earlier model's
+    data = training_set(SEGMENTS, {"A:1": frozenset({"pay"})})  # too few documents
+    _, meta, _ = ensure_model(book, data, out, backend="fast", evaluate=True)
+    assert meta["evaluation"] == {}
+    assert not (out / "evaluation.csv").exists()
+
+
 def test_changed_codebook_and_other_code_ids_invalidate_the_model(book, tmp_path: Path) -> None:
     out = tmp_path / "out"
     data = training_set(SEGMENTS, {})

@@ -179,10 +179,19 @@ MIN_EVALUATION_DOCUMENTS = 3
 
 def evaluate_and_write(codebook: Codebook, data: TrainingSet, out: str | Path,
                        backend: str | None, folds: int = 5) -> dict[str, Any]:
-    """Cross-validate, write ``evaluation.csv`` and return its summary ({} if too few)."""
-    from .evaluate import cross_validate, evaluation_rows, summary, write_evaluation
+    """Cross-validate, write ``evaluation.csv`` and return its summary ({} if too few
+    reviews: then an ``evaluation.csv`` left from an earlier model is removed, since its
+    trust statuses and error rates were not this model's)."""
+    from .evaluate import (
+        EVALUATION_CSV,
+        cross_validate,
+        evaluation_rows,
+        summary,
+        write_evaluation,
+    )
 
     if len(set(data.groups)) < MIN_EVALUATION_DOCUMENTS:
+        (Path(out) / EVALUATION_CSV).unlink(missing_ok=True)
         return {}
     rows = evaluation_rows(codebook, cross_validate(codebook, data, out, backend, folds))
     write_evaluation(out, rows)
