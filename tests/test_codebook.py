@@ -307,6 +307,40 @@ def test_invalid_id(tmp_path, bad):
     assert p.line == 19 and "letter first" in p.fix
 
 
+@pytest.mark.parametrize(("bad", "suggested"), [
+    ("négociation", "negociation"), ("mécanisme d'accès", "mecanisme_d_acces"),
+    ("Lever.Tactic", "Lever_Tactic"), ("1st_code", "c_1st_code"),
+])
+def test_invalid_id_states_the_rule_and_transliterates_the_suggestion(tmp_path, bad,
+                                                                      suggested):
+    problems = broken(tmp_path, "  - id: deal", f'  - id: "{bad}"')
+    p = next(p for p in problems if "not a valid id" in p.message)
+    assert p.line == 19
+    assert "a letter" in p.message and "no spaces, dots or accents" in p.message
+    assert "at most 64 characters" in p.message
+    assert p.fix.endswith(f"e.g. '{suggested}'.")
+
+
+def test_ids_longer_than_64_characters_are_reported_all_at_once(tmp_path):
+    long_cat, long_code = "t" * 130, "d" * 65
+    text = (BASE.replace("  - id: tactic", f"  - id: {long_cat}")
+            .replace("category: tactic", f"category: {long_cat}")
+            .replace("  - id: deal", f"  - id: {long_code}"))
+    book, problems = validate_codebook(write(tmp_path, text))
+    assert book is None
+    assert [(p.line, p.where) for p in problems] == [
+        (4, f"categories[0] '{long_cat}' id"), (19, f"codes[1] '{long_code}' id")]
+    cat, code = problems
+    assert cat.message.startswith(f"category id '{'t' * 24}…' is 130 characters long; ids "
+                                  "may have at most 64")
+    assert "cooccurrence_<a>_x_<b>.csv" in cat.message
+    assert cat.fix.startswith(f"shorten it to 64 characters or fewer, e.g. '{'t' * 64}'")
+    assert code.message.startswith("code id 'dddddddddddddddddddddddd…' is 65 characters")
+    # 64 characters is fine
+    ok = BASE.replace("  - id: deal", f"  - id: {'d' * 64}")
+    assert validate_codebook(write(tmp_path, ok))[1] == []
+
+
 @pytest.mark.parametrize("column", ["text", "Codes", "segment_id"])
 def test_id_clashing_with_an_output_column(tmp_path, column):
     problems = broken(tmp_path, "  - id: deal", f"  - id: {column}")
@@ -351,6 +385,61 @@ def test_empty_phrase(tmp_path):
                       'phrases: [paused the distribution, "  "]'))
     assert p.line == 16 and p.where == "codes[0] 'pause' rules.phrases[1]"
     assert p.message == "empty phrase."
+
+
+@pytest.mark.parametrize(("phrase", "why"), [
+    ("'!'", "has no letter or digit"), ("'...'", "has no letter or digit"),
+    ("'—'", "has no letter or digit"), ("the", "is a single very common word"),
+    ("Of", "is a single very common word"), ("was", "is a single very common word"),
+])
+def test_phrase_that_matches_almost_every_sentence(tmp_path, phrase, why):
+    p = single(broken(tmp_path, "phrases: [paused the distribution]",
+                      f"phrases: [paused the distribution, {phrase}]"))
+    assert p.line == 16 and p.where == "codes[0] 'pause' rules.phrases[1]"
+    assert why in p.message and "matches almost every sentence" in p.message
+    assert p.fix.endswith("or remove the line.")
+
+
+@pytest.mark.parametrize("pattern", [
+    '[{OP: "*"}]', '[{LOWER: aid, OP: "?"}, {OP: "*"}]', "[{IS_PUNCT: true}]",
+    "[{IS_ALPHA: true}, {IS_ALPHA: true}]", "[{ORTH: '.'}]", "[{LOWER: {IN: ['!', '?']}}]",
+    "[{}]", "[{LOWER: the}]", '[{LOWER: the}, {OP: "?"}, {IS_ALPHA: true}]',
+    "[{LOWER: {NOT_IN: [aid]}}]", '[{LEMMA: pause, OP: "!"}]',
+])
+def test_pattern_that_matches_almost_every_sentence(tmp_path, pattern):
+    p = single(broken(tmp_path, "- [{LEMMA: pause}, {LOWER: aid}]", f"- {pattern}"))
+    assert p.line == 18 and p.where == "codes[0] 'pause' rules.patterns[0]"
+    assert "matches almost every sentence" in p.message
+    assert "required token" in p.fix and p.fix.endswith("or remove the pattern.")
+
+
+@pytest.mark.parametrize(("field", "rule"), [
+    ("exclude_phrases", "'!'"), ("exclude_patterns", '[{OP: "*"}]'),
+    ("exclude_patterns", "[{IS_PUNCT: true}]"),
+])
+def test_exclusion_that_matches_almost_every_sentence(tmp_path, field, rule):
+    p = single(broken(tmp_path, "      phrases: [paused the distribution]\n",
+                      f"      phrases: [paused the distribution]\n      {field}: [{rule}]\n"))
+    assert p.line == 17 and p.where == f"codes[0] 'pause' rules.{field}[0]"
+    assert "matches almost every sentence" in p.message and "dropped" in p.message
+
+
+def test_specific_rules_of_common_words_are_fine(tmp_path):
+    # Multi-word cues of stop words are real cues; a stop word is a fine exclusion.
+    rules = ("      phrases: [back down, not up to me, go elsewhere]\n"
+             "      exclude_phrases: [not, never]\n"
+             "      patterns:\n"
+             "        - [{LOWER: {IN: [to, not, never]}}, {LOWER: back}, {LOWER: down}]\n"
+             '        - [{LOWER: the, OP: "?"}, {LOWER: aid}]\n'
+             '        - [{IS_PUNCT: true}, {LEMMA: pause}, {OP: "*"}]\n'
+             "      exclude_patterns:\n"
+             "        - [{LOWER: not}]\n")
+    text = BASE.replace("      phrases: [paused the distribution]\n"
+                        "      patterns:\n"
+                        "        - [{LEMMA: pause}, {LOWER: aid}]\n", rules)
+    assert text != BASE
+    book, problems = validate_codebook(write(tmp_path, text))
+    assert problems == [] and book is not None
 
 
 def test_category_without_codes(tmp_path):
@@ -408,6 +497,28 @@ def test_check_valid_codebook_prints_the_summary(tmp_path):
     assert "2 codes in 2 categories; examples 1 positive / 0 negative; 2 rules" in report
     assert re.search(r"tactic - Tactics \(1 code\)\n.*\n  pause +Pausing aid +1 +0 +2", report)
     assert summary_table(book) in report
+
+
+WARNING = ("warning: codes without rules ({}) are applied only by the model, which needs "
+           "reviewed segments to learn them: without reviews they will rarely or never be "
+           "applied — add phrases or patterns, or review segments")
+
+
+def test_check_warns_about_codes_without_rules_but_passes(tmp_path):
+    text = BASE.replace("    related: [pause]\n",
+                        "    related: [pause]\n  - id: third\n    name: Third\n"
+                        "    category: outcome\n    definition: Another outcome.\n"
+                        "    rules:\n      exclude_phrases: [not]\n")
+    status, report = check_codebook(write(tmp_path, text))
+    lines = report.splitlines()
+    assert status == 0 and lines[0].endswith(": OK")
+    assert lines[1].startswith(WARNING.format("deal, third"))  # one line, every such code
+    assert sum("warning" in line for line in lines) == 1
+    # a code with rules: no warning
+    with_rules = BASE.replace("    related: [pause]\n",
+                              "    related: [pause]\n    rules:\n      phrases: [deal struck]\n")
+    status, report = check_codebook(write(tmp_path, with_rules))
+    assert status == 0 and "warning" not in report
 
 
 def test_check_invalid_codebook_lists_every_problem_and_exits_1(tmp_path):

@@ -6,6 +6,9 @@ import csv
 import hashlib
 import io
 import math
+import stat
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -199,3 +202,32 @@ def test_a_metadata_field_named_like_a_code_gets_a_prefix(tmp_path: Path,
     assert f"meta_{codes[0]}" in rows[0] and len(rows[0]) == len(header) - k - 1
     assert rows[0]["meta_meta_text"] == "front matter 'text'"
     assert rows[0]["meta_text"] == "and 'meta_text'" and rows[0]["text"] == "hello"
+
+
+WRITE_OUTPUTS = """
+import sys
+from pathlib import Path
+from qualcode.outputs import atomic_write_bytes, atomic_write_text, write_csv, write_json
+out = Path(sys.argv[1])
+write_csv(out / "table.csv", ["a"], [[1]])
+write_json(out / "manifest.json", {"a": 1})
+atomic_write_text(out / "report.html", "<p>hi</p>")
+(out / "old.csv").write_text("x")
+write_csv(out / "old.csv", ["a"], [[2]])  # replacing a file
+atomic_write_bytes(out / "cache.pkl", b"private", private=True)
+write_json(out / "cache.json", {}, private=True)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_outputs_get_the_mode_open_would_give_and_private_files_0600(
+        tmp_path: Path, umask: int) -> None:
+    subprocess.run([sys.executable, "-c", WRITE_OUTPUTS, str(tmp_path)], check=True,
+                   umask=umask)
+    modes = {f.name: stat.S_IMODE(f.stat().st_mode) for f in tmp_path.iterdir()}
+    public = 0o666 & ~umask  # 0o644 under umask 022, as open(..., "w") gives
+    assert modes == {"table.csv": public, "manifest.json": public, "report.html": public,
+                     "old.csv": public, "cache.pkl": 0o600, "cache.json": 0o600}
+    if umask == 0o022:
+        assert modes["table.csv"] == 0o644

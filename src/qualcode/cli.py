@@ -268,7 +268,7 @@ def _print_summary(summary: dict[str, Any], out: str) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .codebook import check_codebook
+    from .codebook import check_codebook, codebook_warnings, load_codebook
 
     status, report = check_codebook(args.codebook)
     if status:
@@ -276,6 +276,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"\nThe run was not started and {args.out}/ is untouched: fix the codebook "
               "first.", file=sys.stderr)
         return status
+    for warning in codebook_warnings(load_codebook(args.codebook)):
+        print(warning, file=sys.stderr)
     if not Path(args.corpus).is_dir():
         print(f"error: corpus folder '{args.corpus}' does not exist — pass --corpus with the "
               "folder that holds your transcripts", file=sys.stderr)

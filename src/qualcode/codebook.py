@@ -8,13 +8,21 @@ another study's must just work.
 every problem (a pydantic error or one of the checks below) names the file, the line and a
 fix. Besides the schema it checks:
 
-- ids: ``^[A-Za-z][A-Za-z0-9_-]*$``, unique; code ids must not clash (case-insensitively)
-  with the columns of ``coded_segments.csv`` (``segment_id`` ... ``codes``);
+- ids: ``^[A-Za-z][A-Za-z0-9_-]*$``, at most 64 characters (ids name output files such as
+  ``cooccurrence_<a>_x_<b>.csv``), unique; code ids must not clash (case-insensitively)
+  with the columns of ``coded_segments.csv`` (``segment_id`` ... ``codes``); the suggested
+  fix transliterates accents (``négociation`` -> ``negociation``);
 - references: a code's ``category`` and ``related`` must name a category / code;
 - text: ``name`` and ``definition`` must not be blank, phrases must not be empty;
 - rules: every token pattern must compile in a validating spaCy ``Matcher``; attributes that
   the rule layer's pipeline (``spacy.blank`` + lookup lemmatizer) never sets, such as
   ``POS`` or ``DEP``, are reported because such a pattern could never match;
+- broad rules: rules that match almost every sentence (a rule hit alone applies a code) are
+  problems: a phrase with no letter or digit, a cue phrase that is a single English stop
+  word (spaCy's list; multi-word phrases of stop words such as "back down" are real cues,
+  and a stop word is a fine exclusion, e.g. "not"), a pattern whose tokens are all
+  optional, or whose required tokens are only punctuation, IS_*/LIKE_* flags or any word
+  (or, for a cue, a single stop word);
 - shape: at least one code, and no category without codes. An empty category is treated as
   a problem (not a warning): it is almost always a typo in a code's ``category`` or an
   unfinished edit, it would show up as a row of zeros in every report, and the fix (delete
@@ -24,6 +32,9 @@ fix. Besides the schema it checks:
 
 A missing field is reported at the line of the entry that lacks it; a misspelt required
 field is reported once, as an unknown field with the suggested name.
+
+``check_codebook`` also warns (without failing) about codes that have no rules: only the
+model applies them, and without reviews it rarely reaches its threshold.
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -49,12 +61,18 @@ __all__ = [
     "Examples",
     "Rules",
     "check_codebook",
+    "codebook_warnings",
     "load_codebook",
     "summary_table",
     "validate_codebook",
 ]
 
 ID_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+# Ids name output columns and files (cooccurrence_<a>_x_<b>.csv): two ids must fit in one
+# file name (255 bytes on most file systems) with room for the temp file's affixes.
+ID_MAX_LENGTH = 64
+ID_RULE = (f"an id starts with a letter (A-Z, a-z), then has only letters, digits, '_' or "
+           f"'-' (no spaces, dots or accents), at most {ID_MAX_LENGTH} characters")
 # Columns of coded_segments.csv that come before the one-column-per-code block.
 OUTPUT_COLUMNS = (
     "segment_id", "doc_id", "source_type", "speaker", "turn", "char_start", "char_end",
@@ -489,14 +507,29 @@ def _stray_bool(attr: str, value: Any) -> bool:
     return False
 
 
+def _suggest_id(value: str, kind: str) -> str:
+    """A valid id close to ``value``: accents transliterated (négociation -> negociation)."""
+    ascii_text = "".join(ch for ch in unicodedata.normalize("NFKD", value)
+                         if not unicodedata.combining(ch))
+    guess = re.sub(r"[^A-Za-z0-9_-]+", "_", ascii_text).strip("_-") or "my_id"
+    if not guess[0].isalpha():
+        guess = f"{kind[0]}_{guess}"
+    return guess[:ID_MAX_LENGTH].rstrip("_-")
+
+
 def _check_id(ctx: _Context, loc: Loc, value: str, kind: str) -> None:
     if not ID_PATTERN.match(value):
-        guess = re.sub(r"[^A-Za-z0-9_-]+", "_", value).strip("_-") or "my_id"
-        if not guess[0].isalpha():
-            guess = f"{kind[0]}_{guess}"
-        ctx.add(loc, f"{kind} id {value!r} is not a valid id.",
+        ctx.add(loc, f"{kind} id {value!r} is not a valid id: {ID_RULE}.",
                 f"use a letter first, then letters, digits, '_' or '-' (no spaces), e.g. "
-                f"'{guess}'.")
+                f"'{_suggest_id(value, kind)}'.")
+    if len(value) > ID_MAX_LENGTH:
+        shown = value if len(value) <= 24 else value[:24] + "…"
+        ctx.add(loc, f"{kind} id '{shown}' is {len(value)} characters long; ids may have at "
+                f"most {ID_MAX_LENGTH} (they name output columns and files such as "
+                "cooccurrence_<a>_x_<b>.csv, which would be too long to write).",
+                f"shorten it to {ID_MAX_LENGTH} characters or fewer, e.g. "
+                f"'{_suggest_id(value, kind)}', and use the same id wherever it is "
+                "referred to.")
     if kind == "code" and value.lower() in OUTPUT_COLUMNS:
         ctx.add(loc, f"code id {value!r} clashes with the output column '{value.lower()}' "
                 "of coded_segments.csv.",
@@ -596,11 +629,103 @@ def _check_rules(ctx: _Context, loc: Loc, rules: dict[str, Any]) -> None:
             if isinstance(phrase, str) and not phrase.strip():
                 ctx.add((*loc, name, j), "empty phrase.",
                         "write the cue words between the quotes, or remove the line.")
+            elif isinstance(phrase, str):
+                _check_broad_phrase(ctx, (*loc, name, j), phrase, name == "phrases")
     for name in ("patterns", "exclude_patterns"):
         items = rules.get(name)
         for j, pattern in enumerate(items if isinstance(items, list) else []):
             if isinstance(pattern, list) and all(isinstance(t, dict) for t in pattern):
                 _check_pattern(ctx, (*loc, name, j), pattern)
+                if pattern:
+                    _check_broad_pattern(ctx, (*loc, name, j), pattern, name == "patterns")
+
+
+# A rule hit alone applies a code (without reviews), and an exclusion hit drops every cue of
+# its sentence, so a rule that matches almost every sentence is a problem, not a style issue.
+_BROAD_CUE = ("matches almost every sentence — without reviews a rule hit alone applies the "
+              "code, so it would go on nearly every segment")
+_BROAD_EXCLUSION = ("matches almost every sentence — the code's cues would be dropped almost "
+                    "everywhere")
+_TEXT_ATTRS = frozenset({"ORTH", "TEXT", "LOWER", "NORM", "LEMMA"})
+_OPTIONAL_OPS = frozenset({"?", "*"})
+
+
+@lru_cache(maxsize=1)
+def _stop_words() -> frozenset[str]:
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    return frozenset(STOP_WORDS)
+
+
+def _no_word(text: str) -> bool:
+    return not any(ch.isalnum() for ch in text)
+
+
+def _stop_word(text: str) -> bool:
+    """One word (no space) that is an English stop word ("the", "and", "of", "was")."""
+    words = text.lower().split()
+    return len(words) == 1 and words[0].strip(".,;:!?\"'()") in _stop_words()
+
+
+def _check_broad_phrase(ctx: _Context, loc: Loc, phrase: str, cue: bool) -> None:
+    what = _BROAD_CUE if cue else _BROAD_EXCLUSION
+    if _no_word(phrase):
+        ctx.add(loc, f"phrase {phrase!r} has no letter or digit: it {what}.",
+                "write the cue words (e.g. 'suspended the distribution'), or remove the line.")
+    elif cue and _stop_word(phrase):
+        # Only for cues: an exclusion such as "not" (negation) is a reasonable rule.
+        ctx.add(loc, f"phrase {phrase!r} is a single very common word: it {what}.",
+                "use a longer phrase: the word with the words around it that make the cue "
+                "specific, or remove the line.")
+
+
+def _weak_value(value: Any, cue: bool) -> bool:
+    """A text attribute's value that matches almost any token (punctuation, a stop word)."""
+    if isinstance(value, str):
+        return _no_word(value) or (cue and _stop_word(value))
+    if isinstance(value, dict):
+        if any(str(op).upper() in ("NOT_IN", "!=") for op in value):
+            return True
+        options = value.get("IN")
+        return isinstance(options, list) and bool(options) \
+            and all(_weak_value(v, cue) for v in options)
+    return False
+
+
+def _weak_token(token: dict[str, Any], cue: bool) -> bool:
+    """A token that matches almost any token: no attribute, only IS_*/LIKE_* flags,
+    punctuation (or, for a lone cue token, a stop word), or a negated one (OP "!")."""
+    if token.get("OP") == "!":
+        return True
+    attrs = {str(a).upper(): v for a, v in token.items() if str(a).upper() != "OP"}
+    for attr, value in attrs.items():
+        if attr.startswith(("IS_", "LIKE_")):
+            continue
+        if attr in _TEXT_ATTRS and _weak_value(value, cue):
+            continue
+        return False
+    return True
+
+
+def _check_broad_pattern(ctx: _Context, loc: Loc, pattern: list[dict[str, Any]],
+                         cue: bool) -> None:
+    required = [t for t in pattern if t.get("OP") not in _OPTIONAL_OPS]
+    what = _BROAD_CUE if cue else _BROAD_EXCLUSION
+    fix = ("give it at least one required token that names a word, e.g. [{LEMMA: suspend}, "
+           "{OP: \"?\"}, {LOWER: aid}], or remove the pattern.")
+    if not required:
+        ctx.add(loc, f"every token of this pattern is optional (OP \"?\" or \"*\"): it {what}.",
+                fix)
+        return
+    specific = [t for t in required if not _weak_token(t, cue=False)]
+    if not specific:
+        ctx.add(loc, "this pattern's required tokens are only punctuation, IS_*/LIKE_* flags or "
+                f"any word: it {what}.", fix)
+    elif cue and len(specific) == 1 and _weak_token(specific[0], cue=True):
+        # One stop word plus flags ([{LOWER: the}, {IS_ALPHA: true}]) is as broad as the
+        # phrase "the"; two or more stop words ("back down") can be a real cue.
+        ctx.add(loc, "this pattern's only word is a very common one (a stop word such as "
+                f"'the' or 'of'), the rest being optional or flags: it {what}.", fix)
 
 
 # --------------------------------------------------------------------------- entry points
@@ -759,12 +884,32 @@ def summary_table(codebook: Codebook) -> str:
     return "\n".join(out)
 
 
+def codebook_warnings(codebook: Codebook) -> list[str]:
+    """Things that do not stop a run but that the researcher should know (one line each).
+
+    Codes without rules (no phrases, no patterns) are applied only by the model, which
+    without reviewed segments needs a high score: in practice they are rarely or never
+    applied until coders review segments.
+    """
+    bare = [c.id for c in codebook.codes if not c.rules.count]
+    if not bare:
+        return []
+    return [f"warning: codes without rules ({', '.join(bare)}) are applied only by the model, "
+            "which needs reviewed segments to learn them: without reviews they will rarely or "
+            "never be applied — add phrases or patterns, or review segments "
+            "(qualcode review export)."]
+
+
 def check_codebook(path: str | Path = "codebook.yaml") -> tuple[int, str]:
-    """What ``qualcode codebook check`` prints, and its exit status (0 valid, 1 not)."""
+    """What ``qualcode codebook check`` prints, and its exit status (0 valid, 1 not).
+
+    Warnings (``codebook_warnings``) are printed after "OK" and do not change the status.
+    """
     book, problems = validate_codebook(path)
     if problems or book is None:
         lines = [str(p) for p in problems]
         lines.append(f"{_plural(len(problems), 'problem')} in {path}: the codebook was not "
                      "loaded.")
         return 1, "\n".join(lines)
-    return 0, f"{path}: OK\n\n{summary_table(book)}"
+    warnings = "".join(f"\n{w}" for w in codebook_warnings(book))
+    return 0, f"{path}: OK{warnings}\n\n{summary_table(book)}"

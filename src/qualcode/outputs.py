@@ -25,12 +25,49 @@ CSV_ENCODING = "utf-8-sig"
 CSV_LINE_END = "\r\n"
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> str:
-    """Write ``data`` to ``path`` via a temp file and a rename; return its sha256."""
+def _read_umask() -> int:
+    """The process's umask, read without changing it where the OS allows (Linux)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    # Elsewhere: set and restore once, at import (before any worker threads exist).
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+# Read once: os.umask() is process-global, so calling it per write would race with threads.
+UMASK = _read_umask()
+PRIVATE_MODE = 0o600
+
+
+def file_mode(private: bool = False) -> int:
+    """The mode of a written file: what ``open(path, "w")`` gives, or 0600 if ``private``."""
+    return PRIVATE_MODE if private else 0o666 & ~UMASK
+
+
+def atomic_write_bytes(path: str | Path, data: bytes, private: bool = False) -> str:
+    """Write ``data`` to ``path`` via a temp file and a rename; return its sha256.
+
+    The file gets the mode a plain ``open(path, "w")`` would give (``0o666 & ~umask``),
+    not the temp file's 0600; ``private=True`` keeps it readable by the owner only (for
+    caches that hold transcript text).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        try:
+            if hasattr(os, "fchmod"):
+                os.fchmod(fd, file_mode(private))
+            else:  # Windows: mkstemp's mode bits mean nothing there
+                os.chmod(tmp, file_mode(private))
+        except OSError:  # a file system without modes (FAT, some shares): write anyway
+            pass
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -42,12 +79,14 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> str:
-    return atomic_write_bytes(path, text.encode(encoding))
+def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8",
+                      private: bool = False) -> str:
+    return atomic_write_bytes(path, text.encode(encoding), private=private)
 
 
-def write_json(path: str | Path, payload: Any) -> str:
-    return atomic_write_text(path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+def write_json(path: str | Path, payload: Any, private: bool = False) -> str:
+    return atomic_write_text(path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n",
+                             private=private)
 
 
 def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:

@@ -143,7 +143,7 @@ def train(
         "evaluation": dict(evaluation or {}),
     }
     folder = model_dir(out)
-    atomic_write_bytes(folder / MODEL_FILE, pickle.dumps(model))
+    atomic_write_bytes(folder / MODEL_FILE, pickle.dumps(model), private=True)
     write_json(folder / MODEL_META, meta)
     return model, meta
 
