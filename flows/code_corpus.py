@@ -38,7 +38,7 @@ from qualcode.documents import Segment, Skipped
 from qualcode.embed import FAST, default_backend
 from qualcode.ingest import FileRecord, discover_files, load_manifest, unmatched_doc_ids
 from qualcode.model import CodebookClassifier
-from qualcode.outputs import write_json
+from qualcode.outputs import exclusive_outputs, write_json
 from qualcode.provenance import now
 from qualcode.reliability import agreement_table, coding_decisions, write_reliability
 from qualcode.report import write_reports
@@ -441,6 +441,7 @@ def _subset(decisions: Mapping[str, frozenset[str]], segments: Sequence[Segment]
 
 
 @flow(name="code-corpus", log_prints=False)
+@exclusive_outputs
 @parallel.frozen_heap
 def code_corpus(
     corpus: str = "corpus",

@@ -231,3 +231,37 @@ def test_outputs_get_the_mode_open_would_give_and_private_files_0600(
                      "old.csv": public, "cache.pkl": 0o600, "cache.json": 0o600}
     if umask == 0o022:
         assert modes["table.csv"] == 0o644
+
+
+def test_a_second_run_on_the_same_outputs_is_refused_while_the_first_writes(tmp_path):
+    import time
+
+    from qualcode.outputs import OutputsBusy, exclusive_outputs
+
+    @exclusive_outputs
+    def run(out: str) -> str:
+        return "written"
+
+    assert run(out=str(tmp_path / "new")) == "written"  # no folder yet: nothing to lock
+    out = tmp_path / "outputs"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\nfrom qualcode.outputs import exclusive_outputs\n"
+        "@exclusive_outputs\ndef run(out):\n    print('holding', flush=True); time.sleep(30)\n"
+        f"run(out={str(out)!r})")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        with pytest.raises(OutputsBusy, match="another qualcode run is writing to"):
+            run(out=str(out))
+    finally:
+        holder.kill()
+        holder.wait()
+    deadline = time.monotonic() + 10
+    while True:  # the lock goes with the process that held it
+        try:
+            assert run(out=str(out)) == "written"
+            break
+        except OutputsBusy:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    assert list(out.iterdir()) == []  # the lock adds nothing to the folder

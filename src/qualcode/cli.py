@@ -308,8 +308,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from flows import in_process_run
     from flows.code_corpus import code_corpus  # imports Prefect, configured for privacy
 
-    with in_process_run():
-        summary = code_corpus(**_flow_parameters(args))
+    from .outputs import OutputsBusy
+
+    try:
+        with in_process_run():
+            summary = code_corpus(**_flow_parameters(args))
+    except OutputsBusy as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     _print_summary(summary, args.out)
     _print_incremental(summary)
     print(f"  wall time      {time.perf_counter() - t0:.1f} s (incl. Prefect start-up)")

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
+import inspect
 import io
 import json
 import os
 import tempfile
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, TypeVar
 
 from .documents import Segment
 
@@ -199,3 +201,43 @@ def segment_rows(segments: Sequence[Segment], reserved: Collection[str] = ()
         for s in segments
     ]
     return header, rows
+
+
+T = TypeVar("T")
+
+
+class OutputsBusy(RuntimeError):
+    """Another run is writing the same outputs folder."""
+
+
+def exclusive_outputs(fn: Callable[..., T]) -> Callable[..., T]:
+    """``fn`` (which takes an ``out`` folder) run holding a lock on that folder, when it
+    exists: two runs that write the same outputs at once would mix them. Raises
+    :class:`OutputsBusy` at once when another process holds it. (The folder itself is
+    locked, so nothing is added to it; no lock without ``fcntl``, on Windows.)"""
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def locked(*args: Any, **kwargs: Any) -> T:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        out = Path(bound.arguments["out"])
+        try:
+            import fcntl
+
+            folder = os.open(out, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except (ImportError, OSError):  # Windows; no such folder yet
+            return fn(*args, **kwargs)
+        try:
+            try:
+                fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise OutputsBusy(
+                    f"another qualcode run is writing to '{out}' — wait until it has "
+                    "finished, or choose another --out") from None
+            return fn(*args, **kwargs)
+        finally:
+            os.close(folder)
+
+    return locked
+
