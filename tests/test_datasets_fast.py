@@ -9,6 +9,7 @@ import math
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -234,8 +235,6 @@ def test_outputs_get_the_mode_open_would_give_and_private_files_0600(
 
 
 def test_a_second_run_on_the_same_outputs_is_refused_while_the_first_writes(tmp_path):
-    import time
-
     from qualcode.outputs import OutputsBusy, exclusive_outputs
 
     @exclusive_outputs
@@ -265,3 +264,36 @@ def test_a_second_run_on_the_same_outputs_is_refused_while_the_first_writes(tmp_
             assert time.monotonic() < deadline
             time.sleep(0.1)
     assert list(out.iterdir()) == []  # the lock adds nothing to the folder
+
+
+def test_worker_processes_forked_during_a_run_do_not_keep_its_lock(tmp_path):
+    import multiprocessing
+
+    from qualcode.outputs import exclusive_outputs
+
+    workers = []
+
+    context = multiprocessing.get_context("fork")
+
+    @exclusive_outputs
+    def run(out: str) -> str:
+        started = context.Event()
+        worker = context.Process(target=_started_then_sleep, args=(started,))
+        worker.start()  # as the flow's worker pool, which outlives the run
+        assert started.wait(10)
+        workers.append(worker)
+        return "written"
+
+    try:
+        assert run(out=str(tmp_path)) == "written"
+        assert run(out=str(tmp_path)) == "written"  # the next run, workers still alive
+        assert all(w.is_alive() for w in workers)
+    finally:
+        for worker in workers:
+            worker.kill()
+            worker.join()
+
+
+def _started_then_sleep(started) -> None:
+    started.set()
+    time.sleep(30)

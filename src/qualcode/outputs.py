@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import hashlib
@@ -210,6 +211,22 @@ class OutputsBusy(RuntimeError):
     """Another run is writing the same outputs folder."""
 
 
+# Folder locks this process holds. A forked worker process would otherwise share them
+# and keep them held after the run (the workers outlive it): it closes its copies.
+_HELD: set[int] = set()
+
+
+def _close_held() -> None:
+    for fd in _HELD:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_held)
+
+
 def exclusive_outputs(fn: Callable[..., T]) -> Callable[..., T]:
     """``fn`` (which takes an ``out`` folder) run holding a lock on that folder, when it
     exists: two runs that write the same outputs at once would mix them. Raises
@@ -228,6 +245,7 @@ def exclusive_outputs(fn: Callable[..., T]) -> Callable[..., T]:
             folder = os.open(out, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
         except (ImportError, OSError):  # Windows; no such folder yet
             return fn(*args, **kwargs)
+        _HELD.add(folder)
         try:
             try:
                 fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -237,6 +255,7 @@ def exclusive_outputs(fn: Callable[..., T]) -> Callable[..., T]:
                     "finished, or choose another --out") from None
             return fn(*args, **kwargs)
         finally:
+            _HELD.discard(folder)
             os.close(folder)
 
     return locked
