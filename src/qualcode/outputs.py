@@ -253,6 +253,8 @@ def exclusive_outputs(fn: Callable[..., T]) -> Callable[..., T]:
                 raise OutputsBusy(
                     f"another qualcode run is writing to '{out}' — wait until it has "
                     "finished, or choose another --out") from None
+            except OSError:  # a file system without locks (some network shares): run
+                pass
             return fn(*args, **kwargs)
         finally:
             _HELD.discard(folder)
