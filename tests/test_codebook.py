@@ -293,11 +293,17 @@ def test_unknown_category_suggests_the_closest(tmp_path):
     assert p.fix.startswith("did you mean 'outcome'?")
 
 
-def test_unknown_related_code(tmp_path):
-    p = single(broken(tmp_path, "related: [pause]", "related: [paus]"))
-    assert p.line == 23 and p.where == "codes[1] 'deal' related[0]"
-    assert p.message == "related names an unknown code 'paus'."
-    assert p.fix == "did you mean 'pause'?"
+def test_unknown_related_code_is_a_warning(tmp_path):
+    # A hint naming no code (a typo, or a renamed codebook that missed one) does not stop
+    # a run: the codebook loads, and check says which hint is ignored and the likely fix.
+    path = write(tmp_path, BASE.replace("related: [pause]", "related: [paus]"))
+    book, problems = validate_codebook(path)
+    assert problems == [] and book is not None
+    assert book.codes[1].related == ["paus"]
+    status, report = check_codebook(path)
+    assert status == 0
+    assert ("warning: code 'deal' lists related code 'paus', which the codebook does not "
+            "define, so that hint is ignored — did you mean 'pause'?") in report.splitlines()
 
 
 @pytest.mark.parametrize("bad", ["2deal", "a deal", "déal!"])

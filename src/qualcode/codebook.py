@@ -12,7 +12,8 @@ fix. Besides the schema it checks:
   ``cooccurrence_<a>_x_<b>.csv``), unique; code ids must not clash (case-insensitively)
   with the columns of ``coded_segments.csv`` (``segment_id`` ... ``codes``); the suggested
   fix transliterates accents (``négociation`` -> ``negociation``);
-- references: a code's ``category`` and ``related`` must name a category / code;
+- references: a code's ``category`` must name a category (a ``related`` code that does not
+  exist is only a warning: it is a hint, and a renamed codebook may miss one);
 - text: ``name`` and ``definition`` must not be blank, phrases must not be empty;
 - rules: every token pattern must compile in a validating spaCy ``Matcher``; attributes that
   the rule layer's pipeline (``spacy.blank`` + lookup lemmatizer) never sets, such as
@@ -33,8 +34,9 @@ fix. Besides the schema it checks:
 A missing field is reported at the line of the entry that lacks it; a misspelt required
 field is reported once, as an unknown field with the suggested name.
 
-``check_codebook`` also warns (without failing) about codes that have no rules: only the
-model applies them, and without reviews it rarely reaches its threshold.
+``check_codebook`` also warns (without failing) about codes that have no rules (only the
+model applies them, and without reviews it rarely reaches its threshold) and about
+``related`` hints that name no code.
 """
 
 from __future__ import annotations
@@ -604,11 +606,6 @@ def _check_entries(ctx: _Context) -> None:
             if other == code.get("id"):
                 ctx.add((*loc, "related", j), f"related names the code itself ({other!r}).",
                         "remove it: related lists other codes.")
-            elif other not in code_ids:
-                guess = _closest(other, list(code_ids))
-                ctx.add((*loc, "related", j), f"related names an unknown code {other!r}.",
-                        f"did you mean '{guess}'?" if guess
-                        else "use the id of a code defined under 'codes:', or remove it.")
         _blank(ctx, code, loc, "name")
         _blank(ctx, code, loc, "definition")
         rules = code.get("rules")
@@ -889,15 +886,27 @@ def codebook_warnings(codebook: Codebook) -> list[str]:
 
     Codes without rules (no phrases, no patterns) are applied only by the model, which
     without reviewed segments needs a high score: in practice they are rarely or never
-    applied until coders review segments.
+    applied until coders review segments. A ``related`` hint naming no code is ignored.
     """
+    ids = list(codebook.code_ids)
+    warnings = []
+    for code in codebook.codes:
+        for other in code.related:
+            if other not in ids:
+                guess = _closest(other, ids)
+                warnings.append(
+                    f"warning: code '{code.id}' lists related code '{other}', which the "
+                    "codebook does not define, so that hint is ignored — "
+                    + (f"did you mean '{guess}'?" if guess else
+                       "use the id of a code defined under 'codes:', or remove it."))
     bare = [c.id for c in codebook.codes if not c.rules.count]
-    if not bare:
-        return []
-    return [f"warning: codes without rules ({', '.join(bare)}) are applied only by the model, "
+    if bare:
+        warnings.append(
+            f"warning: codes without rules ({', '.join(bare)}) are applied only by the model, "
             "which needs reviewed segments to learn them: without reviews they will rarely or "
             "never be applied — add phrases or patterns, or review segments "
-            "(qualcode review export)."]
+            "(qualcode review export).")
+    return warnings
 
 
 def check_codebook(path: str | Path = "codebook.yaml") -> tuple[int, str]:
