@@ -1103,6 +1103,23 @@ def test_xlsx_every_sheet_with_text_and_id_is_read(tmp_path: Path) -> None:
     ]
 
 
+def test_xlsx_numeric_ids_are_read_as_the_sheet_shows_them(tmp_path: Path) -> None:
+    # Ids typed as numbers and shown zero-padded (format 000, or "LIT-"000) are the ids
+    # people read and write elsewhere: 001, not 1. Other number formats keep the number.
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet["B2"], sheet["C2"] = "excerpt_id", "text"  # column A and row 1 empty
+    rows = [(1, "000"), (2, '"LIT-"000'), (3, "General"), (1234, "#,##0"), ("X-5", "@"),
+            (6.0, "0000")]
+    for r, (value, number_format) in enumerate(rows, start=3):
+        sheet.cell(r, 2, value).number_format = number_format
+        sheet.cell(r, 3, f"Excerpt {r}.")
+    result = ingest_corpus(_save(workbook, tmp_path))
+    assert [(d.doc_id, d.row) for d in result.documents] == [
+        ("001", 3), ("LIT-002", 4), ("3", 5), ("1234", 6), ("X-5", 7), ("0006", 8)]
+    assert result.skipped == []
+
+
 def test_xlsx_header_below_a_title_keeps_spreadsheet_row_numbers(tmp_path: Path) -> None:
     workbook = openpyxl.Workbook()
     sheet = workbook.active

@@ -973,6 +973,7 @@ def _read_sheets(data: bytes) -> tuple[list[_Sheet], list[RowProblem]]:
             index = _header_index(probe) or 0
             frame = pd.read_excel(book, sheet_name=name, header=index, dtype=object)
             sheets.append(_Sheet(str(name), frame, index + 1))
+            _ids_as_shown(book.book, sheets[-1])
         _leave_out_uncalculated(data, sheets)
     except ReadError:
         raise
@@ -981,6 +982,49 @@ def _read_sheets(data: bytes) -> tuple[list[_Sheet], list[RowProblem]]:
     for sheet in sheets:  # after _leave_out_uncalculated, which counts columns
         sheet.frame = _without_empty_unnamed(sheet.frame)
     return sheets, [_hidden_sheet(name, states[name]) for name in hidden]
+
+
+# An id cell's number format that only pads with zeros and adds fixed text: '000',
+# '"LIT-"000', 'EX\-0000'. Any other format (decimals, thousands, dates) is left alone.
+_ID_FORMAT = re.compile(r'((?:"[^"]*"|\\.|[-_ /:])*?)([0#]+)((?:"[^"]*"|\\.|[-_ /:])*)')
+_LITERAL = re.compile(r'"([^"]*)"|\\(.)|(.)')
+
+
+def _literal(part: str) -> str:
+    return "".join(a or b or c for a, b, c in _LITERAL.findall(part))
+
+
+def _shown_id(value: object, number_format: str) -> str | None:
+    """A whole-number id as the spreadsheet shows it: 1 with format ``000`` is "001" (the
+    id people read, and write in manifests and review files), not "1"."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value \
+            or not float(value).is_integer() or value < 0:
+        return None
+    form = _ID_FORMAT.fullmatch(number_format.split(";")[0])
+    if form is None:
+        return None
+    prefix, digits, suffix = form.groups()
+    return f"{_literal(prefix)}{str(int(value)).zfill(digits.count('0'))}{_literal(suffix)}"
+
+
+def _ids_as_shown(book: object, sheet: _Sheet) -> None:
+    """Numbers in the id column become the text the sheet shows (see :func:`_shown_id`);
+    the cells' formats are read only when the column holds numbers."""
+    _, id_col, _ = _columns(sheet.frame)
+    if id_col is None or not hasattr(book, "worksheets"):
+        return
+    values = sheet.frame[id_col].tolist()
+    if not any(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        return
+    column = sheet.frame.columns.get_loc(id_col) + 1
+    rows = book[sheet.name].iter_rows(min_row=sheet.header + 1,
+                                      max_row=sheet.header + len(values),
+                                      min_col=column, max_col=column)
+    shown = list(values)
+    for i, cells in enumerate(rows):
+        if cells and (text := _shown_id(cells[0].value, cells[0].number_format or "")):
+            shown[i] = text
+    sheet.frame[id_col] = shown
 
 
 def _hidden_sheet(name: object, state: str) -> RowProblem:
