@@ -506,8 +506,9 @@ def test_check_valid_codebook_prints_the_summary(tmp_path):
 
 
 WARNING = ("warning: codes without rules ({}) are applied only by the model, which needs "
-           "reviewed segments to learn them: without reviews they will rarely or never be "
-           "applied — add phrases or patterns, or review segments")
+           "reviewed segments to learn them: without reviews it applies them from their "
+           "similarity to the definition and examples, far less precisely than rules (the "
+           "fast backend hardly at all) — add phrases or patterns, or review segments")
 
 
 def test_check_warns_about_codes_without_rules_but_passes(tmp_path):

@@ -71,6 +71,20 @@ def test_alpha_and_f1_equal_hand_computed_values() -> None:
     assert f1_per_code(truth, pred).tolist() == [0.5, 1.0]
 
 
+def test_codebook_only_codes_without_rules_have_a_lower_threshold() -> None:
+    # Rules decide where they hit, so the model adds a code only when very sure; a code
+    # without rules has only the model, and a lower bar.
+    book = _book()
+    book.codes[1].rules = Rules()
+    model = CodebookClassifier(book, backend="fast").fit([], None)
+    assert model.thresholds_.tolist() == [model.codebook_only_threshold,
+                                          model.ruleless_threshold]
+    assert model.ruleless_threshold < model.codebook_only_threshold
+    # with reviews (too few to tune on), thresholds no longer depend on rules
+    reviewed = CodebookClassifier(book, backend="fast").fit(TEXTS, LABELS)
+    assert reviewed.thresholds_.tolist() == [reviewed.threshold] * 2
+
+
 def test_codebook_only_fast_backend_rules_and_evidence() -> None:
     model = CodebookClassifier(_book(), backend="fast").fit([], None)
     assert model.backend_ == "fast" and model.classes_ == ["money", "weather"]

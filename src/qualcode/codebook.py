@@ -35,7 +35,7 @@ A missing field is reported at the line of the entry that lacks it; a misspelt r
 field is reported once, as an unknown field with the suggested name.
 
 ``check_codebook`` also warns (without failing) about codes that have no rules (only the
-model applies them, and without reviews it rarely reaches its threshold) and about
+model applies them, and without reviews far less precisely) and about
 ``related`` hints that name no code.
 """
 
@@ -885,8 +885,9 @@ def codebook_warnings(codebook: Codebook) -> list[str]:
     """Things that do not stop a run but that the researcher should know (one line each).
 
     Codes without rules (no phrases, no patterns) are applied only by the model, which
-    without reviewed segments needs a high score: in practice they are rarely or never
-    applied until coders review segments. A ``related`` hint naming no code is ignored.
+    without reviewed segments has only the codebook's definition and examples to go on:
+    much less precise than rules, and with the fast backend (hashed words) hardly ever.
+    A ``related`` hint naming no code is ignored.
     """
     ids = list(codebook.code_ids)
     warnings = []
@@ -903,9 +904,10 @@ def codebook_warnings(codebook: Codebook) -> list[str]:
     if bare:
         warnings.append(
             f"warning: codes without rules ({', '.join(bare)}) are applied only by the model, "
-            "which needs reviewed segments to learn them: without reviews they will rarely or "
-            "never be applied — add phrases or patterns, or review segments "
-            "(qualcode review export).")
+            "which needs reviewed segments to learn them: without reviews it applies them "
+            "from their similarity to the definition and examples, far less precisely than "
+            "rules (the fast backend hardly at all) — add phrases or patterns, or review "
+            "segments (qualcode review export).")
     return warnings
 
 

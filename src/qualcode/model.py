@@ -239,6 +239,7 @@ class CodebookClassifier(BaseEstimator):
         use_guidance: bool = True,
         threshold: float = 0.5,
         codebook_only_threshold: float = 0.7,
+        ruleless_threshold: float = 0.55,
         min_positives_to_tune: int = 8,
         inner_folds: int = 3,
         min_sentence_words: int = 3,
@@ -259,6 +260,7 @@ class CodebookClassifier(BaseEstimator):
         self.use_guidance = use_guidance
         self.threshold = threshold
         self.codebook_only_threshold = codebook_only_threshold
+        self.ruleless_threshold = ruleless_threshold
         self.min_positives_to_tune = min_positives_to_tune
         self.inner_folds = inner_folds
         self.min_sentence_words = min_sentence_words
@@ -520,6 +522,12 @@ class CodebookClassifier(BaseEstimator):
         k = len(self.classes_)
         self.thresholds_ = np.full(k, self.codebook_only_threshold if not texts
                                    else self.threshold)
+        if not texts:
+            # Rules are written for precision, so from the codebook alone the model adds a
+            # code only when very sure; a code without rules has only the model, and a
+            # lower bar (dev set, no rules at all: alpha 0.18 at 0.7, 0.41 at 0.55).
+            bare = [not (self.use_rules and c.rules.count) for c in self.codebook.codes]
+            self.thresholds_[np.asarray(bare, dtype=bool)] = self.ruleless_threshold
         # From the codebook alone a rule hit decides (rules are written for precision).
         self.rule_bonus_ = np.full(k, 1.0 if self.use_rules else 0.0)
         self.tuned_ = np.zeros(k, dtype=bool)
