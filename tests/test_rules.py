@@ -53,6 +53,23 @@ def test_token_pattern_and_evidence_offsets(matcher: RuleMatcher) -> None:
     assert hit.text == "threatened to suspend; threatened to stop"
 
 
+def test_rules_match_across_line_breaks_tabs_and_runs_of_spaces(matcher: RuleMatcher) -> None:
+    # Hard-wrapped transcripts break lines inside sentences: a line break (or a tab, or
+    # several spaces) between two words separates them as one space does. A blank line
+    # still ends the sentence, so nothing matches across it.
+    text = ("We said we would\n  suspend\tdistributions, and they  threatened to\nstop "
+            "us.\n\nA press\n\nrelease.")
+    [res] = matcher.match([text])
+    hit = res.hits["halt"]
+    assert hit.evidence == ("suspend distributions", "threatened to stop")
+    assert [text[a:b] for a, b in hit.spans] == ["suspend\tdistributions",
+                                                 "threatened to\nstop"]
+    assert "press" not in res.hits
+    assert [text[a:b] for a, b in res.sentences] == [
+        "We said we would\n  suspend\tdistributions, and they  threatened to\nstop us.",
+        "A press", "release."]
+
+
 def test_exclusion_suppresses_hits_in_its_sentence_only(matcher: RuleMatcher) -> None:
     same, other = matcher.match([
         "A donor condition forced us to suspend distribution.",

@@ -15,6 +15,11 @@ find it in the sentence written as one string; the regex also bounds the stretch
 sentence the Matcher needs to see. The Matcher still decides every match. Work per doc is
 kept to a minimum (one token array read and write for the whole pipeline, see
 :meth:`RuleMatcher._batches`): at ~80 tokens per segment, spaCy's per-doc calls dominate.
+
+A line break inside a paragraph (hard-wrapped text), a tab or a run of spaces separates two
+words as a single space does: rules match across them (spaCy would make each a token of its
+own between the words). A blank line stays a sentence end. Evidence and sentence offsets
+are in the original text.
 """
 
 from __future__ import annotations
@@ -35,8 +40,6 @@ from spacy.matcher import Matcher, PhraseMatcher
 from spacy.strings import get_string_id
 from spacy.tokens import Doc
 from spacy.util import load_language_data, minibatch, registry
-
-from .embed import doc_words, stack_words
 
 _EXCLUDE = "\x00not\x00"  # prefix of exclusion match labels; cannot clash with a code id
 
@@ -225,6 +228,43 @@ _ANY_TOKEN = "\x01[^\x02]*\x02[^\x03]*\x03"
 _ATTR_NAMES = {v: k for k, v in IDS.items()}
 _COLUMNS = [SENT_START, IS_SPACE, IDX, LENGTH, LOWER, LEMMA, IS_PUNCT]
 
+# White space that spaCy makes a token of its own: anything but one plain space.
+_SPACE_TOKEN = re.compile(r"\s{2,}|[^\S ]")
+
+
+def _word_gaps_as_spaces(text: str) -> tuple[str, np.ndarray | None]:
+    """``text`` with each white-space run that holds no blank line written as one space,
+    and the shifts back: a character at ``i`` of the result is at ``i + add[j]`` of
+    ``text``, ``j`` the last with ``pos[j] <= i`` (``None``: nothing changed)."""
+    if _SPACE_TOKEN.search(text) is None:
+        return text, None
+    parts: list[str] = []
+    pos, add = [0], [0]
+    last = removed = 0
+    for gap in _SPACE_TOKEN.finditer(text):
+        run = gap.group()
+        if run.count("\n") > 1:  # a blank line: kept, it ends a sentence
+            continue
+        parts += [text[last:gap.start()], " "]
+        pos.append(gap.start() - removed + 1)
+        removed += len(run) - 1
+        add.append(removed)
+        last = gap.end()
+    if len(pos) == 1:
+        return text, None
+    parts.append(text[last:])
+    return "".join(parts), np.array([pos, add], dtype=np.int64)
+
+
+def _shift_back(idx: np.ndarray, bounds: np.ndarray,
+                shifts: Sequence[np.ndarray | None]) -> None:
+    """Token offsets (``idx``, rows ``bounds[k]:bounds[k + 1]`` for doc ``k``) moved, in
+    place, from the texts :func:`_word_gaps_as_spaces` wrote back into the original ones."""
+    for k, shift in enumerate(shifts):
+        if shift is not None:
+            doc = idx[bounds[k]:bounds[k + 1]]
+            doc += shift[1][np.searchsorted(shift[0], doc, side="right") - 1].astype(doc.dtype)
+
 
 class _Pieces(dict[int, str]):
     """String hash -> its text (control characters removed) in a sentence encoding."""
@@ -387,7 +427,8 @@ class RuleMatcher:
         return sents.tolist(), patterns.tolist()
 
     def docs(self, texts: Iterable[str]) -> Iterable[Doc]:
-        """The texts processed by ``self.nlp``, in order."""
+        """The texts processed by ``self.nlp``, in order (each with its word gaps written as
+        one space: the doc's text is not the text, its words are the text's words)."""
         return (doc for _, docs, _ in self._batches(texts) for doc in docs)
 
     def _batches(self, texts: Iterable[str]) -> Iterator[
@@ -403,34 +444,41 @@ class RuleMatcher:
         if fused and (self._lexicon is None or self._lexicon.lemmas is not pipes[0]):
             self._lexicon = _Lexicon(self.nlp.vocab, pipes[0])
         for batch in minibatch(texts, self.batch_size):
-            if not fused:
-                yield batch, list(self.nlp.pipe(batch, batch_size=self.batch_size)), None
-                continue
-            docs = [self.nlp.make_doc(text) for text in batch]
-            full = [doc for doc in docs if len(doc)]
+            spaced = [_word_gaps_as_spaces(text) for text in batch]
+            if fused:
+                docs = [self.nlp.make_doc(text) for text, _ in spaced]
+            else:
+                docs = list(self.nlp.pipe([text for text, _ in spaced],
+                                          batch_size=self.batch_size))
+            full = [i for i, doc in enumerate(docs) if len(doc)]
             if not full:
                 yield batch, docs, None
                 continue
-            arr, bounds = _stacked(full, [ORTH, IDX])
+            full_docs = [docs[i] for i in full]
+            shifts = [spaced[i][1] for i in full]
+            if not fused:
+                columns, bounds = _stacked(full_docs, _COLUMNS)
+                _shift_back(columns[:, 2], bounds, shifts)
+                yield batch, docs, (columns, bounds)
+                continue
+            arr, bounds = _stacked(full_docs, [ORTH, IDX])
+            _shift_back(arr[:, 1], bounds, shifts)
             lemma, lower, space, length, punct = self._lexicon.rows(arr[:, 0]).T
             start = pipes[1].values(np.column_stack([arr[:, 0], space]), bounds)
-            _scatter(full, bounds, [LEMMA, SENT_START], np.column_stack([lemma, start]))
+            _scatter(full_docs, bounds, [LEMMA, SENT_START], np.column_stack([lemma, start]))
             columns = np.column_stack([start, space, arr[:, 1], length, lower, lemma, punct])
             yield batch, docs, (columns, bounds)
 
-    def match_doc(self, doc: Doc, text: str | None = None) -> RuleResult:
-        """Hits and sentence boundaries of one processed doc (``text``: its text, if known)."""
-        return self._match_batch([doc], [text])[0]
-
-    def _match_batch(self, docs: Sequence[Doc], texts: Sequence[str | None],
-                     columns: tuple[np.ndarray, np.ndarray] | None = None) -> list[RuleResult]:
-        """:meth:`match_doc` for several docs, with array operations over all their tokens
-        (``columns``: their non-empty docs' ``_COLUMNS`` and bounds, if known)."""
+    def _match_batch(self, docs: Sequence[Doc], texts: Sequence[str],
+                     columns: tuple[np.ndarray, np.ndarray] | None) -> list[RuleResult]:
+        """Hits and sentence boundaries of a batch's docs, with array operations over all
+        their tokens (``columns``: the non-empty docs' ``_COLUMNS``, offsets into
+        ``texts``, and bounds, as :meth:`_batches` gives them)."""
         results = [RuleResult() for _ in docs]
         full = [i for i, doc in enumerate(docs) if len(doc)]
-        if not full:
+        if not full or columns is None:
             return results
-        arr, bounds = columns or _stacked([docs[i] for i in full], _COLUMNS)
+        arr, bounds = columns
         is_start = arr[:, 0] == 1
         # Sentences of all docs in a row; a doc's tokens before its first sentence start
         # (only with a custom pipeline) form a group that is no sentence.
@@ -469,9 +517,8 @@ class RuleMatcher:
             offset = bounds[k]
             r_lo = real_groups[g_lo - 1] if g_lo else 0
             starts = [s - offset for s in starts_all[r_lo:real_groups[g_hi - 1]]]
-            text = texts[i]
             result.hits = self._hits(matches, starts, tok_start_l, tok_end_l, offset,
-                                     doc.text if text is None else text)
+                                     texts[i])
         return results
 
     def _token_matches(self, docs: list[Doc], arr: np.ndarray, bounds: list[int],
@@ -546,7 +593,8 @@ class RuleMatcher:
                 else:
                     merged.append((s, e))
             chars = tuple((tok_start[offset + s], tok_end[offset + e - 1]) for s, e in merged)
-            evidence = tuple(dict.fromkeys(text[a:b] for a, b in chars))
+            # (a match across a line break reads as the words it matched)
+            evidence = tuple(dict.fromkeys(" ".join(text[a:b].split()) for a, b in chars))
             hits[code_id] = RuleHit(code_id, evidence, chars)
         return hits
 
@@ -559,21 +607,20 @@ class RuleMatcher:
     def match_words(self, texts: Sequence[str]
                     ) -> tuple[list[RuleResult], np.ndarray, np.ndarray]:
         """:meth:`match`, and the texts' word tokens as :func:`~qualcode.embed.doc_words`
-        gives them, stacked, with each row's text index; with the pipeline of
-        :func:`make_nlp` they come from the arrays the rule pass holds (reading the docs
-        again cost a tenth of scoring)."""
+        gives them (offsets into the texts), stacked, with each row's text index; they come
+        from the arrays the rule pass holds (reading the docs again cost a tenth of
+        scoring)."""
         results: list[RuleResult] = []
         words, rows = [], []
         for batch, docs, columns in self._batches(texts):
             first = len(results)
             results.extend(self._match_batch(docs, batch, columns))
-            if columns is None:
-                stacked, of = stack_words([doc_words(doc) for doc in docs])
-            else:
-                arr, bounds = columns
-                keep = (arr[:, 1] == 0) & (arr[:, 6] == 0)  # not space, not punctuation
-                full = np.flatnonzero([len(doc) > 0 for doc in docs])
-                stacked, of = arr[keep][:, [4, 5, 2]], np.repeat(full, np.diff(bounds))[keep]
+            if columns is None:  # no words at all
+                continue
+            arr, bounds = columns
+            keep = (arr[:, 1] == 0) & (arr[:, 6] == 0)  # not space, not punctuation
+            full = np.flatnonzero([len(doc) > 0 for doc in docs])
+            stacked, of = arr[keep][:, [4, 5, 2]], np.repeat(full, np.diff(bounds))[keep]
             words.append(stacked)
             rows.append(of + first)
         if not words:
