@@ -157,6 +157,7 @@ def test_default_codebook_checks_clean():
     status, report = check_codebook(DEFAULT)
     assert status == 0, report
     assert "OK" in report.splitlines()[0]
+    assert "warning" not in report, report
 
 
 # --------------------------------------------------------------------------- codebook API
@@ -526,6 +527,24 @@ def test_check_warns_about_codes_without_rules_but_passes(tmp_path):
                               "    related: [pause]\n    rules:\n      phrases: [deal struck]\n")
     status, report = check_codebook(write(tmp_path, with_rules))
     assert status == 0 and "warning" not in report
+
+
+def test_check_warns_about_lemma_values_that_never_match(tmp_path):
+    # The lemma of "talks" is "talk", so LEMMA talks matches nothing; "left" is a lemma of
+    # its own and an unknown word is its own lemma: no warning for those.
+    text = BASE.replace("        - [{LEMMA: pause}, {LOWER: aid}]\n",
+                        "        - [{LEMMA: pause}, {LOWER: aid}]\n"
+                        "        - [{LEMMA: {IN: [talk, talks, left, qatchew]}}]\n"
+                        "      exclude_patterns:\n        - [{lemma: Agencies}]\n")
+    status, report = check_codebook(write(tmp_path, text))
+    assert status == 0
+    assert [line for line in report.splitlines() if "never matches" in line] == [
+        "warning: code 'pause' rules.patterns[1]: LEMMA 'talks' never matches (the lemma of "
+        "'talks' is 'talk') — write LEMMA 'talk' for all its forms, or LOWER 'talks' for "
+        "this form only.",
+        "warning: code 'pause' rules.exclude_patterns[0]: LEMMA 'Agencies' never matches "
+        "(the lemma of 'Agencies' is 'agency') — write LEMMA 'agency' for all its forms, or "
+        "LOWER 'Agencies' for this form only."]
 
 
 def test_check_invalid_codebook_lists_every_problem_and_exits_1(tmp_path):

@@ -133,34 +133,43 @@ def test_learns_from_reviews_explains_and_pickles(tmp_path: Path) -> None:
     assert len(pickle.dumps(model)) < 5_000_000  # the encoder is reloaded, not pickled
 
 
-@pytest.mark.parametrize("backend", ["fast", pytest.param("semantic", marks=semantic)])
-def test_model_beats_its_rules_on_held_back_dev_segments(devset: Path, codebook_path: Path,
-                                                         tmp_path: Path, backend: str) -> None:
-    from qualcode.codebook import load_codebook
+BLIND = Path(__file__).resolve().parents[1] / "benchmarks" / "blind"
+
+
+def _labelled(folder: Path) -> tuple[list[str], list[list[str]], list[str]]:
+    """Texts, gold codes and doc ids of a labelled set (``corpus/`` + ``gold.csv``)."""
     from qualcode.ingest import ingest_corpus
     from qualcode.segment import segment_documents
 
-    book = load_codebook(codebook_path)
     segments = {s.segment_id: s for s in
-                segment_documents(ingest_corpus(devset / "corpus").documents)}
-    with open(devset / "gold.csv", encoding="utf-8", newline="") as fh:
-        gold = [r for r in csv.DictReader(fh) if "-INT-" in r["doc_id"]]
-    docs = sorted({r["doc_id"] for r in gold})
-    test_docs = set(docs[::4])
-    train = [r for r in gold if r["doc_id"] not in test_docs]
-    test = [r for r in gold if r["doc_id"] in test_docs]
+                segment_documents(ingest_corpus(folder / "corpus").documents)}
+    with open(folder / "gold.csv", encoding="utf-8", newline="") as fh:
+        gold = list(csv.DictReader(fh))
+    return ([segments[r["segment_id"]].text for r in gold],
+            [[c for c in r["codes"].split(";") if c] for r in gold], [r["doc_id"] for r in gold])
 
-    def labels(rows):
-        return multilabel_targets([r["codes"].split(";") for r in rows], book.code_ids)
 
+@pytest.mark.parametrize("reviews", ["devset", "blind_bld"])
+@pytest.mark.parametrize("backend", ["fast", pytest.param("semantic", marks=semantic)])
+def test_model_beats_its_rules_on_held_back_segments(request: pytest.FixtureRequest,
+                                                     codebook_path: Path, tmp_path: Path,
+                                                     backend: str, reviews: str) -> None:
+    # The held-back segments are a blind set (benchmarks/blind/ble) that the rules were
+    # not written on: the default rules were written while reading every dev segment, so
+    # no dev segment is held back from them. Trained on the dev set's gold (or on the
+    # other blind set), the model must code the held-back set better than its rules.
+    from qualcode.codebook import load_codebook
+
+    book = load_codebook(codebook_path)
+    train = request.getfixturevalue("devset") if reviews == "devset" else BLIND / "bld"
+    texts, codes, docs = _labelled(train)
     model = CodebookClassifier(book, backend=backend, cache_dir=str(tmp_path))
-    model.fit([segments[r["segment_id"]].text for r in train], labels(train),
-              groups=[r["doc_id"] for r in train])
-    pred = model.predict([segments[r["segment_id"]].text for r in test])
+    model.fit(texts, multilabel_targets(codes, book.code_ids), groups=docs)
+    held_back, held_codes, _ = _labelled(BLIND / "ble")
+    truth = multilabel_targets(held_codes, book.code_ids)
     rules = model._rule_matcher()
-    hits = rules.hit_matrix(rules.match([segments[r["segment_id"]].text for r in test]))
-    truth = labels(test)
-    model_f1 = f1_per_code(truth, pred).mean()
-    rules_f1 = f1_per_code(truth, hits.astype(int)).mean()
-    print(f"held-back interview segments: model macro F1 {model_f1:.3f}, rules {rules_f1:.3f}")
-    assert model_f1 > rules_f1
+    hits = rules.hit_matrix(rules.match(held_back)).astype(int)
+    model_f1 = f1_per_code(truth, model.predict(held_back)).mean()
+    rules_f1 = f1_per_code(truth, hits).mean()
+    print(f"held-back blind segments: model macro F1 {model_f1:.3f}, rules {rules_f1:.3f}")
+    assert model_f1 > rules_f1 + 0.02

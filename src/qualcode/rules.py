@@ -124,6 +124,20 @@ def _lemma_table(lang: str) -> tuple[dict[int, int], frozenset[str]]:
     return lemma_of, frozenset(table.values())
 
 
+def lemma_of_word(word: str, lang: str = "en") -> str | None:
+    """The lemma the pipeline gives ``word`` when that is another word and ``word`` is no
+    lemma itself ("talks" -> "talk"; ``None`` for "talk", "left" or an unknown word): a
+    LEMMA pattern value that can never match."""
+    lemma_of, lemmas = _lemma_table(lang)
+    if word in lemmas:
+        return None
+    lemma = lemma_of.get(get_string_id(word))
+    if lemma is None:
+        return None
+    text = shared_nlp().vocab.strings[lemma]
+    return None if text == word.lower() else text
+
+
 @Language.factory("qualcode_lemmas")
 class LookupLemmas(_BatchComponent):
     """Lookup lemmas from spacy-lookups-data, case-insensitive, set for a batch at once.
