@@ -900,7 +900,6 @@ def codebook_warnings(codebook: Codebook) -> list[str]:
                     "codebook does not define, so that hint is ignored — "
                     + (f"did you mean '{guess}'?" if guess else
                        "use the id of a code defined under 'codes:', or remove it."))
-    for code in codebook.codes:
         warnings += [f"warning: code '{code.id}' {where}: {dead}" for where, dead
                      in _dead_lemmas(code.rules)]
     bare = [c.id for c in codebook.codes if not c.rules.count]
