@@ -11,6 +11,8 @@ BENCHMARKS = [
     ["bench_throughput.py", "--words", "1000000", "--backend", "fast"],
     ["bench_throughput.py", "--words", "100000", "--backend", "semantic"],
     ["classifier_devset.py"],
+    # the blind set no one writing rules has read: how the coding carries to new text
+    ["classifier_devset.py", "--devset", str(HERE / "blind" / "blf")],
     ["bench_incremental.py"],
 ]
 
