@@ -916,26 +916,14 @@ def codebook_warnings(codebook: Codebook) -> list[str]:
 def _dead_lemmas(rules: Rules) -> list[tuple[str, str]]:
     """LEMMA values in token patterns that no token can have: an inflected form whose
     lemma is another word (LEMMA 'talks' never matches: the lemma of "talks" is 'talk')."""
-    from .rules import lemma_of_word  # spaCy's lemma table: loaded only to check
+    from .rules import dead_lemmas  # spaCy's lemma table: loaded only to check
 
-    found = []
-    for name in ("patterns", "exclude_patterns"):
-        for i, pattern in enumerate(getattr(rules, name)):
-            for token in pattern:
-                for key, value in token.items():
-                    if str(key).upper() != "LEMMA":
-                        continue
-                    if isinstance(value, dict):
-                        value = next((v for k, v in value.items() if str(k).upper() == "IN"),
-                                     [])
-                    for word in [value] if isinstance(value, str) else value:
-                        lemma = lemma_of_word(word) if isinstance(word, str) else None
-                        if lemma is not None:
-                            found.append((f"rules.{name}[{i}]", (
-                                f"LEMMA '{word}' never matches (the lemma of '{word}' is "
-                                f"'{lemma}') — write LEMMA '{lemma}' for all its forms, or "
-                                f"LOWER '{word}' for this form only.")))
-    return found
+    return [(f"rules.{name}[{i}]",
+             f"LEMMA '{word}' never matches (the lemma of '{word}' is '{lemma}') — write "
+             f"LEMMA '{lemma}' for all its forms, or LOWER '{word}' for this form only.")
+            for name in ("patterns", "exclude_patterns")
+            for i, pattern in enumerate(getattr(rules, name))
+            for word, lemma in dead_lemmas(pattern)]
 
 
 def check_codebook(path: str | Path = "codebook.yaml") -> tuple[int, str]:

@@ -138,6 +138,15 @@ def lemma_of_word(word: str, lang: str = "en") -> str | None:
     return None if text == word.lower() else text
 
 
+def dead_lemmas(pattern: list[dict[Any, Any]]) -> list[tuple[str, str]]:
+    """(value, its lemma) for each LEMMA value of a token pattern that no token can have
+    (see :func:`lemma_of_word`)."""
+    return [(word, lemma) for token in pattern for key, value in token.items()
+            if str(key).upper() == "LEMMA"
+            for word in sorted(_allowed_words(value) or ())
+            if (lemma := lemma_of_word(word)) is not None]
+
+
 @Language.factory("qualcode_lemmas")
 class LookupLemmas(_BatchComponent):
     """Lookup lemmas from spacy-lookups-data, case-insensitive, set for a batch at once.
