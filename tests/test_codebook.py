@@ -15,6 +15,7 @@ from qualcode.codebook import (
     CodebookError,
     CodebookProblem,
     check_codebook,
+    codebook_warnings,
     load_codebook,
     summary_table,
     validate_codebook,
@@ -160,7 +161,54 @@ def test_default_codebook_checks_clean():
     assert "warning" not in report, report
 
 
+def test_default_codebook_has_labelled_segments_for_every_code(default_book):
+    texts, codes, groups = default_book.training_segments()
+    assert len(texts) >= 300 and len(set(groups)) >= 100
+    for code in default_book.codes:  # enough to learn from, for every code
+        assert sum(code.id in c for c in codes) >= 15, code.id
+    assert sum(not c for c in codes) >= 30  # and segments that carry no code
+
+
 # --------------------------------------------------------------------------- codebook API
+
+
+def test_labelled_segments_are_training_data(tmp_path):
+    text = BASE.replace(
+        "    rules:\n      phrases: [paused the distribution]",
+        "    segments: [\"D-1:2\"]\n    rules:\n      phrases: [paused the distribution]",
+    ) + """\
+    segments: ["D-1:2", "D-2:1", "nowhere:1"]
+labelled_segments:
+  - id: "D-1:2"
+    text: We stopped the trucks until the fee was dropped, and then they signed.
+  - id: "D-1:4"
+    text: Nothing happened that week.
+  - id: "D-2:1"
+    text: The talks ended in an agreement.
+  - id: "D-1:4"
+    text: A second segment with the same id.
+  - id: "D-3:1"
+    text: "  "
+"""
+    path = write(tmp_path, text)
+    book = load_codebook(path)
+    texts, codes, groups = book.training_segments()
+    assert texts == ["We stopped the trucks until the fee was dropped, and then they signed.",
+                     "Nothing happened that week.", "The talks ended in an agreement."]
+    assert codes == [frozenset({"pause", "deal"}), frozenset(), frozenset({"deal"})]
+    assert groups == ["D-1", "D-1", "D-2"]
+    warnings = codebook_warnings(book)
+    assert any("'D-1:4' is used twice" in w for w in warnings)
+    assert any("'D-3:1' has no text" in w for w in warnings)
+    assert any("code 'deal' lists segments that are not among labelled_segments "
+               "('nowhere:1')" in w for w in warnings)
+    status, report = check_codebook(path)
+    assert status == 0 and "5 labelled segments" in report
+    assert re.search(r"  deal +A deal +0 +0 +3 +0", report)
+    # what the classifier learns from is in the codebook's hash
+    path.write_text(text.replace("Nothing happened", "Nothing at all happened"),
+                    encoding="utf-8")
+    assert load_codebook(path).sha256 != book.sha256
 
 
 def test_lookup_helpers(tmp_path):
@@ -502,7 +550,7 @@ def test_check_valid_codebook_prints_the_summary(tmp_path):
     assert report.startswith(f"{path}: OK")
     assert f"Test codebook (version 0.1, sha256 {book.sha256[:12]})" in report
     assert "2 codes in 2 categories; examples 1 positive / 0 negative; 2 rules" in report
-    assert re.search(r"tactic - Tactics \(1 code\)\n.*\n  pause +Pausing aid +1 +0 +2", report)
+    assert re.search(r"tactic - Tactics \(1 code\)\n.*\n  pause +Pausing aid +1 +0 +0 +2", report)
     assert summary_table(book) in report
 
 

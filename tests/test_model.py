@@ -85,6 +85,31 @@ def test_codebook_only_codes_without_rules_have_a_lower_threshold() -> None:
     assert reviewed.thresholds_.tolist() == [reviewed.threshold] * 2
 
 
+def test_labelled_segments_of_the_codebook_teach_the_model() -> None:
+    # A code with neither rules nor examples is learned from the codebook's labelled
+    # segments alone, without any review; reviews still count as reviews.
+    from qualcode.codebook import LabelledSegment
+
+    book = _book()
+    book.codes[1].rules, book.codes[1].examples = Rules(), Examples()
+    texts = TEXTS * 2  # 16 segments: each code has 6 positives, enough to tune on
+    book.labelled_segments = [LabelledSegment(id=f"doc{i % 4}:{i}", text=t)
+                              for i, t in enumerate(texts)]
+    for code in book.codes:
+        code.segments = [f"doc{i % 4}:{i}" for i, t in enumerate(texts)
+                         if code.id in LABELS[i % len(LABELS)]]
+    model = CodebookClassifier(book, backend="fast", inner_folds=2,
+                               min_positives_to_tune=4).fit([], None)
+    assert (model.n_reviewed_, model.n_labelled_) == (0, 16)
+    assert model.tuned_.all()
+    new = ["Floods washed the road away again.", "We had lunch at the new building."]
+    assert model.predict(new)[:, 1].tolist() == [1, 0]
+    without = CodebookClassifier(book, backend="fast", segments_weight=0).fit([], None)
+    assert without.n_labelled_ == 0 and without.predict(new)[:, 1].tolist() == [0, 0]
+    reviewed = CodebookClassifier(book, backend="fast").fit(TEXTS[:3], LABELS[:3])
+    assert (reviewed.n_reviewed_, reviewed.n_labelled_) == (3, 19)
+
+
 def test_codebook_only_fast_backend_rules_and_evidence() -> None:
     model = CodebookClassifier(_book(), backend="fast").fit([], None)
     assert model.backend_ == "fast" and model.classes_ == ["money", "weather"]

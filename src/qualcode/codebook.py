@@ -61,6 +61,7 @@ __all__ = [
     "CodebookError",
     "CodebookProblem",
     "Examples",
+    "LabelledSegment",
     "Rules",
     "check_codebook",
     "codebook_warnings",
@@ -122,6 +123,14 @@ class Rules(_Model):
         return len(self.phrases) + len(self.patterns)
 
 
+class LabelledSegment(_Model):
+    """A whole passage coded against the codebook (written for it): training data. The codes
+    it carries are the codes that list its id under ``segments``."""
+
+    id: str
+    text: str
+
+
 class Code(_Model):
     """One code: what it means, when (not) to apply it, examples and rules."""
 
@@ -134,6 +143,7 @@ class Code(_Model):
     examples: Examples = Field(default_factory=Examples)
     rules: Rules = Field(default_factory=Rules)
     related: list[str] = Field(default_factory=list)
+    segments: list[str] = Field(default_factory=list)  # ids of labelled segments it applies to
 
 
 class ReportHints(_Model):
@@ -151,6 +161,7 @@ class Codebook(_Model):
     categories: list[Category]
     codes: list[Code]
     report: ReportHints = Field(default_factory=ReportHints)
+    labelled_segments: list[LabelledSegment] = Field(default_factory=list)
     sha256: str = ""
     path: str = ""
 
@@ -178,6 +189,24 @@ class Codebook(_Model):
     def codes_in(self, category_id: str) -> list[Code]:
         """The codes of one category, in codebook order."""
         return [c for c in self.codes if c.category == category_id]
+
+    def training_segments(self) -> tuple[list[str], list[frozenset[str]], list[str]]:
+        """The labelled segments as training data: texts, the codes of each (the codes that
+        list its id) and its document (the id up to its last ':'); blank ones and repeated
+        ids are left out."""
+        carried: dict[str, set[str]] = {}
+        for code in self.codes:
+            for segment_id in code.segments:
+                carried.setdefault(segment_id, set()).add(code.id)
+        texts, codes, groups, seen = [], [], [], set()
+        for seg in self.labelled_segments:
+            if seg.id in seen or not seg.text.strip():
+                continue
+            seen.add(seg.id)
+            texts.append(seg.text)
+            codes.append(frozenset(carried.get(seg.id, ())))
+            groups.append(seg.id.rpartition(":")[0] or seg.id)
+        return texts, codes, groups
 
 
 @dataclass(frozen=True, slots=True)
@@ -868,16 +897,20 @@ def summary_table(codebook: Codebook) -> str:
         f"{codebook.name} (version {codebook.version}, sha256 {codebook.sha256[:12]})",
         f"{_plural(len(codebook.codes), 'code')} in "
         f"{_plural(len(codebook.categories), 'category', 'categories')}; "
-        f"examples {n_pos} positive / {n_neg} negative; {_plural(n_rules, 'rule')}",
+        f"examples {n_pos} positive / {n_neg} negative; {_plural(n_rules, 'rule')}"
+        + (f"; {_plural(len(codebook.labelled_segments), 'labelled segment')}"
+           if codebook.labelled_segments else ""),
     ]
-    header = f"  {'id':<{id_w}}  {'name':<{name_w}}  {'ex+':>4} {'ex-':>4} {'rules':>5}"
+    header = (f"  {'id':<{id_w}}  {'name':<{name_w}}  {'ex+':>4} {'ex-':>4} {'segs':>4} "
+              f"{'rules':>5}")
     for cat in codebook.categories:
         codes = codebook.codes_in(cat.id)
         out += ["", f"{cat.id} - {cat.name} ({_plural(len(codes), 'code')})", header]
         for c in codes:
             name = c.name if len(c.name) <= name_w else c.name[: name_w - 1] + "…"
             out.append(f"  {c.id:<{id_w}}  {name:<{name_w}}  {len(c.examples.positive):>4} "
-                       f"{len(c.examples.negative):>4} {c.rules.count:>5}")
+                       f"{len(c.examples.negative):>4} {len(c.segments):>4} "
+                       f"{c.rules.count:>5}")
     return "\n".join(out)
 
 
@@ -890,7 +923,7 @@ def codebook_warnings(codebook: Codebook) -> list[str]:
     A ``related`` hint naming no code is ignored.
     """
     ids = list(codebook.code_ids)
-    warnings = []
+    warnings = _segment_warnings(codebook)
     for code in codebook.codes:
         for other in code.related:
             if other not in ids:
@@ -910,6 +943,27 @@ def codebook_warnings(codebook: Codebook) -> list[str]:
             "from their similarity to the definition and examples, far less precisely than "
             "rules (the fast backend hardly at all) — add phrases or patterns, or review "
             "segments (qualcode review export).")
+    return warnings
+
+
+def _segment_warnings(codebook: Codebook) -> list[str]:
+    """Labelled segments that are blank or listed twice, and codes listing unknown ones."""
+    warnings, seen = [], set()
+    for i, seg in enumerate(codebook.labelled_segments):
+        if seg.id in seen:
+            warnings.append(f"warning: labelled_segments[{i}]: id '{seg.id}' is used twice; "
+                            "only the first is used — give each segment its own id.")
+        elif not seg.text.strip():
+            warnings.append(f"warning: labelled_segments[{i}] '{seg.id}' has no text and is "
+                            "left out.")
+        seen.add(seg.id)
+    for code in codebook.codes:
+        unknown = [s for s in code.segments if s not in seen]
+        if unknown:
+            shown = ", ".join(f"'{s}'" for s in unknown[:3]) + (" ..." if len(unknown) > 3
+                                                                 else "")
+            warnings.append(f"warning: code '{code.id}' lists segments that are not among "
+                            f"labelled_segments ({shown}); they are ignored — check the ids.")
     return warnings
 
 

@@ -237,6 +237,7 @@ class CodebookClassifier(BaseEstimator):
         sentence_weight: float = 0.5,
         lexical_weight: float = 0.5,
         codebook_weight: float = 0.5,
+        segments_weight: float = 1.0,
         use_rules: bool = True,
         use_guidance: bool = True,
         threshold: float = 0.5,
@@ -259,6 +260,7 @@ class CodebookClassifier(BaseEstimator):
         self.sentence_weight = sentence_weight
         self.lexical_weight = lexical_weight
         self.codebook_weight = codebook_weight
+        self.segments_weight = segments_weight
         self.use_rules = use_rules
         self.use_guidance = use_guidance
         self.threshold = threshold
@@ -347,11 +349,11 @@ class CodebookClassifier(BaseEstimator):
                          matcher.hit_matrix(results), views)
 
     def _lexical(self) -> FastEmbedder | None:
-        """Hashed words and lemmas beside the sentence model: with reviews they add what the
-        frozen sentence model misses (measured: model-only CV macro F1 0.48 -> 0.56)."""
-        # Without reviews a bag of words learns little from a few codebook examples.
-        if self.lexical_weight <= 0 or getattr(self, "backend_", FAST) == FAST \
-                or not getattr(self, "n_reviewed_", 0):
+        """Hashed words and lemmas beside the sentence model: with labelled segments they add
+        what the frozen sentence model misses (measured: model-only CV macro F1 0.48 -> 0.56)."""
+        # Without labelled segments a bag of words learns little from a few short examples.
+        labelled = getattr(self, "n_labelled_", getattr(self, "n_reviewed_", 0))
+        if self.lexical_weight <= 0 or getattr(self, "backend_", FAST) == FAST or not labelled:
             return None
         lex = getattr(self, "_lex", None)
         if lex is None:
@@ -414,8 +416,10 @@ class CodebookClassifier(BaseEstimator):
     # ------------------------------------------------------------------ heads
 
     def _fit_heads(self, P: _Prepared, Y: np.ndarray, idx: np.ndarray,
-                   cb: _Prepared | None, cb_labels: np.ndarray) -> list[dict[Any, Any]]:
-        """Fit both heads of every code, per embedding, on segments ``idx`` (+ codebook rows)."""
+                   cb: _Prepared | None, cb_labels: np.ndarray, weight: np.ndarray
+                   ) -> list[dict[Any, Any]]:
+        """Fit both heads of every code, per embedding, on segments ``idx`` (each of weight
+        ``weight[i]``) and the codebook's example rows."""
         sent_rows = np.flatnonzero(np.isin(P.sent_seg, idx))
         # Codebook rows weigh less than reviews, but are all there is without reviews.
         cb_weight = self.codebook_weight if len(idx) else 1.0
@@ -423,8 +427,8 @@ class CodebookClassifier(BaseEstimator):
         heads = []
         for j in range(Y.shape[1]):
             head: dict[Any, Any] = {}
-            ys, ws = [Y[idx, j]], [np.ones(len(idx))]
-            yt, wt = [Y[P.sent_seg[sent_rows], j]], [np.ones(len(sent_rows))]
+            ys, ws = [Y[idx, j]], [weight[idx]]
+            yt, wt = [Y[P.sent_seg[sent_rows], j]], [weight[P.sent_seg[sent_rows]]]
             if use_cb:
                 known = np.flatnonzero(cb_labels[:, j] >= 0)
                 srows = np.flatnonzero(np.isin(cb.sent_seg, known))
@@ -501,6 +505,8 @@ class CodebookClassifier(BaseEstimator):
         Y = self._targets(y, len(texts))
         cb_texts, cb_labels, _ = self._codebook_rows()
         self.n_reviewed_ = len(texts)
+        texts, Y, groups, weight = self._with_codebook_segments(texts, Y, groups)
+        self.n_labelled_ = len(texts)  # reviewed + the codebook's labelled segments
 
         base = get_embedder(self.backend, self.embedding_model)
         self.backend_ = "fast" if base.model_id.startswith("hashing") else "semantic"
@@ -521,7 +527,7 @@ class CodebookClassifier(BaseEstimator):
                 P.views = [(seg[:0], sent[:0]) for seg, sent in cb.views]
                 P.seg, P.sent = P.views[0]
         idx = np.arange(len(texts))
-        self.heads_ = self._fit_heads(P, Y, idx, cb, cb_labels)
+        self.heads_ = self._fit_heads(P, Y, idx, cb, cb_labels, weight)
 
         k = len(self.classes_)
         self.thresholds_ = np.full(k, self.codebook_only_threshold if not texts
@@ -536,7 +542,8 @@ class CodebookClassifier(BaseEstimator):
         self.rule_bonus_ = np.full(k, 1.0 if self.use_rules else 0.0)
         self.tuned_ = np.zeros(k, dtype=bool)
         enough = Y.sum(0) >= self.min_positives_to_tune
-        oof = self._inner_oof(P, Y, groups, cb, cb_labels) if texts and enough.any() else None
+        oof = (self._inner_oof(P, Y, groups, cb, cb_labels, weight) if texts and enough.any()
+               else None)
         if oof is not None:
             for j in np.flatnonzero(enough):
                 # How far to trust this code's rules is learned from the reviews (out of
@@ -552,8 +559,27 @@ class CodebookClassifier(BaseEstimator):
         self.cb_examples_ = [list(c.examples.positive) for c in self.codebook.codes]
         return self
 
+    def _with_codebook_segments(self, texts: list[str], Y: np.ndarray,
+                                groups: Sequence[Any] | None
+                                ) -> tuple[list[str], np.ndarray, list[Any] | None, np.ndarray]:
+        """Reviewed segments with the codebook's labelled segments in front (when it has
+        them and ``segments_weight`` > 0), their groups and each row's weight."""
+        labelled = getattr(self.codebook, "training_segments", None)
+        seg_texts, seg_codes, seg_groups = labelled() if labelled else ([], [], [])
+        if not seg_texts or self.segments_weight <= 0:
+            return texts, Y, None if groups is None else list(groups), np.ones(len(texts))
+        n = len(texts)
+        own = [str(g) for g in groups] if groups is not None else [str(i) for i in range(n)]
+        return (
+            seg_texts + texts,
+            np.vstack([multilabel_targets(seg_codes, self.classes_), Y]),
+            [f"\0codebook\0{g}" for g in seg_groups] + own,
+            np.concatenate([np.full(len(seg_texts), self.segments_weight), np.ones(n)]),
+        )
+
     def _inner_oof(self, P: _Prepared, Y: np.ndarray, groups: Sequence[Any] | None,
-                   cb: _Prepared | None, cb_labels: np.ndarray) -> np.ndarray | None:
+                   cb: _Prepared | None, cb_labels: np.ndarray, weight: np.ndarray
+                   ) -> np.ndarray | None:
         n = len(Y)
         g = np.asarray(groups) if groups is not None else np.arange(n)
         n_groups = len(np.unique(g))
@@ -562,7 +588,7 @@ class CodebookClassifier(BaseEstimator):
             return None
         oof = np.zeros(Y.shape)
         for tr, te in GroupKFold(folds).split(np.zeros(n), groups=g):
-            heads = self._fit_heads(P, Y, tr, cb, cb_labels)
+            heads = self._fit_heads(P, Y, tr, cb, cb_labels, weight)
             oof[te] = self._head_scores(heads, P, te)[0]
         return oof
 
