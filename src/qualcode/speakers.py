@@ -162,7 +162,11 @@ def find_labels(
     accepted when the same name labels at least two lines of the text or is an
     interviewer label, so a one-off ``Date:`` or ``Note:`` in a header block or prose is
     not taken for a speaker; a one-off name inside the conversation may be one
-    (``_one_off_speakers``).
+    (``_one_off_speakers``). In a hard-wrapped turn a line may start with words and a
+    colon (``...go to the`` / ``school: the road``): a lower-case candidate that goes on
+    with the previous line's sentence is no label, and neither are a recurring name
+    never written with a capital that is no known label nor words that read as a
+    clause (``_recurring``).
     With ``paragraph_labels`` (text rebuilt from subtitles, one ``Speaker: words``
     paragraph per turn) a label opening a paragraph is accepted even if used once.
     """
@@ -171,6 +175,17 @@ def find_labels(
         _Candidate(m.start(), m.end(), label_key(name := _full_name(m)), name, m)
         for m in TURN_LABEL_RE.finditer(text)
     ]
+    # A lower-case word going on with the line above is text, not a label; but where the
+    # roles are written in lower case (``interviewer:``, ``respondent:`` and no
+    # ``Respondent:``), one opening a line, one-line turns may end without a full stop.
+    continues = [_continues_sentence(text, c) for c in candidates]
+    roles = [_role(c, labels) for c in candidates]
+    role_lines = [(c, go_on) for c, go_on, r in zip(candidates, continues, roles, strict=True)
+                  if r]
+    lower_roles = (any(not go_on for _, go_on in role_lines)
+                   and all(_lower_case(c.name) for c, _ in role_lines))
+    candidates = [c for c, go_on, r in zip(candidates, continues, roles, strict=True)
+                  if not go_on or (lower_roles and r)]
     if any(c.match["semi"] is not None for c in candidates):
         # ``Interviewer; ...``: a slip of the finger, for a label written with a colon
         # elsewhere (or an interviewer label); otherwise a semicolon is punctuation
@@ -183,7 +198,9 @@ def find_labels(
         if c.key not in names or names[c.key].isupper():
             names[c.key] = c.name
     spaced = {c.key for c in candidates if c.match["tight"] is None}
-    recurring = [_recurring(c, counts[c.key], spaced, labels) for c in candidates]
+    capitalised = {c.key for c in candidates if not _lower_case(c.name)}
+    recurring = [_recurring(c, counts[c.key], spaced, labels, c.key in capitalised)
+                 for c in candidates]
     accepted = recurring
     if paragraph_labels:
         accepted = [ok or _starts_paragraph(text, c.start)
@@ -223,17 +240,65 @@ def _similarity(a: str, b: str) -> float:
     return difflib.SequenceMatcher(None, a, b).ratio()
 
 
-def _recurring(c: _Candidate, count: int, spaced: set[str], interviewer_labels: list[str]
-               ) -> bool:
+def _recurring(c: _Candidate, count: int, spaced: set[str], interviewer_labels: list[str],
+               capitalised: bool) -> bool:
     """Whether a candidate is a speaker by itself: an interviewer label, or a name used
     for two or more labels that is no common word (``Note:``, ``Follow-up:``, ``He
-    said:`` twice are not speakers); typed without a space after the colon, a name that
-    is also written with one, or looks like a name."""
+    said:`` twice are not speakers) and reads as no clause (``It was targeted:``);
+    written in lower case only (not ``capitalised`` anywhere: ``school:`` in wrapped
+    lines), a known label (``respondent``, ``p1``) or emphasised or Otter-style; typed
+    without a space after the colon, a name that is also written with one, or looks like
+    a name."""
     if is_interviewer(c.name, interviewer_labels):
         return True
-    if count < 2 or (_common_words(c.key) and c.key not in _ROLES):
+    if count < 2 or (_common_words(c.key) and c.key not in _ROLES) or _reads_like_clause(
+            c.name):
+        return False
+    if not capitalised and not (_laid_out(c) or _role(c, interviewer_labels)):
         return False
     return c.match["tight"] is None or c.key in spaced or _looks_like_name(c.name)
+
+
+# Labels that may be written in lower case (``respondent:``, ``p1:``), besides the
+# interviewer labels: other roles in a conversation.
+KNOWN_LABELS = (
+    "Respondent", "Resp", "R", "Interviewee", "Participant", "P", "Speaker", "Answer", "A",
+    "Interpreter", "Translator", "Narrator", "Informant", "Entrevistado", "Entrevistada",
+    "Enquêté", "Enquêtée", "Répondant", "Répondante",
+)
+
+
+def _role(c: _Candidate, interviewer_labels: list[str]) -> bool:
+    """An interviewer label or one of ``KNOWN_LABELS`` (``respondent``, ``speaker 2``)."""
+    return is_interviewer(c.name, interviewer_labels) or is_interviewer(c.name, KNOWN_LABELS)
+
+
+def _laid_out(c: _Candidate) -> bool:
+    """Laid out as a label whatever its words: emphasised (``**amira:**``) or Otter's
+    ``amira  0:03``."""
+    return c.match["em"] is not None or c.match["otter"] is not None
+
+
+def _lower_case(name: str) -> bool:
+    """True when ``name`` has cased letters, none a capital (``school``, ``it was``);
+    false for ``al-Sayed`` and for scripts without case (Arabic, Chinese)."""
+    return name != name.upper() and name == name.lower()
+
+
+# Sentence ends: the last character of a line before a label (closing quotes and
+# brackets, Markdown emphasis and the CJK and Devanagari stops included).
+_SENTENCE_END = set(".!?…:;\"'”’»)]*_。！？।")
+
+
+def _continues_sentence(text: str, c: _Candidate) -> bool:
+    """True for a lower-case candidate whose line goes on with the sentence of the line
+    above it (``...go to the`` / ``school: the road``, ``I had one`` / ``question: why``),
+    in a hard-wrapped turn: that line is not blank and ends in no sentence end. Never
+    for a label laid out as one (``_laid_out``)."""
+    if c.start == 0 or not _lower_case(c.name) or _laid_out(c):
+        return False
+    before = text[text.rfind("\n", 0, c.start - 1) + 1 : c.start - 1].rstrip()
+    return bool(before) and before[-1] not in _SENTENCE_END
 
 
 def _alternative_labels(text: str, interviewer_labels: list[str]) -> list[Label]:
@@ -332,6 +397,27 @@ _NOT_NAME_STARTS = {
     "for", "in", "on", "at", "to", "as", "by", "and", "but", "or", "so", "then", "also",
     "if", "when", "my", "our", "your", "their", "this", "that", "what", "why", "how",
 }
+
+
+# Words that make a run of words a clause, not a name, when written in lower case
+# (``It was targeted``, ``Each wants something``, ``We said it plainly``): pronouns,
+# auxiliary verbs, quantifiers, conjunctions. Capitalised, some are names (``May Thu``).
+_CLAUSE_WORDS = {
+    "i", "we", "you", "he", "she", "it", "they", "me", "us", "him", "them", "its", "there",
+    "am", "is", "are", "was", "were", "be", "been", "being", "has", "have", "had", "do",
+    "does", "did", "will", "would", "shall", "should", "can", "could", "may", "might",
+    "must", "not", "each", "every", "some", "any", "many", "few", "much", "such",
+    "something", "anything", "nothing", "everything", "someone", "anyone", "everyone",
+    "somebody", "anybody", "nobody", "everybody", "which", "who", "whom", "whose", "that",
+    "because", "if", "when", "where", "while", "although", "though", "than",
+}
+
+
+def _reads_like_clause(name: str) -> bool:
+    """True for words that read as a clause, not a name: two or more words, one of them
+    a lower-case ``_CLAUSE_WORDS`` (``it was targeted``; not ``KIO liaison officer``)."""
+    words = [w.strip(",.") for w in name.split(" (", 1)[0].split()]
+    return len(words) > 1 and any(w in _CLAUSE_WORDS for w in words)
 
 
 def _common_words(key: str) -> bool:
