@@ -64,10 +64,16 @@ def results_dir(out: str | Path) -> Path:
     return folder
 
 
+def _utf8(text: str) -> bytes:
+    """``text`` as UTF-8; a lone surrogate (from a file name that is not UTF-8 or a damaged
+    file) is kept as its own bytes, so that hashing never fails and never mixes two texts."""
+    return text.encode("utf-8", "surrogatepass")
+
+
 def _sha(*parts: str | bytes) -> str:
     digest = hashlib.sha256()
     for part in parts:
-        digest.update(part if isinstance(part, bytes) else part.encode("utf-8"))
+        digest.update(part if isinstance(part, bytes) else _utf8(part))
         digest.update(b"\0")
     return digest.hexdigest()
 
@@ -81,13 +87,13 @@ def source_fingerprint(excluded: tuple[str, ...] = ()) -> str:
         relative = path.relative_to(root)
         if relative.parts[0] in excluded or "__pycache__" in relative.parts:
             continue
-        digest.update(relative.as_posix().encode() + b"\0")
+        digest.update(_utf8(relative.as_posix()) + b"\0")
         digest.update(path.read_bytes())
     return digest.hexdigest()
 
 
 def _stable_hash(path: str) -> int:
-    return int.from_bytes(hashlib.sha256(path.encode("utf-8")).digest()[:8], "big")
+    return int.from_bytes(hashlib.sha256(_utf8(path)).digest()[:8], "big")
 
 
 def plan_batches(paths: Sequence[str], size: int) -> list[list[str]]:
@@ -145,11 +151,11 @@ def coding_key(
     digest = hashlib.sha256()
     for part in (model_sha256, codebook_sha256, source_fingerprint(CODING_EXCLUDED),
                  json.dumps(versions(), sort_keys=True)):
-        digest.update(part.encode() + b"\0")
+        digest.update(_utf8(part) + b"\0")
     for seg in segments:
         human = decisions.get(seg.segment_id)
         reviewed = "" if human is None else "\x1f".join(sorted(human)) + "\x1e"
-        digest.update(f"{seg.segment_id}\0{seg.text}\0{reviewed}\n".encode())
+        digest.update(_utf8(f"{seg.segment_id}\0{seg.text}\0{reviewed}\n"))
     return "code-" + digest.hexdigest()
 
 
@@ -172,7 +178,7 @@ def _tree_sha256(folder: Path) -> str:
     digest = hashlib.sha256()
     if folder.is_dir():
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+            digest.update(_utf8(path.relative_to(folder).as_posix()) + b"\0")
             digest.update((file_sha256(path) or "unreadable").encode() + b"\n")
     return digest.hexdigest()
 

@@ -84,7 +84,18 @@ def atomic_write_bytes(path: str | Path, data: bytes, private: bool = False) -> 
 
 def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8",
                       private: bool = False) -> str:
-    return atomic_write_bytes(path, text.encode(encoding), private=private)
+    """Write ``text`` like :func:`atomic_write_bytes`. Text that cannot be encoded raises a
+    ValueError that names the file and the character, not the text (which
+    UnicodeEncodeError carries, into logs and persisted exceptions)."""
+    try:
+        data = text.encode(encoding)
+    except UnicodeEncodeError as err:
+        line = text.count("\n", 0, err.start) + 1
+        problem = (f"cannot write {Path(path).name}: line {line} holds "
+                   f"{text[err.start : err.end]!a}, which {encoding} cannot encode ({err.reason})")
+    else:
+        return atomic_write_bytes(path, data, private=private)
+    raise ValueError(problem)  # (out of the except block: the error does not carry the text)
 
 
 def write_json(path: str | Path, payload: Any, private: bool = False) -> str:
@@ -244,6 +255,9 @@ def exclusive_outputs(fn: Callable[..., T]) -> Callable[..., T]:
 
             folder = os.open(out, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
         except (ImportError, OSError):  # Windows; no such folder yet
+            folder = None
+        if folder is None:
+            # outside the except block: a failure of fn is not chained to the missing folder
             return fn(*args, **kwargs)
         _HELD.add(folder)
         try:

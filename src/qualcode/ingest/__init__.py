@@ -90,13 +90,26 @@ def _misnamed_reviews(corpus: Path) -> list[Skipped]:
     ]
 
 
+# Python keeps the bytes of a file name that is not UTF-8 as lone surrogates (PEP 383).
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")
+
+
+def _shown_name(name: str) -> str:
+    """A file name as it can be shown and written: bytes that are not UTF-8 escaped
+    (``latin1_\\xe9.txt``)."""
+    try:
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
+    except UnicodeError:  # a surrogate no file system returns
+        return name.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _link_problem(path: Path, root: Path) -> str | None:
     """Why a symbolic link in the corpus is not read, or None for a link to a corpus file."""
     try:
         target = path.resolve(strict=True)
     except FileNotFoundError:
-        return (f"is a broken link — the file it points to ('{os.readlink(path)}') does not "
-                "exist; copy the file itself into the corpus, or delete the link")
+        return (f"is a broken link — the file it points to ('{_shown_name(os.readlink(path))}') "
+                "does not exist; copy the file itself into the corpus, or delete the link")
     except (OSError, RuntimeError) as err:  # RuntimeError: a loop of links (Python < 3.13)
         if isinstance(err, OSError) and err.errno != errno.ELOOP:
             return (f"is a link that cannot be followed ({err.strerror}) — copy the file "
@@ -121,7 +134,8 @@ def discover_files(corpus: Path) -> tuple[list[str], list[Skipped]]:
     Hidden files, office lock files (``~$...``), ``manifest.csv``, README files at the top
     and everything under ``reviews/`` are not documents and are passed over silently (a
     ``Reviews/`` folder, in other case, is reported). Broken links, links to folders,
-    links to files outside the corpus and links to corpus files read anyway are skipped.
+    links to files outside the corpus, links to corpus files read anyway and files (or
+    folders) whose name is not valid UTF-8 are skipped.
     """
     if not corpus.is_dir():
         raise FileNotFoundError(f"corpus folder '{corpus}' does not exist")
@@ -136,6 +150,17 @@ def discover_files(corpus: Path) -> tuple[list[str], list[Skipped]]:
             continue
         posix = relative.as_posix()
         if denied and posix.startswith(denied):
+            continue
+        if _NOT_UTF8.search(posix):
+            # Such a name can be neither hashed, shown nor written to a CSV as it is.
+            if path.is_dir() and not path.is_symlink():
+                denied += (f"{posix}/",)
+                skipped.append(Skipped(f"{_shown_name(posix)}/", (
+                    "is a folder whose name is not valid UTF-8, so the files in it were not "
+                    "read — rename the folder")))
+            else:
+                skipped.append(Skipped(_shown_name(posix), "its file name is not valid UTF-8 "
+                                       "— rename the file"))
             continue
         problem = _link_problem(path, root) if path.is_symlink() else None
         if problem:
@@ -206,6 +231,47 @@ def _fold_case(meta: dict[str, str], spellings: dict[str, str]) -> dict[str, str
 
 
 _ID_BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_PAIR = re.compile("[\ud800-\udbff][\udc00-\udfff]")
+
+
+def _joined(pair: re.Match[str]) -> str:
+    return pair.group().encode("utf-16-le", "surrogatepass").decode("utf-16-le")
+
+
+def _valid_unicode(text: str) -> tuple[str, int]:
+    """``text`` as valid Unicode, and how many characters were replaced: a surrogate pair
+    written as two escapes (YAML's or JSON's ``"\\ud83d\\ude00"``) becomes its character,
+    a lone surrogate (such an escape, a damaged PDF) U+FFFD. No output can hold one."""
+    if _SURROGATE.search(text) is None:  # the usual case: no copy
+        return text, 0
+    return _SURROGATE.subn("\ufffd", _SURROGATE_PAIR.sub(_joined, text))
+
+
+def _valid_document(doc: Document) -> tuple[Document, int]:
+    """``doc`` with its text, id and metadata as valid Unicode (``_valid_unicode``),
+    and how many lone surrogates were replaced."""
+    text, replaced = _valid_unicode(doc.text)
+    doc_id, count = _valid_unicode(doc.doc_id)
+    replaced += count
+    metadata = {}
+    for key, value in doc.metadata.items():
+        (key, one), (value, two) = _valid_unicode(key), _valid_unicode(value)
+        metadata[key] = value
+        replaced += one + two
+    if (text, doc_id, metadata) == (doc.text, doc.doc_id, doc.metadata):
+        return doc, 0
+    return replace(doc, text=text, doc_id=doc_id, metadata=metadata), replaced
+
+
+def _replaced_note(doc: Document, replaced: int) -> Skipped:
+    what = ("a character that is not valid Unicode (a lone surrogate, from a '\\ud800'-style "
+            "escape or a damaged text layer); it was" if replaced == 1 else
+            f"{replaced} characters that are not valid Unicode (lone surrogates, from "
+            "'\\ud800'-style escapes or a damaged text layer); they were")
+    return Skipped(doc.path, f"held {what} replaced with '\ufffd' and the rest was read — "
+                   "look for '\ufffd' in its text and metadata, and fix the file (or export "
+                   "it again)", doc.row, note=True)
 
 
 def _document(
@@ -278,11 +344,17 @@ def ingest_files(
         try:
             raws, row_problems = _read(data, fmt, interviewer_labels)
         except ReadError as err:
-            result.skipped.append(Skipped(path, err.reason, err.line))
+            result.skipped.append(Skipped(path, _valid_unicode(err.reason)[0], err.line))
             continue
-        result.skipped.extend(Skipped(path, p.reason, p.row, p.note) for p in row_problems)
+        result.skipped.extend(Skipped(path, _valid_unicode(p.reason)[0], p.row, p.note)
+                              for p in row_problems)
         stem = Path(path).stem
-        docs = [_document(raw, path, fmt, sha256, manifest, stem) for raw in raws]
+        docs = []
+        for raw in raws:
+            doc, replaced = _valid_document(_document(raw, path, fmt, sha256, manifest, stem))
+            if replaced:
+                result.skipped.append(_replaced_note(doc, replaced))
+            docs.append(doc)
         record.documents = len(docs)
         result.documents.extend(docs)
     return result

@@ -25,6 +25,25 @@ _UTF8_SEQUENCE = re.compile(
     rb"|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}|\xed[\x80-\x9f][\x80-\xbf]"
     rb"|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}|\xf4[\x80-\x8f][\x80-\xbf]{2}"
 )
+# Text in another 8-bit encoding read as Windows-1252 (see ``_foreign_encoding``): runs of
+# three or more upper-half letters (Cyrillic, Greek, Arabic, Hebrew: "Ïðèâåò"), a symbol
+# between two letters (Polish, Czech in ISO-8859-2: "by³o"; Catalan's "l·l", dashes and
+# an acute accent typed for an apostrophe, "don´t", are left alone), and a capital right
+# after a small letter (Mac Roman: "donÕt", "fŸr").
+_SMALL = "a-z\u00b5\u00df-\u00f6\u00f8-\u00ff\u0153\u0161\u017e\u0192"
+_FOREIGN_RUN = re.compile("[\u00c0-\u00ff\u0152\u0153\u0160\u0161\u0178\u017d\u017e]{3,}")
+_FOREIGN_SYMBOL = re.compile(
+    "(?<=[^\\W\\d_])[\u00a1-\u00a7\u00a9\u00ab-\u00b3\u00b6\u00b8\u00b9\u00bb-\u00bf"
+    "\u2020\u2021\u2022\u2026\u2030\u2039\u203a\u20ac\u2122](?=[^\\W\\d_])")
+_FOREIGN_CAPITAL = re.compile(
+    f"(?<=[{_SMALL}])[\u00c0-\u00d6\u00d8-\u00de\u0152\u0160\u0178\u017d]")
+_NON_ASCII_WORD = re.compile(r"\S*[^\x00-\x7f]\S*")
+_FOREIGN_SHARE = 0.1  # of the words with a non-ASCII character
+_FOREIGN_KINDS = {
+    "run": "Cyrillic, Greek, Arabic or Hebrew?",
+    "symbol": "Central European, such as Polish or Czech?",
+    "capital": "Mac Roman, from an old Mac?",
+}
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 # What is taken out of text with a few stray control characters: a terminal's colour and
 # cursor codes (``\x1b[1m``) whole, other control characters one by one.
@@ -217,8 +236,9 @@ def decode(data: bytes, lines: bool = False) -> Decoded:
     Windows-1252. NUL bytes padding the end and a few stray control characters (under
     ``STRAY_SHARE`` of the text) are removed, and the result says so. Raises
     :class:`DecodeError` for other kinds of file (named when known: a PNG image ...),
-    binary data, undecodable bytes and files that mix UTF-8 with a legacy encoding,
-    rather than returning garbled text.
+    binary data, undecodable bytes, files that mix UTF-8 with a legacy encoding and files
+    that read like another 8-bit encoding (Cyrillic, Arabic ...) as Windows-1252, rather
+    than returning garbled text.
     """
     kind = file_kind(data)
     if kind in _MARKUP_FIXES:
@@ -286,7 +306,35 @@ def _narrow(data: bytes, padding: int, lines: bool) -> Decoded:
             f"{_line_of(data, utf8_error.start)}) — re-save the whole file as UTF-8",
             _line_of(data, utf8_error.start),
         )
+    foreign = _foreign_encoding(text)
+    if foreign:
+        kind, offset = foreign
+        raise DecodeError(
+            f"looks like text in another encoding ({_FOREIGN_KINDS[kind]}) read as "
+            "Windows-1252, which would garble it (the first garbled word is on this line) — "
+            "open it in the program that wrote it and save it as UTF-8",
+            text.count("\n", 0, offset) + 1,
+        )
     return _padded(_checked(text, "cp1252", lines), padding)
+
+
+def _foreign_encoding(text: str) -> tuple[str, int] | None:
+    """``(kind, offset of the first sign)`` if ``text`` (a file read as Windows-1252) reads
+    like text in another 8-bit encoding: marks of garbling (see ``_FOREIGN_RUN``) in at
+    least two places, in ``_FOREIGN_SHARE`` of its words with non-ASCII characters or more
+    (a run of five letters or more counts twice); else None. French, Spanish or German
+    text in Windows-1252 has none or one."""
+    marks: list[tuple[int, int, str]] = [
+        (m.start(), 2 if len(m.group()) >= 5 else 1, "run") for m in _FOREIGN_RUN.finditer(text)]
+    marks += [(m.start(), 1, "symbol") for m in _FOREIGN_SYMBOL.finditer(text)]
+    marks += [(m.start(), 1, "capital") for m in _FOREIGN_CAPITAL.finditer(text)]
+    weight = sum(w for _, w, _ in marks)
+    if weight < 2 or weight < _FOREIGN_SHARE * len(_NON_ASCII_WORD.findall(text)):
+        return None
+    counts: collections.Counter[str] = collections.Counter()
+    for _, w, kind in marks:
+        counts[kind] += w
+    return counts.most_common(1)[0][0], min(offset for offset, _, _ in marks)
 
 
 def _unpadded(data: bytes, unit: int) -> tuple[bytes, int]:

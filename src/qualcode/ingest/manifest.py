@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import errno
 import hashlib
 import io
 import os
@@ -164,8 +165,17 @@ def load_manifest(corpus: Path) -> Manifest:
     """Read the manifest if there is one; every bad row becomes a problem, never an error."""
     path = corpus / MANIFEST_NAME
     if not path.is_file():
+        if path.is_symlink() or path.exists():  # a broken link, a folder
+            return Manifest(problems=[Skipped(MANIFEST_NAME, (
+                f"is {_what(path)}, not a file that can be read; the files were read without "
+                "their metadata — put the manifest file itself here"))])
         return Manifest()
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        return Manifest(problems=[Skipped(MANIFEST_NAME, (
+            f"cannot be read ({err.strerror}); the files were read without their metadata "
+            "— check that you may read it (and that no other program locks it)"))])
     manifest = Manifest(sha256=hashlib.sha256(data).hexdigest())
     try:
         decoded = decode(data)
@@ -201,6 +211,21 @@ def load_manifest(corpus: Path) -> Manifest:
         row = {name: cells[i].strip() if i < len(cells) else "" for i, name in used.items()}
         _add_row(manifest, corpus, row, row_number, listings)
     return manifest
+
+
+def _what(path: Path) -> str:
+    """What a path that is no file to read is: a folder, a broken link ..."""
+    if path.is_dir():
+        return "a folder"
+    try:
+        path.resolve(strict=True)
+    except FileNotFoundError:
+        return "a broken link"
+    except (OSError, RuntimeError) as err:  # RuntimeError: a loop of links (Python < 3.13)
+        if isinstance(err, OSError) and err.errno != errno.ELOOP:
+            return f"a link that cannot be followed ({err.strerror})"
+        return "a broken link that leads back to itself (a loop)"
+    return "a pipe, socket or device"  # reading it could hang
 
 
 def _title_note(first: int, header: int) -> Skipped:
@@ -318,8 +343,18 @@ def _add_file_row(
     listings: _Listings,
 ) -> None:
     """Add a row naming ``file``, keyed by the file's path as spelled on disk."""
-    relative = _relative(corpus, file)
-    inside = _inside(listings.root, relative)
+    try:
+        relative = _relative(corpus, file)
+        inside = _inside(listings.root, relative)
+    except (OSError, RuntimeError) as err:  # RuntimeError: a loop of links (Python < 3.13)
+        if isinstance(err, OSError) and err.errno != errno.ELOOP:
+            problem = f"is a link that cannot be followed ({err.strerror})"
+        else:
+            problem = "is a broken link (a loop: it leads back to itself)"
+        manifest.problems.append(Skipped(MANIFEST_NAME, (
+            f"file '{file}' {problem}; this row was not applied — point the row at the file "
+            "itself, and replace the link with that file"), row_number))
+        return
     # ``a/../b.txt`` is ``b.txt``: the path the corpus file is discovered by
     parts = posixpath.normpath(relative).split("/") if inside else relative.split("/")
     real = listings.file(parts) if inside else None
