@@ -441,16 +441,36 @@ def cmd_server(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reviews_problem(reviews: str | None) -> str | None:
+    """Why ``--reviews`` cannot be read: it names nothing (a typo would train on no reviews
+    and replace the saved model)."""
+    if reviews is None:
+        return None
+    try:
+        if Path(reviews).exists():
+            return None
+    except OSError:  # cannot be looked at: load_reviews reports why
+        return None
+    return (f"--reviews '{reviews}' does not exist — give the folder of review files or one "
+            "review .csv (default: CORPUS/reviews)")
+
+
 def _check_first(args: argparse.Namespace) -> int:
+    """The checks of ``train`` and ``evaluate`` before anything is read or written."""
     from .codebook import check_codebook
 
     status, report = check_codebook(args.codebook)
     if status:
         print(report, file=sys.stderr)
-    elif not Path(args.corpus).is_dir():
+        return status
+    if not Path(args.corpus).is_dir():
         print(f"error: corpus folder '{args.corpus}' does not exist", file=sys.stderr)
         return 2
-    return status
+    problem = _reviews_problem(args.reviews) or _out_problem(args.out, args.corpus)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _print_review_problems(problems: Sequence[str], most: int = 20) -> None:
@@ -584,8 +604,14 @@ def cmd_review(args: argparse.Namespace) -> int:
     from .reviews import load_reviews
 
     book = _codebook_or_exit(args.codebook)
-    if book is None or (args.review_command != "import" and _other_codebook(args.out, book)):
+    if book is None:
         return 1
+    if args.review_command != "import":  # export and disagreements write under --out
+        if problem := _out_problem(args.out, args.corpus):
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
+        if _other_codebook(args.out, book):
+            return 1
     reviews_dir = Path(args.corpus) / "reviews"
     segments = Path(args.out) / "segments.csv"
     try:
@@ -627,7 +653,12 @@ def cmd_agreement(args: argparse.Namespace) -> int:
     from .reviews import load_reviews
 
     book = _codebook_or_exit(args.codebook)
-    if book is None or _other_codebook(args.out, book):
+    if book is None:
+        return 1
+    if problem := _out_problem(args.out, args.corpus):  # reliability.csv goes there
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    if _other_codebook(args.out, book):
         return 1
     source = args.files or Path(args.corpus) / "reviews"
     reviews = load_reviews(source, book.code_ids)
@@ -659,14 +690,56 @@ def cmd_codebook_check(args: argparse.Namespace) -> int:
     return status
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe whose reader has gone (``| head``); ``True`` when that
+    cannot be told (stdout is not a file)."""
+    import select
+
     try:
-        return _command(args)
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return True
+    if not hasattr(select, "poll"):
+        return True
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(event & (select.POLLERR | select.POLLHUP) for _, event in poller.poll(0))
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at the null device, so that flushing it at exit raises nothing."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (AttributeError, OSError, ValueError):  # not a real file (captured, closed)
+        pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command in ``argv`` (default: the command line); return the exit status.
+
+    When stdout is closed early (``qualcode codebook check | head -3``) the command stops
+    quietly with status 141, as a command killed by SIGPIPE does.
+    """
+    try:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit:  # --help, --version, usage errors: written before exiting
+            sys.stdout.flush()
+            raise
+        status = _command(args)
+        sys.stdout.flush()  # a closed pipe shows here, not as a traceback at exit
+        return status
     except KeyboardInterrupt:
         print("\ninterrupted: the outputs are those of the previous complete run (a run "
               "writes them all at its end, or none)", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        if not _stdout_closed():  # another pipe or socket broke: not ours to hide
+            raise
+        _quiet_stdout()
+        return 141
 
 
 def _command(args: argparse.Namespace) -> int:

@@ -9,13 +9,19 @@ segment text the coder saw, and which review sheet and row the decision came fro
 History is never rewritten: a new decision is a new row, and a coder's latest row for a
 segment is that coder's decision (files in name order, rows in file order).
 
+A CSV file may be separated by ``,``, ``;`` or tab (an Excel ``sep=X`` first line names
+it) and end its lines in ``\n``, ``\r\n`` or ``\r`` (Excel for Mac's "CSV (Macintosh)").
+
 A row that cannot be used is left out and reported as a problem naming ``reviews/<file>:<row>``:
-no segment_id, no coder, or an unknown code id (such a row is not read as "no code", and
-while it is the coder's latest row on the segment, the coder's earlier decisions on that
-segment do not count either). A file without a ``segment_id``, ``codes`` or ``coder`` column
-is left out whole. A coder's name is read as first spelled: ``Coder_C`` after ``coder_c``
-is the same coder (noted). :meth:`ReviewSet.unmatched` lists the decisions on segments that are not
-in the corpus.
+no segment_id, no coder, an unknown code id (such a row is not read as "no code"), more
+cells than the header (codes separated by the file's delimiter: its cells cannot be matched
+to the columns) or an unclosed quote (the lines below it are read on their own). While such
+a row is the coder's latest on the segment, the coder's earlier decisions on that segment
+do not count either. A file without a ``segment_id``, ``codes`` or ``coder`` column, or
+that cannot be read (no permission), is left out whole; the other files are read. A
+coder's name is read as first spelled: ``Coder_C`` after ``coder_c`` is the same coder
+(noted). :meth:`ReviewSet.unmatched` lists the decisions on segments that are not in the
+corpus.
 """
 
 from __future__ import annotations
@@ -24,10 +30,12 @@ import csv
 import difflib
 import hashlib
 import io
+import os
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from .documents import Skipped
 from .ingest.decode import DecodeError, decode_bytes
@@ -264,33 +272,165 @@ def _delimiter(header_line: str) -> str:
     return ","
 
 
-def read_rows(path: str | Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
-    """Header and ``(row number, {lower-case column: text})`` rows of a .csv or .xlsx sheet.
+# Excel's first line naming the delimiter (``sep=;``), as the corpus table reader takes it.
+_SEP_LINE = re.compile(r"\s*sep=(.)\s*", re.IGNORECASE)
+# After a line end: \n (\r\n having become \n) or a lone \r (Excel for Mac's "CSV
+# (Macintosh)"). A line break inside a quoted cell stays as it is.
+_LINE_END = re.compile(r"(?<=\n)|(?<=\r)(?!\n)")
+_DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
 
-    Row numbers are those a spreadsheet shows (header = 1). Cell text is restored from its
-    formula-safe form. An .xlsx file is read from its ``review`` worksheet, else its first.
-    Raises :class:`DecodeError` (with ``reason``) when the file cannot be read.
+
+def _parse_from(lines: list[str], start: int, delimiter: str
+                ) -> tuple[list[tuple[int, list[str]]], tuple[int, int, str] | None]:
+    """The records of ``lines[start:]``, each with the index of its first line, up to the
+    first that cannot be read: ``(its first line, the line to go on from, why)``."""
+    exhausted = False
+
+    def feed() -> Iterable[str]:
+        nonlocal exhausted
+        yield from lines[start:]
+        exhausted = True
+
+    reader = csv.reader(feed(), delimiter=delimiter)
+    records: list[tuple[int, list[str]]] = []
+    first = start
+    try:
+        for cells in reader:
+            if exhausted:  # the csv module returns a quoted cell open at the end as a cell
+                return records, (first, first + 1, "")
+            records.append((first, cells))
+            first = start + reader.line_num
+    except csv.Error as err:  # defensive: lines are split so that none should raise
+        return records, (first, max(start + reader.line_num, first + 1), str(err))
+    return records, None
+
+
+class _RowProblem(NamedTuple):
+    """Why a row of a sheet cannot be read (``what``), and how to fix it."""
+
+    row: int
+    what: str
+    fix: str
+    left_out: str = "the row was left out"
+
+    def reason(self) -> str:
+        """As a problem of a review file, whose other rows are read."""
+        return f"{self.what} — {self.left_out}; {self.fix}"
+
+
+def _csv_records(text: str) -> tuple[list[tuple[int, list[str]]], list[_RowProblem], str]:
+    """The records of CSV text with their spreadsheet rows, the records left out (an
+    unclosed quote: the lines below it are read on their own), and the delimiter.
+
+    Line ends may be ``\n``, ``\r\n`` or ``\r``; a ``sep=X`` first line names the
+    delimiter (it counts as row 1), else the header's is guessed (``,`` ``;`` or tab).
     """
-    path = Path(path)
-    if path.suffix.lower() in (".xlsx", ".xlsm"):
-        raw = _xlsx_rows(path)
+    text = text.lstrip("\ufeff").replace("\r\n", "\n")
+    lines = [line for line in _LINE_END.split(text) if line]
+    hint = _SEP_LINE.fullmatch(lines[0].rstrip("\r\n")) if lines else None
+    skip = 1 if hint else 0
+    delimiter = hint.group(1) if hint else _delimiter(lines[0] if lines else "")
+    records: list[tuple[int, list[str]]] = []
+    problems: list[_RowProblem] = []
+    row, start = skip, skip
+    while start < len(lines):
+        found, stop = _parse_from(lines, start, delimiter)
+        for _, cells in found:
+            row += 1
+            records.append((row, cells))
+        if stop is None:
+            break
+        first, start, error = stop
+        row += 1
+        problems.append(_RowProblem(
+            row, f"unclosed quote (\") starting on line {first + 1}: its cell never ends",
+            "add the closing quote or remove the opening one",
+            "the row was left out (the lines below it were read on their own)")
+            if not error else _RowProblem(
+            row, f"cannot be read as CSV from line {first + 1} ({error})",
+            "check the quoting on that line"))
+    return records, problems, delimiter
+
+
+def _long_row(row: int, cells: int, columns: int, delimiter: str) -> _RowProblem:
+    if delimiter == ",":
+        fix = "separate codes with ';' inside one cell, e.g. \"a;b\""
+    elif delimiter == ";":
+        fix = ("the file is separated by ';', so put several codes in quotes, e.g. \"a;b\", "
+               "or separate them with ','")
     else:
-        text, _ = decode_bytes(path.read_bytes())
-        text = text.replace("\r\n", "\n")
-        first = text.split("\n", 1)[0]
-        raw = list(csv.reader(io.StringIO(text), delimiter=_delimiter(first)))
+        fix = f"quote a cell that holds a {_DELIMITER_NAMES.get(delimiter, repr(delimiter))}"
+    return _RowProblem(row, f"has {cells} cells but the header has {columns}, so its cells "
+                       "cannot be matched to the columns",
+                       f"{fix} (and give any extra column a header)")
+
+
+@dataclass(slots=True)
+class _Table:
+    header: list[str]
+    rows: list[tuple[int, dict[str, str]]]
+    problems: list[_RowProblem] = field(default_factory=list)
+    # rows with more cells than the header: (row, the cells read from the left, and from
+    # the right), the two ways the columns might have been meant
+    long_rows: list[tuple[int, dict[str, str], dict[str, str]]] = field(default_factory=list)
+
+
+def _read_table(path: Path, data: bytes | None = None) -> _Table:
+    """:func:`read_rows`, with the rows that cannot be used left out and reported.
+
+    Raises :class:`DecodeError` or :class:`OSError` when the file cannot be read at all.
+    """
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        raw = list(enumerate(_xlsx_rows(path), start=1))
+        problems: list[_RowProblem] = []
+        delimiter = ""
+    else:
+        text, _ = decode_bytes(path.read_bytes() if data is None else data)
+        raw, problems, delimiter = _csv_records(text)
+    table = _Table([], [], list(problems))
     if not raw:
-        return [], []
-    header = [str(h or "").strip() for h in raw[0]]
-    keys = [h.lower() for h in header]
-    rows: list[tuple[int, dict[str, str]]] = []
-    for number, values in enumerate(raw[1:], start=2):
+        return table
+    head = raw[0][1]
+    table.header = [str(h or "").strip() for h in head]
+    keys = [h.lower() for h in table.header]
+    width = max((i + 1 for i, k in enumerate(keys) if k), default=0)
+    for number, values in raw[1:]:
         cells = [from_formula_safe(v) for v in values]
         if not any(c.strip() for c in cells):
             continue
+        used = max(i + 1 for i, c in enumerate(cells) if c.strip())
+        if delimiter and "segment_id" in keys and used > width:
+            extra = used - width
+            table.problems.append(_long_row(number, used, width, delimiter))
+            table.long_rows.append((number, {k: cells[i] for i, k in enumerate(keys) if k},
+                                    {k: cells[i + extra] for i, k in enumerate(keys) if k}))
+            continue
         record = {k: (cells[i] if i < len(cells) else "") for i, k in enumerate(keys) if k}
-        rows.append((number, record))
-    return header, rows
+        table.rows.append((number, record))
+    table.problems.sort(key=lambda p: p.row)
+    return table
+
+
+def read_rows(path: str | Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """Header and ``(row number, {lower-case column: text})`` rows of a .csv or .xlsx sheet.
+
+    Row numbers are those a spreadsheet shows (header = 1; an Excel ``sep=`` line above it
+    counts). Cell text is restored from its formula-safe form. An .xlsx file is read from
+    its ``review`` worksheet, else its first. A CSV file may end its lines in ``\n``,
+    ``\r\n`` or ``\r`` and be separated by ``,``, ``;`` or tab. Raises
+    :class:`DecodeError` (with ``reason`` and ``line``) when the file cannot be read, and
+    when a row cannot be matched to the columns (more cells than the header, an unclosed
+    quote): the sheet is not read rather than read wrong.
+    """
+    table = _read_table(Path(path))
+    if table.problems:
+        first, *more = table.problems
+        rows = ", ".join(str(p.row) for p in more[:10]) + (", ..." if len(more) > 10 else "")
+        also = (f" (and rows {rows} cannot be read either)" if len(more) > 1 else
+                f" (and row {rows} cannot be read either)" if more else "")
+        raise DecodeError(f"{first.what}{also} — nothing was read from this file; "
+                          f"{first.fix}, then import it again", first.row)
+    return table.header, table.rows
 
 
 def _xlsx_rows(path: Path) -> list[list[str]]:
@@ -333,6 +473,10 @@ class _Coders:
         self._first: dict[str, str] = {}
         self._told: set[str] = set()
 
+    def known(self, coder: str) -> str | None:
+        """The name ``coder`` is read as, if that coder was met before."""
+        return self._first.get(" ".join(coder.split()).casefold())
+
     def name(self, coder: str, label: str, row: int) -> tuple[str, Skipped | None]:
         """The name ``coder`` is read as, and a note the first time it is spelled otherwise."""
         first = self._first.setdefault(" ".join(coder.split()).casefold(), coder)
@@ -346,14 +490,18 @@ class _Coders:
                               f"{how}) — write it the same way everywhere", row, note=True)
 
 
-def _read_file(path: Path, code_ids: Sequence[str], label: str, coders: _Coders
+def _read_file(path: Path, code_ids: Sequence[str], label: str, coders: _Coders,
+               data: bytes | None = None
                ) -> tuple[list[Review], list[Skipped], dict[tuple[str, str], bool]]:
     """Usable rows, problems, and for each ``(segment_id, coder)`` whether its last row
-    was left out for unknown code ids (coder names as ``coders`` reads them)."""
+    was left out (coder names as ``coders`` reads them); ``data``: the file's bytes."""
     try:
-        header, rows = read_rows(path)
+        table = _read_table(path, data)
     except DecodeError as err:
         return [], [Skipped(label, err.reason, err.line)], {}
+    except OSError as err:
+        return [], [_unreadable(label, err)], {}
+    header, rows = table.header, table.rows
     columns = {h.lower() for h in header}
     missing = [c for c in ("segment_id", "codes", "coder") if c not in columns]
     if missing:
@@ -361,9 +509,17 @@ def _read_file(path: Path, code_ids: Sequence[str], label: str, coders: _Coders
                             "— the file was left out; a review file needs segment_id, codes "
                             "and coder columns", 1)], {}
     reviews: list[Review] = []
-    problems: list[Skipped] = []
+    problems = [Skipped(label, p.reason(), p.row) for p in table.problems]
     left_out: dict[tuple[str, str], bool] = {}
-    for row, record in rows:
+    long_rows = {row: readings for row, *readings in table.long_rows}
+    for row, record in sorted([*rows, *((row, {}) for row in long_rows)], key=lambda r: r[0]):
+        if row in long_rows:  # a later decision that cannot be read: withdraws the earlier
+            readings = long_rows[row]  # the cells matched to the columns from either end
+            for segment_id in {r.get("segment_id", "").strip() for r in readings} - {""}:
+                for coder in {coders.known(r.get("coder", "").strip()) for r in readings}:
+                    if coder:
+                        left_out[(segment_id, coder)] = True
+            continue
         segment_id = record.get("segment_id", "").strip()
         coder = record.get("coder", "").strip()
         if coder:
@@ -380,6 +536,7 @@ def _read_file(path: Path, code_ids: Sequence[str], label: str, coders: _Coders
         reviews.append(Review(segment_id, codes, coder, label, row,
                               memo=record.get("memo", ""), sheet=record.get("sheet", ""),
                               text_sha256=record.get("text_sha256", "").strip()))
+    problems.sort(key=lambda p: p.line or 0)  # in row order (stable: a row's in turn)
     return reviews, problems, left_out
 
 
@@ -391,48 +548,69 @@ def read_review_file(path: Path, code_ids: Sequence[str], label: str | None = No
     return reviews, problems
 
 
+def _unreadable(label: str, err: OSError) -> Skipped:
+    """The problem of a review file or folder that the system does not let us read."""
+    why = err.strerror or type(err).__name__
+    return Skipped(label, f"cannot be read ({why}) — its decisions were not used; give "
+                   "yourself permission to read it (or close the program that locks it) "
+                   "and run again")
+
+
 # Spreadsheets in the reviews folder are not read (they are imported), but reported.
 _SHEET_SUFFIXES = (".xlsx", ".xls", ".ods", ".tsv")
 
 
-def _review_files(source: str | Path | Sequence[str | Path]) -> list[tuple[Path, str]]:
-    """The files to read, each with its label: ``<folder name>/<file>`` for a folder's."""
-    if isinstance(source, str | Path):
-        path = Path(source)
+def _review_files(source: str | Path | Sequence[str | Path]
+                  ) -> tuple[list[tuple[Path, str]], list[Skipped]]:
+    """The files to read, each with its label (``<folder name>/<file>`` for a folder's),
+    and the problem of a folder that cannot be read."""
+    if not isinstance(source, str | Path):
+        return [(Path(p), str(p)) for p in source], []
+    path = Path(source)
+    try:
         if path.is_file():
-            return [(path, str(path))]
+            return [(path, str(path))], []
         if not path.is_dir():
-            return []
+            return [], []
         folder = path.resolve().name
         return [(p, f"{folder}/{p.name}") for p in sorted(path.iterdir())
                 if p.suffix.lower() in (".csv", *_SHEET_SUFFIXES) and p.is_file()
-                and not p.name.startswith((".", "~$"))]
-    return [(Path(p), str(p)) for p in source]
+                and not p.name.startswith((".", "~$"))], []
+    except OSError as err:
+        return [], [_unreadable(str(path), err)]
 
 
 def load_reviews(source: str | Path | Sequence[str | Path], code_ids: Sequence[str]) -> ReviewSet:
     """All review files (``*.csv``) of a folder in file-name order, or the given file(s).
 
     A missing folder is no reviews; a named file that does not exist is a problem, and so
-    is a spreadsheet in the folder (review sheets are imported, not read). Problems name a
-    folder's files ``<folder name>/<file>`` (``reviews/anna.csv`` in a corpus).
+    are a file or folder that cannot be read and a spreadsheet in the folder (review
+    sheets are imported, not read). Problems name a folder's files ``<folder name>/<file>``
+    (``reviews/anna.csv`` in a corpus).
     """
     digest = hashlib.sha256()
     reviews: list[Review] = []
-    problems: list[Skipped] = []
     left_out: dict[tuple[str, str], bool] = {}
     coders = _Coders()
-    for path, label in _review_files(source):
-        if not path.is_file():
-            problems.append(Skipped(str(path), "does not exist — check the path"))
-            continue
+    files, problems = _review_files(source)
+    for path, label in files:
+        missing = Skipped(str(path), "does not exist — check the path")
         if path.suffix.lower() in _SHEET_SUFFIXES:  # a review sheet saved into the folder
-            problems.append(Skipped(label, "is not a review file (.csv) and was not read — "
-                                    "import a review sheet with `qualcode review import "
-                                    "FILE`, which checks it and adds its decisions here"))
+            problems.append(missing if not os.path.lexists(path) else Skipped(
+                label, "is not a review file (.csv) and was not read — import a review "
+                "sheet with `qualcode review import FILE`, which checks it and adds its "
+                "decisions here"))
             continue
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
-        found, bad, last = _read_file(path, code_ids, label, coders)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            problems.append(missing)
+            continue
+        except OSError as err:  # no permission, a folder named *.csv, a locked file
+            problems.append(_unreadable(label, err))
+            continue
+        digest.update(path.name.encode() + b"\0" + data)
+        found, bad, last = _read_file(path, code_ids, label, coders, data)
         reviews.extend(found)
         problems.extend(bad)
         left_out.update(last)
@@ -478,11 +656,12 @@ def append_reviews(folder: str | Path, rows: Sequence[Mapping[str, object]]) -> 
         old: list[list[str]] = []
         if path.exists():
             text, _ = decode_bytes(path.read_bytes())
-            text = text.replace("\r\n", "\n")
-            records = list(csv.reader(io.StringIO(text),
-                                      delimiter=_delimiter(text.split("\n", 1)[0])))
+            records, broken, _ = _csv_records(text)
+            if broken:  # rewriting would make the damage permanent
+                raise DecodeError(f"its row {broken[0].row} cannot be read: "
+                                  f"{broken[0].what}", broken[0].row)
             if records:
-                header, old = records[0], records[1:]
+                header, old = records[0][1], [cells for _, cells in records[1:]]
         lower = [h.strip().lower() for h in header]
         header = header + [c for c in REVIEW_FILE_COLUMNS if c not in lower]
         lower = [h.strip().lower() for h in header]
