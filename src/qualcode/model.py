@@ -1,8 +1,9 @@
 """The codebook-driven multi-label classifier, a scikit-learn estimator.
 
 It learns, in rising priority, from the codebook (each code's definition, include/exclude
-guidance and positive/negative examples, down-weighted) and from human-reviewed segments.
-Two heads per code score a segment:
+guidance and positive/negative examples, down-weighted) and from labelled segments: the
+codebook's own (``labelled_segments``, weighted ``segments_weight``) and the human-reviewed
+ones. Two heads per code score a segment:
 
 - a *segment head*: logistic regression on the segment's vector (hashed features of the
   whole segment; with the semantic backend, the mean of its sentences' embeddings, which
@@ -12,13 +13,14 @@ Two heads per code score a segment:
   max-pooled over the segment's sentences, because a code is often carried by one sentence
   of a long turn.
 
-With the semantic backend and reviews, both heads exist twice, on sentence-model embeddings
-and on hashed words + lemmas, and their probabilities are averaged (``lexical_weight``).
-The score is a weighted mean of the heads. Codebook rules enter as a per-code bonus added to
-the score where the code's rules hit. With enough reviewed positives, each code's threshold
-and rule bonus are tuned together for F1 on grouped inner cross-validation, so the reviews
-decide how far the rules are trusted; from the codebook alone a rule hit decides and the
-model alone must clear a high threshold (precision before recall). Encoder fine-tuning
+With the semantic backend and labelled segments, both heads exist twice, on sentence-model
+embeddings and on hashed words + lemmas, and their probabilities are averaged
+(``lexical_weight``). The score is a weighted mean of the heads. Codebook rules enter as a
+per-code bonus added to the score where the code's rules hit. With enough labelled
+positives, each code's threshold and rule bonus are tuned together for F1 on grouped inner
+cross-validation, so the labelled segments decide how far the rules are trusted; from
+definitions and examples alone a rule hit decides and the model alone must clear a high
+threshold (precision before recall). Encoder fine-tuning
 (``finetune_epochs``) is available but off: measured on the dev set it cost ~4 minutes per
 fit on 2 cores and lowered cross-validated F1 (``--set finetune_epochs=4`` in
 benchmarks/classifier_devset.py).
