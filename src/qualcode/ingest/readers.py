@@ -6,20 +6,23 @@ import contextlib
 import csv
 import datetime as dt
 import functools
+import html
 import io
 import itertools
 import json
 import logging
 import re
 import threading
+import unicodedata
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import yaml
 
 from ..documents import EXCERPT, PROSE, TRANSCRIPT
-from ..speakers import LABEL_RE, find_labels, is_interviewer, label_key
+from ..speakers import FORMAT_CHARS, LABEL_RE, find_labels, is_interviewer, label_key
 from .decode import ENCRYPTED_OFFICE, DecodeError, decode, decode_bytes, file_kind, text_lines
 from .subtitles import parse_cues
 
@@ -351,14 +354,208 @@ def _not_office_file(data: bytes, fmt: str, err: Exception) -> ReadError:
                          "real extension")
     names = _zip_names(data)
     damaged = f"is a damaged {kind}"
+    fresh = "; if it will not open, get a fresh copy from where it came from"
     if names is None:
-        return ReadError(f"{damaged} (cut short or corrupted) — {fix}; if it will not open, "
-                         "get a fresh copy from where it came from")
+        return ReadError(f"{damaged} (cut short or corrupted) — {fix}{fresh}")
     if part not in names:
         other = next((f"{a} {k}" for p, a, k, _ in _OFFICE_PARTS.values() if p in names), None)
+        if other is None and fmt == "xlsx" and "xl/workbook.bin" in names:
+            return ReadError("is an Excel Binary Workbook (.xlsb) with a .xlsx name — open "
+                             "it in Excel and save it as an Excel Workbook (.xlsx)")
         what = f"it is {other}" if other else f"it is a zip archive without {part}"
         return ReadError(f"{not_one} ({what}) — {fix}, or give the file its real extension")
-    return ReadError(f"{damaged} (its content cannot be read: {type(err).__name__}) — {fix}")
+    try:
+        reason = _damage(data, fmt, err)
+    except _ZIP_ERRORS:  # a part that cannot even be unpacked
+        reason = None
+    if reason:
+        return ReadError(reason)
+    said = " ".join(_MEMORY_ADDRESS.sub("", str(err)).split())
+    what = f"{type(err).__name__}: {said[:120]}" if said else type(err).__name__
+    return ReadError(f"{damaged} (its content cannot be read: {what}) — {fix}{fresh}")
+
+
+# Errors of reading a damaged zip's parts (zlib.error: a corrupted compressed part).
+_ZIP_ERRORS = (OSError, zipfile.BadZipFile, ValueError, EOFError, zlib.error, RuntimeError,
+               NotImplementedError)
+
+
+def _damage(data: bytes, fmt: str, err: Exception) -> str | None:
+    """Why an Office file (a zip with its main part) cannot be read, when its parts tell:
+    Strict Open XML, a macro-enabled file or a template, missing or broken parts."""
+    part, article, kind, program = _OFFICE_PARTS[fmt]
+    fix = f"open it in {program} and save it again as .{fmt}"
+    fresh = "; if it will not open, get a fresh copy from where it came from"
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        if _is_strict(archive):
+            return _strict_reason(fmt)
+        main = _content_type(archive, part).lower()
+        if "macroenabled" in main:
+            return (f"is a macro-enabled {kind} ({_MACRO[fmt]}) with a .{fmt} name — open "
+                    f"it in {program} and save it as .{fmt} (File › Save As), which leaves "
+                    "the macros out")
+        if ".template." in main:
+            return (f"is {article} {kind} template ({_TEMPLATE[fmt]}) with a .{fmt} name — "
+                    f"open it in {program} and save it as .{fmt} (File › Save As)")
+        missing = _missing_parts(archive, set(archive.namelist()))
+        named = _NO_ITEM.search(str(err)) if isinstance(err, KeyError) else None
+        if named and named[1] not in missing:
+            missing.insert(0, named[1])  # a part read by name (xl/_rels/workbook.xml.rels)
+        if missing:
+            listed = ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
+            are = "parts" if len(missing) > 1 else "part"
+            return (f"is a damaged {kind} (its {are} {listed} "
+                    f"{'are' if len(missing) > 1 else 'is'} missing) — {fix}{fresh}")
+        broken = _broken_part(archive)
+        if broken:
+            return f"is a damaged {kind} (its part {broken} is cut short or corrupted) — " \
+                f"{fix}{fresh}"
+    return None
+
+
+_MACRO = {"docx": ".docm", "xlsx": ".xlsm"}
+_TEMPLATE = {"docx": ".dotx", "xlsx": ".xltx"}
+_NO_ITEM = re.compile(r"no item named '([^']+)' in the archive")
+_MEMORY_ADDRESS = re.compile(r"'?<[\w.]+ object at 0x[0-9a-fA-F]+>'?")
+
+
+def _content_type(archive: zipfile.ZipFile, part: str) -> str:
+    """The content type ``[Content_Types].xml`` gives ``part`` ("" if none)."""
+    from lxml import etree
+
+    try:
+        root = etree.fromstring(archive.read("[Content_Types].xml"),
+                                etree.XMLParser(resolve_entities=False, no_network=True))
+    except (KeyError, etree.XMLSyntaxError, *_ZIP_ERRORS):
+        return ""
+    return next((o.get("ContentType", "") for o in root.iter("{*}Override")
+                 if o.get("PartName", "").lstrip("/").lower() == part.lower()), "")
+
+
+def _missing_parts(archive: zipfile.ZipFile, names: set[str]) -> list[str]:
+    """The parts of an Office file's package that it lists or links to, but lacks."""
+    import posixpath
+
+    from lxml import etree
+
+    lower = {n.lower() for n in names}
+    missing = [p for p in ("[Content_Types].xml", "_rels/.rels") if p.lower() not in lower]
+    for rels in sorted(n for n in names if n.endswith(".rels")):
+        try:
+            root = etree.fromstring(archive.read(rels),
+                                    etree.XMLParser(resolve_entities=False, no_network=True))
+        except (etree.XMLSyntaxError, *_ZIP_ERRORS):
+            continue
+        # word/_rels/document.xml.rels holds the links of word/document.xml
+        base = posixpath.dirname(posixpath.dirname(rels))
+        for rel in root.iter("{*}Relationship"):
+            target = rel.get("Target") or ""
+            if rel.get("TargetMode") == "External" or not target or "://" in target:
+                continue
+            path = target.lstrip("/") if target.startswith("/") else \
+                posixpath.normpath(posixpath.join(base, target))
+            if path.lower() not in lower and path not in missing:
+                missing.append(path)
+    return missing
+
+
+def _broken_part(archive: zipfile.ZipFile) -> str | None:
+    """The first XML part of an Office file that is not well-formed (cut short), if any."""
+    from lxml import etree
+
+    for info in archive.infolist():
+        if not info.filename.endswith((".xml", ".rels")):
+            continue
+        try:
+            etree.fromstring(archive.read(info),
+                             etree.XMLParser(resolve_entities=False, no_network=True,
+                                             huge_tree=True))
+        except (etree.XMLSyntaxError, *_ZIP_ERRORS):
+            return info.filename
+    return None
+
+
+# Strict Open XML (Word's and Excel's "Strict Open XML Document/Spreadsheet" in Save As)
+# writes the same parts under other namespace names: mapped to the usual (transitional)
+# ones they stand for, the most specific first, the file reads as any other.
+_STRICT = b"http://purl.oclc.org/ooxml/"
+_OOXML = b"http://schemas.openxmlformats.org/"
+_STRICT_NAMESPACES = tuple((_STRICT + a, _OOXML + b) for a, b in (
+    (b"officeDocument/relationships/extendedProperties",
+     b"officeDocument/2006/relationships/extended-properties"),
+    (b"officeDocument/relationships/customProperties",
+     b"officeDocument/2006/relationships/custom-properties"),
+    (b"officeDocument/relationships", b"officeDocument/2006/relationships"),
+    (b"officeDocument/extendedProperties", b"officeDocument/2006/extended-properties"),
+    (b"officeDocument/customProperties", b"officeDocument/2006/custom-properties"),
+    (b"officeDocument/", b"officeDocument/2006/"),  # math, docPropsVTypes, customXml ...
+    (b"wordprocessingml/main", b"wordprocessingml/2006/main"),
+    (b"spreadsheetml/main", b"spreadsheetml/2006/main"),
+    (b"presentationml/main", b"presentationml/2006/main"),
+    (b"drawingml/", b"drawingml/2006/"),  # main, picture, chart, wordprocessingDrawing ...
+    (b"schemaLibrary/main", b"schemaLibrary/2006/main"),
+))
+# A strict namespace declared, or a relationship's strict type (never text that names it).
+_STRICT_URI = re.compile(
+    rb"""(\b(?:xmlns(?::[\w.-]+)?|Type)\s*=\s*["'])(http://purl\.oclc\.org/ooxml/[^"'<>]*)""")
+_XML_PART = (".xml", ".rels", ".vml")
+_HEAD = 16384  # an XML part declares its namespaces at its top
+
+
+def _transitional_uri(match: re.Match[bytes]) -> bytes:
+    uri = match[2]
+    for old, new in _STRICT_NAMESPACES:
+        if uri.startswith(old):
+            return match[1] + new + uri[len(old) :]
+    return match[0]
+
+
+def _is_strict(archive: zipfile.ZipFile) -> bool:
+    """Whether an Office file is written in Strict Open XML: a strict namespace in one of
+    its relationship parts or at the top of one of its XML parts."""
+    for info in archive.infolist():
+        if info.filename.endswith(_XML_PART):
+            with contextlib.suppress(*_ZIP_ERRORS), \
+                    archive.open(info) as part:
+                head = part.read(-1 if info.filename.endswith(".rels") else _HEAD)
+                if _STRICT_URI.search(head):
+                    return True
+    return False
+
+
+def _transitional(data: bytes) -> bytes | None:
+    """An Office file in Strict Open XML rewritten with the usual namespaces (None if it
+    is no zip or not strict): its text, tables and cells mean the same."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except _ZIP_ERRORS:
+        return None
+    with archive:
+        try:
+            if not _is_strict(archive):
+                return None
+            out = io.BytesIO()
+            with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as copy:
+                for info in archive.infolist():
+                    content = archive.read(info)
+                    if info.filename.endswith(_XML_PART) and _STRICT in content:
+                        content = _STRICT_URI.sub(_transitional_uri, content)
+                        content = content.replace(b' conformance="strict"', b"", 1)
+                    copy.writestr(info, content)
+        except _ZIP_ERRORS:
+            return None  # a damaged archive: reported as such by the reader
+    return out.getvalue()
+
+
+def _strict_reason(fmt: str) -> str:
+    """Why a Strict Open XML file that could not be read even so was skipped."""
+    if fmt == "docx":
+        return ("is a Word document in Strict Open XML format, which could not be read — "
+                "open it in Word and save it as a normal Word Document (.docx) (File › Save "
+                "As › Word Document)")
+    return ("is an Excel workbook in Strict Open XML format, which could not be read — open "
+            "it in Excel and save it as a normal Excel Workbook (.xlsx) (File › Save As › "
+            "Excel Workbook)")
 
 
 def _not_pdf(data: bytes, warnings: Sequence[str] = ()) -> ReadError:
@@ -485,15 +682,39 @@ def _docx_notes(document) -> list[RowProblem]:
         "of the transcript, move its text into the body"), note=True)]
 
 
+def _open_docx(data: bytes):
+    """The python-docx Document of ``data``; a file in Strict Open XML (whose body
+    python-docx does not know) is read through the usual namespaces (_transitional)."""
+    import docx  # python-docx; imported here because it is slow to import
+    from docx.oxml.ns import qn
+
+    def opened(data: bytes):
+        document = docx.Document(io.BytesIO(data))
+        if document.element.tag != qn("w:document"):
+            raise ValueError(f"the main part is a '{document.element.tag}', not a Word body")
+        return document
+
+    try:
+        return opened(data)
+    except Exception as err:
+        strict = _transitional(data)
+        if strict is None:
+            raise
+        try:
+            return opened(strict)
+        except Exception:
+            raise ReadError(_strict_reason("docx")) from err
+
+
 def read_docx(
     data: bytes, interviewer_labels: Iterable[str]
 ) -> tuple[list[RawDoc], list[RowProblem]]:
     """A Word document's body (tables and text boxes too) and what was left out of it:
     its footnotes and endnotes, as a note."""
-    import docx  # python-docx; imported here because it is slow to import
-
     try:
-        document = docx.Document(io.BytesIO(data))
+        document = _open_docx(data)
+    except ReadError:
+        raise
     except Exception as err:  # zipfile's, python-docx's and lxml's errors on damage
         raise _not_office_file(data, "docx", err) from err
     interviewer_labels = tuple(interviewer_labels)
@@ -657,16 +878,43 @@ def _unhyphenated(match: re.Match[str]) -> str:
 
 
 _VOICE = re.compile(r"<v(?:\.[\w.-]+)?\s+([^>]+)>")
-# Markup in a cue's text: HTML-like tags (<i>, <font ...>, <v Name>, <c.yellow>), and the
-# override tags of ASS/SSA subtitle editors (Aegisub, Subtitle Edit: {\an8}, {\i1}) with
-# their hard line breaks and spaces (\N, \n, \h), which become spaces.
-_TAG = re.compile(r"</?[^>]+>")
+# Markup in a cue's text: the cue tags of WebVTT and the font tags of .srt, nothing else
+# between '<' and '>' ("the cost was <5% or >10%" is words): <i> <b> <u> <ruby> <rt>,
+# <c.yellow>, <v Name>, <lang en>, <font color=...>, their closing forms, and timestamp
+# tags (<00:00:01.000>); a ruby annotation (<rt>かんじ</rt>) goes with its tags, as in .docx.
+# Also the override tags of ASS/SSA subtitle editors (Aegisub, Subtitle Edit: {\an8},
+# {\i1}) with their hard line breaks and spaces (\N, \n, \h), which become spaces.
+_TAG = re.compile(
+    r"<rt(?:\.[\w.-]*)?>[^<]*(?:</rt>|(?=</ruby>))"
+    r"|</?(?:[ibu]|ruby|rt)(?:\.[\w.-]*)?>"
+    r"|<(?:c|v|lang)(?:\.[\w.-]*)?(?:[ \t][^<>]*)?>|</(?:c|v|lang)>"
+    r"|<font(?:\s[^<>]*)?>|</font>"
+    r"|<(?:\d+:)?\d{1,2}:\d{2}[.,]\d{1,3}>",
+    re.IGNORECASE,
+)
 _ASS_TAG = re.compile(r"\{\\[^}]*\}|\\[Nnh]")
+# Character references (&amp; &lt; &nbsp; &#8212; &#x2014;), always with their ';'
+# ("AT&T", "R&D" and "&notes" stay as written).
+_CHAR_REF = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
 
 
 def _untagged(text: str) -> str:
+    """A caption's words: cue tags removed, then character references decoded (so a
+    ``&lt;b&gt;`` written in the captions stays as the words ``<b>``)."""
     text = _TAG.sub("", text)
-    return _ASS_TAG.sub(_ass_space, text) if "\\" in text else text
+    if "\\" in text:
+        text = _ASS_TAG.sub(_ass_space, text)
+    return _CHAR_REF.sub(_character, text) if "&" in text else text
+
+
+def _character(ref: re.Match[str]) -> str:
+    """The character a reference stands for; as written when it stands for none (an
+    unknown name, ``&#0;``, a control character other than a line break or tab)."""
+    text = html.unescape(ref.group())
+    if not text or "\ufffd" in text or any(
+            unicodedata.category(c) in ("Cc", "Cs") and not c.isspace() for c in text):
+        return ref.group()
+    return text
 
 
 def _ass_space(tag: re.Match[str]) -> str:
@@ -682,8 +930,89 @@ def _voice_spans(line: str) -> list[tuple[str | None, str]]:
     if not tags:
         return [(None, line)]
     ends = [tag.start() for tag in tags[1:]] + [len(line)]
-    spans = [(tag[1].strip(), line[tag.end() : end]) for tag, end in zip(tags, ends, strict=True)]
+    spans = [(" ".join(_untagged(tag[1]).split()) or None, line[tag.end() : end])
+             for tag, end in zip(tags, ends, strict=True)]
     return [(None, line[: tags[0].start()]), *spans] if tags[0].start() else spans
+
+
+_NAME_CHAR = re.compile(rf"[\w.'’&/#,{FORMAT_CHARS}-]")
+
+
+def _is_name_char(char: str) -> bool:
+    """A character a speaker's label may hold after its first letter (as ``speakers``
+    reads labels): a letter, digit or mark, or one of ``_.'’&/#,-``."""
+    return _NAME_CHAR.match(char) is not None or unicodedata.category(char)[0] == "M"
+
+
+def _reads_back(label: str, interviewer_labels: tuple[str, ...]) -> bool:
+    """Whether ``label: words`` opening a paragraph is read as that one speaker's label."""
+    found = find_labels(f"{label}: words", interviewer_labels, paragraph_labels=True)
+    return len(found) == 1 and found[0].start == 0 and found[0].end == len(label) + 2
+
+
+def _voice_head(name: str) -> tuple[str, str]:
+    """``name`` cut into a head a label can be (up to four words of name characters, the
+    first a letter) and the rest (``Dr. Ahmed bin Salim`` + ``Al-Harthy``)."""
+    if not name[:1].isalnum() or name[:1].isdecimal():
+        return "", name
+    end = 0
+    for words, word in enumerate(re.finditer(r"\S+", name)):
+        stop = next((i for i, c in enumerate(word.group()) if not _is_name_char(c)),
+                    len(word.group()))
+        if words == 4 or stop == 0:
+            break
+        end = word.start() + stop
+        if stop < len(word.group()):
+            break
+    return name[:end], name[end:]
+
+
+_NOTE_MAX = 40  # the characters a label's note in brackets may have ("Amira (translator)")
+
+
+def _voice_label(name: str, interviewer_labels: tuple[str, ...]) -> str | None:
+    """The label written for the voice ``name`` of ``<v name>``: ``name`` itself when the
+    transcript's label parser reads it back as a label; else its first words with the rest
+    as a note in brackets (``Dr. Ahmed bin Salim (Al-Harthy)``, ``Interviewer (Anna)``
+    for ``Interviewer: Anna``, ``Speaker (#3)``); None if no such form reads back."""
+    if _reads_back(name, interviewer_labels):
+        return name
+    head, rest = _voice_head(name)
+    if not head:
+        head, rest = "Speaker", name
+        if _reads_back(f"{head} {rest}", interviewer_labels):
+            return f"{head} {rest}"
+    note = " ".join(re.sub(r"[():\[\]{}<>]", " ", rest).split()).strip(" ,;-–—")
+    if len(note) > _NOTE_MAX:
+        note = note[: _NOTE_MAX - 1].rstrip() + "…"
+    label = f"{head} ({note})" if note else head
+    return label if _reads_back(label, interviewer_labels) else None
+
+
+def _voice_labels(voices: Iterable[str], interviewer_labels: tuple[str, ...]
+                  ) -> tuple[dict[str, str], list[RowProblem]]:
+    """The label written for each voice name, and a note for each voice whose name is no
+    label as it stands (so the speaker column shows another form of it)."""
+    labels: dict[str, str] = {}
+    notes: list[RowProblem] = []
+    voices = list(dict.fromkeys(voices))
+    taken = {label_key(voice) for voice in voices}
+    others = 0
+    for voice in voices:
+        label = _voice_label(voice, interviewer_labels)
+        if label is None:  # no form of the name reads back: a numbered voice
+            others += 1
+            while label_key(f"Voice {others}") in taken:
+                others += 1
+            label = f"Voice {others}"
+        labels[voice] = label
+        if label != voice:
+            notes.append(RowProblem(None, (
+                f"the voice tag '<v {voice}>' was read as the speaker '{label}' (a "
+                "speaker's name in the results has at most four words, starts with a "
+                "letter and holds no ':', brackets or '@'); nothing was left out — to see "
+                "another name, change it in the voice tags"), note=True))
+    return labels, notes
 
 
 # A caption line's mark of a new speaker: a dialogue dash ("- ", "– ", "— ") or broadcast
@@ -796,15 +1125,18 @@ def read_subtitles(
         raise ReadError(
             f"the .{fmt} file has no caption text — export the captions again or remove the file"
         )
-    # Labels written as "Name: words" or "[Name] words" count only when they recur (see
-    # find_labels).
+    # A voice tag names its speaker: each cue with one starts that speaker's turn, under a
+    # label that segmentation reads back (see _voice_label). Labels written as "Name:
+    # words" or "[Name] words" count only when they recur (see find_labels).
+    voices, renamed = _voice_labels((v for v, _ in cues if v is not None), interviewer_labels)
     plain = "\n".join(_as_label_line(words, interviewer_labels)
                       for voice, words in cues if voice is None)
     accepted = {label.key for label in find_labels(plain, interviewer_labels)}
     turns: list[list[str]] = []  # [speaker, words...]
     for voice, words in cues:
-        speaker = voice
-        if speaker is None:
+        if voice is not None:
+            speaker: str | None = voices[voice]
+        else:
             speaker, words = _line_speaker(words, accepted, interviewer_labels)
         if speaker is not None and (not turns or label_key(turns[-1][0]) != label_key(speaker)):
             turns.append([speaker])
@@ -816,7 +1148,7 @@ def read_subtitles(
         (f"{t[0]}: " if t[0] else "") + " ".join(t[1:]) for t in turns if len(t) > 1 or t[0]
     )
     layout = TRANSCRIPT if any(t[0] for t in turns) else PROSE
-    return [RawDoc(body, layout, {})], problems
+    return [RawDoc(body, layout, {})], problems + renamed
 
 
 def _sniff_delimiter(sample: str) -> str:
@@ -955,6 +1287,7 @@ def _read_sheets(data: bytes) -> tuple[list[_Sheet], list[RowProblem]]:
     people retire drafts)."""
     import pandas as pd
 
+    data = _transitional(data) or data  # a workbook in Strict Open XML
     try:
         book = pd.ExcelFile(io.BytesIO(data))
         # pandas opens the workbook with openpyxl, which has read each sheet's state.
@@ -966,12 +1299,19 @@ def _read_sheets(data: bytes) -> tuple[list[_Sheet], list[RowProblem]]:
             raise ReadError(f"has only hidden sheets ({names}), which are not read — unhide "
                             "the sheets to include (right-click a sheet tab › Unhide)")
         visible = [name for name in book.sheet_names if name not in hidden]
+        too_big = _too_big(book.book, visible)
+        if too_big and len(too_big) == len(visible):
+            raise ReadError(" ".join(p.reason for p in too_big))
+        visible = [name for name in visible if not any(p.name == name for p in too_big)]
+        # Cells as written: "NA", "None", "n/a" or "#N/A" typed in a cell are text (an
+        # excerpt id, a metadata value), only an empty cell is empty (NaN).
+        cells = {"dtype": object, "keep_default_na": False, "na_values": [""]}
         probes = pd.read_excel(book, sheet_name=visible, header=None, nrows=_HEADER_ROWS,
-                               dtype=object)
+                               **cells)
         sheets = []
         for name, probe in probes.items():
             index = _header_index(probe) or 0
-            frame = pd.read_excel(book, sheet_name=name, header=index, dtype=object)
+            frame = pd.read_excel(book, sheet_name=name, header=index, **cells)
             sheets.append(_Sheet(str(name), frame, index + 1))
             _ids_as_shown(book.book, sheets[-1])
         _leave_out_uncalculated(data, sheets)
@@ -981,7 +1321,150 @@ def _read_sheets(data: bytes) -> tuple[list[_Sheet], list[RowProblem]]:
         raise _not_office_file(data, "xlsx", err) from err
     for sheet in sheets:  # after _leave_out_uncalculated, which counts columns
         sheet.frame = _without_empty_unnamed(sheet.frame)
-    return sheets, [_hidden_sheet(name, states[name]) for name in hidden]
+    left_out = [RowProblem(None, p.reason) for p in too_big]
+    return sheets, left_out + [_hidden_sheet(name, states[name]) for name in hidden]
+
+
+# pandas makes every row of a sheet as wide as its widest one, from row 1 to the last row
+# with a value: one value in cell XFD1048576 made it 17 billion cells (24 GB); and it
+# works column by column (one value in XFD2 took 15 s). A sheet larger than this is not
+# read (100,000 excerpts with 50 columns are 5,000,000 cells).
+MAX_SHEET_CELLS = 5_000_000
+MAX_SHEET_COLUMNS = 1024
+
+
+@dataclass(slots=True)
+class _TooBig:
+    name: str
+    reason: str
+
+
+def _too_big(book: object, names: list[str]) -> list[_TooBig]:
+    """The sheets of ``names`` that would span more than ``MAX_SHEET_CELLS`` cells or
+    ``MAX_SHEET_COLUMNS`` columns, each with the reason: values far outside the table
+    (delete them) or a sheet too large."""
+    found = []
+    for name in names:
+        extent = _sheet_extent(book, name)
+        if extent is None or (extent.rows * extent.columns <= MAX_SHEET_CELLS
+                              and extent.columns <= MAX_SHEET_COLUMNS):
+            continue
+        span = f"{extent.rows:,} rows × {extent.columns:,} columns"
+        if extent.far:
+            one = len(extent.far) == 1 and not extent.more
+            cells = ", ".join(extent.far) + (" and more" if extent.more else "")
+            what = f"a value in cell {cells}" if one else f"values in cells {cells}"
+            them = "it" if one else "them"
+            reason = (f"sheet '{name}' has {what}, far outside the table (with {them}, the "
+                      f"sheet spans {span}, too many to read), so the sheet was not "
+                      f"read — delete {them} (or move {them} into the table) and save the "
+                      "workbook")
+        else:
+            reason = (f"sheet '{name}' spans {span}, more than qualcode reads from one "
+                      f"sheet ({MAX_SHEET_CELLS:,} cells, {MAX_SHEET_COLUMNS:,} columns), so "
+                      "it was not read — delete the columns that are not needed, or split "
+                      "the table over several sheets or workbooks")
+        found.append(_TooBig(name, reason))
+    return found
+
+
+# Values beyond this many empty rows or columns lie outside the table.
+_GAP_ROWS, _GAP_COLUMNS = 1000, 50
+
+
+@dataclass(slots=True)
+class _Extent:
+    rows: int  # the last row with a value
+    columns: int  # the last column with a value
+    far: list[str]  # cells with a value beyond a gap of empty rows or columns (the first)
+    more: bool  # there are more such cells than those in ``far``
+
+
+def _sheet_extent(book: object, name: str) -> _Extent | None:
+    """Where a read-only sheet's values are, from its XML cell by cell (no row is padded
+    to the sheet's width, and values are not converted: a quick pass before pandas');
+    None if the workbook is not open read-only."""
+    from openpyxl.utils import get_column_letter
+
+    sheet = book[name] if hasattr(book, "sheetnames") else None
+    if not hasattr(sheet, "_get_source") or not hasattr(sheet, "_shared_strings"):
+        return None
+    rows = columns = 0
+    table_rows = None  # the table's last row, once a gap of empty rows follows it
+    far_rows: list[str] = []  # the first cells of the rows below that gap
+    more = False
+    first: dict[int, str] = {}  # each column's first cell with a value
+    seen: set[int] = set()  # the columns with more than one
+    with sheet._get_source() as source:
+        for number, filled in _filled_cells(source, sheet._shared_strings):
+            if table_rows is None and rows and number - rows > _GAP_ROWS:
+                table_rows = rows
+            if table_rows is not None:
+                more = more or len(filled) > 1 or len(far_rows) == 3
+                if len(far_rows) < 3:
+                    far_rows.append(f"{get_column_letter(filled[0])}{number}")
+            rows, columns = number, max(columns, *filled)
+            for column in filled:
+                if column in first:
+                    seen.add(column)  # a second value in the column
+                else:
+                    first[column] = f"{get_column_letter(column)}{number}"
+    used = sorted(first)
+    end = next((a for a, b in itertools.pairwise(used) if b - a > _GAP_COLUMNS), None)
+    far_columns = [c for c in used if end is not None and c > end]
+    far = list(dict.fromkeys([first[c] for c in far_columns] + far_rows))
+    more = more or len(far) > 3 or any(c in seen for c in far_columns)
+    return _Extent(rows, columns, far[:3], more)
+
+
+_CELL_REF = re.compile(r"\$?([A-Za-z]{1,3})\$?(\d+)")
+
+
+def _filled_cells(source, shared: Sequence[object]) -> Iterator[tuple[int, list[int]]]:
+    """A worksheet XML's rows with a value (as pandas reads them: a cached formula
+    result, no formula without one, no empty text), each with the columns that have one."""
+    from lxml import etree
+    from openpyxl.utils import column_index_from_string
+
+    row = 0
+    column = 0
+    filled: list[int] = []
+    for event, element in etree.iterparse(source, events=("start", "end"),
+                                          tag=("{*}row", "{*}c"), huge_tree=True,
+                                          resolve_entities=False, no_network=True):
+        local = etree.QName(element).localname
+        if local == "row":
+            if event == "start":
+                row = int(element.get("r") or row + 1)
+                column, filled = 0, []
+                continue
+            if filled:
+                yield row, filled
+            element.clear(keep_tail=False)
+            while element.getprevious() is not None:
+                del element.getparent()[0]
+            continue
+        if event == "start":
+            continue
+        ref = _CELL_REF.fullmatch(element.get("r") or "")
+        column = column_index_from_string(ref[1].upper()) if ref else column + 1
+        if _has_value(element, shared):
+            filled.append(column)
+        element.clear(keep_tail=False)
+
+
+def _has_value(cell, shared: Sequence[object]) -> bool:
+    """Whether a worksheet XML ``c`` element holds a value (see :func:`_filled_cells`)."""
+    kind = cell.get("t", "n")
+    if kind == "inlineStr":
+        return any(t.text for t in cell.iter("{*}t"))
+    value = next((v.text for v in cell.iterchildren("{*}v")), None)
+    if not value:
+        return False
+    if kind == "s":
+        with contextlib.suppress(ValueError, IndexError, TypeError):
+            return shared[int(value)] not in (None, "")
+    return True
 
 
 # An id cell's number format that only pads with zeros and adds fixed text: '000',

@@ -19,6 +19,10 @@ _EXAMPLE = {"srt": "00:00:05,000 --> 00:00:09,000", "vtt": "00:00:05.000 --> 00:
 # (The possessive run and the lazy ``\S*?`` keep it linear: ``[\d:.,]*\S*`` backtracked
 # quadratically over a long line of digits, 27 s for 40,000 of them.)
 _TIMING_LIKE = re.compile(r"-->|^\s*\d[\d:.,]*+\S*?\s*-{1,2}>")
+# Inside a cue's text (a blank line missing before the next cue): only a line that opens
+# with a time (``00:00:05``) and an arrow followed by another time or nothing is timings;
+# any other line with an arrow is the caption's words.
+_TIMING_IN_TEXT = re.compile(r"\s*\d+:\d[^\s>-]*+\s*-{1,2}>\s*(?:\d|$)")
 _VTT_BLOCKS = ("NOTE", "STYLE", "REGION")
 
 
@@ -38,13 +42,18 @@ def _timing_like(text: str) -> bool:
     return bool(_TIMING_LIKE.search(text))
 
 
+def _timing_in_text(text: str) -> bool:
+    return bool(_TIMING_IN_TEXT.match(text))
+
+
 def _number(text: str) -> bool:
     return text.strip().isdigit()
 
 
 def _blocks(lines: list[str], header: bool) -> Iterator[list[Line]]:
     """Blocks of non-blank lines. A timing line that cannot be its block's own (a blank
-    line is missing) starts a new block and takes a cue number just above it along."""
+    line is missing) starts a new block and takes a cue number just above it along; below
+    a cue's timings, only a line that opens with timings (``_timing_in_text``) is one."""
     block: list[Line] = []
     for number, text in enumerate(lines, start=1):
         if not text.strip():
@@ -53,7 +62,7 @@ def _blocks(lines: list[str], header: bool) -> Iterator[list[Line]]:
                 block, header = [], False
             continue
         own = len(block) == 0 or (len(block) == 1 and not _timing_like(block[0][1]))
-        if block and _timing_like(text) and (header or not own):
+        if block and (_timing_like(text) if header else not own and _timing_in_text(text)):
             carry = [block.pop()] if len(block) > 1 and _number(block[-1][1]) else []
             yield block
             block, header = carry, False

@@ -1,0 +1,458 @@
+"""Bad input in the corpus readers (audit): subtitle markup and character references,
+caption words with an arrow, voice tags that name a speaker in any form, Word documents in
+Strict Open XML and other damaged Office files, spreadsheet cells reading "NA", and a
+stray value far outside a sheet's table. Real files written in ``tmp_path``."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import docx
+import openpyxl
+import pytest
+
+from qualcode.ingest import ingest_corpus
+from qualcode.segment import segment_document
+
+
+def _corpus(tmp_path: Path, files: dict[str, bytes | str]) -> Path:
+    corpus = tmp_path / "corpus"
+    for name, content in files.items():
+        path = corpus / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, str):
+            path.write_text(content, encoding="utf-8")
+        else:
+            path.write_bytes(content)
+    return corpus
+
+
+def _one(corpus: Path):
+    result = ingest_corpus(corpus)
+    assert result.skipped == [], [str(s) for s in result.skipped]
+    assert len(result.documents) == 1
+    return result.documents[0]
+
+
+def _turns(doc) -> list[tuple[str, str, int | None, bool, str]]:
+    return [(s.segment_id, s.speaker, s.turn, s.codable, s.text)
+            for s in segment_document(doc)]
+
+
+# --- 1. text between '<' and '>' that is no cue tag ---------------------------------------
+
+SRT_ANGLES = """1
+00:00:01,000 --> 00:00:04,000
+Interviewer: Was the cost <5% or >10% of the budget?
+
+2
+00:00:05,000 --> 00:00:09,000
+Respondent: It was <5 percent, and <i>the commander</i> said the tax would go up if we
+refused > we <b>refused</b>. <font color="#ffff00">Then</font> a <u>new</u> post -> <x>.
+
+3
+00:00:10,000 --> 00:00:12,000
+Interviewer: And then?
+"""
+
+VTT_TAGS = """WEBVTT
+
+00:00:01.000 --> 00:00:04.000
+<v Interviewer>Did a <c.yellow>checkpoint</c> cost <5 dollars or >20?</v>
+
+00:00:05.000 --> 00:00:09.000
+<v.loud Respondent><lang ar>Ahlan</lang>, <00:00:06.000>it cost <ruby>a lot<rt>much</rt></ruby>,
+a <2> and a <b.red>bribe</b>, <ruby>賄賂<rt>わいろ</ruby> in Japanese.</v>
+"""
+
+
+def test_subtitle_text_between_angle_brackets_is_kept(tmp_path: Path) -> None:
+    doc = _one(_corpus(tmp_path, {"angle.srt": SRT_ANGLES}))
+    assert _turns(doc) == [
+        ("angle:1", "Interviewer", 1, False, "Was the cost <5% or >10% of the budget?"),
+        ("angle:2", "Respondent", 2, True,
+         "It was <5 percent, and the commander said the tax would go up if we refused > we "
+         "refused. Then a new post -> <x>."),
+        ("angle:3", "Interviewer", 3, False, "And then?"),
+    ]
+
+
+def test_vtt_cue_tags_are_removed_and_other_angle_brackets_kept(tmp_path: Path) -> None:
+    doc = _one(_corpus(tmp_path, {"tags.vtt": VTT_TAGS}))
+    assert _turns(doc) == [
+        ("tags:1", "Interviewer", 1, False, "Did a checkpoint cost <5 dollars or >20?"),
+        ("tags:2", "Respondent", 2, True,
+         "Ahlan, it cost a lot, a <2> and a bribe, 賄賂 in Japanese."),
+    ]
+
+
+# --- 2. character references -------------------------------------------------------------
+
+VTT_REFERENCES = """WEBVTT
+
+00:00:01.000 --> 00:00:04.000
+<v Interviewer>How did Tom &amp; the team negotiate? Was it &lt;hard&gt;?</v>
+
+00:00:05.000 --> 00:00:09.000
+<v Respondent>It was hard&nbsp;work &#8212; the commander said no &amp; we wrote
+&lt;b&gt;stop&lt;/b&gt; on the sign.</v>
+
+00:00:10.000 --> 00:00:12.000
+<v Respondent>AT&T, R&D and &notes stay; &bogus; and &#0; too &#x2014; ok.</v>
+"""
+
+
+def test_vtt_character_references_are_decoded_after_tags(tmp_path: Path) -> None:
+    doc = _one(_corpus(tmp_path, {"refs.vtt": VTT_REFERENCES}))
+    assert _turns(doc) == [
+        ("refs:1", "Interviewer", 1, False,
+         "How did Tom & the team negotiate? Was it <hard>?"),
+        ("refs:2", "Respondent", 2, True,
+         "It was hard work — the commander said no & we wrote <b>stop</b> on the sign. "
+         "AT&T, R&D and &notes stay; &bogus; and &#0; too — ok."),
+    ]
+
+
+def test_srt_character_references_are_decoded(tmp_path: Path) -> None:
+    srt = ("1\n00:00:01,000 --> 00:00:04,000\nModerator: Q&amp;A &#8212; ready?\n\n"
+           "2\n00:00:05,000 --> 00:00:09,000\nRespondent: Yes &lt;i&gt;really&lt;/i&gt;.\n\n"
+           "3\n00:00:10,000 --> 00:00:12,000\nModerator: Thanks.\n")
+    doc = _one(_corpus(tmp_path, {"refs.srt": srt}))
+    assert doc.text == ("Moderator: Q&A — ready?\n\nRespondent: Yes <i>really</i>.\n\n"
+                        "Moderator: Thanks.")
+
+
+# --- 3. a caption line with an arrow -----------------------------------------------------
+
+SRT_ARROW = """1
+00:00:01,000 --> 00:00:04,000
+Interviewer: What happened to prices?
+
+2
+00:00:05,000 --> 00:00:09,000
+Respondent: Fuel went 500 --> 900 riyals after the commander's tax.
+
+3
+00:00:10,000 --> 00:00:12,000
+Interviewer: And food?
+
+4
+00:00:13,000 --> 00:00:15,000
+Respondent: Flour went
+20 -> 35.
+5
+00:00:16,000 --> 00:00:18,000
+Interviewer: Thanks.
+"""
+
+
+def test_srt_caption_line_with_an_arrow_is_text(tmp_path: Path) -> None:
+    doc = _one(_corpus(tmp_path, {"arrow.srt": SRT_ARROW}))
+    assert _turns(doc) == [
+        ("arrow:1", "Interviewer", 1, False, "What happened to prices?"),
+        ("arrow:2", "Respondent", 2, True,
+         "Fuel went 500 --> 900 riyals after the commander's tax."),
+        ("arrow:3", "Interviewer", 3, False, "And food?"),
+        ("arrow:4", "Respondent", 4, True, "Flour went 20 -> 35."),
+        ("arrow:5", "Interviewer", 5, False, "Thanks."),  # a blank line was missing above
+    ]
+
+
+def test_vtt_caption_line_with_an_arrow_is_text(tmp_path: Path) -> None:
+    vtt = ("WEBVTT\n\n00:00:01.000 --> 00:00:04.000\n<v Interviewer>Prices?\n\n"
+           "00:00:05.000 --> 00:00:09.000\n<v Respondent>Fuel: 500 --> 900.\n"
+           "Bread: 10 --> 15.\n\n"
+           "00:00:10.000 --> 00:00:12.000\n<v Interviewer>Thanks.\n")
+    doc = _one(_corpus(tmp_path, {"arrow.vtt": vtt}))
+    assert [(s.speaker, s.text) for s in segment_document(doc)] == [
+        ("Interviewer", "Prices?"),
+        ("Respondent", "Fuel: 500 --> 900. Bread: 10 --> 15."),
+        ("Interviewer", "Thanks."),
+    ]
+
+
+# --- 4. voice tags name their speaker, whatever the name looks like ------------------------
+
+VTT_VOICES = """WEBVTT
+
+00:00:01.000 --> 00:00:04.000
+<v Interviewer>How did it go?
+
+00:00:05.000 --> 00:00:09.000
+<v Amina>The commander agreed to open the road.
+
+00:00:10.000 --> 00:00:12.000
+<v Interviewer>And then?
+
+00:00:13.000 --> 00:00:15.000
+<v Dr. Ahmed bin Salim Al-Harthy>We threatened to suspend the programme.
+
+00:00:15.500 --> 00:00:17.000
+<v Dr. Ahmed bin Salim Al-Harthy>The checkpoint opened.
+
+00:00:18.000 --> 00:00:20.000
+<v Interviewer: Anna>Who decided?
+
+00:00:21.000 --> 00:00:23.000
+<v ahmed@ngo.example>The board.
+
+00:00:24.000 --> 00:00:26.000
+<v 2nd interpreter (UN)>He means the regional board.
+
+00:00:27.000 --> 00:00:29.000
+<v Amina>Yes.
+"""
+
+
+def test_vtt_voice_tag_names_its_speaker_in_any_form(tmp_path: Path) -> None:
+    result = ingest_corpus(_corpus(tmp_path, {"voices.vtt": VTT_VOICES}))
+    [doc] = result.documents
+    assert _turns(doc) == [
+        ("voices:1", "Interviewer", 1, False, "How did it go?"),
+        ("voices:2", "Amina", 2, True, "The commander agreed to open the road."),
+        ("voices:3", "Interviewer", 3, False, "And then?"),
+        ("voices:4", "Dr. Ahmed bin Salim (Al-Harthy)", 4, True,
+         "We threatened to suspend the programme. The checkpoint opened."),
+        ("voices:5", "Interviewer (Anna)", 5, False, "Who decided?"),
+        ("voices:6", "ahmed (@ngo.example)", 6, True, "The board."),
+        ("voices:7", "Speaker 2nd interpreter (UN)", 7, True, "He means the regional board."),
+        ("voices:8", "Amina", 8, True, "Yes."),
+    ]
+    notes = [s for s in result.skipped if s.note]
+    assert len(notes) == len(result.skipped) == 4
+    assert notes[0].reason.startswith(
+        "the voice tag '<v Dr. Ahmed bin Salim Al-Harthy>' was read as the speaker "
+        "'Dr. Ahmed bin Salim (Al-Harthy)'")
+    assert "nothing was left out" in notes[0].reason
+
+
+def test_vtt_voice_tags_that_are_labels_are_kept_as_written(tmp_path: Path) -> None:
+    vtt = ("WEBVTT\n\n00:00:01.000 --> 00:00:04.000\n<v Q>Access?\n\n"
+           "00:00:05.000 --> 00:00:09.000\n<v Tom &amp; Jerry>Through the elders.\n\n"
+           "00:00:10.000 --> 00:00:12.000\n<v Participant #3>Agreed.\n")
+    doc = _one(_corpus(tmp_path, {"v.vtt": vtt}))
+    assert _turns(doc) == [
+        ("v:1", "Q", 1, False, "Access?"),
+        ("v:2", "Tom & Jerry", 2, True, "Through the elders."),
+        ("v:3", "Participant #3", 3, True, "Agreed."),
+    ]
+
+
+# --- 5. Word documents in Strict Open XML, and other damaged Office files -----------------
+
+_W = b"http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+_REL = b"http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+_STRICT = {
+    _W: b"http://purl.oclc.org/ooxml/wordprocessingml/main",
+    _REL: b"http://purl.oclc.org/ooxml/officeDocument/relationships",
+    b"http://schemas.openxmlformats.org/spreadsheetml/2006/main":
+        b"http://purl.oclc.org/ooxml/spreadsheetml/main",
+    b"http://schemas.openxmlformats.org/drawingml/2006/": b"http://purl.oclc.org/ooxml/drawingml/",
+}
+
+
+def _rezip(data: bytes, edit: Callable[[str, bytes], bytes | None]) -> bytes:
+    """``data`` (a zip) with each part as ``edit`` returns it (None: left out)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as source, \
+            zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as copy:
+        for name in source.namelist():
+            content = edit(name, source.read(name))
+            if content is not None:
+                copy.writestr(name, content)
+    return out.getvalue()
+
+
+def _strict(only: str | None = None) -> Callable[[str, bytes], bytes]:
+    def edit(name: str, content: bytes) -> bytes:
+        if only is None or name == only:
+            for old, new in (_STRICT.items() if only is None else [(_W, _STRICT[_W])]):
+                content = content.replace(old, new)
+        return content
+    return edit
+
+
+def _interview_docx() -> bytes:
+    document = docx.Document()
+    document.core_properties.title = "Interview YEM-9"
+    for line in ("Interviewer: How did you reach the village?",
+                 "Respondent: The elders vouched for us.",
+                 "Interviewer: And the commander?", "Respondent: He let the trucks pass."):
+        document.add_paragraph(line)
+    table = document.add_table(rows=0, cols=2)
+    for speaker, words in (("Interviewer", "Thanks."), ("Respondent", "You are welcome.")):
+        cells = table.add_row().cells
+        cells[0].text, cells[1].text = speaker, words
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("only", ["word/document.xml", None], ids=["body-only", "all-parts"])
+def test_docx_in_strict_open_xml_is_read(tmp_path: Path, only: str | None,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    data = _rezip(_interview_docx(), _strict(only))
+    doc = _one(_corpus(tmp_path, {"strict.docx": data}))
+    assert doc.metadata["title"] == "Interview YEM-9"
+    assert [(s.segment_id, s.speaker, s.codable, s.text) for s in segment_document(doc)] == [
+        ("strict:1", "Interviewer", False, "How did you reach the village?"),
+        ("strict:2", "Respondent", True, "The elders vouched for us."),
+        ("strict:3", "Interviewer", False, "And the commander?"),
+        ("strict:4", "Respondent", True, "He let the trucks pass."),
+        ("strict:5", "Interviewer", False, "Thanks."),
+        ("strict:6", "Respondent", True, "You are welcome."),
+    ]
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_xlsx_in_strict_open_xml_is_read(tmp_path: Path) -> None:
+    workbook = openpyxl.Workbook()
+    workbook.active.append(["excerpt_id", "text", "year"])
+    workbook.active.append(["S-1", "Access was negotiated.", 2019])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    data = _rezip(buffer.getvalue(), _strict())
+    result = ingest_corpus(_corpus(tmp_path, {"strict.xlsx": data}))
+    assert result.skipped == []
+    assert [(d.doc_id, d.text, d.metadata["year"]) for d in result.documents] == [
+        ("S-1", "Access was negotiated.", "2019")]
+
+
+_WORD_FIX = ("open it in Word or LibreOffice Writer and save it again as .docx; if it will "
+             "not open, get a fresh copy from where it came from")
+_MAIN = b"application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"
+
+
+@pytest.mark.parametrize(
+    ("edit", "reason"),
+    [
+        (lambda n, c: c.replace(_MAIN, b"application/vnd.ms-word.document.macroEnabled.main+xml")
+         if n == "[Content_Types].xml" else c,
+         "is a macro-enabled Word document (.docm) with a .docx name — open it in Word or "
+         "LibreOffice Writer and save it as .docx (File › Save As), which leaves the macros "
+         "out"),
+        (lambda n, c: None if n == "word/styles.xml" else c,
+         f"is a damaged Word document (its part word/styles.xml is missing) — {_WORD_FIX}"),
+        (lambda n, c: None if n == "_rels/.rels" else c,
+         f"is a damaged Word document (its part _rels/.rels is missing) — {_WORD_FIX}"),
+        (lambda n, c: c[:-200] if n == "word/document.xml" else c,
+         "is a damaged Word document (its part word/document.xml is cut short or "
+         f"corrupted) — {_WORD_FIX}"),
+    ],
+    ids=["macro-enabled", "missing-styles", "missing-package-links", "cut-short-body"],
+)
+def test_damaged_docx_says_what_is_wrong(tmp_path: Path, edit, reason: str) -> None:
+    data = _rezip(_interview_docx(), edit)
+    result = ingest_corpus(_corpus(tmp_path, {"bad.docx": data, "ok.txt": "Some text."}))
+    assert [d.path for d in result.documents] == ["ok.txt"]
+    assert [(s.path, s.reason) for s in result.skipped] == [("bad.docx", reason)]
+
+
+def test_damaged_xlsx_says_which_part_is_missing(tmp_path: Path) -> None:
+    workbook = openpyxl.Workbook()
+    workbook.active.append(["excerpt_id", "text"])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    data = _rezip(buffer.getvalue(),
+                  lambda n, c: None if n == "xl/worksheets/sheet1.xml" else c)
+    result = ingest_corpus(_corpus(tmp_path, {"bad.xlsx": data}))
+    assert [s.reason for s in result.skipped] == [
+        "is a damaged Excel workbook (its part xl/worksheets/sheet1.xml is missing) — open "
+        "it in Excel or LibreOffice Calc and save it again as .xlsx; if it will not open, "
+        "get a fresh copy from where it came from"]
+
+
+# --- 6. cells reading NA, None, #N/A ... are text ------------------------------------------
+
+NA_WORDS = ["NA", "N/A", "#N/A", "NULL", "None", "nan", "n/a"]
+
+
+def test_xlsx_cells_are_read_as_written(tmp_path: Path) -> None:
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["excerpt_id", "text", "response"])
+    for i, word in enumerate(NA_WORDS, start=1):
+        sheet.append([word, f"Excerpt {i} about access.", word])
+    for row in sheet.iter_rows(min_row=2, max_col=3):
+        for cell in row:
+            cell.data_type = "s"  # "#N/A" as text (openpyxl takes it for the error value)
+    sheet.append(["E-8", "Excerpt 8 with an empty cell.", None])
+    path = tmp_path / "corpus" / "na.xlsx"
+    path.parent.mkdir()
+    workbook.save(path)
+    result = ingest_corpus(tmp_path / "corpus")
+    assert result.skipped == []
+    assert [(d.doc_id, d.row, d.metadata["response"]) for d in result.documents] == [
+        *((word, i + 1, word) for i, word in enumerate(NA_WORDS, start=1)), ("E-8", 9, "")]
+
+
+# --- 7. a value far outside the table ------------------------------------------------------
+
+# Run in a process with a memory limit: the reader once allocated 24 GB for this file.
+_INGEST = """
+import json, resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+from qualcode.ingest import ingest_corpus
+result = ingest_corpus(__import__("pathlib").Path(sys.argv[1]))
+print(json.dumps({"documents": [[d.path, d.doc_id, d.text] for d in result.documents],
+                  "skipped": [[s.path, s.reason] for s in result.skipped]}))
+"""
+
+
+def _ingest_limited(corpus: Path) -> dict:
+    done = subprocess.run([sys.executable, "-c", _INGEST, str(corpus)], capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+def _far_workbook(path: Path, far: dict[str, str], second_sheet: bool = False) -> None:
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.title = "Excerpts"
+    sheet.append(["excerpt_id", "text"])
+    sheet.append(["F-1", "The road opened after talks."])
+    for cell, value in far.items():
+        sheet[cell] = value
+    if second_sheet:
+        other = workbook.create_sheet("More")
+        other.append(["id", "text"])
+        other.append(["M-1", "A second sheet is still read."])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    workbook.save(path)
+
+
+def test_xlsx_value_far_outside_the_table_is_reported_not_allocated(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    _far_workbook(corpus / "far.xlsx", {"XFD1048576": "far"})
+    _far_workbook(corpus / "two.xlsx", {"XFD2": "far"}, second_sheet=True)
+    (corpus / "ok.txt").write_text("Some text.", encoding="utf-8")
+    result = _ingest_limited(corpus)
+    assert result["documents"] == [
+        ["ok.txt", "ok", "Some text."],
+        ["two.xlsx", "M-1", "A second sheet is still read."],
+    ]
+    assert result["skipped"] == [
+        ["far.xlsx", "sheet 'Excerpts' has a value in cell XFD1048576, far outside the table "
+         "(with it, the sheet spans 1,048,576 rows × 16,384 columns, too many to read), so "
+         "the sheet was not read — delete it (or move it into the table) and save the "
+         "workbook"],
+        ["two.xlsx", "sheet 'Excerpts' has a value in cell XFD2, far outside the table (with "
+         "it, the sheet spans 2 rows × 16,384 columns, too many to read), so the sheet was "
+         "not read — delete it (or move it into the table) and save the workbook"],
+    ]
+
+
+def test_xlsx_value_beside_the_table_is_still_metadata(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    _far_workbook(corpus / "near.xlsx", {"D2": "yemen"})
+    result = ingest_corpus(corpus)
+    assert result.skipped == []
+    assert [(d.doc_id, d.metadata) for d in result.documents] == [
+        ("F-1", {"Unnamed: 3": "yemen"})]
