@@ -312,7 +312,13 @@ class _Pattern:
     regex: re.Pattern[str]
     requires: list[tuple[int, frozenset[int]]]
     longest: int = 0
-    last: re.Pattern[str] | None = None
+    last_source: str = ""  # compiled on first use: most patterns never get that far
+    _last: re.Pattern[str] | None = None
+
+    def last(self) -> re.Pattern[str] | None:
+        if self._last is None and self.last_source:
+            self._last = re.compile(self.last_source)
+        return self._last
 
 
 class RuleMatcher:
@@ -404,7 +410,7 @@ class RuleMatcher:
         if longest == math.inf:
             return _Pattern(matcher, re.compile(regex), requires)
         return _Pattern(matcher, re.compile(regex), requires, int(longest),
-                        re.compile(f"(?s:.*)(?={regex})"))
+                        f"(?s:.*)(?={regex})")
 
     def _index_requirements(self) -> None:
         """CSR-style indexes word -> required tokens ("atoms") per column, atom -> patterns."""
@@ -569,7 +575,8 @@ class RuleMatcher:
             start = g_start[g] - bounds[k]
             a = start + text.count("\x01", 0, first.start())
             b = g_end[g] - bounds[k]
-            if pattern.last is not None and (last := pattern.last.match(text)) is not None:
+            if (last_regex := pattern.last()) is not None \
+                    and (last := last_regex.match(text)) is not None:
                 b = min(b, start + text.count("\x01", 0, last.end()) + pattern.longest + 1)
             found[k] += [(key, a + s, a + e) for key, s, e in pattern.matcher(docs[k][a:b])]
 
