@@ -30,9 +30,7 @@ Nothing here knows any particular codebook.
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,14 +95,6 @@ class _Prepared:
 
 def _rows(m: Any, idx: np.ndarray) -> Any:
     return m[idx]
-
-
-def _fit_threads() -> int:
-    """Threads for fitting the heads: one per usable core, at most 4."""
-    try:
-        return max(1, min(len(os.sched_getaffinity(0)), 4))
-    except AttributeError:  # not on Linux
-        return max(1, min(os.cpu_count() or 1, 4))
 
 
 def _lr(C: float, seed: int, sparse: bool = False) -> LogisticRegression:
@@ -445,8 +435,7 @@ class CodebookClassifier(BaseEstimator):
         # Codebook rows weigh less than reviews, but are all there is without reviews.
         cb_weight = self.codebook_weight if len(idx) else 1.0
         use_cb = cb is not None and cb_weight > 0
-        heads: list[dict[Any, Any]] = []
-        jobs: list[tuple[dict[Any, Any], tuple[str, int], list[Any], np.ndarray, np.ndarray]] = []
+        heads = []
         for j in range(Y.shape[1]):
             head: dict[Any, Any] = {}
             ys, ws = [Y[idx, j]], [weight[idx]]
@@ -468,20 +457,15 @@ class CodebookClassifier(BaseEstimator):
                     if not len(yy) or yy.min() == yy.max():
                         head[name, v] = float(yy[0]) if len(yy) else 0.0
                         continue
-                    jobs.append((head, (name, v), Xp, yy, np.concatenate(wp)))
+                    # (not on threads: liblinear seeds the C library's global random
+                    # generator, so fits at once would change each other's results)
+                    sparse = sp.issparse(Xp[0])
+                    stack = sp.vstack if sparse else np.vstack
+                    model = _lr(self.C, self.random_state, sparse).fit(
+                        stack(Xp), yy, sample_weight=np.concatenate(wp))
+                    head[name, v] = _SparseLinear(model) if sparse else model
             heads.append(head)
-        # liblinear and lbfgs release the GIL: the fits run on every core.
-        with ThreadPoolExecutor(_fit_threads()) as pool:
-            for head, key, model in pool.map(lambda job: self._fit_one(*job), jobs):
-                head[key] = model
         return heads
-
-    def _fit_one(self, head: dict[Any, Any], key: tuple[str, int], Xp: list[Any],
-                 y: np.ndarray, w: np.ndarray) -> tuple[dict[Any, Any], tuple[str, int], Any]:
-        sparse = sp.issparse(Xp[0])
-        X = sp.vstack(Xp) if sparse else np.vstack(Xp)
-        model = _lr(self.C, self.random_state, sparse).fit(X, y, sample_weight=w)
-        return head, key, _SparseLinear(model) if sparse else model
 
     def _head_scores(self, heads: list[dict[str, Any]], P: _Prepared, idx: np.ndarray
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
