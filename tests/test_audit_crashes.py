@@ -18,20 +18,10 @@ from qualcode.ingest import discover_files, ingest_corpus, load_manifest
 from qualcode.ingest.decode import DecodeError, decode
 
 from .conftest import ROOT
+from .test_readers import _corpus
 
 GOOD = ("Interviewer: How did access work?\n\n"
         "Respondent: The commander agreed to open the road after the elders spoke to him.\n")
-
-
-def _write(corpus: Path, files: dict[str, str | bytes]) -> Path:
-    for name, content in files.items():
-        path = corpus / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, str):
-            path.write_text(content, encoding="utf-8")
-        else:
-            path.write_bytes(content)
-    return corpus
 
 
 def _latin1_name(folder: Path) -> None:
@@ -54,7 +44,7 @@ def _reasons(skipped) -> dict[str, list[str]]:
 
 
 def test_a_file_name_that_is_not_utf8_is_skipped_and_the_rest_read(tmp_path: Path) -> None:
-    corpus = _write(tmp_path / "corpus", {"transcripts/good.txt": GOOD})
+    corpus = _corpus(tmp_path, {"transcripts/good.txt": GOOD})
     _latin1_name(corpus / "transcripts")
     bad_folder = os.fsencode(corpus) + b"/caf\xe9"
     os.mkdir(bad_folder)
@@ -81,7 +71,7 @@ def test_a_file_name_that_is_not_utf8_is_skipped_and_the_rest_read(tmp_path: Pat
 def test_a_manifest_that_cannot_be_read_is_reported_and_the_files_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    corpus = _write(tmp_path / "corpus", {
+    corpus = _corpus(tmp_path, {
         "a.txt": GOOD, "manifest.csv": "file,doc_id,case\na.txt,A-01,yemen\n"})
     read_bytes = pathlib.Path.read_bytes
 
@@ -105,7 +95,7 @@ def test_a_manifest_that_cannot_be_read_is_reported_and_the_files_read(
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
                     reason="root reads any file; the test above covers it")
 def test_a_manifest_without_read_permission_is_reported(tmp_path: Path) -> None:
-    corpus = _write(tmp_path / "corpus", {"a.txt": GOOD, "manifest.csv": "file\na.txt\n"})
+    corpus = _corpus(tmp_path, {"a.txt": GOOD, "manifest.csv": "file\na.txt\n"})
     (corpus / "manifest.csv").chmod(0)
     try:
         assert "Permission denied" in load_manifest(corpus).problems[0].reason
@@ -117,7 +107,7 @@ def test_a_manifest_without_read_permission_is_reported(tmp_path: Path) -> None:
 
 
 def test_a_manifest_row_naming_a_link_loop_is_a_manifest_problem(tmp_path: Path) -> None:
-    corpus = _write(tmp_path / "corpus", {
+    corpus = _corpus(tmp_path, {
         "transcripts/good.txt": GOOD,
         "manifest.csv": "file,doc_id,case\ntranscripts/l1.txt,LOOP,x\n"
                         "transcripts/good.txt,GOOD-01,yemen\n"})
@@ -140,7 +130,7 @@ def test_a_manifest_row_naming_a_link_loop_is_a_manifest_problem(tmp_path: Path)
 
 
 def test_a_manifest_that_is_a_link_loop_is_reported(tmp_path: Path) -> None:
-    corpus = _write(tmp_path / "corpus", {"a.txt": GOOD})
+    corpus = _corpus(tmp_path, {"a.txt": GOOD})
     try:
         (corpus / "manifest.csv").symlink_to("manifest.csv")
     except OSError as err:
@@ -207,7 +197,7 @@ def _valid(text: str) -> bool:
 
 
 def test_lone_surrogates_become_valid_unicode_with_a_note(tmp_path: Path) -> None:
-    corpus = _write(tmp_path / "corpus", {**SURROGATES, "transcripts/good.txt": GOOD})
+    corpus = _corpus(tmp_path, {**SURROGATES, "transcripts/good.txt": GOOD})
     batch = read_corpus(corpus)
     docs = {d.path: d for d in batch.documents}
     assert len(docs) == 4
@@ -245,7 +235,7 @@ def test_hashing_and_writing_never_fail_on_a_surrogate(tmp_path: Path) -> None:
 
 def test_cli_run_codes_around_bad_names_and_surrogates(tmp_path: Path) -> None:
     """End to end (items 1 and 4): the real command on Prefect's temporary server."""
-    corpus = _write(tmp_path / "corpus", {**SURROGATES, "transcripts/good.txt": GOOD})
+    corpus = _corpus(tmp_path, {**SURROGATES, "transcripts/good.txt": GOOD})
     _latin1_name(corpus / "transcripts")
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "home")}
     env.pop("PREFECT_API_URL", None)
@@ -329,7 +319,7 @@ def test_western_text_in_windows_1252_still_reads_without_a_note(language: str) 
 
 
 def test_a_file_in_another_encoding_is_skipped_and_the_rest_read(tmp_path: Path) -> None:
-    corpus = _write(tmp_path / "corpus", {
+    corpus = _corpus(tmp_path, {
         "transcripts/ru.txt": FOREIGN["cp1251"].encode("cp1251"),
         "transcripts/fr.txt": WESTERN["fr"].encode("cp1252"),
     })

@@ -20,24 +20,7 @@ import pytest
 from qualcode.ingest import ingest_corpus
 from qualcode.segment import segment_document
 
-
-def _corpus(tmp_path: Path, files: dict[str, bytes | str]) -> Path:
-    corpus = tmp_path / "corpus"
-    for name, content in files.items():
-        path = corpus / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, str):
-            path.write_text(content, encoding="utf-8")
-        else:
-            path.write_bytes(content)
-    return corpus
-
-
-def _one(corpus: Path):
-    result = ingest_corpus(corpus)
-    assert result.skipped == [], [str(s) for s in result.skipped]
-    assert len(result.documents) == 1
-    return result.documents[0]
+from .test_readers import _corpus, _one
 
 
 def _turns(doc) -> list[tuple[str, str, int | None, bool, str]]:
