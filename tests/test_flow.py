@@ -401,6 +401,9 @@ def test_cli_run_prints_clean_summary(tmp_path):
     assert "Traceback" not in output and "ERROR" not in output
     assert "documents      1" in result.stdout
     assert "notes.rtf: unsupported file type '.rtf'" in result.stdout
+    # a fresh PREFECT_HOME: the first run says it sets up Prefect's database
+    assert "the first run sets up Prefect's local database" in result.stdout
+    assert ": read and coded in " in result.stdout and "\n  files          " in result.stdout
     segments = _read_segments(tmp_path / "out")
     assert list(segments["segment_id"]) == ["a:1", "a:2"]
     assert (tmp_path / "home").is_dir()  # Prefect kept its files in PREFECT_HOME

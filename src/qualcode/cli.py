@@ -242,8 +242,9 @@ def _where(entry: dict[str, Any]) -> str:
 def _print_summary(summary: dict[str, Any], out: str) -> None:
     counts = summary["counts"]
     print()
-    print(f"qualcode run {summary['run_id']}: done in {summary['seconds']:.1f} s")
-    print(f"  files read     {counts['files']}")
+    # (the flow's time to read and code; writing the outputs comes after it)
+    print(f"qualcode run {summary['run_id']}: read and coded in {summary['seconds']:.1f} s")
+    print(f"  files          {counts['files']}")
     print(f"  documents      {counts['documents']}")
     print(f"  segments       {counts['segments']} ({counts['codable_segments']} to code)")
     print(f"  skipped        {counts['skipped']}")
@@ -303,8 +304,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"Starting the Prefect flow 'code-corpus', recorded by the Prefect server at "
               f"{api.removesuffix('/api')} ...", flush=True)
     else:
-        print("Starting the Prefect flow 'code-corpus' (the first run sets up Prefect's local "
-              "database and takes a little longer) ...", flush=True)
+        first = "" if (server.prefect_home() / "prefect.db").exists() else (
+            " (the first run sets up Prefect's local database and takes a little longer)")
+        print(f"Starting the Prefect flow 'code-corpus'{first} ...", flush=True)
     from flows import in_process_run
     from flows.code_corpus import code_corpus  # imports Prefect, configured for privacy
 
