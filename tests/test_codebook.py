@@ -262,6 +262,14 @@ def test_yaml_syntax_error_has_yamls_line(tmp_path):
     assert "quotes" in p.fix
 
 
+def test_yaml_nested_too_deeply(tmp_path):
+    deep = BASE.replace("    definition: An agreement was reached.\n",
+                        "    definition: An agreement was reached.\n    include: "
+                        + "[" * 3000 + "]" * 3000 + "\n")
+    problem = single(validate_codebook(write(tmp_path, deep))[1])
+    assert "nested too deeply" in problem.message and "'['" in problem.fix
+
+
 def test_tab_indentation(tmp_path):
     p = single(broken(tmp_path, "    name: A deal\n", "\tname: A deal\n"))
     assert p.line == 20 and p.fix == "indent with spaces, not tabs."

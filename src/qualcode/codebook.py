@@ -819,7 +819,17 @@ def validate_codebook(path: str | Path) -> tuple[Codebook | None, list[CodebookP
         return None, [CodebookProblem(file, line, "", f"not UTF-8 text (byte "
                                       f"0x{raw[exc.start]:02x}).",
                                       "save the file as UTF-8 in your editor.")]
+    try:
+        return _validate_text(file, raw, text)
+    except RecursionError:  # YAML's parser and the checks below walk the tree recursively
+        return None, [CodebookProblem(file, None, "", "the YAML is nested too deeply to read.",
+                                      "look for runs of '[' or '{' (or deep indentation): a "
+                                      "codebook needs only a few levels.")]
 
+
+def _validate_text(file: str, raw: bytes, text: str
+                   ) -> tuple[Codebook | None, list[CodebookProblem]]:
+    """:func:`validate_codebook` of the file's decoded ``text`` (``raw``: its bytes)."""
     try:
         root, data = _parse(text, getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError:
