@@ -39,6 +39,7 @@ from typing import NamedTuple
 
 from .documents import Skipped
 from .ingest.decode import DecodeError, decode_bytes
+from .ingest.readers import _SEP_HINT  # Excel's sep= first line, as corpus tables
 from .outputs import CSV_ENCODING, atomic_write_text
 
 __all__ = [
@@ -272,8 +273,6 @@ def _delimiter(header_line: str) -> str:
     return ","
 
 
-# Excel's first line naming the delimiter (``sep=;``), as the corpus table reader takes it.
-_SEP_LINE = re.compile(r"\s*sep=(.)\s*", re.IGNORECASE)
 # After a line end: \n (\r\n having become \n) or a lone \r (Excel for Mac's "CSV
 # (Macintosh)"). A line break inside a quoted cell stays as it is.
 _LINE_END = re.compile(r"(?<=\n)|(?<=\r)(?!\n)")
@@ -327,7 +326,7 @@ def _csv_records(text: str) -> tuple[list[tuple[int, list[str]]], list[_RowProbl
     """
     text = text.lstrip("\ufeff").replace("\r\n", "\n")
     lines = [line for line in _LINE_END.split(text) if line]
-    hint = _SEP_LINE.fullmatch(lines[0].rstrip("\r\n")) if lines else None
+    hint = _SEP_HINT.fullmatch(lines[0].rstrip("\r\n")) if lines else None
     skip = 1 if hint else 0
     delimiter = hint.group(1) if hint else _delimiter(lines[0] if lines else "")
     records: list[tuple[int, list[str]]] = []

@@ -1187,7 +1187,7 @@ def _blank_long_rows(text: str, sep: str) -> tuple[str, list[RowProblem]]:
 
 
 _HEADER_ROWS = 10  # a table's header row is looked for in its first rows
-_SEP_HINT = re.compile(r"\s*sep=(.)\s*")  # Excel's first line naming the delimiter
+_SEP_HINT = re.compile(r"\s*sep=(.)\s*", re.IGNORECASE)  # Excel's delimiter line
 
 
 def _above_header(text: str) -> tuple[str, int, str | None]:
