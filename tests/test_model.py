@@ -198,3 +198,24 @@ def test_model_beats_its_rules_on_held_back_segments(request: pytest.FixtureRequ
     rules_f1 = f1_per_code(truth, hits).mean()
     print(f"held-back blind segments: model macro F1 {model_f1:.3f}, rules {rules_f1:.3f}")
     assert model_f1 > rules_f1
+
+
+def test_fitting_the_folds_in_child_processes_changes_nothing(monkeypatch) -> None:
+    # fit() trains the model and its inner folds' models at once in forked processes;
+    # liblinear seeds a process-wide random generator, so this must equal one by one.
+    from qualcode import parallel
+
+    texts, labels = TEXTS * 3, LABELS * 3
+    groups = [i % 6 for i in range(len(texts))]
+
+    def fitted() -> CodebookClassifier:
+        return CodebookClassifier(_book(), backend="fast", inner_folds=3,
+                                  min_positives_to_tune=4).fit(texts, labels, groups=groups)
+
+    parallel_model = fitted()
+    monkeypatch.setattr(parallel, "auto_workers", lambda: 1)
+    serial_model = fitted()
+    assert parallel_model.tuned_.all()
+    np.testing.assert_array_equal(parallel_model.thresholds_, serial_model.thresholds_)
+    np.testing.assert_array_equal(parallel_model.predict_proba(texts),
+                                  serial_model.predict_proba(texts))

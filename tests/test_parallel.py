@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from qualcode import parallel
 from qualcode.codebook import load_codebook
@@ -136,3 +137,20 @@ def test_frozen_heap_leaves_the_heap_to_the_collector_again_afterwards() -> None
 
     inside = parallel.frozen_heap(gc.get_freeze_count)()
     assert inside > 1000 and gc.get_freeze_count() == 0
+
+
+def test_fork_map_runs_a_closure_in_forked_children_in_order(monkeypatch) -> None:
+    held = {"offset": 100}  # a closure's state reaches the children without pickling
+
+    def where(i: int) -> tuple[int, int]:
+        if i == 3:
+            raise ValueError("item 3 is bad")
+        return i + held["offset"], os.getpid()
+
+    done = parallel.fork_map(where, [0, 1, 2])
+    assert [v for v, _ in done] == [100, 101, 102]
+    assert done[0][1] == os.getpid() and {pid for _, pid in done[1:]} - {os.getpid()}
+    with pytest.raises(ValueError, match="item 3 is bad"):
+        parallel.fork_map(where, [0, 3])
+    monkeypatch.setattr(parallel, "auto_workers", lambda: 1)  # one core: all here
+    assert {pid for _, pid in parallel.fork_map(where, [0, 1, 2])} == {os.getpid()}

@@ -47,6 +47,7 @@ from .embed import (
     FastEmbedder,
     get_embedder,
 )
+from .parallel import fork_map
 from .rules import RuleMatcher, RuleResult
 
 RULE = "rule"
@@ -539,8 +540,13 @@ class CodebookClassifier(BaseEstimator):
             if cb is not None:
                 P.views = [(seg[:0], sent[:0]) for seg, sent in cb.views]
                 P.seg, P.sent = P.views[0]
-        idx = np.arange(len(texts))
-        self.heads_ = self._fit_heads(P, Y, idx, cb, cb_labels, weight)
+        enough = Y.sum(0) >= self.min_positives_to_tune
+        folds = self._inner_folds(Y, groups) if texts and enough.any() else []
+        # The model and the inner folds' models at once, on all cores (liblinear seeds the
+        # C library's global random generator, so not on threads: see _fit_heads).
+        fitted = fork_map(lambda idx: self._fit_heads(P, Y, idx, cb, cb_labels, weight),
+                          [np.arange(len(texts))] + [tr for tr, _ in folds])
+        self.heads_ = fitted[0]
 
         k = len(self.classes_)
         self.thresholds_ = np.full(k, self.codebook_only_threshold if not texts
@@ -554,10 +560,10 @@ class CodebookClassifier(BaseEstimator):
         # From the codebook alone a rule hit decides (rules are written for precision).
         self.rule_bonus_ = np.full(k, 1.0 if self.use_rules else 0.0)
         self.tuned_ = np.zeros(k, dtype=bool)
-        enough = Y.sum(0) >= self.min_positives_to_tune
-        oof = (self._inner_oof(P, Y, groups, cb, cb_labels, weight) if texts and enough.any()
-               else None)
-        if oof is not None:
+        if folds:
+            oof = np.zeros(Y.shape)
+            for (_, te), heads in zip(folds, fitted[1:], strict=True):
+                oof[te] = self._head_scores(heads, P, te)[0]
             for j in np.flatnonzero(enough):
                 # How far to trust this code's rules is learned from the reviews (out of
                 # fold), not assumed: rules written on one corpus can misfire on another.
@@ -590,20 +596,16 @@ class CodebookClassifier(BaseEstimator):
             np.concatenate([np.full(len(seg_texts), self.segments_weight), np.ones(n)]),
         )
 
-    def _inner_oof(self, P: _Prepared, Y: np.ndarray, groups: Sequence[Any] | None,
-                   cb: _Prepared | None, cb_labels: np.ndarray, weight: np.ndarray
-                   ) -> np.ndarray | None:
+    def _inner_folds(self, Y: np.ndarray, groups: Sequence[Any] | None
+                     ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(train, test) rows of the grouped inner folds that tune the thresholds (none
+        with fewer than two groups)."""
         n = len(Y)
         g = np.asarray(groups) if groups is not None else np.arange(n)
-        n_groups = len(np.unique(g))
-        folds = min(self.inner_folds, n_groups)
+        folds = min(self.inner_folds, len(np.unique(g)))
         if folds < 2:
-            return None
-        oof = np.zeros(Y.shape)
-        for tr, te in GroupKFold(folds).split(np.zeros(n), groups=g):
-            heads = self._fit_heads(P, Y, tr, cb, cb_labels, weight)
-            oof[te] = self._head_scores(heads, P, te)[0]
-        return oof
+            return []
+        return list(GroupKFold(folds).split(np.zeros(n), groups=g))
 
     def _check(self) -> None:
         if not hasattr(self, "heads_"):
