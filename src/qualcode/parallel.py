@@ -42,16 +42,18 @@ _MODELS_LOCK = threading.Lock()
 _POOL: ProcessPoolExecutor | None = None
 _POOL_SIZE = 0
 _POOL_LOCK = threading.Lock()
+_FORKED: Callable[[Any], Any] | None = None  # what fork_map's children run
+_FORKED_LOCK = threading.Lock()
 
 
 def _after_fork_in_child() -> None:
     # A forked worker has only the forking thread: a lock another thread of the parent
     # held at that moment would never be released, and the parent's pool is not its own.
-    global _MODELS_LOCK, _POOL, _POOL_SIZE, _POOL_LOCK
+    global _MODELS_LOCK, _POOL, _POOL_SIZE, _POOL_LOCK, _FORKED_LOCK
     # What the parent held stays as it is: the garbage collector would otherwise walk
     # (and so copy, page by page) the whole inherited heap on each full collection.
     gc.freeze()
-    _MODELS_LOCK, _POOL_LOCK = threading.Lock(), threading.Lock()
+    _MODELS_LOCK, _POOL_LOCK, _FORKED_LOCK = threading.Lock(), threading.Lock(), threading.Lock()
     _POOL, _POOL_SIZE = None, 0
     for sha256, (model, _) in list(_MODELS.items()):
         _MODELS[sha256] = (model, threading.Lock())
@@ -211,10 +213,6 @@ def start(fn: Callable[..., T], *args: Any, processes: int = 1) -> Callable[[], 
     return result
 
 
-_FORKED: Callable[[Any], Any] | None = None
-_FORKED_LOCK = threading.Lock()
-
-
 def _call_forked(item: Any) -> Any:
     assert _FORKED is not None  # set by fork_map before the children were forked
     return _FORKED(item)
@@ -230,7 +228,7 @@ def fork_map(fn: Callable[[Any], T], items: Sequence[Any]) -> list[T]:
         return [fn(item) for item in items]
     global _FORKED
     with _FORKED_LOCK:
-        _FORKED = fn
+        outer, _FORKED = _FORKED, fn  # (outer: when called from a forked child itself)
         try:
             with ProcessPoolExecutor(min(len(items) - 1, auto_workers()),
                                      mp_context=_context()) as pool:
@@ -238,7 +236,7 @@ def fork_map(fn: Callable[[Any], T], items: Sequence[Any]) -> list[T]:
                 first = fn(items[0])
                 return [first, *(future.result() for future in futures)]
         finally:
-            _FORKED = None
+            _FORKED = outer
 
 
 def share(weights: Sequence[float], parts: int) -> list[list[int]]:
