@@ -1,7 +1,8 @@
 """Bad input in the corpus readers (audit): subtitle markup and character references,
 caption words with an arrow, voice tags that name a speaker in any form, Word documents in
-Strict Open XML and other damaged Office files, spreadsheet cells reading "NA", and a
-stray value far outside a sheet's table. Real files written in ``tmp_path``."""
+Strict Open XML and other damaged Office files, spreadsheet cells reading "NA", a stray
+value far outside a sheet's table, merged cells in Word tables and an excerpt id used in two
+sheets of a workbook. Real files written in ``tmp_path``."""
 
 from __future__ import annotations
 
@@ -436,6 +437,106 @@ def test_xlsx_value_beside_the_table_is_still_metadata(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     _far_workbook(corpus / "near.xlsx", {"D2": "yemen"})
     result = ingest_corpus(corpus)
-    assert result.skipped == []
+    assert [(str(s), s.note) for s in result.skipped] == [(
+        "near.xlsx:1: column D has no name in the header row; its values were read as the "
+        "metadata field 'column D' — give the column a name (or delete it)", True)]
     assert [(d.doc_id, d.metadata) for d in result.documents] == [
-        ("F-1", {"Unnamed: 3": "yemen"})]
+        ("F-1", {"column D": "yemen"})]
+
+
+# --- 6. merged cells in Word tables --------------------------------------------------------
+
+
+def _merged_docx(rows: list[tuple[str, ...]], merges: list[tuple[int, int, int, int]]) -> bytes:
+    """A Word document with a title and a table of ``rows``; each of ``merges`` (top, left,
+    bottom, right) is merged, as Word's Merge Cells does, and keeps its top left text."""
+    document = docx.Document()
+    document.add_paragraph("From the field")
+    table = document.add_table(rows=len(rows), cols=len(rows[0]))
+    for merge in merges:
+        top, left, bottom, right = merge
+        table.cell(top, left).merge(table.cell(bottom, right))
+    for i, row in enumerate(rows):
+        for j, value in enumerate(row):
+            if value:
+                table.cell(i, j).text = value
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()
+
+
+def test_docx_merged_cells_are_read_once(tmp_path: Path) -> None:
+    excerpts = _merged_docx([
+        ("id", "text", "source"),
+        ("E1", "Access was negotiated.", "Smith 2019"),
+        ("E2", "Taxes were paid at the checkpoint.", ""),  # "Smith 2019" runs down to here
+        ("Part two", "", ""),  # one cell across the table
+        ("E3", "Nobody came.", "Jones 2021"),
+        ("E4", "Yes", "Yes"),  # the same text in two cells is two cells
+    ], merges=[(1, 2, 2, 2), (3, 0, 3, 2)])
+    doc = _one(_corpus(tmp_path, {"lit.docx": excerpts}))
+    assert [s.text for s in segment_document(doc)] == [
+        "From the field", "id: text source", "E1: Access was negotiated. Smith 2019",
+        "E2: Taxes were paid at the checkpoint.", "Part two", "E3: Nobody came. Jones 2021",
+        "E4: Yes Yes"]
+
+
+def test_docx_speaker_cell_merged_down_two_rows_is_one_turn(tmp_path: Path) -> None:
+    interview = _merged_docx([
+        ("Interviewer", "How did you get there?"),
+        ("Respondent", "By road."),
+        ("", "Then by boat, the same day."),
+        ("Interviewer", "Was it safe?"),
+        ("Respondent", "Safe enough."),
+    ], merges=[(1, 0, 2, 0)])
+    doc = _one(_corpus(tmp_path, {"int.docx": interview}))
+    assert _turns(doc) == [
+        ("int:0", "", 0, False, "From the field"),
+        ("int:1", "Interviewer", 1, False, "How did you get there?"),
+        ("int:2", "Respondent", 2, True, "By road.\n\nThen by boat, the same day."),
+        ("int:3", "Interviewer", 3, False, "Was it safe?"),
+        ("int:4", "Respondent", 4, True, "Safe enough."),
+    ]
+
+
+def test_docx_timed_table_with_a_title_across_it_is_still_timed(tmp_path: Path) -> None:
+    timed = _merged_docx([
+        ("Interview of 12 May", "", ""),
+        ("00:00:05", "Interviewer", "Why?"), ("00:00:09", "Respondent", "Because."),
+        ("00:00:20", "Interviewer", "And?"), ("00:00:25", "Respondent", "Nothing."),
+    ], merges=[(0, 0, 0, 2)])
+    doc = _one(_corpus(tmp_path, {"timed.docx": timed}))
+    assert doc.text == ("From the field\n\nInterview of 12 May\n\nInterviewer (00:00:05): Why?"
+                        "\n\nRespondent (00:00:09): Because.\n\nInterviewer (00:00:20): And?"
+                        "\n\nRespondent (00:00:25): Nothing.")
+
+
+# --- 7. the same excerpt id in two sheets of a workbook --------------------------------------
+
+
+def test_xlsx_same_id_in_two_sheets_names_the_sheet_and_row_of_both(tmp_path: Path) -> None:
+    workbook = openpyxl.Workbook()
+    first = workbook.active
+    first.title = "Smith 2019"
+    for row in (["id", "text"], ["S1", "One."], ["S2", "Two."], ["S3", "Three."],
+                ["E1", "Access was negotiated."]):
+        first.append(row)
+    second = workbook.create_sheet("Jones 2021")
+    for row in (["Jones (2021), excerpts"], ["id", "text", None],
+                ["E1", "The same id, another excerpt.", "p. 4"], ["J2", "Kept.", None]):
+        second.append(row)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    workbook.save(corpus / "lit.xlsx")
+    result = ingest_corpus(corpus)
+    # the first in the workbook is kept, although its row number is higher
+    assert sorted((d.doc_id, d.row, d.text) for d in result.documents) == [
+        ("E1", 5, "Access was negotiated."), ("J2", 4, "Kept."), ("S1", 2, "One."),
+        ("S2", 3, "Two."), ("S3", 4, "Three.")]
+    assert [(str(s), s.note) for s in result.skipped] == [
+        ("lit.xlsx:2: sheet 'Jones 2021': column C has no name in the header row; its values "
+         "were read as the metadata field 'column C' — give the column a name (or delete it)",
+         True),
+        ("lit.xlsx:3: sheet 'Jones 2021': duplicate doc_id 'E1' (already used by sheet "
+         "'Smith 2019' row 5) — give each excerpt its own id in the id column", False),
+    ]

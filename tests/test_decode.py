@@ -327,6 +327,52 @@ def test_utf16_without_bom_is_read_into_a_transcript(tmp_path: Path) -> None:
     assert [d.text for d in result.documents] == [ARABIC]
 
 
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_bom_with_an_invalid_code_unit_keeps_its_byte_order(
+    tmp_path: Path, codec: str
+) -> None:
+    # one unpaired surrogate (half of a character) in line 3 of a BOM-less file: read in
+    # the byte order its zero bytes tell, not in the other one as "Chinese"
+    lines = ["Interviewer: How did you reach Taiz?", "Respondent: By the back roads.",
+             "Interviewer: And the checkpoints?", "Respondent: We paid nobody."] * 3
+    data = "\n".join(lines).encode(codec)
+    cut = len("\n".join(lines[:2])) * 2 + 12  # inside line 3
+    bad = "\ud800".encode(codec, "surrogatepass")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "taiz.txt").write_bytes(data[:cut] + bad + data[cut:])
+    result = ingest_corpus(corpus)
+    [doc] = result.documents
+    assert doc.text.split("\n")[2] == "Inter\ufffdviewer: And the checkpoints?"
+    assert doc.text.replace("\ufffd", "") == "\n".join(lines)
+    assert [(s.path, s.line, s.note, s.reason) for s in result.skipped] == [(
+        "taiz.txt", 3, True, "held an invalid UTF-16 code unit (half of a character) on this "
+        "line; it was replaced with '\ufffd' and the rest of the file was read — if the text "
+        "there looks damaged, export the file again as UTF-8 text")]
+
+
+def test_utf16_with_many_invalid_code_units_is_skipped_not_read_in_the_other_order(
+    tmp_path: Path,
+) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    damaged = "Interviewer: Where?\nRespondent: " + "Aden \ud800" * 10 + "\n"
+    (corpus / "aden.txt").write_bytes(damaged.encode("utf-16-le", "surrogatepass"))
+    # with a byte-order mark, one such unit is replaced and noted, as without one
+    one = TEXT.replace("yes", "y\udc00s").encode("utf-16-le", "surrogatepass")
+    (corpus / "bom.txt").write_bytes(codecs.BOM_UTF16_LE + one)
+    result = ingest_corpus(corpus)
+    assert [(d.path, d.text) for d in result.documents] == [
+        ("bom.txt", TEXT.replace("yes", "y\ufffds"))]
+    assert [(s.path, s.line, s.note, s.reason.split(",")[0]) for s in result.skipped] == [
+        ("aden.txt", 2, False, "holds 10 invalid UTF-16 code units (halves of characters; the "
+                               "first on this line)"),
+        ("bom.txt", 2, True, "held an invalid UTF-16 code unit (half of a character) on this "
+                             "line; it was replaced with '\ufffd' and the rest of the file was "
+                             "read — if the text there looks damaged"),
+    ]
+
+
 def _with_nul_bytes(data: bytes) -> bytes:
     return bytes(0 if i % 37 == 0 else b for i, b in enumerate(data))
 

@@ -362,14 +362,15 @@ def test_a_second_table_numbering_its_rows_from_1_is_reported_once(tmp_path: Pat
         ("literature/a.csv", "1"), ("literature/a.csv", "2"), ("literature/a.csv", "3"),
         ("literature/lit2020.csv", "X9"), ("literature/z.csv", "Z2")]
     assert [str(s) for s in result.skipped] == [
+        # one within a table is reported with the table's other problems
+        "literature/z.csv:4: duplicate doc_id 'Z2' (already used by row 3) — give each "
+        "excerpt its own id in the id column",
         "literature/lit2020.csv:2: rows 2–4 (ids 1, 2, 3) have doc_ids already used by "
         "literature/a.csv — give this table's excerpts their own ids (e.g. prefix them: "
         "lit2020-1), so that they are read",
-        # a single clash, and one within a table, keep their own report
+        # a single clash keeps its own report
         "literature/z.csv:2: duplicate doc_id 'X9' (already used by literature/lit2020.csv "
         "row 5) — give this document its own doc_id (manifest, front matter or id column)",
-        "literature/z.csv:4: duplicate doc_id 'Z2' (already used by literature/z.csv row 3) "
-        "— give this document its own doc_id (manifest, front matter or id column)",
     ]
 
 
@@ -615,6 +616,29 @@ def test_a_reviews_folder_in_other_case_is_not_read_as_documents(tmp_path: Path)
         "must be named 'reviews', in lower case) — rename it to 'reviews' or move its files "
         "into 'reviews/'",
     ]
+
+
+@pytest.mark.parametrize("name", ["Manifest.csv", "MANIFEST.CSV"])
+def test_a_manifest_in_other_case_is_reported_not_read_as_an_excerpt_table(
+    tmp_path: Path, name: str
+) -> None:
+    corpus = tmp_path / "corpus"
+    _write(corpus, {name: "file,case\na.txt,yemen\n", "a.txt": TRANSCRIPT})
+    if (corpus / "manifest.csv").is_file():
+        pytest.skip("a file system that ignores case reads it as manifest.csv")
+    result = ingest_corpus(corpus)
+    assert [(d.path, d.metadata) for d in result.documents] == [("a.txt", {})]
+    assert [str(s) for s in result.skipped] == [
+        f"{name}: is not read, neither as the manifest (its name must be 'manifest.csv', in "
+        "lower case) nor as an excerpt table, so the files were read without its metadata — "
+        "rename it to 'manifest.csv'",
+    ]
+    # beside the real manifest, whose metadata applies
+    _write(corpus, {"manifest.csv": "file,case\na.txt,syria\n"})
+    result = ingest_corpus(corpus)
+    assert [(d.path, d.metadata) for d in result.documents] == [("a.txt", {"case": "syria"})]
+    assert [s.reason.split(" — ")[1] for s in result.skipped] == [
+        "move its rows into 'manifest.csv' and delete it"]
 
 
 def test_metadata_names_differing_in_case_are_merged_within_a_document(tmp_path: Path) -> None:

@@ -970,8 +970,8 @@ def test_duplicate_excerpt_ids(tmp_path: Path) -> None:
     assert len(result.skipped) == 1
     skipped = result.skipped[0]
     assert (skipped.path, skipped.line) == ("lit.csv", 4)
-    assert "duplicate doc_id 'E1' (already used by lit.csv row 2)" in skipped.reason
-    assert "give this document its own doc_id" in skipped.reason
+    assert skipped.reason == ("duplicate doc_id 'E1' (already used by row 2) — give each "
+                              "excerpt its own id in the id column")
 
 
 def test_table_with_header_only_is_skipped(tmp_path: Path) -> None:
@@ -1056,11 +1056,25 @@ def test_semicolon_csv_row_with_more_cells_names_the_semicolon(tmp_path: Path) -
     ]
 
 
-def test_csv_with_an_unclosed_quote_is_skipped(tmp_path: Path) -> None:
-    skipped = _skip_of(_corpus(tmp_path, {"lit.csv": 'id,text\nE1,"Never closed.\nE2,b\n'}))
-    assert skipped.reason.startswith("is not a well-formed CSV table (")
-    assert skipped.reason.endswith("— check the quoting on that line")
-    assert "\n" not in skipped.reason
+def test_csv_unclosed_quote_leaves_out_its_row_with_the_line_and_reads_the_rest(
+    tmp_path: Path,
+) -> None:
+    table = ('sep=,\nid,text,author\nE1,"Over\ntwo lines.",Lee\nE2,"Never closed.,Aung\n'
+             "E3,Read on its own.,Smith\n")
+    result = ingest_corpus(_corpus(tmp_path, {"lit.csv": table}))
+    assert [(d.doc_id, d.row, d.text) for d in result.documents] == [
+        ("E1", 3, "Over\ntwo lines."), ("E3", 5, "Read on its own.")]
+    assert [str(s) for s in result.skipped] == [
+        'lit.csv:4: unclosed quote (") starting on line 5: its cell never ends — the row was '
+        "left out (the lines below it were read on their own); add the closing quote or "
+        "remove the opening one"]
+
+
+def test_csv_header_with_an_unclosed_quote_is_skipped_with_its_line(tmp_path: Path) -> None:
+    skipped = _skip_of(_corpus(tmp_path, {"lit.csv": 'sep=,\nid,"text\nE1,a\n'}))
+    assert (skipped.line, skipped.reason) == (2, (
+        'its header row has an unclosed quote (") starting on line 2 — add the closing quote '
+        "or remove the opening one"))
 
 
 def _save(workbook: openpyxl.Workbook, tmp_path: Path, name: str = "lit.xlsx") -> Path:
@@ -1143,7 +1157,7 @@ def test_xlsx_header_below_row_10_is_not_searched(tmp_path: Path) -> None:
     workbook.active["A12"], workbook.active["B12"] = "E1", "Too far down."
     skipped = _skip_of(_save(workbook, tmp_path))
     assert (skipped.line, skipped.reason) == (
-        1, "has no 'text' column (columns: Unnamed: 0, Unnamed: 1) — name the column that "
+        1, "has no 'text' column (columns: column A, column B) — name the column that "
         "holds the excerpt 'text'"
     )
 
@@ -1681,8 +1695,11 @@ def test_empty_columns_without_a_header_are_dropped(tmp_path: Path) -> None:
 def test_a_column_without_a_header_but_with_values_is_kept(tmp_path: Path) -> None:
     csv_text = "excerpt_id,text,,\nC1,Trust took years.,p. 4,\nC2,The road closed.,,\n"
     result = ingest_corpus(_corpus(tmp_path, {"lit.csv": csv_text}))
-    assert [d.metadata for d in result.documents] == [{"Unnamed: 2": "p. 4"},
-                                                      {"Unnamed: 2": ""}]
+    assert [d.metadata for d in result.documents] == [{"column C": "p. 4"},
+                                                      {"column C": ""}]
+    assert [(str(s), s.note) for s in result.skipped] == [(
+        "lit.csv:1: column C has no name in the header row; its values were read as the "
+        "metadata field 'column C' — give the column a name (or delete it)", True)]
 
 
 HF_PAGES = [

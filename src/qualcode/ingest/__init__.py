@@ -12,6 +12,7 @@ from pathlib import Path, PurePosixPath
 
 from ..documents import EXCERPT, TRANSCRIPT, Document, Skipped
 from ..speakers import DEFAULT_INTERVIEWER_LABELS
+from .decode import SURROGATE
 from .manifest import MANIFEST_NAME, Manifest, load_manifest, unmatched_doc_ids
 from .readers import (
     FORMATS,
@@ -70,24 +71,37 @@ def _ignored(relative: Path) -> bool:
         or name.lower() in _SILENT
         or name.endswith("~")
         or (len(name) > 2 and name.startswith("#") and name.endswith("#"))  # Emacs autosave
-        or (len(parts) == 1 and (name == MANIFEST_NAME or name.lower().startswith("readme")))
+        # manifest.csv, in any case (in other case it is reported: _misnamed)
+        or (len(parts) == 1 and (name.lower() == MANIFEST_NAME
+                                 or name.lower().startswith("readme")))
         or parts[0] == REVIEWS_DIR
         or (len(parts) > 1 and parts[0].lower() == REVIEWS_DIR)  # Reviews/: reported
     )
 
 
-def _misnamed_reviews(corpus: Path) -> list[Skipped]:
-    """Top folders named like ``reviews/`` but for case (``Reviews/``): not documents, and
-    not read as coders' decisions either unless the file system ignores case."""
-    reviews = corpus / REVIEWS_DIR
-    return [
-        Skipped(f"{path.name}/", "is not read, neither as documents nor as coders' "
-                f"decisions (their folder must be named '{REVIEWS_DIR}', in lower case) — "
-                f"rename it to '{REVIEWS_DIR}' or move its files into '{REVIEWS_DIR}/'")
-        for path in sorted(corpus.iterdir())
-        if path.name.lower() == REVIEWS_DIR and path.name != REVIEWS_DIR and path.is_dir()
-        and not (reviews.is_dir() and reviews.samefile(path))
-    ]
+def _misnamed(corpus: Path) -> list[Skipped]:
+    """The top folder ``reviews/`` and file ``manifest.csv`` named so but for case
+    (``Reviews/``, ``Manifest.csv``): not documents, and not read as coders' decisions or
+    the manifest either, unless the file system ignores case."""
+    reviews, manifest = corpus / REVIEWS_DIR, corpus / MANIFEST_NAME
+    skipped = []
+    for path in sorted(corpus.iterdir()):
+        name = path.name
+        if name.lower() == REVIEWS_DIR and name != REVIEWS_DIR and path.is_dir() \
+                and not (reviews.is_dir() and reviews.samefile(path)):
+            skipped.append(Skipped(f"{name}/", (
+                "is not read, neither as documents nor as coders' decisions (their folder "
+                f"must be named '{REVIEWS_DIR}', in lower case) — rename it to "
+                f"'{REVIEWS_DIR}' or move its files into '{REVIEWS_DIR}/'")))
+        elif name.lower() == MANIFEST_NAME and name != MANIFEST_NAME and path.is_file() \
+                and not (manifest.is_file() and manifest.samefile(path)):
+            fix = (f"move its rows into '{MANIFEST_NAME}' and delete it" if manifest.exists()
+                   else f"rename it to '{MANIFEST_NAME}'")
+            skipped.append(Skipped(name, (
+                "is not read, neither as the manifest (its name must be "
+                f"'{MANIFEST_NAME}', in lower case) nor as an excerpt table, so the files "
+                f"were read without its metadata — {fix}")))
+    return skipped
 
 
 # Python keeps the bytes of a file name that is not UTF-8 as lone surrogates (PEP 383).
@@ -133,14 +147,14 @@ def discover_files(corpus: Path) -> tuple[list[str], list[Skipped]]:
 
     Hidden files, office lock files (``~$...``), ``manifest.csv``, README files at the top
     and everything under ``reviews/`` are not documents and are passed over silently (a
-    ``Reviews/`` folder, in other case, is reported). Broken links, links to folders,
-    links to files outside the corpus, links to corpus files read anyway and files (or
-    folders) whose name is not valid UTF-8 are skipped.
+    ``Reviews/`` folder or ``Manifest.csv`` file, in other case, is reported). Broken
+    links, links to folders, links to files outside the corpus, links to corpus files read
+    anyway and files (or folders) whose name is not valid UTF-8 are skipped.
     """
     if not corpus.is_dir():
         raise FileNotFoundError(f"corpus folder '{corpus}' does not exist")
     found: list[str] = []
-    skipped: list[Skipped] = _misnamed_reviews(corpus)
+    skipped: list[Skipped] = _misnamed(corpus)
     root = corpus.resolve()
     links: dict[str, str] = {}  # link -> the corpus file it leads to
     denied: tuple[str, ...] = ()  # folders that cannot be read ("locked/")
@@ -231,7 +245,6 @@ def _fold_case(meta: dict[str, str], spellings: dict[str, str]) -> dict[str, str
 
 
 _ID_BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 _SURROGATE_PAIR = re.compile("[\ud800-\udbff][\udc00-\udfff]")
 
 
@@ -243,9 +256,9 @@ def _valid_unicode(text: str) -> tuple[str, int]:
     """``text`` as valid Unicode, and how many characters were replaced: a surrogate pair
     written as two escapes (YAML's or JSON's ``"\\ud83d\\ude00"``) becomes its character,
     a lone surrogate (such an escape, a damaged PDF) U+FFFD. No output can hold one."""
-    if _SURROGATE.search(text) is None:  # the usual case: no copy
+    if SURROGATE.search(text) is None:  # the usual case: no copy
         return text, 0
-    return _SURROGATE.subn("\ufffd", _SURROGATE_PAIR.sub(_joined, text))
+    return SURROGATE.subn("\ufffd", _SURROGATE_PAIR.sub(_joined, text))
 
 
 def _valid_document(doc: Document) -> tuple[Document, int]:
@@ -355,9 +368,32 @@ def ingest_files(
             if replaced:
                 result.skipped.append(_replaced_note(doc, replaced))
             docs.append(doc)
+        docs, repeated = _repeated_ids(raws, docs)
+        result.skipped.extend(repeated)
         record.documents = len(docs)
         result.documents.extend(docs)
     return result
+
+
+def _repeated_ids(raws: list[RawDoc], docs: list[Document]
+                  ) -> tuple[list[Document], list[Skipped]]:
+    """The documents of one file (read from ``raws``) less the table rows whose id an
+    earlier row of the table has (in sheet, then row order), each reported with the sheet
+    and row of both (:func:`drop_duplicate_ids` knows no sheets)."""
+    first: dict[str, RawDoc] = {}
+    kept: list[Document] = []
+    skipped: list[Skipped] = []
+    for raw, doc in zip(raws, docs, strict=True):
+        other = first.setdefault(doc.doc_id, raw) if doc.row is not None and doc.doc_id else raw
+        if other is raw:
+            kept.append(doc)
+            continue
+        here = f"sheet '{raw.sheet}': " if raw.sheet is not None else ""
+        there = f"sheet '{other.sheet}' " if other.sheet is not None else ""
+        skipped.append(Skipped(doc.path, (
+            f"{here}duplicate doc_id '{doc.doc_id}' (already used by {there}row {other.row}) "
+            "— give each excerpt its own id in the id column"), doc.row))
+    return kept, skipped
 
 
 def find_copies(documents: Iterable[Document]) -> dict[str, Skipped]:

@@ -93,6 +93,9 @@ _TEXT_FORMAT = frozenset("\t\n\r\x0b\x0c\x85\u00ad\u061c\u200b\u200c\u200d\u200e
 _NARROW_CONTROL = re.compile(rb"[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _WIDE_HINT = (" (if it is text saved as UTF-16/UTF-32 without a byte-order mark, re-save it "
               "as UTF-8)")
+# A surrogate: in decoded UTF-16, half of a pair without the other (a damaged file: an
+# invalid code unit, decoded as is, "surrogatepass", so that the rest can be read).
+SURROGATE = re.compile("[\ud800-\udfff]")
 # Line and page breaks other than \n (Word's Shift+Enter is \x0b, a page break \x0c; text
 # copied from Word or a PDF may hold U+2028/U+2029/U+0085) and byte-order marks inside the
 # text (two exports pasted together): to \n, or left out.
@@ -124,6 +127,8 @@ class Decoded:
     stray_kinds: tuple[str, ...] = ()  # what they were, in words
     padding: int = 0  # NUL bytes removed from the end of the file
     padding_line: int | None = None
+    invalid: int = 0  # invalid UTF-16 code units (unpaired surrogates) replaced with U+FFFD
+    invalid_line: int | None = None
 
     def notes(self) -> list[tuple[int | None, str]]:
         """What was removed, as ``(line, reason)``: the file itself was read."""
@@ -137,6 +142,14 @@ class Decoded:
             notes.append((self.stray_line, (
                 f"held {what} removed and the rest of the file was read — if the text "
                 "there looks damaged, export the file again as UTF-8 text")))
+        if self.invalid:
+            what = ("an invalid UTF-16 code unit (half of a character) on this line; it was"
+                    if self.invalid == 1 else
+                    f"{self.invalid} invalid UTF-16 code units (halves of characters), the "
+                    "first on this line; they were")
+            notes.append((self.invalid_line, (
+                f"held {what} replaced with '\ufffd' and the rest of the file was read — if "
+                "the text there looks damaged, export the file again as UTF-8 text")))
         if self.padding:
             notes.append((self.padding_line, (
                 f"ended in {self.padding} NUL bytes (left by an interrupted copy or a crashed "
@@ -159,18 +172,23 @@ def _line_of(data: bytes, offset: int) -> int:
     return data.count(b"\n", 0, offset) + 1
 
 
-def _utf16_without_bom(data: bytes) -> str | None:
-    """Guess BOM-less UTF-16 from the zero bytes of ASCII characters."""
+def _utf16_order(data: bytes) -> str | None:
+    """The byte order of BOM-less UTF-16 (``utf-16-le`` or ``utf-16-be``), from where the
+    zero bytes of ASCII characters fall: in the high byte of at least half of the code
+    units, and in their low byte in a quarter as many or fewer (a damaged or unusual
+    character); None if they do not tell."""
     if len(data) < 4 or len(data) % 2:
         return None
-    even, odd = data[0::2], data[1::2]
-    for zeros, encoding in ((odd, "utf-16-le"), (even, "utf-16-be")):
-        if zeros.count(0) >= 0.9 * len(zeros):
-            try:
-                return data.decode(encoding)
-            except UnicodeDecodeError:
-                return None
+    even, odd = data[0::2].count(0), data[1::2].count(0)
+    for zeros, other, encoding in ((odd, even, "utf-16-le"), (even, odd, "utf-16-be")):
+        if zeros >= len(data) // 4 and 4 * other <= zeros:
+            return encoding
     return None
+
+
+def _errors(encoding: str) -> str:
+    """How to decode: UTF-16 keeps an unpaired surrogate (``_checked`` replaces it)."""
+    return "surrogatepass" if encoding.startswith("utf-16") else "strict"
 
 
 def _sprinkled(data: bytes) -> bool:
@@ -210,7 +228,7 @@ def _wide_text(data: bytes) -> tuple[str, str, int] | None:
         if (unit == 2 and sprinkled) or len(body) % unit or len(body) < _WIDE_MIN_CHARS * unit:
             continue
         try:
-            text = body.decode(encoding)  # fails on unpaired surrogates, past U+10FFFF
+            text = body.decode(encoding, _errors(encoding))  # UTF-32 past U+10FFFF fails
         except UnicodeDecodeError:
             continue
         if _WIDE_CONTROL.search(text):
@@ -234,7 +252,8 @@ def decode(data: bytes, lines: bool = False) -> Decoded:
 
     Accepts UTF-8 (with or without BOM), UTF-16/32 with a BOM, BOM-less UTF-16/32 and
     Windows-1252. NUL bytes padding the end and a few stray control characters (under
-    ``STRAY_SHARE`` of the text) are removed, and the result says so. Raises
+    ``STRAY_SHARE`` of the text) are removed, a few invalid UTF-16 code units replaced
+    with U+FFFD, and the result says so. Raises
     :class:`DecodeError` for other kinds of file (named when known: a PNG image ...),
     binary data, undecodable bytes, files that mix UTF-8 with a legacy encoding and files
     that read like another 8-bit encoding (Cyrillic, Arabic ...) as Windows-1252, rather
@@ -250,7 +269,8 @@ def decode(data: bytes, lines: bool = False) -> Decoded:
         if data.startswith(bom):
             body, padding = _unpadded(data[len(bom) :], _UNIT[encoding[:6]])
             try:
-                return _padded(_checked(body.decode(encoding), encoding, lines), padding)
+                text = body.decode(encoding, _errors(encoding))
+                return _padded(_checked(text, encoding, lines), padding)
             except UnicodeDecodeError as err:
                 raise DecodeError(
                     f"starts with a {encoding} byte-order mark but is not valid {encoding} "
@@ -262,13 +282,16 @@ def decode(data: bytes, lines: bool = False) -> Decoded:
         raise DecodeError("holds only NUL bytes, no text (the file was not saved or "
                           "copied completely) — get a good copy of the file")
     units, padding = _unpadded(data, 2)
+    order = _utf16_order(units)
     try:
-        text = _utf16_without_bom(units)
-        if text is not None:
+        if order is not None:
+            text = units.decode(order, "surrogatepass")
             return _padded(_checked(text, "utf-16", lines), padding)
         core = data.rstrip(b"\x00")
         return _narrow(core, len(data) - len(core), lines)
     except DecodeError as err:
+        if order is not None and not err.binary:
+            raise  # UTF-16 by its zero bytes, only damaged: never read in the other order
         # Only when nothing else reads the file: UTF-16/32 without a BOM in a script whose
         # text has few zero bytes (Arabic, Chinese ...), or UTF-32.
         wide = _wide_text(data)
@@ -423,8 +446,20 @@ def _checked(text: str, encoding: str, lines: bool) -> Decoded:
         text = text_lines(text)
     elif "\x0b" in text:  # Word's line break, in a table cell: a space
         text = text.replace("\x0b", " ")
+    invalid, invalid_line = 0, None
+    lone = SURROGATE.search(text) if encoding.startswith("utf-16") else None
+    if lone is not None:
+        invalid_line = text.count("\n", 0, lone.start()) + 1
+        text, invalid = SURROGATE.subn("\ufffd", text)
+        if invalid > max(2, len(text) * STRAY_SHARE):
+            raise DecodeError(
+                f"holds {invalid} invalid UTF-16 code units (halves of characters; the first "
+                "on this line), too many for a damaged character or two — the file may be "
+                "damaged: open it in a text editor, check it and save it again as UTF-8 text",
+                invalid_line,
+            )
     if _CONTROL.search(text) is None:  # (faster than _STRAY's search)
-        return Decoded(text, encoding)
+        return Decoded(text, encoding, invalid=invalid, invalid_line=invalid_line)
     first = _STRAY.search(text)
     stray = _STRAY.findall(text)
     count = len(stray)
@@ -447,4 +482,5 @@ def _checked(text: str, encoding: str, lines: bool) -> Decoded:
     plural = "s" if count > 1 else ""
     named = tuple(k + plural for k in ("NUL byte", "control character", "terminal colour code")
                   if k in kinds)
-    return Decoded(_STRAY.sub("", text), encoding, count, line, named)
+    return Decoded(_STRAY.sub("", text), encoding, count, line, named,
+                   invalid=invalid, invalid_line=invalid_line)

@@ -25,6 +25,9 @@ from ..speakers import TIME
 _MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
 _MC_CHOICE = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Choice"
 _P, _R, TABLE = qn("w:p"), qn("w:r"), qn("w:tbl")
+_TR, _TC, _TC_PR = qn("w:tr"), qn("w:tc"), qn("w:tcPr")
+_GRID_SPAN, _V_MERGE, _VAL = qn("w:gridSpan"), qn("w:vMerge"), qn("w:val")
+_MAX_SPAN = 63  # Word's widest table
 _LEFT_OUT = {qn("w:del"), qn("w:moveFrom"), qn("w:rt"), _MC_FALLBACK}
 # Elements that wrap paragraphs and tables: content controls, custom XML, table parts.
 _WRAPPERS = {qn("w:sdt"), qn("w:sdtContent"), qn("w:customXml")}
@@ -35,13 +38,19 @@ _T, _BR, _BR_TYPE = qn("w:t"), qn("w:br"), qn("w:type")
 TEXT_BOX = qn("w:txbxContent")
 
 
-def body_blocks(element: etree._Element) -> Iterator[etree._Element]:
-    """The ``w:p`` and ``w:tbl`` elements of a body, in order, inside content controls too."""
+def _within(element: etree._Element, tags: tuple[str, ...]) -> Iterator[etree._Element]:
+    """The children of ``element`` with one of ``tags``, in order, inside content controls
+    and custom XML too."""
     for child in element.iterchildren():
-        if child.tag in (_P, TABLE):
+        if child.tag in tags:
             yield child
         elif child.tag in _WRAPPERS:
-            yield from body_blocks(child)
+            yield from _within(child, tags)
+
+
+def body_blocks(element: etree._Element) -> Iterator[etree._Element]:
+    """The ``w:p`` and ``w:tbl`` elements of a body, in order, inside content controls too."""
+    return _within(element, (_P, TABLE))
 
 
 def _run_text(run: etree._Element) -> str:
@@ -112,6 +121,38 @@ def cell_text(tc: etree._Element, boxes: bool = False) -> str:
     return "\n".join(_cell_lines(tc, boxes))
 
 
+def _span(tc: etree._Element) -> tuple[int, bool]:
+    """How many grid columns a ``w:tc`` spans (``w:gridSpan``), and whether it continues
+    the vertically merged cell above it (``w:vMerge`` without ``restart``)."""
+    props = tc.find(_TC_PR)
+    if props is None:
+        return 1, False
+    span, merge = props.find(_GRID_SPAN), props.find(_V_MERGE)
+    try:
+        columns = int(span.get(_VAL)) if span is not None else 1
+    except (TypeError, ValueError):
+        columns = 1
+    continued = merge is not None and merge.get(_VAL, "continue") == "continue"
+    return min(max(columns, 1), _MAX_SPAN), continued
+
+
+def table_rows(table: etree._Element, boxes: bool = False) -> list[list[str]]:
+    """A ``w:tbl``'s rows of cell texts, one per grid column, as Word shows them: a merged
+    cell's text once, in its first column and row. A cell spanning columns
+    (``w:gridSpan``) leaves the others empty, and one that continues a vertically merged
+    cell (``w:vMerge``) is empty (python-docx repeats the text in each). With ``boxes``,
+    text boxes are read too (:func:`cell_text`)."""
+    rows = []
+    for tr in _within(table, (_TR,)):
+        cells: list[str] = []
+        for tc in _within(tr, (_TC,)):
+            columns, continued = _span(tc)
+            cells.append("" if continued else cell_text(tc, boxes).strip())
+            cells.extend([""] * (columns - 1))
+        rows.append(cells)
+    return rows
+
+
 # --- footnotes and endnotes: counted, not read --------------------------------------------
 
 _NOTES = ((RELATIONSHIP_TYPE.FOOTNOTES, qn("w:footnote")),
@@ -173,8 +214,8 @@ def _is_timed(rows: list[list[str]]) -> bool:
 
 
 def _row_paragraph(cells: list[str]) -> str:
-    """``Speaker: words`` from a row's distinct cells (a merged cell repeats its text)."""
-    cells = [c for i, c in enumerate(cells) if c and c not in cells[:i]]
+    """``Speaker: words`` from a row's cells with text."""
+    cells = [c for c in cells if c]
     if len(cells) >= 2 and not cells[0].endswith(":"):
         cells[0] += ":"
     return " ".join(cells)

@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 
 from ..documents import Skipped
 from .decode import DecodeError, decode
-from .readers import _HEADER_ROWS, _SEP_HINT, TABLE_FORMATS, _sniff_delimiter
+from .readers import _HEADER_ROWS, _SEP_HINT, TABLE_FORMATS, _column_letter, _sniff_delimiter
 
 MANIFEST_NAME = "manifest.csv"
 _KEYS = ("file", "doc_id")
@@ -48,16 +48,6 @@ def _inside(root: Path, relative: str) -> bool:
     if PurePosixPath(relative).is_absolute() or (len(relative) > 1 and relative[1] == ":"):
         return False
     return (root / relative).resolve().is_relative_to(root)
-
-
-def _column_letter(index: int) -> str:
-    """A spreadsheet column letter for a 0-based column index: 0 -> A, 27 -> AB."""
-    letters = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        letters = chr(ord("A") + rest) + letters
-    return letters
 
 
 def _key(header: str) -> str:

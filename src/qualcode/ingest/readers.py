@@ -50,6 +50,7 @@ class RawDoc:
     layout: str
     metadata: dict[str, str] = field(default_factory=dict)
     row: int | None = None  # spreadsheet row (header = 1) of an excerpt
+    sheet: str | None = None  # its sheet, in a workbook with several
 
 
 @dataclass(slots=True)
@@ -74,6 +75,16 @@ def _decode(data: bytes, lines: bool = False) -> tuple[str, list[RowProblem]]:
     if not lines:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     return text, [RowProblem(line, reason, note=True) for line, reason in decoded.notes()]
+
+
+def _column_letter(index: int) -> str:
+    """A spreadsheet column letter for a 0-based column index: 0 -> A, 27 -> AB."""
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return letters
 
 
 def metadata_value(value: object) -> str:
@@ -591,7 +602,14 @@ def _docx_paragraphs(
     """The body's paragraphs and table rows as text, content controls and text boxes
     included, and the fields of ``key | value`` tables above the first speaker's turn
     (``Date | 12 May``, ``Interviewer | J. Doe``): the document's metadata, not its text."""
-    from .docx_text import TABLE, TEXT_BOX, body_blocks, header_fields, table_paragraphs
+    from .docx_text import (
+        TABLE,
+        TEXT_BOX,
+        body_blocks,
+        header_fields,
+        table_paragraphs,
+        table_rows,
+    )
 
     body = document.element.body
     # Most documents have no text box: then no paragraph is searched for one.
@@ -600,14 +618,14 @@ def _docx_paragraphs(
     tables: list[_Header] = []
     for block in body_blocks(body):
         if block.tag == TABLE:
-            rows = _table_rows(block, document, boxes)
+            rows = table_rows(block, boxes)
             fields = header_fields(rows, MAX_METADATA_CHARS)
             start = len(paragraphs)
             paragraphs.extend(table_paragraphs(rows))
             if fields is not None:
                 tables.append((start, len(paragraphs), fields))
         else:
-            paragraphs.extend(_block_paragraphs(block, document, boxes))
+            paragraphs.extend(_block_paragraphs(block, boxes))
     headers = _headers(paragraphs, tables, interviewer_labels) if tables else []
     meta: dict[str, str] = {}
     for start, end, fields in reversed(headers):
@@ -632,38 +650,28 @@ def _headers(paragraphs: list[str], tables: list[_Header],
     ]
 
 
-def _table_rows(block, document, boxes: bool) -> list[list[str]]:
-    """A ``w:tbl``'s rows of cell texts (a merged cell repeats its text)."""
-    from docx.table import Table
-
-    from .docx_text import cell_text
-
-    table = Table(block, document)
-    return [[cell_text(c._tc, boxes).strip() for c in row.cells] for row in table.rows]
-
-
-def _docx_blocks(element, document, boxes: bool) -> Iterator[str]:
+def _docx_blocks(element, boxes: bool) -> Iterator[str]:
     """The paragraphs and table rows of a body or text box; with ``boxes``, each text box's
     paragraphs after the paragraph that anchors it."""
     from .docx_text import body_blocks
 
     for block in body_blocks(element):
-        yield from _block_paragraphs(block, document, boxes)
+        yield from _block_paragraphs(block, boxes)
 
 
-def _block_paragraphs(block, document, boxes: bool) -> Iterator[str]:
+def _block_paragraphs(block, boxes: bool) -> Iterator[str]:
     """A ``w:p`` (with its text boxes' paragraphs, with ``boxes``) or ``w:tbl`` as text."""
-    from .docx_text import TABLE, paragraph_text, table_paragraphs, text_boxes
+    from .docx_text import TABLE, paragraph_text, table_paragraphs, table_rows, text_boxes
 
     if block.tag == TABLE:
         # Transcription services often deliver "speaker | words" tables.
-        yield from table_paragraphs(_table_rows(block, document, boxes))
+        yield from table_paragraphs(table_rows(block, boxes))
         return
     if text := paragraph_text(block).strip():
         yield text
     if boxes:
         for box in text_boxes(block):
-            yield from _docx_blocks(box, document, boxes)
+            yield from _docx_blocks(box, boxes)
 
 
 def _docx_notes(document) -> list[RowProblem]:
@@ -1163,27 +1171,67 @@ def _sniff_delimiter(sample: str) -> str:
 _DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
 
 
-def _blank_long_rows(text: str, sep: str) -> tuple[str, list[RowProblem]]:
-    """Blank out each row with more cells than the header (an unquoted delimiter in a
-    cell): pandas would shift every column (first row) or give up on the whole file.
-    The row stays as an empty line, so the rows below keep their spreadsheet numbers."""
+def _fed(lines: list[str], ended: list[bool]) -> Iterator[str]:
+    """``lines``, then a mark in ``ended`` that all of them were taken."""
+    yield from lines
+    ended.append(True)
+
+
+def _csv_records(lines: list[str], sep: str) -> Iterator[tuple[int, int, list[str] | None]]:
+    """The records of CSV ``lines`` as ``(first line, line after it, cells)``, 0-based. A
+    record whose quoted cell never ends (an unclosed quote) has no cells and takes its first
+    line only: the lines below it are read on their own (they hold no quote that would
+    have closed it, so none of them opens another). Raises ``csv.Error``."""
+    start = 0
+    while start < len(lines):
+        ended: list[bool] = []
+        reader = csv.reader(_fed(lines[start:], ended), delimiter=sep)
+        first = start
+        for cells in reader:
+            if ended:  # the csv module returns a quoted cell open at the end as a cell
+                break
+            yield first, start + reader.line_num, cells
+            first = start + reader.line_num
+        else:
+            return
+        yield first, first + 1, None
+        start = first + 1
+
+
+_CLOSE_QUOTE = "add the closing quote or remove the opening one"
+
+
+def _blank_bad_rows(text: str, sep: str, above: int) -> tuple[str, list[RowProblem]]:
+    """Blank out each row with more cells than the header (an unquoted delimiter in a cell:
+    pandas would shift every column or give up on the whole file) and the first line of
+    each row whose quoted cell never ends (an unclosed quote: pandas would give up), whose
+    lines below are read on their own. A blanked row stays as an empty line, so the rows
+    below keep their spreadsheet numbers (``above``: lines above the header, passed over)."""
     lines = io.StringIO(text).readlines()
-    reader = csv.reader(lines, delimiter=sep)
-    long_rows: list[tuple[int, int, int]] = []  # (row, its first line, line after it)
+    header: list[str] | None = None
+    bad: list[tuple[int, int, int, str]] = []  # (row, its first line, line after it, why)
+    long_row = ('has more cells than the header — quote the text cell ("...") or remove '
+                f"the extra {_DELIMITER_NAMES.get(sep, repr(sep))}")
     try:
-        header = next(reader, [])
-        start = reader.line_num
-        for row, cells in enumerate(reader, start=2):
-            if header and len(cells) > len(header):
-                long_rows.append((row, start, reader.line_num))
-            start = reader.line_num
+        for row, (first, end, cells) in enumerate(_csv_records(lines, sep), start=1):
+            if cells is None:
+                line = first + 1 + above
+                if header is None:
+                    raise ReadError(f'its header row has an unclosed quote (") starting on '
+                                    f"line {line} — {_CLOSE_QUOTE}", line)
+                bad.append((row, first, end, (
+                    f'unclosed quote (") starting on line {line}: its cell never ends — the '
+                    "row was left out (the lines below it were read on their own); "
+                    f"{_CLOSE_QUOTE}")))
+            elif header is None:
+                header = cells
+            elif header and len(cells) > len(header):
+                bad.append((row, first, end, long_row))
     except csv.Error:  # e.g. a cell over the csv module's size limit: pandas decides
         return text, []
-    for _, first, end in reversed(long_rows):
+    for _, first, end, _ in reversed(bad):
         lines[first:end] = ["\n" if lines[end - 1].endswith("\n") else ""]
-    reason = ("has more cells than the header — quote the text cell (\"...\") or remove "
-              f"the extra {_DELIMITER_NAMES.get(sep, repr(sep))}")
-    return "".join(lines), [RowProblem(row, reason) for row, _, _ in long_rows]
+    return "".join(lines), [RowProblem(row + above, reason) for row, _, _, reason in bad]
 
 
 _HEADER_ROWS = 10  # a table's header row is looked for in its first rows
@@ -1223,9 +1271,8 @@ def _read_csv_frame(data: bytes):
     _require_text(text)
     text, above, sep = _above_header(text)
     sep = sep or _sniff_delimiter(text[:8192])
-    text, problems = _blank_long_rows(text, sep)
-    problems = notes + [RowProblem(p.row + above if p.row else p.row, p.reason, p.note)
-                        for p in problems]
+    text, problems = _blank_bad_rows(text, sep, above)
+    problems = notes + problems
     try:
         frame = pd.read_csv(
             io.StringIO(text),
@@ -1242,22 +1289,35 @@ def _read_csv_frame(data: bytes):
             "that line",
             int(line.group(1)) + above if line else None,
         ) from err
-    return _without_empty_unnamed(frame), problems, above
+    frame, unnamed = _without_unnamed(frame, 1 + above)
+    return frame, problems + unnamed, above
 
 
 _UNNAMED = re.compile(r"Unnamed: \d+")  # pandas' name for a column with an empty header cell
 
 
-def _without_empty_unnamed(frame):
-    """``frame`` less its columns with an empty header cell and no value in any row (a
-    spreadsheet's trailing empty columns, ``a,b,,`` in CSV), which would otherwise become
-    metadata fields ``Unnamed: 4`` ... in every output. A column with values is kept."""
-    empty = [
-        c for c in frame.columns
-        if isinstance(c, str) and _UNNAMED.fullmatch(c)
-        and (frame[c].isna() | frame[c].astype(str).str.strip().eq("")).all()
-    ]
-    return frame.drop(columns=empty) if empty else frame
+def _without_unnamed(frame, header: int) -> tuple[object, list[RowProblem]]:
+    """``frame`` with its columns without a name in the header row (``header``), which
+    pandas calls ``Unnamed: 4``, left out when empty (a spreadsheet's trailing empty
+    columns, ``a,b,,`` in CSV) and else named by their letter (``column E``), with a note."""
+    unnamed = [i for i, name in enumerate(frame.columns)
+               if isinstance(name, str) and (_UNNAMED.fullmatch(name) or not name.strip())]
+    if not unnamed:
+        return frame, []
+    names = list(frame.columns)
+    kept = [i for i in range(len(names)) if i not in unnamed]
+    notes = []
+    for i in unnamed:
+        cells = frame.iloc[:, i]
+        if (cells.isna() | cells.astype(str).str.strip().eq("")).all():
+            continue
+        names[i] = f"column {_column_letter(i)}"
+        kept.append(i)
+        notes.append(RowProblem(header, (
+            f"{names[i]} has no name in the header row; its values were read as the "
+            f"metadata field '{names[i]}' — give the column a name (or delete it)"), note=True))
+    kept.sort()
+    return frame.set_axis(names, axis=1).iloc[:, kept], notes
 
 
 @dataclass(slots=True)
@@ -1265,12 +1325,13 @@ class _Sheet:
     name: str
     frame: object  # pandas.DataFrame, read below the header row
     header: int  # the header's spreadsheet row (1 = top)
-    # Rows taken out of ``frame`` (blanked) while reading: formulas never calculated.
+    # What was taken out of ``frame`` while reading: rows (blanked) whose formulas were
+    # never calculated, columns without a name (a note).
     left_out: list[RowProblem] = field(default_factory=list)
 
     def problems(self, where: str = "") -> list[RowProblem]:
-        """The rows left out, each reason starting with ``where``."""
-        return [RowProblem(p.row, f"{where}{p.reason}") for p in self.left_out]
+        """What was left out, each reason starting with ``where``."""
+        return [RowProblem(p.row, f"{where}{p.reason}", p.note) for p in self.left_out]
 
 
 def _header_index(probe) -> int | None:
@@ -1320,7 +1381,8 @@ def _read_sheets(data: bytes) -> tuple[list[_Sheet], list[RowProblem]]:
     except Exception as err:  # pandas', openpyxl's and zipfile's errors on damage
         raise _not_office_file(data, "xlsx", err) from err
     for sheet in sheets:  # after _leave_out_uncalculated, which counts columns
-        sheet.frame = _without_empty_unnamed(sheet.frame)
+        sheet.frame, unnamed = _without_unnamed(sheet.frame, sheet.header)
+        sheet.left_out.extend(unnamed)
     left_out = [RowProblem(None, p.reason) for p in too_big]
     return sheets, left_out + [_hidden_sheet(name, states[name]) for name in hidden]
 
@@ -1632,10 +1694,11 @@ def _table_columns(frame, header: int = 1) -> tuple[object, object]:
 
 
 def _excerpts(
-    frame, text_col: object, id_col: object, first_row: int, where: str = ""
+    frame, text_col: object, id_col: object, first_row: int, sheet: str | None = None
 ) -> tuple[list[RawDoc], list[RowProblem]]:
     """One excerpt per row (``first_row`` = the first one's spreadsheet row); a row without
-    id or text is a problem, its reason starting with ``where``."""
+    id or text is a problem, its reason naming the ``sheet`` if given."""
+    where = f"sheet '{sheet}': " if sheet is not None else ""
     docs: list[RawDoc] = []
     problems: list[RowProblem] = []
     for i, record in enumerate(frame.to_dict("records")):
@@ -1658,7 +1721,7 @@ def _excerpts(
             continue
         meta = {k: v for k, v in values.items() if k not in (str(text_col).strip(),)}
         meta["doc_id"] = meta.pop(str(id_col).strip())
-        docs.append(RawDoc(text.strip(), EXCERPT, meta, row))
+        docs.append(RawDoc(text.strip(), EXCERPT, meta, row, sheet))
     return docs, problems
 
 
@@ -1678,7 +1741,7 @@ def _read_sheet(sheet: _Sheet) -> tuple[list[RawDoc], list[RowProblem]]:
         repeated = _repeated_columns(sheet.frame, sheet.header, f"{name} ")
     except ReadError as err:
         return [], [RowProblem(err.line, f"{err.reason}; the sheet was not read")]
-    docs, problems = _excerpts(sheet.frame, text_col, id_col, sheet.header + 1, f"{name}: ")
+    docs, problems = _excerpts(sheet.frame, text_col, id_col, sheet.header + 1, sheet.name)
     return docs, repeated + _by_row(problems + sheet.problems(f"{name}: "))
 
 
