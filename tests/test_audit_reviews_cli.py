@@ -1,13 +1,18 @@
 """Bad input in review files and on the command line (audit findings): Mac line ends,
-unreadable files and folders, rows with more cells than the header, unclosed quotes,
-Excel's ``sep=`` line, a --reviews path that does not exist, an --out that is a file, and
-stdout closed early. Real files on disk; the CLI is called in-process where it can be."""
+unreadable files and folders, rows with more cells than the header, unclosed quotes (in
+review files and in imported sheets, whose other rows are imported), workbook cells that
+openpyxl cannot read, Excel's ``sep=`` line, a --reviews path that does not exist, an --out
+that is a file, and stdout closed early. Real files on disk; the CLI is called in-process
+where it can be."""
 
 from __future__ import annotations
 
+import csv
 import os
+import re
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -180,19 +185,54 @@ def test_rows_with_more_cells_than_the_header_are_reported_not_shifted(
         reviews.problems[2].reason
 
 
-def test_a_sheet_with_more_cells_than_the_header_is_not_imported_shifted(
+def _sheet_rows(path: Path) -> list[tuple[str, str, str, str]]:
+    """(segment_id, codes, coder, sheet_row) of an imported reviews/<coder>.csv."""
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        return [(r["segment_id"], r["codes"], r["coder"], r["sheet_row"])
+                for r in csv.DictReader(handle)]
+
+
+def test_a_sheet_row_with_more_cells_than_the_header_is_reported_and_the_others_imported(
         tmp_path: Path, reviews_dir: Path) -> None:
     sheet = tmp_path / "shift.csv"
-    sheet.write_text(HEADER + "A:1,apple,banana,zed\nA:2,cherry,zed\n", encoding="utf-8")
+    sheet.write_text(HEADER + "A:1,apple,banana,zed\nA:2,cherry,zed\nA:3,,zed\n",
+                     encoding="utf-8")
     report = import_review_sheets([sheet], reviews_dir, None, CODES)
-    assert report.imported == 0 and list(reviews_dir.iterdir()) == []  # no banana.csv
+    # the bad row is not read shifted (no coder 'banana'); every other row is imported
+    assert report.appended == {"zed": 2} and report.rows == 3
+    assert [p.name for p in reviews_dir.iterdir()] == ["zed.csv"]
+    assert _sheet_rows(reviews_dir / "zed.csv") == [("A:2", "cherry", "zed", "3"),
+                                                    ("A:3", "", "zed", "4")]
     (problem,) = report.problems
-    assert (problem.path, problem.row) == ("shift.csv", 2)
-    assert problem.message.startswith("has 4 cells but the header has 3")
-    assert "nothing was read from this file" in problem.message
-    with pytest.raises(DecodeError) as err:
+    assert (problem.path, problem.row, problem.kind) == ("shift.csv", 2, "unreadable")
+    assert problem.message == (
+        "has 4 cells but the header has 3, so its cells cannot be matched to the columns — "
+        "the row was left out; separate codes with ';' inside one cell, e.g. \"a;b\" (and "
+        "give any extra column a header)")
+    with pytest.raises(DecodeError) as err:  # the reviews module's strict reader is unchanged
         read_rows(sheet)
     assert err.value.line == 2
+
+
+def test_a_sheet_row_with_an_unclosed_quote_is_reported_and_the_others_imported(
+        tmp_path: Path, reviews_dir: Path) -> None:
+    sheet = tmp_path / "quote.csv"
+    sheet.write_text(HEADER + "A:1,apple,zed\n" + 'A:2,"banana,zed\n' + "A:3,cherry,zed\n",
+                     encoding="utf-8")
+    report = import_review_sheets([sheet], reviews_dir, None, CODES)
+    assert report.appended == {"zed": 2}
+    assert [str(p) for p in report.problems] == [
+        "quote.csv:3: unclosed quote (\") starting on line 3: its cell never ends — the row "
+        "was left out (the lines below it were read on their own); add the closing quote or "
+        "remove the opening one"]
+    # once fixed, the same sheet imports the missing row and nothing twice
+    sheet.write_text(HEADER + "A:1,apple,zed\n" + 'A:2,"banana",zed\n' + "A:3,cherry,zed\n",
+                     encoding="utf-8")
+    again = import_review_sheets([sheet], reviews_dir, None, CODES)
+    assert again.ok and again.appended == {"zed": 1} and again.unchanged == 2
+    assert _sheet_rows(reviews_dir / "zed.csv") == [
+        ("A:1", "apple", "zed", "2"), ("A:3", "cherry", "zed", "4"),
+        ("A:2", "banana", "zed", "3")]
 
 
 # ------------------------------------------------------------ 4. an unclosed quote
@@ -287,6 +327,62 @@ def test_an_out_that_is_a_file_is_an_error(project: Path, capsys: pytest.Capture
         f"error: --out '{afile}' is a file, not a folder — give a folder for the outputs"]
     assert "Traceback" not in printed.out + printed.err
     assert afile.read_text(encoding="utf-8") == "not a folder"
+
+
+def _xlsx_with_cell(path: Path, rows: list[list[str]], cell: str, xml: str) -> Path:
+    """A workbook of ``rows`` whose ``cell`` is written as ``xml``, as a tool other than
+    Excel may write it (openpyxl cannot read such a cell)."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "review"
+    for row in rows:
+        sheet.append(row)
+    book.save(path)
+    with zipfile.ZipFile(path) as archive:
+        parts = {name: archive.read(name) for name in archive.namelist()}
+    name = "xl/worksheets/sheet1.xml"
+    text, found = re.subn(rf'<c r="{cell}"[^>]*>.*?</c>', xml, parts[name].decode("utf-8"))
+    assert found == 1
+    parts[name] = text.encode("utf-8")
+    with zipfile.ZipFile(path, "w") as archive:
+        for part, data in parts.items():
+            archive.writestr(part, data)
+    return path
+
+
+@pytest.mark.parametrize(("xml", "why"), [
+    ('<c r="D3" t="n"><v>abc</v></c>', "invalid literal"),  # a number cell holding text
+    ('<c r="D3" t="s"><v>99</v></c>', "list index out of range"),  # a lost shared string
+])
+def test_a_workbook_row_with_a_cell_that_cannot_be_read_is_reported_and_the_others_imported(
+        project: Path, capsys: pytest.CaptureFixture[str], xml: str, why: str) -> None:
+    sheet = _xlsx_with_cell(project / "sheet.xlsx", [
+        ["segment_id", "codes", "coder", "memo"], ["A:1", "apple", "bo", "sure"],
+        ["A:2", "", "bo", "a memo"], ["A:3", "apple", "bo", ""]], "D3", xml)
+    status = _main(project, "review", "import", str(sheet), "--out", str(project / "outputs"))
+    printed = capsys.readouterr()
+    assert status == 1 and "Traceback" not in printed.out + printed.err
+    lines = printed.out.splitlines()
+    assert lines[0] == "read 3 rows; imported 2 decisions (bo: 2)"
+    assert lines[-1].startswith(f"  sheet.xlsx:3: cell D3 cannot be read ({why}")
+    assert lines[-1].endswith("— the row was left out; retype the cell's value in the "
+                              "spreadsheet (or save the sheet again as .xlsx from Excel or "
+                              "LibreOffice) and import it again")
+    assert _sheet_rows(project / "corpus" / "reviews" / "bo.csv") == [
+        ("A:1", "apple", "bo", "2"), ("A:3", "apple", "bo", "4")]
+
+
+def test_a_workbook_whose_header_cannot_be_read_is_reported(
+        project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sheet = _xlsx_with_cell(project / "sheet.xlsx", [
+        ["segment_id", "codes", "coder"], ["A:1", "apple", "bo"]], "B1",
+        '<c r="B1" t="b"><v>maybe</v></c>')
+    status = _main(project, "review", "import", str(sheet), "--out", str(project / "outputs"))
+    out = capsys.readouterr().out
+    assert status == 1 and "sheet.xlsx:1: its header row: cell B1 cannot be read" in out
+    assert not (project / "corpus" / "reviews" / "bo.csv").exists()
 
 
 # ------------------------------------------------------------ 8. stdout closed early

@@ -487,12 +487,58 @@ def test_exclusion_that_matches_almost_every_sentence(tmp_path, field, rule):
     assert "matches almost every sentence" in p.message and "dropped" in p.message
 
 
+COMMONEST_WORDS = "is made only of the commonest English words"
+
+
+@pytest.mark.parametrize("phrase", ["of the", "'In  The'", "it is", "'for a'"])
+def test_cue_phrase_of_only_the_commonest_words(tmp_path, phrase):
+    # "of the" would code nearly every segment (before, only a single stop word counted).
+    p = single(broken(tmp_path, "phrases: [paused the distribution]",
+                      f"phrases: [paused the distribution, {phrase}]"))
+    assert p.line == 16 and p.where == "codes[0] 'pause' rules.phrases[1]"
+    assert p.message.startswith(f"phrase {phrase.strip(chr(39))!r} {COMMONEST_WORDS}")
+    assert "matches almost every sentence" in p.message and "nearly every segment" in p.message
+    assert p.fix.startswith("use a longer phrase") and p.fix.endswith("or remove the line.")
+
+
+@pytest.mark.parametrize("phrase", ["and", "the", "of the", "'you'"])
+def test_exclusion_phrase_of_only_the_commonest_words(tmp_path, phrase):
+    # Such an exclusion would drop the code's cues in nearly every sentence.
+    p = single(broken(tmp_path, "      phrases: [paused the distribution]\n",
+                      "      phrases: [paused the distribution]\n"
+                      f"      exclude_phrases: [not, {phrase}]\n"))
+    assert p.line == 17 and p.where == "codes[0] 'pause' rules.exclude_phrases[1]"
+    assert p.message.startswith(f"phrase {phrase.strip(chr(39))!r} {COMMONEST_WORDS}")
+    assert "cues would be dropped almost everywhere" in p.message
+    assert p.fix.startswith("name the words that make a sentence an exception")
+    assert p.fix.endswith("or remove the line.")
+
+
+@pytest.mark.parametrize(("field", "pattern"), [
+    ("patterns", "[{LOWER: of}, {LOWER: the}]"),
+    ("patterns", '[{LOWER: {IN: [of, in]}}, {OP: "?"}, {ORTH: The, IS_TITLE: true}]'),
+    ("exclude_patterns", "[{LOWER: and}]"),
+    ("exclude_patterns", "[{LEMMA: it}, {IS_ALPHA: true}, {LOWER: {IN: [is, a]}}]"),
+])
+def test_pattern_of_only_the_commonest_words(tmp_path, field, pattern):
+    rule = "        - [{LEMMA: pause}, {LOWER: aid}]\n"
+    p = single(broken(tmp_path, rule, f"        - {pattern}\n" if field == "patterns" else
+                      f"{rule}      {field}:\n        - {pattern}\n"))
+    assert p.line == (18 if field == "patterns" else 20)
+    assert p.where == f"codes[0] 'pause' rules.{field}[0]"
+    assert "required words are all among the commonest English words" in p.message
+    assert "matches almost every sentence" in p.message
+    assert p.fix.endswith("or remove the pattern.")
+
+
 def test_specific_rules_of_common_words_are_fine(tmp_path):
-    # Multi-word cues of stop words are real cues; a stop word is a fine exclusion.
-    rules = ("      phrases: [back down, not up to me, go elsewhere]\n"
-             "      exclude_phrases: [not, never]\n"
+    # Multi-word cues of stop words are real cues; a stop word is a fine exclusion; less
+    # common stop words with the commonest ones ("until the", "is not") are specific enough.
+    rules = ("      phrases: [back down, not up to me, go elsewhere, of the aid]\n"
+             "      exclude_phrases: [not, never, until the, only if, is not]\n"
              "      patterns:\n"
              "        - [{LOWER: {IN: [to, not, never]}}, {LOWER: back}, {LOWER: down}]\n"
+             "        - [{LOWER: of}, {LOWER: the}, {LEMMA: convoy}]\n"
              '        - [{LOWER: the, OP: "?"}, {LOWER: aid}]\n'
              '        - [{IS_PUNCT: true}, {LEMMA: pause}, {OP: "*"}]\n'
              "      exclude_patterns:\n"
@@ -523,6 +569,43 @@ def test_duplicate_yaml_key(tmp_path):
                       "    related: [pause]\n    name: Another name\n"))
     assert p.line == 24 and "key 'name' appears twice" in p.message
     assert "first at line 20" in p.message
+
+
+MERGED = BASE.replace("  - id: pause\n", "  - &tactic\n    id: pause\n").replace(
+    "  - id: deal\n",
+    "  - <<: *tactic\n"  # line 20: category, definition, examples and rules from 'pause'
+    "    id: delay\n"
+    "    name: Delaying aid\n"
+    "    rules: {phrases: [delayed the convoy]}\n"
+    "  - id: deal\n")
+
+
+def test_yaml_merge_key_is_not_a_duplicate_key(tmp_path):
+    book, problems = validate_codebook(write(tmp_path, MERGED))
+    assert problems == [] and book is not None
+    delay, pause = book.code("delay"), book.code("pause")
+    assert (delay.name, delay.category, delay.definition) == (
+        "Delaying aid", "tactic", "The agency pauses aid to press the group.")
+    assert delay.examples == pause.examples
+    assert delay.rules.phrases == ["delayed the convoy"] and delay.rules.patterns == []
+    assert pause.rules.phrases == ["paused the distribution"] and pause.name == "Pausing aid"
+
+
+def test_yaml_merge_key_keeps_real_duplicates_and_merged_lines(tmp_path):
+    text = MERGED.replace("    id: delay\n", "    id: delay\n    name: Twice\n")
+    text = text.replace("    category: tactic\n", "    category: tactics\n")
+    problems = validate_codebook(write(tmp_path, text))[1]
+    # A merged key's problem is at the line it was written at (the anchored entry's).
+    assert [(p.line, p.where) for p in problems] == [
+        (4, "categories[0] 'tactic'"), (12, "codes[0] 'pause' category"),
+        (12, "codes[1] 'delay' category"), (23, "codes[1] 'delay'")]
+    assert problems[3].message == ("key 'name' appears twice in this entry (first at line "
+                                   "22); YAML keeps only the last one.")
+
+
+def test_yaml_merge_key_without_a_mapping(tmp_path):
+    p = single(validate_codebook(write(tmp_path, MERGED.replace("*tactic", "tactic")))[1])
+    assert p.line == 20 and "for merging" in p.message and "'<<: *name'" in p.fix
 
 
 def test_loader_fields_are_not_written_in_the_file(tmp_path):

@@ -21,15 +21,18 @@ fix. Besides the schema it checks:
 - broad rules: rules that match almost every sentence (a rule hit alone applies a code) are
   problems: a phrase with no letter or digit, a cue phrase that is a single English stop
   word (spaCy's list; multi-word phrases of stop words such as "back down" are real cues,
-  and a stop word is a fine exclusion, e.g. "not"), a pattern whose tokens are all
-  optional, or whose required tokens are only punctuation, IS_*/LIKE_* flags or any word
-  (or, for a cue, a single stop word);
+  and a stop word is a fine exclusion, e.g. "not"), a cue or exclusion phrase made only of
+  the ~15 commonest English words ("of the", "and", "it is": stop words at least as common
+  as "for" in spaCy's word frequencies), a pattern whose tokens are all optional, or whose
+  required tokens are only punctuation, IS_*/LIKE_* flags or any word (or, for a cue, a
+  single stop word; or only the commonest words);
 - shape: at least one code, and no category without codes. An empty category is treated as
   a problem (not a warning): it is almost always a typo in a code's ``category`` or an
   unfinished edit, it would show up as a row of zeros in every report, and the fix (delete
   it, or add its codes) takes a second;
-- YAML: duplicate keys in a mapping (YAML silently keeps the last one), and unquoted
-  on/off/yes/no inside token patterns (YAML reads them as booleans).
+- YAML: duplicate keys in a mapping (YAML silently keeps the last one; a merge key
+  ``<<: *anchor`` is none, and keys written beside it override the merged ones), and
+  unquoted on/off/yes/no inside token patterns (YAML reads them as booleans).
 
 A missing field is reported at the line of the entry that lacks it; a misspelt required
 field is reported once, as an unknown field with the suggested name.
@@ -274,8 +277,16 @@ def _find_key(node: yaml.MappingNode, name: str | int) -> tuple[yaml.Node, yaml.
     return found
 
 
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 def _duplicate_keys(node: yaml.Node, loc: Loc, out: list[tuple[Loc, int, int]]) -> None:
-    """Collect (loc of the key, line of the first, line of the repeat) for repeated keys."""
+    """Collect (loc of the key, line of the first, line of the repeat) for repeated keys.
+
+    Run on the composed tree, before construction: constructing a mapping with a merge key
+    (``<<: *anchor``) copies the merged keys into it, and a key written beside the merge
+    rightly overrides a merged one. A merge key itself is no key of the data.
+    """
     seen_ids: set[int] = set()
     stack = [(node, loc)]
     while stack:
@@ -287,7 +298,7 @@ def _duplicate_keys(node: yaml.Node, loc: Loc, out: list[tuple[Loc, int, int]]) 
             first: dict[str, int] = {}
             for key, value in current.value:
                 name = key.value if isinstance(key, yaml.ScalarNode) else None
-                if name is not None:
+                if name is not None and key.tag != _MERGE_TAG:
                     if name in first:
                         out.append(((*where, name), first[name], key.start_mark.line + 1))
                     else:
@@ -674,6 +685,11 @@ _BROAD_EXCLUSION = ("matches almost every sentence — the code's cues would be 
                     "everywhere")
 _TEXT_ATTRS = frozenset({"ORTH", "TEXT", "LOWER", "NORM", "LEMMA"})
 _OPTIONAL_OPS = frozenset({"?", "*"})
+# The stop words at least as common as "for" in English text (log frequency >= -5.0 in
+# spaCy's lexeme_prob table of spacy-lookups-data: "for" -4.88, then a gap to "have" -5.16
+# and "not" -5.33). Written out because loading that table costs ~0.5 s per check and run.
+_COMMONEST_WORDS = frozenset({"the", "i", "to", "a", "and", "of", "you", "it", "that", "is",
+                              "in", "'s", "n't", "for"})
 
 
 @lru_cache(maxsize=1)
@@ -687,10 +703,19 @@ def _no_word(text: str) -> bool:
     return not any(ch.isalnum() for ch in text)
 
 
+def _words(text: str) -> list[str]:
+    return [w.strip(".,;:!?\"'()") for w in text.lower().split()]
+
+
 def _stop_word(text: str) -> bool:
     """One word (no space) that is an English stop word ("the", "and", "of", "was")."""
-    words = text.lower().split()
-    return len(words) == 1 and words[0].strip(".,;:!?\"'()") in _stop_words()
+    words = _words(text)
+    return len(words) == 1 and words[0] in _stop_words()
+
+
+def _commonest(words: list[str]) -> bool:
+    """Every word is one of the ~15 commonest English words (:data:`_COMMONEST_WORDS`)."""
+    return bool(words) and all(w in _COMMONEST_WORDS for w in words)
 
 
 def _check_broad_phrase(ctx: _Context, loc: Loc, phrase: str, cue: bool) -> None:
@@ -703,6 +728,14 @@ def _check_broad_phrase(ctx: _Context, loc: Loc, phrase: str, cue: bool) -> None
         ctx.add(loc, f"phrase {phrase!r} is a single very common word: it {what}.",
                 "use a longer phrase: the word with the words around it that make the cue "
                 "specific, or remove the line.")
+    elif _commonest(_words(phrase)):
+        # "of the", "and", "it is": in almost every sentence, as a cue or as an exclusion.
+        ctx.add(loc, f"phrase {phrase!r} is made only of the commonest English words (stop "
+                f"words such as 'the', 'of', 'and', 'in', 'is'): it {what}.",
+                "use a longer phrase: the word with the words around it that make the cue "
+                "specific, or remove the line." if cue else
+                "name the words that make a sentence an exception (e.g. 'not', 'only if', "
+                "'refused the'), or remove the line.")
 
 
 def _weak_value(value: Any, cue: bool) -> bool:
@@ -752,6 +785,27 @@ def _check_broad_pattern(ctx: _Context, loc: Loc, pattern: list[dict[str, Any]],
         # phrase "the"; two or more stop words ("back down") can be a real cue.
         ctx.add(loc, "this pattern's only word is a very common one (a stop word such as "
                 f"'the' or 'of'), the rest being optional or flags: it {what}.", fix)
+    elif all(_common_token(t) for t in specific):
+        ctx.add(loc, "this pattern's required words are all among the commonest English "
+                f"words (stop words such as 'the', 'of', 'and', 'in', 'is'): it {what}.", fix)
+
+
+def _common_token(token: dict[str, Any]) -> bool:
+    """A token whose text attributes allow only the commonest words ({LOWER: the},
+    {LOWER: {IN: [of, in]}}), whatever IS_*/LIKE_* flags it also has."""
+    found = False
+    for attr, value in token.items():
+        name = str(attr).upper()
+        if name == "OP" or name.startswith(("IS_", "LIKE_")):
+            continue
+        options = value.get("IN") if isinstance(value, dict) and len(value) == 1 else None
+        words = [value] if isinstance(value, str) else options
+        if name not in _TEXT_ATTRS or not isinstance(words, list) \
+                or not all(isinstance(w, str) for w in words) \
+                or not _commonest([w.lower() for w in words]):
+            return False
+        found = True
+    return found
 
 
 # --------------------------------------------------------------------------- entry points
@@ -766,6 +820,9 @@ def _yaml_fix(problem: str) -> str:
         return "remove the '*' or define the anchor ('&name') first."
     if "expected a single document" in problem:
         return "remove the extra '---' document separator."
+    if "for merging" in problem:
+        return ("write '<<: *name' with the name of an anchored mapping ('&name' before its "
+                "first key), or a list of them: '<<: [*a, *b]'.")
     return "check the indentation, quotes and brackets on this line and the one above it."
 
 
@@ -786,12 +843,18 @@ def _check_report(ctx: _Context) -> None:
                         fix)
 
 
-def _parse(text: str, loader_class: type) -> tuple[yaml.Node | None, Any]:
-    """The document's node tree (for line numbers) and its data."""
+def _parse(text: str, loader_class: type
+           ) -> tuple[yaml.Node | None, Any, list[tuple[Loc, int, int]]]:
+    """The document's node tree (for line numbers), its data and its repeated keys (see
+    :func:`_duplicate_keys`)."""
     loader = loader_class(text)
     try:
         root = loader.get_single_node()
-        return root, loader.construct_document(root) if root is not None else None
+        dupes: list[tuple[Loc, int, int]] = []
+        if root is None:
+            return None, None, dupes
+        _duplicate_keys(root, (), dupes)
+        return root, loader.construct_document(root), dupes
     finally:
         loader.dispose()
 
@@ -831,12 +894,12 @@ def _validate_text(file: str, raw: bytes, text: str
                    ) -> tuple[Codebook | None, list[CodebookProblem]]:
     """:func:`validate_codebook` of the file's decoded ``text`` (``raw``: its bytes)."""
     try:
-        root, data = _parse(text, getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        root, data, dupes = _parse(text, getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError:
-        root, data = None, None  # reported below, in the pure-Python parser's words
+        root, data, dupes = None, None, []  # reported below, in the pure-Python parser's words
     try:
         if root is None:
-            root, data = _parse(text, yaml.SafeLoader)
+            root, data, dupes = _parse(text, yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -855,8 +918,6 @@ def _validate_text(file: str, raw: bytes, text: str
                 "the default codebook.yaml.")
         return None, ctx.problems
 
-    dupes: list[tuple[Loc, int, int]] = []
-    _duplicate_keys(root, (), dupes)
     for loc, first, repeat in sorted(dupes, key=lambda d: d[2]):
         where = ctx.where(loc[:-1])
         ctx.problems.append(CodebookProblem(

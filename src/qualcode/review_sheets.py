@@ -33,9 +33,11 @@ spaces, full-width forms included) is written with a leading ``'``, in the CSV a
 workbook, and workbook cells are always strings; import strips that ``'`` again.
 
 **Import** (:func:`import_review_sheets`) reads .xlsx or .csv sheets (comma, semicolon or tab
-separated) and reports, with the sheet's row numbers: unknown code ids (with the closest
-valid id), unknown segments, duplicate rows, missing coder, and segments whose text changed
-since export. A row with any problem is not imported; every valid row is. Decisions are
+separated) and reports, with the sheet's row numbers: rows that cannot be read (more cells
+than the header, an unclosed quote, a workbook cell that openpyxl cannot read), unknown
+code ids (with the closest valid id), unknown segments, duplicate rows, missing coder, and
+segments whose text changed since export. A row with any problem is not imported; every
+valid row is. Decisions are
 appended to ``<corpus>/reviews/<coder>.csv`` (see :mod:`qualcode.reviews`); a row identical
 to that coder's latest decision for the segment, or to what the same sheet said last time,
 is not appended again, so importing a sheet twice changes nothing.
@@ -65,14 +67,17 @@ from .reviews import (
     NONE_TOKEN,
     Review,
     ReviewSet,
+    _read_table,
+    _RowProblem,
+    _Table,
     append_reviews,
     closest,
     closest_segment,
     coder_file,
     formula_safe,
+    from_formula_safe,
     is_adjudicator,
     load_reviews,
-    read_rows,
     resolve_codes,
     sheet_csv_text,
     text_sha256,
@@ -787,15 +792,101 @@ def import_review_sheets(
     return report
 
 
+def _xlsx_cells(path: Path, broken: dict[int, str]) -> list[tuple[int, list[str]]]:
+    """The numbered rows of a workbook's ``review`` sheet (else its first), read with
+    openpyxl's sheet parser told to read on past a cell it cannot read (a number cell that
+    holds text, a lost shared string ...): such a cell is read as empty and ``broken`` gets
+    its row and why. openpyxl itself stops reading the whole sheet there."""
+    from openpyxl import load_workbook
+    from openpyxl.worksheet._reader import WorkSheetParser
+
+    class Parser(WorkSheetParser):
+        def parse_cell(self, element: Any) -> dict[str, Any]:
+            try:
+                return super().parse_cell(element)
+            except (ValueError, TypeError, IndexError, KeyError, OverflowError) as err:
+                self.col_counter += 1
+                cell = element.get("r") or f"in column {self.col_counter}"
+                broken.setdefault(self.row_counter, f"cell {cell} cannot be read ({err})")
+                return {"row": self.row_counter, "column": self.col_counter, "value": None,
+                        "data_type": "n", "style_id": 0}
+
+    rows: list[tuple[int, list[str]]] = []
+    book = load_workbook(path, read_only=True, data_only=False)
+    try:
+        sheet = book["review"] if "review" in book.sheetnames else book.worksheets[0]
+        with sheet._get_source() as source:
+            parser = Parser(source, sheet._shared_strings, data_only=False, epoch=book.epoch,
+                            date_formats=book._date_formats,
+                            timedelta_formats=book._timedelta_formats)
+            for number, cells in parser.parse():
+                values = [""] * max((c["column"] for c in cells), default=0)
+                for c in cells:
+                    values[c["column"] - 1] = "" if c["value"] is None else str(c["value"])
+                rows.append((number, values))
+    finally:
+        book.close()
+    return rows
+
+
+def _xlsx_table(path: Path) -> _Table:
+    """The table of a workbook with cells openpyxl cannot read (see :func:`_xlsx_cells`):
+    the rows holding one are left out and listed. Raises :class:`DecodeError` when the
+    sheet cannot be read even so, or its header row holds such a cell."""
+    broken: dict[int, str] = {}
+    try:
+        raw = _xlsx_cells(path, broken)
+    except Exception as err:  # a damaged file: openpyxl raises many kinds
+        raise DecodeError(f"cannot be read as an Excel workbook ({err}) — save it as .xlsx "
+                          "again or export it as CSV") from err
+    table = _Table([], [])
+    if not raw:
+        return table
+    (first, head), *body = raw
+    if first in broken:
+        raise DecodeError(f"its header row: {broken[first]} — nothing was read from this "
+                          "file; retype the column names (segment_id, codes, coder ...) "
+                          "and import it again", first)
+    table.header = [h.strip() for h in head]
+    keys = [h.lower() for h in table.header]
+    for number, values in body:
+        if number in broken:
+            table.problems.append(_RowProblem(
+                number, broken[number], "retype the cell's value in the spreadsheet (or save "
+                "the sheet again as .xlsx from Excel or LibreOffice) and import it again"))
+            continue
+        cells = [from_formula_safe(v) for v in values]
+        if any(c.strip() for c in cells):
+            table.rows.append((number, {k: (cells[i] if i < len(cells) else "")
+                                        for i, k in enumerate(keys) if k}))
+    return table
+
+
+def _sheet_table(path: Path) -> _Table:
+    """The sheet's header and rows, the rows that cannot be read left out and listed (more
+    cells than the header, an unclosed quote, a workbook cell that cannot be read): one bad
+    row does not cost the others. Raises :class:`DecodeError` or :class:`OSError` when the
+    file cannot be read at all."""
+    try:
+        return _read_table(path)
+    except (DecodeError, OSError):
+        raise
+    except Exception:  # openpyxl gives up at the first cell it cannot read
+        if path.suffix.lower() not in (".xlsx", ".xlsm"):
+            raise
+        return _xlsx_table(path)
+
+
 def _read_sheet(path: Path, code_ids: Sequence[str], texts: Mapping[str, str] | None,
                 default_coder: str | None, report: ImportReport) -> list[_Row]:
     name = path.name
     try:
-        header, rows = read_rows(path)
+        table = _sheet_table(path)
     except (DecodeError, OSError) as err:
         report.problems.append(SheetProblem(name, getattr(err, "line", None), UNREADABLE,
                                             f"{getattr(err, 'reason', err)}"))
         return []
+    header, rows = table.header, table.rows
     columns = {h.lower() for h in header}
     missing = [c for c in ("segment_id", "codes") if c not in columns]
     if missing:
@@ -811,6 +902,10 @@ def _read_sheet(path: Path, code_ids: Sequence[str], texts: Mapping[str, str] | 
             "--coder NAME; nothing was imported from it"))
         return []
     adjudication = any(c.startswith(CODER_COLUMN_PREFIX) for c in columns)
+    start = len(report.problems)
+    for problem in table.problems:
+        report.rows += 1
+        report.problems.append(SheetProblem(name, problem.row, UNREADABLE, problem.reason()))
     found: list[_Row] = []
     for number, record in rows:
         report.rows += 1
@@ -849,4 +944,5 @@ def _read_sheet(path: Path, code_ids: Sequence[str], texts: Mapping[str, str] | 
         if problems:
             continue
         found.append(_Row(name, number, sid, who, codes, record.get("memo", "").strip(), sha))
+    report.problems[start:] = sorted(report.problems[start:], key=lambda p: p.row or 0)
     return found
