@@ -215,6 +215,46 @@ def test_default_interviewer_labels_are_not_codable(tmp_path: Path, label: str) 
     assert all(s.source_type == "interview" for s in segments)
 
 
+_INITIALS = (
+    "SL: What does a field monitor do?\n\nNB: I check the distributions in the camps.\n\n"
+    "SL: Did you have to negotiate at the gate?\n\nNB: Every time. They know my uncle.\n\n"
+    "SL: And when the fighting came near?\n\nNB: We stopped for two months.\n\n"
+    "SL: Who did the checking then?\n\nNB: The camp volunteers, with photos.\n"
+)
+
+
+def test_initials_that_are_abbreviations_label_turns_when_they_recur(tmp_path: Path) -> None:
+    # "NB:" is a note once or twice; opening four answers it is someone's initials. Of two
+    # speakers without an interviewer label, the one who asks is taken for the interviewer.
+    segments = segment_document(_doc(tmp_path, _INITIALS))
+    assert [(s.speaker, s.codable) for s in segments] == [("SL", False), ("NB", True)] * 4
+    assert segments[1].text == "I check the distributions in the camps."
+    twice = find_labels("Amal: We went.\n\nNB: the road was closed.\n\nAmal: Then back."
+                        "\n\nNB: see the map.\n")
+    assert [label.name for label in twice] == ["Amal", "Amal"]  # "NB:" twice: a note
+
+
+def test_the_one_who_asks_is_only_guessed_when_it_is_clear(tmp_path: Path) -> None:
+    from qualcode.corpus import process_batch
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "initials.txt").write_text(_INITIALS, encoding="utf-8")
+    both_ask = _INITIALS.replace("camps.", "camps?").replace("uncle.", "uncle?")
+    (corpus / "both.txt").write_text(both_ask, encoding="utf-8")
+    batch = process_batch(corpus, ["both.txt", "initials.txt"])
+    coded = {doc.path: [s.codable for s in segs]
+             for doc, segs in zip(batch.documents, batch.segments, strict=True)}
+    assert coded == {"both.txt": [True] * 8, "initials.txt": [False, True] * 4}
+    notes = {n.path: n.reason for n in batch.skipped}
+    assert "none of them an interviewer label" in notes["both.txt"]
+    assert "SL asks the questions, so SL's turns were read as the interviewer's" \
+        in notes["initials.txt"]
+    # Labels the user chose are trusted: nothing is guessed.
+    explicit = process_batch(corpus, ["initials.txt"], interviewer_labels=["Interviewer"])
+    assert [s.codable for s in explicit.segments[0]] == [True] * 8
+
+
 @pytest.mark.parametrize("name", ["Imam", "Intern", "Quentin", "Ishaq", "Mod", "Facilitation"])
 def test_names_that_only_look_like_interviewer_labels(name: str) -> None:
     assert not is_interviewer(name)

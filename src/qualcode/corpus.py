@@ -18,7 +18,7 @@ from .ingest import (
     unmatched_doc_ids,
 )
 from .segment import DEFAULT_MAX_TURN_CHARS, UNLABELLED_ANSWER, segment_document
-from .speakers import DEFAULT_INTERVIEWER_LABELS
+from .speakers import DEFAULT_INTERVIEWER_LABELS, is_interviewer
 
 
 @dataclass(slots=True)
@@ -51,7 +51,7 @@ def process_batch(
             batch.documents.append(doc)
             batch.segments.append(segments)
             note = (_no_interviewer(doc, segments) or _only_questions(doc, segments)
-                    or _no_labels(doc))
+                    or _asker_taken(doc, segments, interviewer_labels) or _no_labels(doc))
             if note is not None:
                 batch.skipped.append(note)
         else:  # only a transcript's labels can leave nothing (other texts are not blank)
@@ -78,6 +78,25 @@ def _no_interviewer(doc: Document, segments: Sequence[Segment]) -> Skipped | Non
         "coded, questions too — if one of them asks the questions, run with "
         f"--interviewer-labels and that label (e.g. --interviewer-labels \"{speakers[0]}\"); "
         "the file was read"), doc.row, note=True)
+
+
+def _asker_taken(doc: Document, segments: Sequence[Segment],
+                 interviewer_labels: Sequence[str]) -> Skipped | None:
+    """A note on a transcript whose interviewer was told by the questions
+    (:func:`~qualcode.segment.question_asker`): no label of it is an interviewer label."""
+    if doc.layout != TRANSCRIPT:
+        return None
+    taken = {s.speaker for s in segments if s.speaker and not s.codable
+             and s.speaker != UNLABELLED_ANSWER and not is_interviewer(s.speaker,
+                                                                       interviewer_labels)}
+    if not taken:
+        return None
+    (name,) = taken
+    return Skipped(doc.path, (
+        f"has no interviewer label among its speakers, but {name} asks the questions, so "
+        f"{name}'s turns were read as the interviewer's and not coded — if that is wrong, "
+        "run with --interviewer-labels naming the label of the one who asks (then nothing "
+        "is guessed); the file was read"), doc.row, note=True)
 
 
 def _only_questions(doc: Document, segments: Sequence[Segment]) -> Skipped | None:

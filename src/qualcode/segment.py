@@ -114,6 +114,9 @@ def segment_document(
                                     else len(text)))
              for i, label in enumerate(labels, start=1)]
     interviewer = [is_interviewer(name, interviewer_labels) for name, _, _ in turns]
+    if not any(interviewer) and tuple(interviewer_labels) == DEFAULT_INTERVIEWER_LABELS:
+        asker = question_asker(text, turns)
+        interviewer = [name == asker for name, _, _ in turns]
     if all(interviewer):
         turns = _with_unlabelled_answers(text, turns)
         interviewer = [name != UNLABELLED_ANSWER for name, _, _ in turns]
@@ -130,6 +133,22 @@ def segment_document(
             sid = f"{turn}.{part}" if len(parts) > 1 else str(turn)
             segments.append(_segment(doc, sid, name, turn, span, not asks))
     return segments
+
+
+def question_asker(text: str, turns: Sequence[tuple[str, int, int]]) -> str | None:
+    """Of exactly two speakers, neither with an interviewer label (``SL:`` / ``NB:``), the
+    one who asks: at least half of their (3 or more) turns end in a question and at most
+    a fifth of the other's do. ``None`` when it is not that clear."""
+    asked: dict[str, list[bool]] = {}
+    for name, start, stop in turns:
+        if stop > start:
+            asked.setdefault(name, []).append("?" in text[max(start, stop - 40):stop])
+    if len(asked) != 2 or any(len(ends) < 3 for ends in asked.values()):
+        return None
+    (one, a), (other, b) = ((name, sum(ends) / len(ends)) for name, ends in asked.items())
+    if a >= 0.5 and b <= 0.2:
+        return one
+    return other if b >= 0.5 and a <= 0.2 else None
 
 
 # The speaker of the words after an interviewer's question in a transcript whose every

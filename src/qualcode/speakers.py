@@ -121,7 +121,7 @@ def _visible(name: str) -> str:
 
 def _display(name: str) -> str:
     name = " ".join((name if name.isascii() else _visible(name)).split())
-    return name.title() if name.isupper() and len(name) > 1 else name
+    return name.title() if name.isupper() and len(name) > 2 else name  # (not initials: SL)
 
 
 def is_interviewer(name: str, labels: Iterable[str] = DEFAULT_INTERVIEWER_LABELS) -> bool:
@@ -240,6 +240,13 @@ def _similarity(a: str, b: str) -> float:
     return difflib.SequenceMatcher(None, a, b).ratio()
 
 
+def _initials(name: str, count: int) -> bool:
+    """A speaker's initials that are also a common abbreviation (``NB:``, ``PS:``, ``RE:``)
+    when they label three or more lines: a note is not written that often."""
+    return count >= 3 and 2 <= len(name) <= 3 and name.isascii() and name.isalpha() \
+        and name.isupper()
+
+
 def _recurring(c: _Candidate, count: int, spaced: set[str], interviewer_labels: list[str],
                capitalised: bool) -> bool:
     """Whether a candidate is a speaker by itself: an interviewer label, or a name used
@@ -251,8 +258,8 @@ def _recurring(c: _Candidate, count: int, spaced: set[str], interviewer_labels: 
     a name."""
     if is_interviewer(c.name, interviewer_labels):
         return True
-    if count < 2 or (_common_words(c.key) and c.key not in _ROLES) or _reads_like_clause(
-            c.name):
+    if count < 2 or (_common_words(c.key) and c.key not in _ROLES
+                     and not _initials(c.name, count)) or _reads_like_clause(c.name):
         return False
     if not capitalised and not (_laid_out(c) or _role(c, interviewer_labels)):
         return False
