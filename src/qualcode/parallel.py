@@ -44,16 +44,18 @@ _POOL_SIZE = 0
 _POOL_LOCK = threading.Lock()
 _FORKED: Callable[[Any], Any] | None = None  # what fork_map's children run
 _FORKED_LOCK = threading.Lock()
+_IN_CHILD = False  # a forked process: fork_map runs all here (no forks of forks)
 
 
 def _after_fork_in_child() -> None:
     # A forked worker has only the forking thread: a lock another thread of the parent
     # held at that moment would never be released, and the parent's pool is not its own.
-    global _MODELS_LOCK, _POOL, _POOL_SIZE, _POOL_LOCK, _FORKED_LOCK
+    global _MODELS_LOCK, _POOL, _POOL_SIZE, _POOL_LOCK, _IN_CHILD
     # What the parent held stays as it is: the garbage collector would otherwise walk
     # (and so copy, page by page) the whole inherited heap on each full collection.
     gc.freeze()
-    _MODELS_LOCK, _POOL_LOCK, _FORKED_LOCK = threading.Lock(), threading.Lock(), threading.Lock()
+    _MODELS_LOCK, _POOL_LOCK = threading.Lock(), threading.Lock()
+    _IN_CHILD = True
     _POOL, _POOL_SIZE = None, 0
     for sha256, (model, _) in list(_MODELS.items()):
         _MODELS[sha256] = (model, threading.Lock())
@@ -224,19 +226,22 @@ def fork_map(fn: Callable[[Any], T], items: Sequence[Any]) -> list[T]:
     closure: the children inherit it and every object it holds, so only the items and
     the results are pickled. For CPU-bound work of a few 0.1 s per item, such as fitting
     a model per fold, in a process whose worker processes may still be reading."""
-    if len(items) < 2 or _context().get_start_method() != "fork" or auto_workers() < 2:
+    # One at a time per process: another call (or this one's first item, run here, calling
+    # fork_map itself) runs its items one after the other.
+    if len(items) < 2 or _IN_CHILD or _context().get_start_method() != "fork" \
+            or auto_workers() < 2 or not _FORKED_LOCK.acquire(blocking=False):
         return [fn(item) for item in items]
     global _FORKED
-    with _FORKED_LOCK:
-        outer, _FORKED = _FORKED, fn  # (outer: when called from a forked child itself)
-        try:
-            with ProcessPoolExecutor(min(len(items) - 1, auto_workers()),
-                                     mp_context=_context()) as pool:
-                futures = [pool.submit(_call_forked, item) for item in items[1:]]
-                first = fn(items[0])
-                return [first, *(future.result() for future in futures)]
-        finally:
-            _FORKED = outer
+    _FORKED = fn
+    try:
+        with ProcessPoolExecutor(min(len(items) - 1, auto_workers()),
+                                 mp_context=_context()) as pool:
+            futures = [pool.submit(_call_forked, item) for item in items[1:]]
+            first = fn(items[0])
+            return [first, *(future.result() for future in futures)]
+    finally:
+        _FORKED = None
+        _FORKED_LOCK.release()
 
 
 def share(weights: Sequence[float], parts: int) -> list[list[int]]:
