@@ -91,7 +91,7 @@ def _asker_taken(doc: Document, segments: Sequence[Segment],
                                                                        interviewer_labels)}
     if not taken:
         return None
-    (name,) = taken
+    name = " and ".join(sorted(taken))
     return Skipped(doc.path, (
         f"has no interviewer label among its speakers, but {name} asks the questions, so "
         f"{name}'s turns were read as the interviewer's and not coded — if that is wrong, "
