@@ -67,9 +67,8 @@ from .reviews import (
     NONE_TOKEN,
     Review,
     ReviewSet,
-    _read_table,
-    _RowProblem,
-    _Table,
+    ReviewTable,
+    RowProblem,
     append_reviews,
     closest,
     closest_segment,
@@ -78,6 +77,7 @@ from .reviews import (
     from_formula_safe,
     is_adjudicator,
     load_reviews,
+    read_table,
     resolve_codes,
     sheet_csv_text,
     text_sha256,
@@ -829,7 +829,7 @@ def _xlsx_cells(path: Path, broken: dict[int, str]) -> list[tuple[int, list[str]
     return rows
 
 
-def _xlsx_table(path: Path) -> _Table:
+def _xlsx_table(path: Path) -> ReviewTable:
     """The table of a workbook with cells openpyxl cannot read (see :func:`_xlsx_cells`):
     the rows holding one are left out and listed. Raises :class:`DecodeError` when the
     sheet cannot be read even so, or its header row holds such a cell."""
@@ -839,7 +839,7 @@ def _xlsx_table(path: Path) -> _Table:
     except Exception as err:  # a damaged file: openpyxl raises many kinds
         raise DecodeError(f"cannot be read as an Excel workbook ({err}) — save it as .xlsx "
                           "again or export it as CSV") from err
-    table = _Table([], [])
+    table = ReviewTable([], [])
     if not raw:
         return table
     (first, head), *body = raw
@@ -851,7 +851,7 @@ def _xlsx_table(path: Path) -> _Table:
     keys = [h.lower() for h in table.header]
     for number, values in body:
         if number in broken:
-            table.problems.append(_RowProblem(
+            table.problems.append(RowProblem(
                 number, broken[number], "retype the cell's value in the spreadsheet (or save "
                 "the sheet again as .xlsx from Excel or LibreOffice) and import it again"))
             continue
@@ -862,13 +862,13 @@ def _xlsx_table(path: Path) -> _Table:
     return table
 
 
-def _sheet_table(path: Path) -> _Table:
+def _sheet_table(path: Path) -> ReviewTable:
     """The sheet's header and rows, the rows that cannot be read left out and listed (more
     cells than the header, an unclosed quote, a workbook cell that cannot be read): one bad
     row does not cost the others. Raises :class:`DecodeError` or :class:`OSError` when the
     file cannot be read at all."""
     try:
-        return _read_table(path)
+        return read_table(path)
     except (DecodeError, OSError):
         raise
     except Exception:  # openpyxl gives up at the first cell it cannot read

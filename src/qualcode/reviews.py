@@ -304,7 +304,7 @@ def _parse_from(lines: list[str], start: int, delimiter: str
     return records, None
 
 
-class _RowProblem(NamedTuple):
+class RowProblem(NamedTuple):
     """Why a row of a sheet cannot be read (``what``), and how to fix it."""
 
     row: int
@@ -317,7 +317,7 @@ class _RowProblem(NamedTuple):
         return f"{self.what} — {self.left_out}; {self.fix}"
 
 
-def _csv_records(text: str) -> tuple[list[tuple[int, list[str]]], list[_RowProblem], str]:
+def _csv_records(text: str) -> tuple[list[tuple[int, list[str]]], list[RowProblem], str]:
     """The records of CSV text with their spreadsheet rows, the records left out (an
     unclosed quote: the lines below it are read on their own), and the delimiter.
 
@@ -330,7 +330,7 @@ def _csv_records(text: str) -> tuple[list[tuple[int, list[str]]], list[_RowProbl
     skip = 1 if hint else 0
     delimiter = hint.group(1) if hint else _delimiter(lines[0] if lines else "")
     records: list[tuple[int, list[str]]] = []
-    problems: list[_RowProblem] = []
+    problems: list[RowProblem] = []
     row, start = skip, skip
     while start < len(lines):
         found, stop = _parse_from(lines, start, delimiter)
@@ -341,17 +341,17 @@ def _csv_records(text: str) -> tuple[list[tuple[int, list[str]]], list[_RowProbl
             break
         first, start, error = stop
         row += 1
-        problems.append(_RowProblem(
+        problems.append(RowProblem(
             row, f"unclosed quote (\") starting on line {first + 1}: its cell never ends",
             "add the closing quote or remove the opening one",
             "the row was left out (the lines below it were read on their own)")
-            if not error else _RowProblem(
+            if not error else RowProblem(
             row, f"cannot be read as CSV from line {first + 1} ({error})",
             "check the quoting on that line"))
     return records, problems, delimiter
 
 
-def _long_row(row: int, cells: int, columns: int, delimiter: str) -> _RowProblem:
+def _long_row(row: int, cells: int, columns: int, delimiter: str) -> RowProblem:
     if delimiter == ",":
         fix = "separate codes with ';' inside one cell, e.g. \"a;b\""
     elif delimiter == ";":
@@ -359,34 +359,37 @@ def _long_row(row: int, cells: int, columns: int, delimiter: str) -> _RowProblem
                "or separate them with ','")
     else:
         fix = f"quote a cell that holds a {_DELIMITER_NAMES.get(delimiter, repr(delimiter))}"
-    return _RowProblem(row, f"has {cells} cells but the header has {columns}, so its cells "
+    return RowProblem(row, f"has {cells} cells but the header has {columns}, so its cells "
                        "cannot be matched to the columns",
                        f"{fix} (and give any extra column a header)")
 
 
 @dataclass(slots=True)
-class _Table:
+class ReviewTable:
+    """A review file's header, its usable rows (row number, cells by column) and the rows
+    left out with why."""
+
     header: list[str]
     rows: list[tuple[int, dict[str, str]]]
-    problems: list[_RowProblem] = field(default_factory=list)
+    problems: list[RowProblem] = field(default_factory=list)
     # rows with more cells than the header: (row, the cells read from the left, and from
     # the right), the two ways the columns might have been meant
     long_rows: list[tuple[int, dict[str, str], dict[str, str]]] = field(default_factory=list)
 
 
-def _read_table(path: Path, data: bytes | None = None) -> _Table:
+def read_table(path: Path, data: bytes | None = None) -> ReviewTable:
     """:func:`read_rows`, with the rows that cannot be used left out and reported.
 
     Raises :class:`DecodeError` or :class:`OSError` when the file cannot be read at all.
     """
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         raw = list(enumerate(_xlsx_rows(path), start=1))
-        problems: list[_RowProblem] = []
+        problems: list[RowProblem] = []
         delimiter = ""
     else:
         text, _ = decode_bytes(path.read_bytes() if data is None else data)
         raw, problems, delimiter = _csv_records(text)
-    table = _Table([], [], list(problems))
+    table = ReviewTable([], [], list(problems))
     if not raw:
         return table
     head = raw[0][1]
@@ -421,7 +424,7 @@ def read_rows(path: str | Path) -> tuple[list[str], list[tuple[int, dict[str, st
     when a row cannot be matched to the columns (more cells than the header, an unclosed
     quote): the sheet is not read rather than read wrong.
     """
-    table = _read_table(Path(path))
+    table = read_table(Path(path))
     if table.problems:
         first, *more = table.problems
         rows = ", ".join(str(p.row) for p in more[:10]) + (", ..." if len(more) > 10 else "")
@@ -495,7 +498,7 @@ def _read_file(path: Path, code_ids: Sequence[str], label: str, coders: _Coders,
     """Usable rows, problems, and for each ``(segment_id, coder)`` whether its last row
     was left out (coder names as ``coders`` reads them); ``data``: the file's bytes."""
     try:
-        table = _read_table(path, data)
+        table = read_table(path, data)
     except DecodeError as err:
         return [], [Skipped(label, err.reason, err.line)], {}
     except OSError as err:
