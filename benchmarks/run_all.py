@@ -9,6 +9,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = [
     ["bench_throughput.py", "--words", "1000000", "--backend", "fast"],
+    ["bench_throughput.py", "--words", "1000000", "--backend", "fast", "--trained"],
     ["bench_throughput.py", "--words", "100000", "--backend", "semantic"],
     ["classifier_devset.py"],
     # the blind set no one writing rules has read: how the coding carries to new text

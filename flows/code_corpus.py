@@ -319,8 +319,12 @@ def prepare_model(
 
     On retraining, the classifier is first cross-validated against the reviews (when
     there are enough) so that ``evaluation.csv`` and the trust status stay current.
+    The model's lazily built parts are built here, so that worker processes forked
+    afterwards start with them instead of each building its own.
     """
-    return ensure_model(codebook, data, out, backend, evaluate=evaluate)
+    model, meta, retrained = ensure_model(codebook, data, out, backend, evaluate=evaluate)
+    model.ready()
+    return model, meta, retrained
 
 
 @task(name="reliability", cache_policy=NO_CACHE)

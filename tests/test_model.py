@@ -126,6 +126,8 @@ def test_codebook_only_fast_backend_rules_and_evidence() -> None:
 
 def test_unfitted_and_bad_labels_are_refused() -> None:
     with pytest.raises(NotFittedError):
+        CodebookClassifier(_book()).ready()
+    with pytest.raises(NotFittedError):
         CodebookClassifier(_book(), backend="fast").predict(["x"])
     with pytest.raises(ValueError, match="unknown code id 'nope'"):
         CodebookClassifier(_book(), backend="fast").fit(["x"], [["nope"]])
@@ -152,6 +154,9 @@ def test_learns_from_reviews_explains_and_pickles(tmp_path: Path) -> None:
             assert e.sentence in text and e.score >= model.thresholds_[
                 model.classes_.index(e.code_id)]
     restored = pickle.loads(pickle.dumps(model))
+    assert getattr(restored, "_matcher", None) is None  # rebuilt where it is used
+    restored.ready()  # built now, e.g. before forking the processes that score
+    assert restored._matcher.n_rules == 2 and len(restored._example_cache) == 2
     assert np.allclose(restored.predict_proba(new), proba)
     params = clone(model).get_params()
     assert params["min_positives_to_tune"] == 2 and params["codebook"] == model.codebook

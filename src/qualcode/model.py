@@ -305,6 +305,14 @@ class CodebookClassifier(BaseEstimator):
             self._encoder = enc
         return enc
 
+    def ready(self) -> None:
+        """Build now what is otherwise built on first use: the rule matcher, the encoders
+        and the codebook examples' vectors (e.g. before forking processes that score)."""
+        self._check()
+        self._rule_matcher()
+        self._lexical()
+        self._example_vectors()
+
     def _rule_matcher(self) -> RuleMatcher:
         matcher = getattr(self, "_matcher", None)
         if matcher is None:

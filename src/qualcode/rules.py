@@ -306,14 +306,21 @@ class _Pattern:
     """A token pattern: its Matcher, a regex that finds at least what the Matcher finds,
     the words a sentence must hold, per required token: (column, string hashes), and for a
     pattern of at most ``longest`` tokens, a regex whose match ends where the last match of
-    ``regex`` starts."""
+    ``regex`` starts. The regexes are compiled on first use: many patterns never get that
+    far, and compiling them all took half of building a matcher."""
 
     matcher: Matcher
-    regex: re.Pattern[str]
+    source: str
     requires: list[tuple[int, frozenset[int]]]
     longest: int = 0
-    last_source: str = ""  # compiled on first use: most patterns never get that far
+    last_source: str = ""
+    _regex: re.Pattern[str] | None = None
     _last: re.Pattern[str] | None = None
+
+    def regex(self) -> re.Pattern[str]:
+        if self._regex is None:
+            self._regex = re.compile(self.source)
+        return self._regex
 
     def last(self) -> re.Pattern[str] | None:
         if self._last is None and self.last_source:
@@ -408,8 +415,8 @@ class RuleMatcher:
                 requires.append((col, frozenset(vocab.strings.add(w) for w in words)))
         regex = "".join(parts)
         if longest == math.inf:
-            return _Pattern(matcher, re.compile(regex), requires)
-        return _Pattern(matcher, re.compile(regex), requires, int(longest),
+            return _Pattern(matcher, regex, requires)
+        return _Pattern(matcher, regex, requires, int(longest),
                         f"(?s:.*)(?={regex})")
 
     def _index_requirements(self) -> None:
@@ -563,7 +570,7 @@ class RuleMatcher:
         for g, p in zip(sents, patterns, strict=True):
             text = encoded[g]
             pattern = self._patterns[p]
-            first = pattern.regex.search(text)
+            first = pattern.regex().search(text)
             if first is None:
                 continue
             # spaCy's Matcher steps through the tokens once, each partial match looking only
