@@ -501,7 +501,17 @@ def test_cue_phrase_of_only_the_commonest_words(tmp_path, phrase):
     assert p.fix.startswith("use a longer phrase") and p.fix.endswith("or remove the line.")
 
 
-@pytest.mark.parametrize("phrase", ["and", "the", "of the", "'you'"])
+@pytest.mark.parametrize("phrase", ["on the", "With The", "with them", "it was", "by an",
+                                    "from their", "there are", "as we did"])
+def test_cue_phrase_of_only_common_function_words(tmp_path, phrase):
+    # Prepositions, pronouns and auxiliaries are as broad as "of the" (missed before).
+    p = single(broken(tmp_path, "phrases: [paused the distribution]",
+                      f"phrases: [paused the distribution, {phrase}]"))
+    assert p.where == "codes[0] 'pause' rules.phrases[1]"
+    assert p.message.startswith(f"phrase {phrase!r} {COMMONEST_WORDS}")
+
+
+@pytest.mark.parametrize("phrase", ["and", "the", "of the", "'you'", "on the", "at their"])
 def test_exclusion_phrase_of_only_the_commonest_words(tmp_path, phrase):
     # Such an exclusion would drop the code's cues in nearly every sentence.
     p = single(broken(tmp_path, "      phrases: [paused the distribution]\n",
@@ -519,6 +529,8 @@ def test_exclusion_phrase_of_only_the_commonest_words(tmp_path, phrase):
     ("patterns", '[{LOWER: {IN: [of, in]}}, {OP: "?"}, {ORTH: The, IS_TITLE: true}]'),
     ("exclude_patterns", "[{LOWER: and}]"),
     ("exclude_patterns", "[{LEMMA: it}, {IS_ALPHA: true}, {LOWER: {IN: [is, a]}}]"),
+    ("patterns", '[{LOWER: {IN: [with, "on", at]}}, {LOWER: {IN: [the, their, them]}}]'),
+    ("exclude_patterns", "[{LOWER: they}, {LEMMA: {IN: [be, have]}}]"),
 ])
 def test_pattern_of_only_the_commonest_words(tmp_path, field, pattern):
     rule = "        - [{LEMMA: pause}, {LOWER: aid}]\n"
@@ -534,8 +546,10 @@ def test_pattern_of_only_the_commonest_words(tmp_path, field, pattern):
 def test_specific_rules_of_common_words_are_fine(tmp_path):
     # Multi-word cues of stop words are real cues; a stop word is a fine exclusion; less
     # common stop words with the commonest ones ("until the", "is not") are specific enough.
-    rules = ("      phrases: [back down, not up to me, go elsewhere, of the aid]\n"
-             "      exclude_phrases: [not, never, until the, only if, is not]\n"
+    rules = ("      phrases: [back down, not up to me, go elsewhere, of the aid, on the road,"
+             " had to leave, with them at the checkpoint]\n"
+             "      exclude_phrases: [not, never, until the, only if, is not, would have, if we,"
+             " but they, no one, up to them]\n"
              "      patterns:\n"
              "        - [{LOWER: {IN: [to, not, never]}}, {LOWER: back}, {LOWER: down}]\n"
              "        - [{LOWER: of}, {LOWER: the}, {LEMMA: convoy}]\n"

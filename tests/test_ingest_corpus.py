@@ -9,6 +9,7 @@ import unicodedata
 from pathlib import Path
 
 import docx
+import openpyxl
 import pytest
 
 from qualcode.corpus import combine_batches, flat_segments, plan_batches, process_batch
@@ -370,8 +371,78 @@ def test_a_second_table_numbering_its_rows_from_1_is_reported_once(tmp_path: Pat
         "lit2020-1), so that they are read",
         # a single clash keeps its own report
         "literature/z.csv:2: duplicate doc_id 'X9' (already used by literature/lit2020.csv "
-        "row 5) — give this document its own doc_id (manifest, front matter or id column)",
+        "row 5) — rename one of the two ids in the id column (this row's, or the one in "
+        "literature/lit2020.csv row 5), so that both excerpts are read",
     ]
+
+
+def test_an_id_shared_by_an_excerpt_and_a_transcript_names_both_and_what_to_rename(
+    tmp_path: Path,
+) -> None:
+    corpus = tmp_path / "corpus"
+    _write(corpus, {
+        # an excerpt's id (given on purpose) against a transcript named by its file
+        "literature/a.csv": "id,text\nYEM-01,An excerpt.\nA-2,Another.\n",
+        "transcripts/YEM-01.txt": TRANSCRIPT,
+        # a transcript's front-matter id against a later table's row (path order)
+        "literature/b.csv": "id,text\nB-1,Fine.\nSYR-02,Same id as the interview.\n",
+        "interviews/syr.txt": _front("SYR-02"),
+    })
+    result = ingest_corpus(corpus)
+    assert [(d.path, d.doc_id) for d in result.documents] == [
+        ("interviews/syr.txt", "SYR-02"), ("literature/a.csv", "YEM-01"),
+        ("literature/a.csv", "A-2"), ("literature/b.csv", "B-1")]
+    assert [str(s) for s in result.skipped] == [
+        "literature/b.csv:3: duplicate doc_id 'SYR-02' (already used by interviews/syr.txt) "
+        "— rename this row's id in the table's id column (or give interviews/syr.txt another "
+        "doc_id in the manifest), so that both are read",
+        "transcripts/YEM-01.txt: duplicate doc_id 'YEM-01' (already used by literature/a.csv "
+        "row 2, whose id comes from the id column) — give this document its own doc_id "
+        "(manifest, front matter or id column), or rename the id in literature/a.csv row 2",
+    ]
+
+
+def _workbook(sheets: dict[str, list[list[object]]]) -> bytes:
+    workbook = openpyxl.Workbook()
+    workbook.remove(workbook.active)
+    for title, rows in sheets.items():
+        sheet = workbook.create_sheet(title)
+        for row in rows:
+            sheet.append(row)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+# Two sheets whose rows would interleave by row number: Yemen's header sits below a title.
+SHEETS = {
+    "Yemen": [["Excerpts from Yemen"], ["id", "text"], ["Y1", "Access in Saada."],
+              ["Y2", "A checkpoint."], ["Y3", "The convoy passed."]],
+    "Mali": [["id", "text"], ["M1", "Access in Gao."], ["M2", "A ceasefire."]],
+}
+
+
+def test_a_workbooks_excerpts_come_sheet_by_sheet_then_row_by_row(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    _write(corpus, {"literature/excerpts.xlsx": _workbook(SHEETS),
+                    "literature/z.csv": "id,text\nZ1,After the workbook.\n"})
+    result = ingest_corpus(corpus)
+    assert result.skipped == [], [str(s) for s in result.skipped]
+    assert [(d.doc_id, d.row) for d in result.documents] == [
+        ("Y1", 3), ("Y2", 4), ("Y3", 5), ("M1", 2), ("M2", 3), ("Z1", 2)]
+    assert [s.segment_id for s in segment_documents(result.documents)] == [
+        "Y1:1", "Y2:1", "Y3:1", "M1:1", "M2:1", "Z1:1"]
+
+
+def test_read_corpus_gives_a_workbooks_excerpts_sheet_by_sheet(tmp_path: Path) -> None:
+    from qualcode.corpus import read_corpus
+
+    corpus = tmp_path / "corpus"
+    _write(corpus, {"literature/excerpts.xlsx": _workbook(SHEETS)})
+    batch = read_corpus(corpus)
+    assert [d.doc_id for d in batch.documents] == ["Y1", "Y2", "Y3", "M1", "M2"]
+    assert [s.segment_id for s in flat_segments(batch)] == [
+        "Y1:1", "Y2:1", "Y3:1", "M1:1", "M2:1"]
 
 
 def test_line_breaks_in_a_doc_id_become_a_space(tmp_path: Path) -> None:
@@ -639,6 +710,31 @@ def test_a_manifest_in_other_case_is_reported_not_read_as_an_excerpt_table(
     assert [(d.path, d.metadata) for d in result.documents] == [("a.txt", {"case": "syria"})]
     assert [s.reason.split(" — ")[1] for s in result.skipped] == [
         "move its rows into 'manifest.csv' and delete it"]
+
+
+@pytest.mark.parametrize("name", ["transcripts/manifest.csv", "literature/2024/Manifest.csv"])
+def test_a_manifest_in_a_sub_folder_is_reported_not_read_as_an_excerpt_table(
+    tmp_path: Path, name: str
+) -> None:
+    corpus = tmp_path / "corpus"
+    folder = name.rsplit("/", 1)[0]
+    _write(corpus, {
+        # a text column and an id column: before, its row was read as an excerpt
+        name: "file,doc_id,case,text\na.txt,A-1,yemen,not an excerpt\n",
+        "manifest.csv": "file,date\ntranscripts/a.txt,2023-05-01\n",
+        "transcripts/a.txt": TRANSCRIPT,
+    })
+    result = ingest_corpus(corpus)
+    assert [(d.path, d.doc_id, d.metadata) for d in result.documents] == [
+        ("transcripts/a.txt", "a", {"date": "2023-05-01"})]
+    assert [str(s) for s in result.skipped] == [
+        f"{name}: is not read, neither as the manifest (only the one at the top of the corpus "
+        "folder is) nor as an excerpt table — move its rows into the corpus folder's "
+        f"'manifest.csv', with paths relative to the corpus folder ('{folder}/<file>'), and "
+        "delete it; if it holds excerpts, rename it",
+    ]
+    assert not result.skipped[0].note
+    assert [f.path for f in result.files] == ["transcripts/a.txt"]
 
 
 def test_metadata_names_differing_in_case_are_merged_within_a_document(tmp_path: Path) -> None:

@@ -439,6 +439,105 @@ def test_docx_timed_table_without_time_header(
     ]
 
 
+def _timed_docx_with(note_row: tuple[str, str, str], header: bool, merged: bool) -> bytes:
+    """A timed transcript table (a header row if ``header``) with ``note_row`` between the
+    second and third turn, its cells merged across the table if ``merged``."""
+    turns = [("00:00:05", "Interviewer", "How did you negotiate access?"),
+             ("00:00:12", "Respondent", "We met the commander twice."),
+             ("00:01:30", "Interviewer", "What changed after that?"),
+             ("00:01:40", "Respondent", "They let the convoy pass.")]
+    rows = [("Time", "Speaker", "Text")] * header + turns[:2] + [note_row] + turns[2:]
+
+    def build(document) -> None:
+        document.add_paragraph("Interview YEM-03")
+        table = document.add_table(rows=len(rows), cols=3)
+        for i, row in enumerate(rows):
+            if merged and row == note_row:
+                table.cell(i, 0).merge(table.cell(i, 2)).text = row[0]
+                continue
+            for j, value in enumerate(row):
+                table.cell(i, j).text = value
+
+    return _docx_bytes(build)
+
+
+@pytest.mark.parametrize(
+    ("note_row", "header", "merged", "row"),
+    [
+        (("[recording paused]", "", ""), True, True, 4),  # a row merged across the table
+        (("Note: the line dropped here", "", ""), False, False, 3),  # was: all read as prose
+        (("", "Note: the respondent asked to stop the recording.", ""), True, False, 4),
+        (("00:01:00", "", "[recording paused]"), True, False, 4),  # was: the answer's words
+    ],
+    ids=["merged", "time-cell-no-header", "speaker-cell", "words-cell"],
+)
+def test_docx_timed_table_row_that_is_a_note_is_left_out_and_noted(
+    tmp_path: Path, note_row: tuple[str, str, str], header: bool, merged: bool, row: int
+) -> None:
+    data = _timed_docx_with(note_row, header, merged)
+    result = ingest_corpus(_corpus(tmp_path, {"transcripts/yem03.docx": data}))
+    [doc] = result.documents
+    assert doc.layout == TRANSCRIPT
+    assert doc.text == (
+        "Interview YEM-03\n\n"
+        "Interviewer (00:00:05): How did you negotiate access?\n\n"
+        "Respondent (00:00:12): We met the commander twice.\n\n"
+        "Interviewer (00:01:30): What changed after that?\n\n"
+        "Respondent (00:01:40): They let the convoy pass.")
+    assert [(s.speaker, s.codable, s.text) for s in segment_document(doc) if s.speaker] == [
+        ("Interviewer", False, "How did you negotiate access?"),
+        ("Respondent", True, "We met the commander twice."),
+        ("Interviewer", False, "What changed after that?"),
+        ("Respondent", True, "They let the convoy pass."),
+    ]
+    note = next(cell for cell in note_row if cell and not cell.startswith("00:"))
+    assert [(str(s), s.note) for s in result.skipped] == [(
+        f"transcripts/yem03.docx: has a row that is a note, not a turn, in its time | "
+        f"speaker | words table (table 1, row {row}: '{note}'), left out and not coded — the "
+        "rest of the file was read; if such a row holds words someone said, put the "
+        "speaker's name in its speaker cell", True)]
+
+
+def test_docx_timed_table_notes_are_listed_in_one_note(tmp_path: Path) -> None:
+    long = "Note: " + "the connection dropped and came back " * 3
+    data = _table_docx([
+        ("Time", "Speaker", "Text"),
+        ("[recording starts]", "", ""),
+        ("00:00:05", "Interviewer", "Who was there?"),
+        ("00:00:09", "", "(laughs)"),
+        ("00:00:12", "Respondent", "The commander."),
+        ("", long, ""),
+        ("[recording paused]", "", ""),
+        ("00:00:30", "Interviewer", "And then?"),
+        ("00:00:40", "Respondent", "We left."),
+    ])
+    result = ingest_corpus(_corpus(tmp_path, {"timed.docx": data}))
+    assert [s.speaker for s in segment_document(result.documents[0]) if s.speaker] == [
+        "Interviewer", "Respondent", "Interviewer", "Respondent"]
+    assert [str(s) for s in result.skipped] == [
+        "timed.docx: has 4 rows that are notes, not turns, in its time | speaker | words "
+        "table (table 1, row 2: '[recording starts]'; table 1, row 4: '(laughs)'; table 1, "
+        f"row 6: '{long[:57]}...'; and 1 more), left out and not coded — the rest of the file "
+        "was read; if such a row holds words someone said, put the speaker's name in its "
+        "speaker cell"]
+
+
+def test_docx_timed_table_rows_of_names_and_words_are_no_notes(tmp_path: Path) -> None:
+    # a name alone in the speaker cell and prose alone in the words cell stay turns
+    data = _table_docx([
+        ("Time", "Speaker", "Text"),
+        ("00:00:05", "Interviewer", "Who was there?"),
+        ("", "Dr Aung Naing", ""),
+        ("", "", "The commander and two elders."),
+        ("00:00:30", "Interviewer", "And then?"),
+        ("00:00:40", "Dr Aung Naing", "We left."),
+    ])
+    doc = _one(_corpus(tmp_path, {"timed.docx": data}))
+    assert [(s.speaker, s.text) for s in segment_document(doc) if s.speaker] == [
+        ("Interviewer", "Who was there?"), ("Dr Aung Naing", "The commander and two elders."),
+        ("Interviewer", "And then?"), ("Dr Aung Naing", "We left.")]
+
+
 def test_docx_three_column_table_without_times_is_read_as_before(tmp_path: Path) -> None:
     data = _table_docx([("Name", "Role", "Organisation"), ("Aung", "Driver", "WFP")])
     doc = _one(_corpus(tmp_path, {"staff.docx": data}))

@@ -685,11 +685,24 @@ _BROAD_EXCLUSION = ("matches almost every sentence — the code's cues would be 
                     "everywhere")
 _TEXT_ATTRS = frozenset({"ORTH", "TEXT", "LOWER", "NORM", "LEMMA"})
 _OPTIONAL_OPS = frozenset({"?", "*"})
-# The stop words at least as common as "for" in English text (log frequency >= -5.0 in
-# spaCy's lexeme_prob table of spacy-lookups-data: "for" -4.88, then a gap to "have" -5.16
-# and "not" -5.33). Written out because loading that table costs ~0.5 s per check and run.
-_COMMONEST_WORDS = frozenset({"the", "i", "to", "a", "and", "of", "you", "it", "that", "is",
-                              "in", "'s", "n't", "for"})
+# Function words that a phrase made only of them ("of the", "on the", "with them", "it
+# was") finds in almost every sentence: the stop words at least as common as "she" in
+# English text (log frequency >= -7.0 in spaCy's lexeme_prob table of spacy-lookups-data)
+# that are articles, demonstratives, personal pronouns, prepositions, "and"/"or" or forms
+# of be, have and do, with the rest of their sets ("us", "our", "its", "am", "these"). Left
+# out as they can make a rule: negations ("not", "no"), "if", "but", modals ("would",
+# "could", "will"), particles ("up", "out", "back") and adverbs ("only", "just", "now").
+# Written out because loading that table costs ~0.5 s per check and run.
+_COMMONEST_WORDS = frozenset({
+    "the", "a", "an", "this", "that", "these", "those",
+    "i", "me", "my", "you", "your", "he", "him", "his", "she", "her", "it", "its",
+    "we", "us", "our", "they", "them", "their", "there",
+    "of", "in", "to", "for", "on", "with", "as", "at", "about", "from", "by", "into",
+    "and", "or",
+    "is", "am", "are", "was", "were", "be", "been", "being",
+    "has", "have", "had", "do", "does", "did",
+    "'s", "n't", "'re", "'m", "'ve",
+})
 
 
 @lru_cache(maxsize=1)
@@ -714,7 +727,7 @@ def _stop_word(text: str) -> bool:
 
 
 def _commonest(words: list[str]) -> bool:
-    """Every word is one of the ~15 commonest English words (:data:`_COMMONEST_WORDS`)."""
+    """Every word is one of the commonest English function words (:data:`_COMMONEST_WORDS`)."""
     return bool(words) and all(w in _COMMONEST_WORDS for w in words)
 
 

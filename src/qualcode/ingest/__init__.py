@@ -104,6 +104,17 @@ def _misnamed(corpus: Path) -> list[Skipped]:
     return skipped
 
 
+def _nested_manifest(posix: str) -> Skipped:
+    """A ``manifest.csv`` in a sub-folder: only the corpus folder's own is the manifest,
+    and one named so is no excerpt table either."""
+    folder = PurePosixPath(posix).parent.as_posix()
+    return Skipped(posix, (
+        "is not read, neither as the manifest (only the one at the top of the corpus folder "
+        "is) nor as an excerpt table — move its rows into the corpus folder's "
+        f"'{MANIFEST_NAME}', with paths relative to the corpus folder ('{folder}/<file>'), "
+        "and delete it; if it holds excerpts, rename it"))
+
+
 # Python keeps the bytes of a file name that is not UTF-8 as lone surrogates (PEP 383).
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")
 
@@ -149,7 +160,8 @@ def discover_files(corpus: Path) -> tuple[list[str], list[Skipped]]:
     and everything under ``reviews/`` are not documents and are passed over silently (a
     ``Reviews/`` folder or ``Manifest.csv`` file, in other case, is reported). Broken
     links, links to folders, links to files outside the corpus, links to corpus files read
-    anyway and files (or folders) whose name is not valid UTF-8 are skipped.
+    anyway, files (or folders) whose name is not valid UTF-8 and a ``manifest.csv`` in a
+    sub-folder (the manifest is the top one) are skipped.
     """
     if not corpus.is_dir():
         raise FileNotFoundError(f"corpus folder '{corpus}' does not exist")
@@ -195,6 +207,9 @@ def discover_files(corpus: Path) -> tuple[list[str], list[Skipped]]:
             continue
         if path.is_symlink():
             links[posix] = path.resolve().relative_to(root).as_posix()
+        if path.name.lower() == MANIFEST_NAME:  # below the top: the top one is _ignored
+            skipped.append(_nested_manifest(posix))
+            continue
         ext = path.suffix.lower().lstrip(".")
         if ext not in FORMATS:
             kind = f"'.{ext}'" if ext else "with no extension"
@@ -422,9 +437,11 @@ _ID_SOURCE_RANK = {"manifest": 0, "front matter": 1, "id column": 1, "file name"
 def drop_duplicate_ids(documents: list[Document]) -> tuple[list[Document], list[Skipped]]:
     """Keep one document of each ``doc_id``: the one whose id comes from the manifest,
     else from front matter or an id column, else from its file name; of equals, the
-    first in path, then row order. The others are reported, the rows of one table whose
-    ids another file uses once for the table."""
-    order = {id(d): i for i, d in enumerate(sorted(documents, key=lambda d: (d.path, d.row or 0)))}
+    first in path order, then in the order given (a workbook's rows sheet by sheet). The
+    others are reported, the rows of one table whose ids another file uses once for the
+    table. The documents kept are in that order."""
+    # A stable sort by path alone: rows of two sheets must not interleave by row number.
+    order = {id(d): i for i, d in enumerate(sorted(documents, key=lambda d: d.path))}
     chosen: dict[str, Document] = {}
     skipped: list[Skipped] = []
     clashes: dict[str, list[tuple[Document, Document]]] = {}  # table -> (row, kept document)
@@ -461,8 +478,20 @@ def _duplicate(doc: Document, other: Document) -> Skipped:
     why = ("" if _ID_SOURCE_RANK[other.id_source] == _ID_SOURCE_RANK[doc.id_source]
            else f", whose id comes from the {other.id_source}")
     return Skipped(doc.path, f"duplicate doc_id '{doc.doc_id}' (already used by {where}{why}) "
-                   "— give this document its own doc_id (manifest, front matter or id column)",
-                   doc.row)
+                   f"— {_rename_one(doc, other, where)}", doc.row)
+
+
+def _rename_one(doc: Document, other: Document, where: str) -> str:
+    """How to fix a doc_id that ``doc`` (left out) shares with ``other`` (at ``where``): an
+    excerpt's id is renamed in its table, a file's given in the manifest or front matter."""
+    if doc.row is None:
+        fix = "give this document its own doc_id (manifest, front matter or id column)"
+        return fix + (f", or rename the id in {where}" if other.row is not None else "")
+    if other.row is not None:
+        return (f"rename one of the two ids in the id column (this row's, or the one in "
+                f"{where}), so that both excerpts are read")
+    return (f"rename this row's id in the table's id column (or give {other.path} another "
+            "doc_id in the manifest), so that both are read")
 
 
 def _table_clash(pairs: list[tuple[Document, Document]]) -> Skipped:
@@ -499,7 +528,7 @@ def ingest_corpus(
     manifest = load_manifest(corpus)
     paths, skipped = discover_files(corpus)
     result = ingest_files(corpus, paths, manifest, interviewer_labels)
-    copies = find_copies(sorted(result.documents, key=lambda d: (d.path, d.row or 0)))
+    copies = find_copies(sorted(result.documents, key=lambda d: d.path))  # rows as read
     result.documents, duplicates = drop_duplicate_ids(
         [d for d in result.documents if d.path not in copies])
     unmatched = unmatched_doc_ids(manifest, (d.doc_id for d in result.documents))

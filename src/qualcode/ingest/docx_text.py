@@ -20,7 +20,7 @@ from docx.oxml.ns import qn
 from docx.oxml.parser import parse_xml
 from lxml import etree
 
-from ..speakers import TIME
+from ..speakers import LABEL_RE, TIME
 
 _MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
 _MC_CHOICE = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Choice"
@@ -201,16 +201,47 @@ def _is_time_header(row: list[str]) -> bool:
     return " ".join(row[0].split()).casefold().rstrip(":") in _TIME_HEADERS
 
 
+# A transcriber's note in a row of its own: all in brackets, or ``Note: ...``.
+_NOTE_TEXT = re.compile(r"\[[^\[\]]*\]|\([^()]*\)|(?:notes?|n\.?b\.?)\s*[:.–—-].*",
+                        re.IGNORECASE | re.DOTALL)
+
+
+def _note_row(row: list[str]) -> str | None:
+    """The text of a ``time | speaker | words`` row that is a note, not a turn: text in
+    the time cell alone that is no time (a row merged across the table, ``[recording
+    paused]``), in the speaker cell alone that is no name (``Note: the line dropped``),
+    or in the words cell alone, without a speaker, in brackets or after ``Note:``."""
+    time, speaker, words = row
+    if time and not _timestamp(time):
+        return time if not speaker and not words else None
+    if speaker and not words:
+        name = " ".join(speaker.split()).rstrip(":：").strip()
+        return None if LABEL_RE.fullmatch(f"{name}: ") else speaker
+    if words and not speaker and _NOTE_TEXT.fullmatch(words.strip()):
+        return words
+    return None
+
+
 def _is_timed(rows: list[list[str]]) -> bool:
-    """Three columns whose first holds timestamps (below a header row, if any), or whose
-    header row says ``Time``/``Timestamp``."""
+    """Three columns whose first holds timestamps (below a header row, if any; a note's
+    row aside), or whose header row says ``Time``/``Timestamp``."""
     if not rows or any(len(row) != 3 for row in rows):
         return False
     if _is_time_header(rows[0]):
         return True
     body = rows if _timestamp(rows[0][0]) else rows[1:]
-    times = [row[0] for row in body if row[0]]
+    times = [row[0] for row in body if row[0] and _note_row(row) is None]
     return bool(times) and all(_timestamp(t) for t in times)
+
+
+def note_rows(rows: list[list[str]]) -> list[tuple[int, str]]:
+    """The rows of a ``time | speaker | words`` table that are notes, not turns
+    (:func:`_note_row`), as (row number, counting from 1, text); none for other tables."""
+    if not _is_timed(rows):
+        return []
+    start = 0 if _timestamp(rows[0][0]) else 1  # below a header row, as table_paragraphs
+    return [(number, note) for number, row in enumerate(rows[start:], start + 1)
+            if (note := _note_row(row)) is not None]
 
 
 def _row_paragraph(cells: list[str]) -> str:
@@ -259,7 +290,8 @@ def header_fields(rows: list[list[str]], max_chars: int) -> dict[str, str] | Non
 
 def table_paragraphs(rows: list[list[str]]) -> list[str]:
     """One paragraph per row: a ``Time | Speaker | Text`` table becomes timed turns
-    (its ``Time`` header row is dropped), any other table ``first cell: the others``."""
+    (its ``Time`` header row is dropped, and so are rows that are notes: see
+    :func:`note_rows`), any other table ``first cell: the others``."""
     if not _is_timed(rows):
         return [p for p in map(_row_paragraph, rows) if p]
     head: list[str] = []
@@ -268,5 +300,6 @@ def table_paragraphs(rows: list[list[str]]) -> list[str]:
         body = rows[1:]
     elif not _timestamp(rows[0][0]):  # a header row in other words, kept as it was
         head, body = [_row_paragraph(rows[0])], rows[1:]
-    turns = [_timed_paragraph(*row) for row in body if row[1] or row[2]]
+    turns = [_timed_paragraph(*row) for row in body
+             if (row[1] or row[2]) and _note_row(row) is None]
     return [p for p in head + turns if p]

@@ -596,17 +596,22 @@ def _decrypted(reader) -> bool:
 _Header = tuple[int, int, dict[str, str]]  # a key | value table's paragraphs, its fields
 
 
+_TableNote = tuple[int, int, str]  # a timed table's row that is a note: table, row, text
+
+
 def _docx_paragraphs(
     document, interviewer_labels: Iterable[str]
-) -> tuple[list[str], dict[str, str]]:
+) -> tuple[list[str], dict[str, str], list[_TableNote]]:
     """The body's paragraphs and table rows as text, content controls and text boxes
-    included, and the fields of ``key | value`` tables above the first speaker's turn
-    (``Date | 12 May``, ``Interviewer | J. Doe``): the document's metadata, not its text."""
+    included, the fields of ``key | value`` tables above the first speaker's turn
+    (``Date | 12 May``, ``Interviewer | J. Doe``): the document's metadata, not its text,
+    and the rows of ``time | speaker | words`` tables that are notes, left out."""
     from .docx_text import (
         TABLE,
         TEXT_BOX,
         body_blocks,
         header_fields,
+        note_rows,
         table_paragraphs,
         table_rows,
     )
@@ -616,9 +621,13 @@ def _docx_paragraphs(
     boxes = next(body.iter(TEXT_BOX), None) is not None
     paragraphs: list[str] = []
     tables: list[_Header] = []
+    notes: list[_TableNote] = []
+    table_count = 0
     for block in body_blocks(body):
         if block.tag == TABLE:
             rows = table_rows(block, boxes)
+            table_count += 1
+            notes.extend((table_count, row, text) for row, text in note_rows(rows))
             fields = header_fields(rows, MAX_METADATA_CHARS)
             start = len(paragraphs)
             paragraphs.extend(table_paragraphs(rows))
@@ -631,7 +640,7 @@ def _docx_paragraphs(
     for start, end, fields in reversed(headers):
         meta = {**fields, **meta}
         del paragraphs[start:end]
-    return paragraphs, meta
+    return paragraphs, meta, notes
 
 
 def _headers(paragraphs: list[str], tables: list[_Header],
@@ -726,13 +735,36 @@ def read_docx(
     except Exception as err:  # zipfile's, python-docx's and lxml's errors on damage
         raise _not_office_file(data, "docx", err) from err
     interviewer_labels = tuple(interviewer_labels)
-    paragraphs, fields = _docx_paragraphs(document, interviewer_labels)
+    paragraphs, fields, table_notes = _docx_paragraphs(document, interviewer_labels)
     text = text_lines("\n\n".join(paragraphs))
     _require_text(text, ".docx")
     props = document.core_properties
     meta = {"title": props.title} if props.title else {}
     meta.update(fields)  # a header table's Title, on the page, over the file's property
-    return [RawDoc(text, _layout(text, interviewer_labels), meta)], _docx_notes(document)
+    problems = _table_notes(table_notes) + _docx_notes(document)
+    return [RawDoc(text, _layout(text, interviewer_labels), meta)], problems
+
+
+def _table_notes(notes: list[_TableNote]) -> list[RowProblem]:
+    """The rows of ``time | speaker | words`` tables that were left out as notes, as one
+    note naming them (the first few)."""
+    if not notes:
+        return []
+    shown = "; ".join(f"table {table}, row {row}: {_quoted(text)}"
+                      for table, row, text in notes[:3])
+    more = f"; and {len(notes) - 3} more" if len(notes) > 3 else ""
+    what = ("a row that is a note, not a turn" if len(notes) == 1
+            else f"{len(notes)} rows that are notes, not turns")
+    return [RowProblem(None, (
+        f"has {what}, in its time | speaker | words table ({shown}{more}), left out and not "
+        "coded — the rest of the file was read; if such a row holds words someone said, put "
+        "the speaker's name in its speaker cell"), note=True)]
+
+
+def _quoted(text: str, limit: int = 60) -> str:
+    """``text`` on one line, in quotes, cut to ``limit`` characters."""
+    text = " ".join(text.split())
+    return f"'{text}'" if len(text) <= limit else f"'{text[:limit - 3]}...'"
 
 
 class _PdfWarnings(logging.Handler):
