@@ -303,29 +303,21 @@ class _Pieces(dict[int, str]):
 
 @dataclass(slots=True)
 class _Pattern:
-    """A token pattern: its Matcher, a regex that finds at least what the Matcher finds,
-    the words a sentence must hold, per required token: (column, string hashes), and for a
-    pattern of at most ``longest`` tokens, a regex whose match ends where the last match of
-    ``regex`` starts. The regexes are compiled on first use: many patterns never get that
-    far, and compiling them all took half of building a matcher."""
+    """A token pattern: its Matcher, a regex that finds at least what the Matcher finds
+    (compiled on first use: many patterns never get that far, and compiling them all took
+    half of building a matcher), the words a sentence must hold, per required token:
+    (column, string hashes), and the most tokens a match can have (``None``: no limit)."""
 
     matcher: Matcher
     source: str
     requires: list[tuple[int, frozenset[int]]]
-    longest: int = 0
-    last_source: str = ""
+    longest: int | None = None
     _regex: re.Pattern[str] | None = None
-    _last: re.Pattern[str] | None = None
 
     def regex(self) -> re.Pattern[str]:
         if self._regex is None:
             self._regex = re.compile(self.source)
         return self._regex
-
-    def last(self) -> re.Pattern[str] | None:
-        if self._last is None and self.last_source:
-            self._last = re.compile(self.last_source)
-        return self._last
 
 
 class RuleMatcher:
@@ -414,10 +406,8 @@ class RuleMatcher:
                 words = fields[col] or set()
                 requires.append((col, frozenset(vocab.strings.add(w) for w in words)))
         regex = "".join(parts)
-        if longest == math.inf:
-            return _Pattern(matcher, regex, requires)
-        return _Pattern(matcher, regex, requires, int(longest),
-                        f"(?s:.*)(?={regex})")
+        return _Pattern(matcher, regex, requires,
+                        None if longest == math.inf else int(longest))
 
     def _index_requirements(self) -> None:
         """CSR-style indexes word -> required tokens ("atoms") per column, atom -> patterns."""
@@ -570,7 +560,8 @@ class RuleMatcher:
         for g, p in zip(sents, patterns, strict=True):
             text = encoded[g]
             pattern = self._patterns[p]
-            first = pattern.regex().search(text)
+            regex = pattern.regex()
+            first = regex.search(text)
             if first is None:
                 continue
             # spaCy's Matcher steps through the tokens once, each partial match looking only
@@ -582,9 +573,11 @@ class RuleMatcher:
             start = g_start[g] - bounds[k]
             a = start + text.count("\x01", 0, first.start())
             b = g_end[g] - bounds[k]
-            if (last_regex := pattern.last()) is not None \
-                    and (last := last_regex.match(text)) is not None:
-                b = min(b, start + text.count("\x01", 0, last.end()) + pattern.longest + 1)
+            if pattern.longest is not None:
+                last = first.start()
+                while (later := regex.search(text, last + 1)) is not None:
+                    last = later.start()
+                b = min(b, start + text.count("\x01", 0, last) + pattern.longest + 1)
             found[k] += [(key, a + s, a + e) for key, s, e in pattern.matcher(docs[k][a:b])]
 
     def _encode(self, arr: np.ndarray, sents: list[int], g_start: list[int],
