@@ -540,3 +540,39 @@ def test_xlsx_same_id_in_two_sheets_names_the_sheet_and_row_of_both(tmp_path: Pa
         ("lit.xlsx:3: sheet 'Jones 2021': duplicate doc_id 'E1' (already used by sheet "
          "'Smith 2019' row 5) — give each excerpt its own id in the id column", False),
     ]
+
+
+# --- 8. id columns named as people name them; a header row pasted twice ----------------------
+
+
+@pytest.mark.parametrize("header", ["Excerpt ID", "excerpt-id", "ExcerptID", "Doc ID", " ID "])
+def test_id_column_named_with_spaces_hyphens_or_capitals_is_found(tmp_path: Path,
+                                                                  header: str) -> None:
+    corpus = _corpus(tmp_path, {"lit.csv": f"{header},Text,Author\n001,Words of one.,Smith\n"})
+    workbook = openpyxl.Workbook()
+    workbook.active.append([header, "Text"])
+    workbook.active.append(["X2", "Words of two."])
+    workbook.save(corpus / "lit2.xlsx")
+    result = ingest_corpus(corpus)
+    assert result.skipped == [], [str(s) for s in result.skipped]
+    assert [(d.doc_id, d.text, d.metadata) for d in result.documents] == [
+        ("001", "Words of one.", {"Author": "Smith", "citation": "Smith"}),
+        ("X2", "Words of two.", {})]
+
+
+def test_excerpt_id_given_twice_in_two_spellings_is_unclear(tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path, {"lit.csv": "excerpt_id,Excerpt ID,text\nE1,E9,Words.\n"})
+    result = ingest_corpus(corpus)
+    assert result.documents == []
+    assert "has the column 'excerpt_id' 2 times" in result.skipped[0].reason
+
+
+def test_a_header_row_pasted_again_below_is_left_out_and_named(tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path, {"lit.csv": "id,text,author\nF1,First.,A\nF2,Second.,B\n"
+                                           "ID,Text,Author\nF3,Third.,C\n"})
+    result = ingest_corpus(corpus)
+    assert [(d.doc_id, d.text) for d in result.documents] == [
+        ("F1", "First."), ("F2", "Second."), ("F3", "Third.")]
+    assert [str(s) for s in result.skipped] == [
+        "lit.csv:4: repeats the header row ('ID', 'Text'), as where two tables were pasted "
+        "one below the other; it was left out — delete the row"]

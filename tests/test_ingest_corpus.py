@@ -1069,3 +1069,19 @@ def test_unreadable_folders_and_pipes_are_reported(tmp_path: Path, monkeypatch) 
                     "were not coded"),
         ("pipe.txt", "is not a regular file (a pipe, socket or device) and was not read"),
     ]
+
+
+@pytest.mark.parametrize(("file_header", "id_header"), [
+    ("File Name", "Doc ID"), ("filename", "DocID"), ("File path", "document_id"),
+    ("file-name", "doc-id")])
+def test_manifest_key_columns_named_in_other_words(tmp_path: Path, file_header: str,
+                                                   id_header: str) -> None:
+    corpus = tmp_path / "corpus"
+    _write(corpus, {"manifest.csv": f"{file_header},{id_header},Case\na.txt,A-1,yemen\n"
+                                    ",b,myanmar\n",
+                    "a.txt": "Prose.\n", "b.txt": "More prose.\n"})
+    result = ingest_corpus(corpus)
+    assert result.skipped == [], [str(s) for s in result.skipped]
+    assert [(d.doc_id, d.id_source, d.metadata) for d in result.documents] == [
+        ("A-1", "manifest", {"Case": "yemen"}), ("b", "file name", {"Case": "myanmar"})]
+

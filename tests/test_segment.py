@@ -862,3 +862,49 @@ def test_long_chinese_turns_are_cut_at_sentence_ends(tmp_path: Path) -> None:
     parts = [s.text for s in segment_document(doc, max_turn_chars=100) if s.codable]
     assert len(parts) > 1 and all(p.endswith("。") for p in parts)
     assert "".join(parts) == sentence * 30
+
+
+NAMED_HEADER = """Interview 7
+Interviewer: Jane Doe
+Respondent: P07 (pseudonym)
+Date: 12 May 2023
+Location: Aden
+
+Interviewer: Thanks for joining. How did it start?
+
+Respondent: It started in March when the prices rose.
+
+Interviewer: And then?
+
+Respondent: Then we moved to the city.
+"""
+
+
+def test_a_header_block_naming_the_speakers_is_the_preamble(tmp_path: Path) -> None:
+    doc = _doc(tmp_path, NAMED_HEADER)
+    segments = segment_document(doc)
+    _check_offsets(doc, segments)
+    assert _turns(segments) == [
+        ("doc:0", "", 0, False, "Interview 7\nInterviewer: Jane Doe\nRespondent: P07 "
+         "(pseudonym)\nDate: 12 May 2023\nLocation: Aden"),
+        ("doc:1", "Interviewer", 1, False, "Thanks for joining. How did it start?"),
+        ("doc:2", "Respondent", 2, True, "It started in March when the prices rose."),
+        ("doc:3", "Interviewer", 3, False, "And then?"),
+        ("doc:4", "Respondent", 4, True, "Then we moved to the city."),
+    ]
+
+
+@pytest.mark.parametrize("text", [
+    # the opening lines are turns: no key in them that labels no turn
+    "Interviewer: Hello.\nRespondent: Hi.\n\nInterviewer: Ready?\n\nRespondent: Yes.\n",
+    # turns not separated by blank lines: a one-off key is part of a turn
+    "Interviewer: Hello.\nRespondent: Hi.\nNote: recorder on\n\nInterviewer: Ready?\n"
+    "Respondent: Yes.\n",
+    # a line of words in the block
+    "Interviewer: Hello.\nRespondent: Hi, we met at the market last year and talked.\n"
+    "Date: 12 May\n\nInterviewer: Ready?\n\nRespondent: Yes.\n",
+])
+def test_opening_turns_that_are_no_header_block_stay_turns(tmp_path: Path, text: str) -> None:
+    segments = segment_document(_doc(tmp_path, text))
+    assert segments[0].segment_id == "doc:1"
+    assert (segments[0].speaker, segments[1].speaker) == ("Interviewer", "Respondent")

@@ -212,9 +212,47 @@ def find_labels(
         if ok
     ]
     found = _typos_of_interviewers(found, counts, labels)
+    found = _after_header_block(text, found, candidates)
     if len(found) < 2 and not paragraph_labels:
         return _alternative_labels(text, labels) or found
     return found
+
+
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")
+_HEADER_LINE_CHARS = 100  # a header block's lines are this short: names, dates, places
+
+
+def _after_header_block(text: str, found: list[Label], candidates: list[_Candidate]
+                        ) -> list[Label]:
+    """``found`` without the labels of a header block that names the people
+    (``Interviewer: Jane Doe`` / ``Respondent: P07`` / ``Date: 12 May``) atop a transcript
+    whose turns are separated by blank lines: the first label's paragraph holds nothing
+    but short ``Key: value`` lines from that label on, each speaker once and followed by a
+    name, not a sentence, and a key that labels no turn (``Date``); two or more turns
+    follow, each opening a paragraph. That paragraph is then part of the preamble."""
+    if len(found) < 3:
+        return found
+    end = _BLANK_LINE.search(text, found[0].start)
+    if end is None:
+        return found
+    begin = max((m.end() for m in _BLANK_LINE.finditer(text, 0, found[0].start)), default=0)
+    head = [label for label in found if label.start < end.start()]
+    rest = found[len(head):]
+    if (len(rest) < 2 or len({label.key for label in head}) < len(head)
+            or not all(_starts_paragraph(text, label.start) for label in rest)):
+        return found
+    keys = {c.start: c.key for c in candidates if begin <= c.start < end.start()}
+    offset = found[0].start
+    for line in text[found[0].start:end.start()].split("\n"):
+        if line.strip() and (offset not in keys or len(line) > _HEADER_LINE_CHARS):
+            return found  # a line of words, not a field
+        offset += len(line) + 1
+    for label, after in zip(head, [*head[1:], None], strict=True):
+        value = text[label.end:after.start if after else end.start()].split("\n")[0].strip()
+        if value.endswith((".", "?", "!", "…")) and not value.endswith(".)"):
+            return found  # a sentence said, not a name
+    speakers = {label.key for label in found}
+    return rest if any(key not in speakers for key in keys.values()) else found
 
 
 def _typos_of_interviewers(found: list[Label], counts: Counter[str],

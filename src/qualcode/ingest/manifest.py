@@ -17,7 +17,14 @@ from pathlib import Path, PurePosixPath
 
 from ..documents import Skipped
 from .decode import DecodeError, decode
-from .readers import _HEADER_ROWS, _SEP_HINT, TABLE_FORMATS, _column_letter, _sniff_delimiter
+from .readers import (
+    _HEADER_ROWS,
+    _SEP_HINT,
+    TABLE_FORMATS,
+    _column_letter,
+    _sniff_delimiter,
+    column_key,
+)
 
 MANIFEST_NAME = "manifest.csv"
 _KEYS = ("file", "doc_id")
@@ -50,9 +57,17 @@ def _inside(root: Path, relative: str) -> bool:
     return (root / relative).resolve().is_relative_to(root)
 
 
+# Other names researchers give the two key columns (compared as :func:`column_key` gives them).
+_KEY_NAMES = {"file": "file", "filename": "file", "file_name": "file",
+              "file_path": "file", "filepath": "file", "doc_id": "doc_id",
+              "document_id": "doc_id", "documentid": "doc_id"}
+
+
 def _key(header: str) -> str:
+    """``file`` or ``doc_id`` for a header naming one (``File name``, ``Doc ID``), else the
+    header as written."""
     name = header.strip()
-    return name.lower() if name.lower() in _KEYS else name
+    return _KEY_NAMES.get(column_key(name), name)
 
 
 @dataclass(slots=True)

@@ -1674,9 +1674,19 @@ def _uncalculated(cells: list[str]) -> str:
             "LibreOffice and save it, which stores the results")
 
 
+def column_key(name: object) -> str:
+    """A column name as matched against ``text`` and :data:`ID_COLUMNS`: in lower case,
+    spaces and hyphens read as ``_`` (``Excerpt ID``, ``excerpt-id``, ``ExcerptID`` and
+    ``Doc ID`` all name an id column)."""
+    key = re.sub(r"[\s_-]+", "_", str(name).strip().lower())
+    return {"excerptid": "excerpt_id", "docid": "doc_id"}.get(key, key)
+
+
 def _columns(frame) -> tuple[object | None, object | None, str]:
     """The ``text`` column, the id column (``None`` if missing) and all columns, listed."""
-    columns = {str(c).strip().lower(): c for c in frame.columns}
+    columns: dict[str, object] = {}
+    for c in frame.columns:
+        columns.setdefault(column_key(c), c)
     id_col = next((columns[c] for c in ID_COLUMNS if c in columns), None)
     return columns.get("text"), id_col, ", ".join(str(c) for c in frame.columns) or "none"
 
@@ -1686,12 +1696,12 @@ def _repeated_columns(frame, header: int, where: str = "") -> list[RowProblem]:
     ``name.1``... A repeated ``text`` or id column is an error (which holds the excerpt?);
     another is reported, its later columns kept as metadata under their new names."""
     names = [str(c).strip() for c in frame.columns]
-    lower = {n.lower() for n in names}
+    keys = {column_key(n) for n in names}
     groups: dict[str, list[str]] = {}
     for name in names:
         mangled = re.fullmatch(r"(.+)\.\d+", name)
-        base = mangled.group(1) if mangled and mangled.group(1).lower() in lower else name
-        groups.setdefault(base.lower(), []).append(name)
+        base = mangled.group(1) if mangled and column_key(mangled.group(1)) in keys else name
+        groups.setdefault(column_key(base), []).append(name)
     problems = []
     for key, group in groups.items():
         if len(group) < 2:
@@ -1741,6 +1751,12 @@ def _excerpts(
         empty = _blank(text)
         if not excerpt_id and empty:
             continue  # a blank row
+        if (column_key(excerpt_id) == column_key(id_col)
+                and column_key(text) == column_key(text_col)):
+            problems.append(RowProblem(row, (
+                f"{where}repeats the header row ('{excerpt_id}', '{text}'), as where two "
+                "tables were pasted one below the other; it was left out — delete the row")))
+            continue
         if not excerpt_id:
             problems.append(
                 RowProblem(row, f"{where}no {id_col} — give the excerpt a unique id")
