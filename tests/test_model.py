@@ -71,6 +71,23 @@ def test_alpha_and_f1_equal_hand_computed_values() -> None:
     assert f1_per_code(truth, pred).tolist() == [0.5, 1.0]
 
 
+def test_thresholds_tuned_for_precision_when_asked() -> None:
+    from qualcode.model import _f1, _tune_decision
+
+    # 1 true positive of 3 predicted, 2 positives: F1 = 2/5; F0.5 = 1.25 / (0.5 + 3)
+    pred, truth = np.array([1, 1, 1, 0]) == 1, np.array([1, 0, 0, 1])
+    assert _f1(pred, truth) == pytest.approx(0.4)
+    assert _f1(pred, truth, 0.5) == pytest.approx(1.25 / 3.5)
+    # scores: 2 sure positives, then 2 negatives and 2 positives around 0.5
+    score = np.array([0.9, 0.9, 0.52, 0.52, 0.45, 0.45, 0.1, 0.1])
+    truth = np.array([1, 1, 0, 0, 1, 1, 0, 0])
+    none = np.zeros(len(score))
+    # F1: 0.4 (all 4 positives, 2 false ones) beats 0.55 (2 of 4 found): 0.8 vs 0.67;
+    # F0.5 weighs the 2 false positives more: 0.55 and up, precision 1
+    assert _tune_decision(score, none, truth, use_rules=False)[0] == pytest.approx(0.45)
+    assert _tune_decision(score, none, truth, use_rules=False, beta=0.5)[0] >= 0.55
+
+
 def test_codebook_only_codes_without_rules_have_a_lower_threshold() -> None:
     # Rules decide where they hit, so the model adds a code only when very sure; a code
     # without rules has only the model, and a lower bar.
@@ -85,7 +102,7 @@ def test_codebook_only_codes_without_rules_have_a_lower_threshold() -> None:
     assert reviewed.thresholds_.tolist() == [reviewed.threshold] * 2
 
 
-def test_labelled_segments_of_the_codebook_teach_the_model() -> None:
+def test_labelled_segments_of_the_codebook_teach_the_model(monkeypatch) -> None:
     # A code with neither rules nor examples is learned from the codebook's labelled
     # segments alone, without any review; reviews still count as reviews.
     from qualcode.codebook import LabelledSegment
@@ -98,16 +115,24 @@ def test_labelled_segments_of_the_codebook_teach_the_model() -> None:
     for code in book.codes:
         code.segments = [f"doc{i % 4}:{i}" for i, t in enumerate(texts)
                          if code.id in LABELS[i % len(LABELS)]]
+    import qualcode.model
+
+    betas = []  # without reviews thresholds are tuned for F0.5 (precision first), with: F1
+    tune = qualcode.model._tune_decision
+    monkeypatch.setattr(qualcode.model, "_tune_decision",
+                        lambda *a, **k: betas.append(k["beta"]) or tune(*a, **k))
     model = CodebookClassifier(book, backend="fast", inner_folds=2,
                                min_positives_to_tune=4).fit([], None)
-    assert (model.n_reviewed_, model.n_labelled_) == (0, 16)
+    assert (model.n_reviewed_, model.n_labelled_) == (0, 16) and betas == [0.5, 0.5]
     assert model.tuned_.all()
     new = ["Floods washed the road away again.", "We had lunch at the new building."]
     assert model.predict(new)[:, 1].tolist() == [1, 0]
     without = CodebookClassifier(book, backend="fast", segments_weight=0).fit([], None)
     assert without.n_labelled_ == 0 and without.predict(new)[:, 1].tolist() == [0, 0]
-    reviewed = CodebookClassifier(book, backend="fast").fit(TEXTS[:3], LABELS[:3])
+    reviewed = CodebookClassifier(book, backend="fast", inner_folds=2,
+                                  min_positives_to_tune=4).fit(TEXTS[:3], LABELS[:3])
     assert (reviewed.n_reviewed_, reviewed.n_labelled_) == (3, 19)
+    assert betas[2:] == [1.0, 1.0]
 
 
 def test_codebook_only_fast_backend_rules_and_evidence() -> None:
