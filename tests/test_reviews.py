@@ -661,3 +661,95 @@ def test_decisions_on_text_that_has_changed_are_not_used(reviews_dir: Path) -> N
     assert problems[1].startswith("reviews/zed.csv:3: segment 'A:3' has changed")
     assert "review the segment again" in problems[1]
     assert reviews.checked({"A:5": "Still the same."}) is reviews
+
+
+# ------------------------------------------------------------------ hand-edited files
+
+
+def test_codes_separated_by_spaces_or_bars_are_read_one_by_one(outputs: Path,
+                                                              reviews_dir: Path,
+                                                              tmp_path: Path) -> None:
+    sheet = _sheet_csv(tmp_path / "typed.csv", [
+        {"segment_id": "D1:2", "codes": "apple cherry", "coder": "ida"},
+        {"segment_id": "D1:4", "codes": "Banana | apple", "coder": "ida"},
+        {"segment_id": "D1:6", "codes": "apple kiwi", "coder": "ida"}])
+    report = import_review_sheets([sheet], reviews_dir, outputs / "segments.csv", CODES)
+    assert [(p.row, p.kind) for p in report.problems] == [(4, UNKNOWN_CODE)]
+    assert "unknown code id 'apple kiwi'" in str(report.problems[0])
+    assert load_reviews(reviews_dir, CODES).decisions() == {
+        "D1:2": {"apple", "cherry"}, "D1:4": {"apple", "banana"}}
+    # the same by hand in the reviews folder
+    _write(reviews_dir / "zoe.csv", "segment_id,codes,coder\nA:1,cherry/banana,zoe\n"
+           "A:2,Big Apple,zoe\n")
+    reviews = load_reviews(reviews_dir, CODES)
+    assert reviews.decisions()["A:1"] == {"banana", "cherry"}
+    assert "A:2" not in reviews.decisions()
+    assert [str(p)[:46] for p in reviews.problems] == [
+        "reviews/zoe.csv:3: unknown code id 'Big Apple'"]
+
+
+def test_a_column_named_twice_leaves_the_file_out(outputs: Path, reviews_dir: Path,
+                                                  tmp_path: Path) -> None:
+    text = "segment_id,codes,coder,Codes\nD1:2,apple,ida,\nD1:4,apple,ida,banana\n"
+    sheet = _write(tmp_path / "twice.csv", text)
+    report = import_review_sheets([sheet], reviews_dir, outputs / "segments.csv", CODES)
+    assert report.imported == 0
+    assert [str(p) for p in report.problems] == [
+        "twice.csv:1: has 2 'codes' columns (B and D) — nothing was imported from it (which "
+        "one holds the decisions is unclear); delete or rename the others and import it again"]
+    _write(reviews_dir / "ida.csv", text)
+    reviews = load_reviews(reviews_dir, CODES)
+    assert reviews.reviews == []
+    assert [str(p) for p in reviews.problems] == [
+        "reviews/ida.csv:1: has 2 'codes' columns (B and D) — the file was left out (which one "
+        "holds the decisions is unclear); delete or rename the others"]
+
+
+def test_column_names_with_spaces_and_capitals_are_read(outputs: Path, reviews_dir: Path,
+                                                        tmp_path: Path) -> None:
+    sheet = _write(tmp_path / "renamed.csv", "Coder;Codes;Segment ID\nida;apple;D1:2\n")
+    report = import_review_sheets([sheet], reviews_dir, outputs / "segments.csv", CODES)
+    assert report.ok, report.summary()
+    _write(reviews_dir / "zoe.csv", "Segment-ID,CODES,Coder\nA:1,cherry,zoe\n")
+    assert load_reviews(reviews_dir, CODES).decisions() == {"D1:2": {"apple"},
+                                                            "A:1": {"cherry"}}
+
+
+def test_empty_review_files_are_reported_as_empty(outputs: Path, reviews_dir: Path,
+                                                  tmp_path: Path) -> None:
+    sheet = _write(tmp_path / "empty.csv", "")
+    report = import_review_sheets([sheet], reviews_dir, outputs / "segments.csv", CODES)
+    assert [str(p) for p in report.problems] == [
+        "empty.csv:1: is empty — nothing was imported; save the review sheet into it again"]
+    _write(reviews_dir / "empty.csv", "")
+    assert [str(p) for p in load_reviews(reviews_dir, CODES).problems] == [
+        "reviews/empty.csv:1: is empty — the file was left out; delete it, or save the review "
+        "sheet into it again"]
+
+
+def test_a_review_file_saved_as_unicode_text_is_reported(reviews_dir: Path) -> None:
+    # Excel's "Unicode Text" export: UTF-16 with a byte-order mark, tab-separated, .txt
+    text = "segment_id\tcodes\tcoder\r\nA:1\tapple\tida\r\n"
+    (reviews_dir / "ida.txt").write_bytes(b"\xff\xfe" + text.encode("utf-16-le"))
+    _write(reviews_dir / "notes.txt", "segment A:3 is hard to code")
+    reviews = load_reviews(reviews_dir, CODES)
+    assert reviews.reviews == []
+    assert [str(p) for p in reviews.problems] == [
+        "reviews/ida.txt: is a review file saved as text (.txt) and was not read — save it as "
+        "CSV (.csv) in this folder, or import it with `qualcode review import FILE`"]
+
+
+def test_a_code_name_typed_for_its_id_is_reported_with_the_id(outputs: Path,
+                                                              reviews_dir: Path,
+                                                              tmp_path: Path) -> None:
+    book = Codebook(name="t", version="1", categories=[Category(id="fruit", name="Fruit")],
+                    codes=[Code(id=c, name=f"Fresh {c} fruit", category="fruit",
+                                definition=f"the passage is about {c}s") for c in CODES])
+    sheet = _sheet_csv(tmp_path / "names.csv", [
+        {"segment_id": "D1:2", "codes": "fresh  Cherry fruit", "coder": "ida"},
+        {"segment_id": "D1:4", "codes": "banana", "coder": "ida"}])
+    report = import_review_sheets([sheet], reviews_dir, outputs / "segments.csv", book)
+    assert [str(p) for p in report.problems] == [
+        "names.csv:2: unknown code id 'fresh  Cherry fruit' (the name of code 'cherry': write "
+        "its id) — correct it (valid ids are on the 'codes' sheet) and import the sheet again"]
+    assert load_reviews(reviews_dir, CODES).decisions() == {"D1:4": {"banana"}}

@@ -73,11 +73,13 @@ from .reviews import (
     closest,
     closest_segment,
     coder_file,
+    column_key,
     formula_safe,
     from_formula_safe,
     is_adjudicator,
     load_reviews,
     read_table,
+    repeated_column,
     resolve_codes,
     sheet_csv_text,
     text_sha256,
@@ -724,7 +726,8 @@ def import_review_sheets(
 
     candidates: list[_Row] = []
     for path in _sheet_files([Path(p) for p in paths], history, report):
-        candidates.extend(_read_sheet(path, code_ids, texts, coder, report))
+        candidates.extend(_read_sheet(path, code_ids, texts, coder, report,
+                                      _code_names(codebook)))
 
     # Within one sheet, a coder's segment twice is a duplicate.
     first: dict[tuple[str, str, str], _Row] = {}
@@ -848,7 +851,7 @@ def _xlsx_table(path: Path) -> ReviewTable:
                           "file; retype the column names (segment_id, codes, coder ...) "
                           "and import it again", first)
     table.header = [h.strip() for h in head]
-    keys = [h.lower() for h in table.header]
+    keys = [column_key(h) for h in table.header]
     for number, values in body:
         if number in broken:
             table.problems.append(RowProblem(
@@ -877,8 +880,16 @@ def _sheet_table(path: Path) -> ReviewTable:
         return _xlsx_table(path)
 
 
+def _code_names(codebook: Codebook | Sequence[str]) -> dict[str, str]:
+    """Code id by code name in lower case (coders sometimes type the name)."""
+    if not isinstance(codebook, Codebook):
+        return {}
+    return {" ".join(c.name.split()).casefold(): c.id for c in codebook.codes}
+
+
 def _read_sheet(path: Path, code_ids: Sequence[str], texts: Mapping[str, str] | None,
-                default_coder: str | None, report: ImportReport) -> list[_Row]:
+                default_coder: str | None, report: ImportReport,
+                names: Mapping[str, str] | None = None) -> list[_Row]:
     name = path.name
     try:
         table = _sheet_table(path)
@@ -887,7 +898,17 @@ def _read_sheet(path: Path, code_ids: Sequence[str], texts: Mapping[str, str] | 
                                             f"{getattr(err, 'reason', err)}"))
         return []
     header, rows = table.header, table.rows
-    columns = {h.lower() for h in header}
+    if not any(header) and not rows and not table.problems:
+        report.problems.append(SheetProblem(name, 1, UNREADABLE, "is empty — nothing was "
+                                            "imported; save the review sheet into it again"))
+        return []
+    keys = [column_key(h) for h in header]
+    if twice := repeated_column(keys):
+        report.problems.append(SheetProblem(
+            name, 1, UNREADABLE, f"has {twice} — nothing was imported from it (which one "
+            "holds the decisions is unclear); delete or rename the others and import it again"))
+        return []
+    columns = set(keys)
     missing = [c for c in ("segment_id", "codes") if c not in columns]
     if missing:
         report.problems.append(SheetProblem(
@@ -927,8 +948,11 @@ def _read_sheet(path: Path, code_ids: Sequence[str], texts: Mapping[str, str] | 
                              "corpus changed)"))
         codes, unknown = resolve_codes(raw_codes, code_ids)
         for code in unknown:
+            named = (names or {}).get(" ".join(code.split()).casefold())
+            hint = (f" (the name of code '{named}': write its id)" if named else
+                    closest(code, code_ids))
             problems.append((UNKNOWN_CODE,
-                             f"unknown code id '{code}'{closest(code, code_ids)} — correct it "
+                             f"unknown code id '{code}'{hint} — correct it "
                              "(valid ids are on the 'codes' sheet) and import the sheet again"))
         if not who:
             problems.append((MISSING_CODER,

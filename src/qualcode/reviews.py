@@ -39,7 +39,7 @@ from typing import NamedTuple
 
 from .documents import Skipped
 from .ingest.decode import DecodeError, decode_bytes
-from .ingest.readers import _SEP_HINT  # Excel's sep= first line, as corpus tables
+from .ingest.readers import _SEP_HINT, _column_letter  # as in corpus tables
 from .outputs import CSV_ENCODING, atomic_write_text
 
 __all__ = [
@@ -52,11 +52,13 @@ __all__ = [
     "append_reviews",
     "closest",
     "coder_file",
+    "column_key",
     "formula_safe",
     "from_formula_safe",
     "load_reviews",
     "read_review_file",
     "read_rows",
+    "repeated_column",
     "resolve_codes",
     "sheet_csv_text",
     "split_codes",
@@ -74,6 +76,8 @@ REVIEW_FILE_COLUMNS = (
 # A spreadsheet treats a cell starting with one of these as a formula (CSV injection).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 _FILE_NAME_UNSAFE = re.compile(r"[^\w.-]+")
+# What coders put between code ids instead of ";" (no code id holds one of these).
+_OTHER_SEPARATORS = re.compile(r"[\s|/]+")
 
 
 @dataclass(slots=True, frozen=True)
@@ -186,7 +190,8 @@ def resolve_codes(value: str, code_ids: Iterable[str]) -> tuple[frozenset[str], 
 
     Ids match exactly or, when that is unambiguous, ignoring case (spreadsheets like to
     capitalise the first letter). ``(none)`` — or ``none`` when no code is called that —
-    means "reviewed, no code".
+    means "reviewed, no code". Ids separated by spaces, ``|`` or ``/`` instead of ``;``
+    are read one by one when each is a code (an id holds none of these).
     """
     known = list(code_ids)
     exact = set(known)
@@ -195,7 +200,15 @@ def resolve_codes(value: str, code_ids: Iterable[str]) -> tuple[frozenset[str], 
         folded.setdefault(code.casefold(), []).append(code)
     codes: set[str] = set()
     unknown: list[str] = []
+    items: list[str] = []
     for item in split_codes(value):
+        parts = [p for p in _OTHER_SEPARATORS.split(item) if p]
+        if parts != [item] and parts and all(p in exact or p.casefold() in folded
+                                             for p in parts):
+            items.extend(parts)
+        else:
+            items.append(item)
+    for item in items:
         if item in exact:
             codes.add(item)
         elif len(folded.get(item.casefold(), [])) == 1:
@@ -264,10 +277,28 @@ def sheet_csv_text(header: Sequence[str], rows: Iterable[Sequence[object]]) -> s
     return buffer.getvalue()
 
 
+def column_key(name: str) -> str:
+    """How a header cell names its column: in lower case, and one of
+    :data:`REVIEW_FILE_COLUMNS` also with spaces or ``-`` for ``_`` (``Segment ID``)."""
+    key = name.strip().lower()
+    joined = re.sub(r"[\s-]+", "_", key)
+    return joined if joined in REVIEW_FILE_COLUMNS else key
+
+
+def repeated_column(keys: Sequence[str]) -> str:
+    """``two 'codes' columns (C and F)`` when a header names ``segment_id``, ``codes`` or
+    ``coder`` more than once (which of them holds the decision is unclear), else ``""``."""
+    for column in ("segment_id", "codes", "coder"):
+        at = [_column_letter(i) for i, key in enumerate(keys) if key == column]
+        if len(at) > 1:
+            return f"{len(at)} {column!r} columns ({', '.join(at[:-1])} and {at[-1]})"
+    return ""
+
+
 def _delimiter(header_line: str) -> str:
     # Excel in many European locales saves "CSV" with semicolons.
     for delimiter in (",", ";", "\t"):
-        cells = [c.strip().strip('"').strip().lower() for c in header_line.split(delimiter)]
+        cells = [column_key(c.strip().strip('"')) for c in header_line.split(delimiter)]
         if "segment_id" in cells or "code_id" in cells:
             return delimiter
     return ","
@@ -394,7 +425,7 @@ def read_table(path: Path, data: bytes | None = None) -> ReviewTable:
         return table
     head = raw[0][1]
     table.header = [str(h or "").strip() for h in head]
-    keys = [h.lower() for h in table.header]
+    keys = [column_key(h) for h in table.header]
     width = max((i + 1 for i, k in enumerate(keys) if k), default=0)
     for number, values in raw[1:]:
         cells = [from_formula_safe(v) for v in values]
@@ -504,7 +535,14 @@ def _read_file(path: Path, code_ids: Sequence[str], label: str, coders: _Coders,
     except OSError as err:
         return [], [_unreadable(label, err)], {}
     header, rows = table.header, table.rows
-    columns = {h.lower() for h in header}
+    if not any(header) and not rows and not table.problems:
+        return [], [Skipped(label, "is empty — the file was left out; delete it, or save "
+                            "the review sheet into it again", 1)], {}
+    keys = [column_key(h) for h in header]
+    if twice := repeated_column(keys):
+        return [], [Skipped(label, f"has {twice} — the file was left out (which one holds "
+                            "the decisions is unclear); delete or rename the others", 1)], {}
+    columns = set(keys)
     missing = [c for c in ("segment_id", "codes", "coder") if c not in columns]
     if missing:
         return [], [Skipped(label, f"has no {' or '.join(repr(m) for m in missing)} column "
@@ -576,10 +614,21 @@ def _review_files(source: str | Path | Sequence[str | Path]
             return [], []
         folder = path.resolve().name
         return [(p, f"{folder}/{p.name}") for p in sorted(path.iterdir())
-                if p.suffix.lower() in (".csv", *_SHEET_SUFFIXES) and p.is_file()
+                if p.suffix.lower() in (".csv", ".txt", *_SHEET_SUFFIXES) and p.is_file()
                 and not p.name.startswith((".", "~$"))], []
     except OSError as err:
         return [], [_unreadable(str(path), err)]
+
+
+def _has_review_header(data: bytes) -> bool:
+    """Whether text's first line names a ``segment_id`` column (``,`` ``;`` or tab)."""
+    try:
+        text, _ = decode_bytes(data)
+    except DecodeError:
+        return False
+    first = text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
+    return any("segment_id" in {column_key(c.strip().strip('"')) for c in first.split(d)}
+               for d in (",", ";", "\t"))
 
 
 def load_reviews(source: str | Path | Sequence[str | Path], code_ids: Sequence[str]) -> ReviewSet:
@@ -610,6 +659,12 @@ def load_reviews(source: str | Path | Sequence[str | Path], code_ids: Sequence[s
             continue
         except OSError as err:  # no permission, a folder named *.csv, a locked file
             problems.append(_unreadable(label, err))
+            continue
+        if path.suffix.lower() == ".txt":  # notes are fine; Excel's "Unicode Text" is not
+            if _has_review_header(data):
+                problems.append(Skipped(label, "is a review file saved as text (.txt) and was "
+                                        "not read — save it as CSV (.csv) in this folder, or "
+                                        "import it with `qualcode review import FILE`"))
             continue
         digest.update(path.name.encode() + b"\0" + data)
         found, bad, last = _read_file(path, code_ids, label, coders, data)
