@@ -753,3 +753,29 @@ def test_a_code_name_typed_for_its_id_is_reported_with_the_id(outputs: Path,
         "names.csv:2: unknown code id 'fresh  Cherry fruit' (the name of code 'cherry': write "
         "its id) — correct it (valid ids are on the 'codes' sheet) and import the sheet again"]
     assert load_reviews(reviews_dir, CODES).decisions() == {"D1:4": {"banana"}}
+
+
+def test_a_formula_or_a_no_code_mark_in_codes_is_named_as_such(outputs: Path,
+                                                               reviews_dir: Path,
+                                                               tmp_path: Path) -> None:
+    book = Codebook(name="t", version="1", categories=[Category(id="fruit", name="Fruit")],
+                    codes=[Code(id=c, name=c, category="fruit",
+                                definition=f"the passage is about {c}s") for c in CODES])
+    sheet = _sheet_csv(tmp_path / "marks.csv", [
+        {"segment_id": "D1:2", "codes": "=B3", "coder": "ida"},
+        {"segment_id": "D1:4", "codes": "N/A", "coder": "ida"},
+        {"segment_id": "D1:5", "codes": "banana", "coder": "ida"}])
+    report = import_review_sheets([sheet], reviews_dir, outputs / "segments.csv", book)
+    assert [str(p) for p in report.problems] == [
+        "marks.csv:2: unknown code id '=B3' (a formula, not code ids: type the ids "
+        "themselves) — correct it (valid ids are on the 'codes' sheet) and import the sheet "
+        "again",
+        "marks.csv:3: unknown code id 'N/A' (for 'no code', leave the cell empty or write "
+        "(none)) — correct it (valid ids are on the 'codes' sheet) and import the sheet again"]
+    assert load_reviews(reviews_dir, CODES).decisions() == {"D1:5": {"banana"}}
+    # a review file put into reviews/ by hand gets the same hints
+    (reviews_dir / "hand.csv").write_text(
+        "segment_id,codes,coder\nD1:2,-,ida\n", encoding="utf-8")
+    problems = [str(p) for p in load_reviews(reviews_dir, CODES).problems]
+    assert any("unknown code id '-' (for 'no code', leave the cell empty" in p
+               for p in problems), problems

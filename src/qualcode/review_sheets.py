@@ -72,6 +72,7 @@ from .reviews import (
     append_reviews,
     closest,
     closest_segment,
+    code_hint,
     coder_file,
     column_key,
     formula_safe,
@@ -948,11 +949,9 @@ def _read_sheet(path: Path, code_ids: Sequence[str], texts: Mapping[str, str] | 
                              "corpus changed)"))
         codes, unknown = resolve_codes(raw_codes, code_ids)
         for code in unknown:
-            named = (names or {}).get(" ".join(code.split()).casefold())
-            hint = (f" (the name of code '{named}': write its id)" if named else
-                    closest(code, code_ids))
             problems.append((UNKNOWN_CODE,
-                             f"unknown code id '{code}'{hint} — correct it "
+                             f"unknown code id '{code}'{code_hint(code, code_ids, names)} — "
+                             "correct it "
                              "(valid ids are on the 'codes' sheet) and import the sheet again"))
         if not who:
             problems.append((MISSING_CODER,

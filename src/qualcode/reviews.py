@@ -51,6 +51,7 @@ __all__ = [
     "ReviewSet",
     "append_reviews",
     "closest",
+    "code_hint",
     "coder_file",
     "column_key",
     "formula_safe",
@@ -226,6 +227,24 @@ def closest(value: str, options: Iterable[str]) -> str:
     by_lower = {option.lower(): option for option in options}
     match = difflib.get_close_matches(value.lower(), list(by_lower), n=1, cutoff=0.75)
     return f" (did you mean '{by_lower[match[0]]}'?)" if match else ""
+
+
+# What coders write for "no code" instead of an empty cell or "(none)".
+_NO_CODE_WORDS = frozenset({"n/a", "na", "-", "--", "0", "no", "no code", "no codes", "nil",
+                            "x", "/", "null", "nothing"})
+
+
+def code_hint(code: str, code_ids: Iterable[str], names: Mapping[str, str] | None = None
+              ) -> str:
+    """What an unknown code id probably is, as `` (...)`` after it: a formula, a mark meant
+    as "no code", a code's name (``names``: folded name -> id), or a typo of an id."""
+    if code.startswith("="):
+        return " (a formula, not code ids: type the ids themselves)"
+    folded = " ".join(code.split()).casefold()
+    if folded in _NO_CODE_WORDS:
+        return " (for 'no code', leave the cell empty or write (none))"
+    named = (names or {}).get(folded)
+    return f" (the name of code '{named}': write its id)" if named else closest(code, code_ids)
 
 
 def closest_segment(segment_id: str, known: Collection[str]) -> str:
@@ -492,7 +511,7 @@ def _row_problems(segment_id: str, coder: str, unknown: Sequence[str],
     if not coder:
         problems.append("no coder — the row was left out; write the coder's name in its "
                         "'coder' cell, or delete the row if nobody reviewed it")
-    problems.extend(f"unknown code id '{code}'{closest(code, code_ids)} — the row was left "
+    problems.extend(f"unknown code id '{code}'{code_hint(code, code_ids)} — the row was left "
                     "out (not read as 'no code'); correct the id (valid ids are in the "
                     "codebook) and run again" for code in unknown)
     return problems
