@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 import zipfile
@@ -576,3 +577,85 @@ def test_a_header_row_pasted_again_below_is_left_out_and_named(tmp_path: Path) -
     assert [str(s) for s in result.skipped] == [
         "lit.csv:4: repeats the header row ('ID', 'Text'), as where two tables were pasted "
         "one below the other; it was left out — delete the row"]
+
+
+# --- 8. spreadsheet errors and merged cells ------------------------------------------------
+
+
+def _cached_error(name: str, content: bytes) -> bytes:
+    """Excel's form of a formula that failed: the formula with its cached error value."""
+    if name != "xl/worksheets/sheet1.xml":
+        return content
+    return re.sub(rb'<c r="B3"[^>]*><f>(.*?)</f><v>[^<]*</v></c>',
+                  rb'<c r="B3" t="e"><f>\1</f><v>#N/A</v></c>', content)
+
+
+def _error_in_text(excerpt_id: str, error: str) -> str:
+    return (f"excerpt '{excerpt_id}' was not read: its text cell holds a spreadsheet error "
+            f"({error}), not text — fix the formula that gives it, or paste the text in as "
+            "values (Paste Special › Values)")
+
+
+def test_spreadsheet_errors_in_the_text_are_named_not_empty(tmp_path: Path) -> None:
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["excerpt_id", "text", "author"])
+    sheet.append(["E1", "#REF!", "Lee"])  # openpyxl writes an error value
+    sheet.append(["E2", '=VLOOKUP(A3,Sheet2!A:B,2,0)', "Lee"])  # cached #N/A: see below
+    sheet.append(["E3", "Access was agreed.", "Lee"])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    corpus = _corpus(tmp_path, {
+        "lit.xlsx": _rezip(buffer.getvalue(), _cached_error),
+        "export.csv": "id,text\nC1,#N/A\nC2,#DIV/0!\nC3,Trust took years.\nC4,\n"})
+    result = ingest_corpus(corpus)
+    assert [(d.doc_id, d.text) for d in result.documents] == [
+        ("C3", "Trust took years."), ("E3", "Access was agreed.")]
+    assert [str(s) for s in result.skipped] == [
+        f"export.csv:2: {_error_in_text('C1', '#N/A')}",
+        f"export.csv:3: {_error_in_text('C2', '#DIV/0!')}",
+        "export.csv:5: excerpt 'C4' has an empty text — add the text",
+        f"lit.xlsx:2: {_error_in_text('E1', '#REF!')}",
+        f"lit.xlsx:3: {_error_in_text('E2', '#N/A')}"]
+
+
+def test_xlsx_merged_metadata_fills_its_rows_and_merged_text_is_reported(
+    tmp_path: Path
+) -> None:
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.title = "Review"
+    sheet["A1"] = "Excerpts from the 2021 review"  # the header is on row 2
+    sheet.append(["excerpt_id", "text", "author", "year", "section"])
+    sheet.append(["M1", "Access was agreed.", "Lee", 2020, 4])
+    sheet.append(["M2", "The elders vouched for us.", None, None, 5])
+    sheet.append(["M3", "Trust took years.", None, None, 9])
+    sheet.append(["M4", "One text over two rows.", "Aung", 2021, 1])
+    sheet.append(["M5", None, None, None, 2])
+    sheet.append([None, None, None, None, 3])  # no id: nothing is lost
+    sheet.merge_cells("C3:C5")
+    sheet.merge_cells("D3:D5")
+    sheet.merge_cells("B6:B8")
+    sheet.merge_cells("C6:D6")  # across columns: the year stays empty
+    result = ingest_corpus(_save_book(workbook, tmp_path))
+    assert [(d.doc_id, d.text, d.metadata) for d in result.documents] == [
+        ("M1", "Access was agreed.", {"author": "Lee", "year": "2020", "section": "4",
+                                      "citation": "Lee (2020)"}),
+        ("M2", "The elders vouched for us.", {"author": "Lee", "year": "2020", "section": "5",
+                                              "citation": "Lee (2020)"}),
+        ("M3", "Trust took years.", {"author": "Lee", "year": "2020", "section": "9",
+                                     "citation": "Lee (2020)"}),
+        ("M4", "One text over two rows.", {"author": "Aung", "year": "", "section": "1",
+                                           "citation": "Aung"})]
+    assert [str(s) for s in result.skipped] == [
+        "lit.xlsx:7: excerpt 'M5' has no text of its own: its text cell is part of the "
+        "merged cell B6:B8, whose text was read once, for excerpt 'M4' (row 6), so the row "
+        "was left out — unmerge the cells (Home › Merge & Center › Unmerge Cells) and put "
+        "each excerpt's text in its own row"]
+
+
+def _save_book(workbook: openpyxl.Workbook, tmp_path: Path) -> Path:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir(exist_ok=True)
+    workbook.save(corpus / "lit.xlsx")
+    return corpus

@@ -12,7 +12,7 @@ import docx
 import openpyxl
 import pytest
 
-from qualcode.corpus import combine_batches, flat_segments, plan_batches, process_batch
+from qualcode.corpus import combine_batches, flat_segments, plan_batches, process_batch, read_corpus
 from qualcode.documents import Skipped
 from qualcode.ingest import (
     discover_files,
@@ -899,23 +899,23 @@ def test_byte_identical_copies_are_read_once_in_every_batch_order(tmp_path: Path
     corpus = tmp_path / "corpus"
     _write(corpus, {
         "transcripts/yem_int_06.txt": TRANSCRIPT,
-        "audit/yem_int_06 (1).txt": TRANSCRIPT,  # sorts first: it is the one kept
+        "audit/yem_int_06 (1).txt": TRANSCRIPT,  # sorts first, but named like a copy
         "transcripts/yem_int_06_final.md": TRANSCRIPT,
         "lit/a.csv": "id,text\nA-1,An excerpt.\nA-2,\n",
         "lit/b copy.csv": "id,text\nA-1,An excerpt.\nA-2,\n",
         "other.txt": TRANSCRIPT + "\nOne more line.\n",
     })
     expected = [
+        "audit/yem_int_06 (1).txt: has the same content as transcripts/yem_int_06.txt (kept) "
+        "— delete one copy",
         "lit/a.csv:3: excerpt 'A-2' has an empty text — add the text",
         "lit/b copy.csv: has the same content as lit/a.csv (kept) — delete one copy",
-        "transcripts/yem_int_06.txt: has the same content as audit/yem_int_06 (1).txt (kept) "
-        "— delete one copy",
-        "transcripts/yem_int_06_final.md: has the same content as audit/yem_int_06 (1).txt "
+        "transcripts/yem_int_06_final.md: has the same content as transcripts/yem_int_06.txt "
         "(kept) — delete one copy",
     ]
     whole = ingest_corpus(corpus)
-    assert [d.path for d in whole.documents] == ["audit/yem_int_06 (1).txt", "lit/a.csv",
-                                                 "other.txt"]
+    assert [d.path for d in whole.documents] == ["lit/a.csv", "other.txt",
+                                                 "transcripts/yem_int_06.txt"]
     assert sorted(str(s) for s in whole.skipped) == expected
     paths, _ = discover_files(corpus)
     for size in (1, 2, 100):
@@ -926,9 +926,31 @@ def test_byte_identical_copies_are_read_once_in_every_batch_order(tmp_path: Path
             assert sorted(str(s) for s in combined.skipped) == expected
             # every file is still listed (with its sha256), a copy with no document
             assert {f.path: f.documents for f in combined.files} == {
-                "audit/yem_int_06 (1).txt": 1, "lit/a.csv": 1, "lit/b copy.csv": 0,
-                "other.txt": 1, "transcripts/yem_int_06.txt": 0,
+                "audit/yem_int_06 (1).txt": 0, "lit/a.csv": 1, "lit/b copy.csv": 0,
+                "other.txt": 1, "transcripts/yem_int_06.txt": 1,
                 "transcripts/yem_int_06_final.md": 0}
+
+
+def test_of_copies_the_one_not_named_like_a_copy_is_kept(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    b, c = TRANSCRIPT + "\nB.\n", TRANSCRIPT + "\nC.\n"
+    _write(corpus, {"10_a.txt": TRANSCRIPT, "10_a (1).txt": TRANSCRIPT, "Copy of b.txt": b,
+                    "b - Copy (2).txt": b, "c_copy.txt": c, "c copy 2.txt": c})
+    result = ingest_corpus(corpus)
+    # no name but a copy's: the first in path order
+    assert [d.path for d in result.documents] == ["10_a.txt", "Copy of b.txt", "c copy 2.txt"]
+    assert [str(s) for s in result.skipped] == [
+        "10_a (1).txt: has the same content as 10_a.txt (kept) — delete one copy",
+        "b - Copy (2).txt: has the same content as Copy of b.txt (kept) — delete one copy",
+        "c_copy.txt: has the same content as c copy 2.txt (kept) — delete one copy"]
+    assert [d.path for d in read_corpus(corpus).documents] == [
+        d.path for d in result.documents]
+    # the file the manifest names is kept: its doc_id and metadata are not lost
+    _write(corpus, {"manifest.csv": "file,doc_id,case\n10_a (1).txt,A-10,kenya\n"})
+    result = ingest_corpus(corpus)
+    assert (result.documents[0].path, result.documents[0].doc_id) == ("10_a (1).txt", "A-10")
+    assert str(result.skipped[0]) == (
+        "10_a.txt: has the same content as 10_a (1).txt (kept) — delete one copy")
 
 
 def test_a_link_to_a_corpus_file_and_a_copy_with_the_same_doc_id(tmp_path: Path) -> None:

@@ -439,6 +439,45 @@ def test_docx_timed_table_without_time_header(
     ]
 
 
+@pytest.mark.parametrize(
+    ("header", "turn"),
+    [
+        (("Time", "Speaker", "Text", "Comment"), lambda t, s, w, n: (t, s, w, n)),
+        (("#", "Speaker", "Time", "Transcript"), lambda t, s, w, n: (n, s, t, w)),
+        (("Speaker", "Words", "Notes"), lambda t, s, w, n: (s, w, n)),
+    ],
+    ids=["time-speaker-text-comment", "number-speaker-time-transcript", "no-time"],
+)
+def test_docx_table_read_by_its_named_speaker_and_text_columns(
+    tmp_path: Path, header: tuple[str, ...], turn
+) -> None:
+    numbered = header[0] == "#"
+    rows = [header] + [turn(time, speaker, words, str(i) if numbered else note)
+                       for i, (time, speaker, words, note) in enumerate([
+                           ("00:00:05", "Interviewer", "How did the talks start?", ""),
+                           ("00:00:12", "Respondent", "We met the commander.", "laughs"),
+                           ("00:00:20", "", "Twice, in May.", ""),
+                           ("00:00:31", "Interviewer", "And then?", "check name")], 1)]
+    timed = "Time" in header
+    result = ingest_corpus(_corpus(tmp_path, {"t.docx": _table_docx(rows, title="Notes")}))
+    doc = result.documents[0]
+    assert doc.layout == TRANSCRIPT
+    assert [(s.speaker, s.codable, s.text) for s in segment_document(doc)] == [
+        ("", False, "Notes"),
+        ("Interviewer", False, "How did the talks start?"),
+        ("Respondent", True, "We met the commander.\n\nTwice, in May."),
+        ("Interviewer", False, "And then?"),
+    ]
+    assert ("Interviewer (00:00:05): How did" in doc.text) is timed
+    # a "#" column of numbers is no text; a comment column's text is named, once
+    notes = [] if numbered else [
+        "t.docx: has a column with text in its transcript table that was not read (table 1, "
+        f"column '{header[-1]}': 2 cells, e.g. 'laughs'): only the speaker, text and time "
+        "columns are read, so this text was left out and not coded — the rest of the file "
+        "was read; if such a cell holds words someone said, move them into the text column"]
+    assert [str(s) for s in result.skipped] == notes
+
+
 def _timed_docx_with(note_row: tuple[str, str, str], header: bool, merged: bool) -> bytes:
     """A timed transcript table (a header row if ``header``) with ``note_row`` between the
     second and third turn, its cells merged across the table if ``merged``."""

@@ -286,6 +286,29 @@ def test_a_label_with_no_words_still_counts_as_a_turn(tmp_path: Path) -> None:
     assert [(s.segment_id, s.turn) for s in segments] == [("doc:1", 1), ("doc:4", 4)]
 
 
+@pytest.mark.parametrize("closing", [
+    "[END OF TRANSCRIPT]", "[End of interview]", "-- END --", "[Recording ends]", "[END]",
+    "(Recording stopped at 00:41:10)", "--- End of the transcript ---"])
+def test_a_closing_line_is_left_out_of_the_last_answer(tmp_path: Path, closing: str) -> None:
+    text = ("Interviewer: Did the convoy pass?\nRespondent: It did [laughs], in the end.\n"
+            f"It took [two] days.\n\n{closing}\n\n")
+    doc = _doc(tmp_path, text)
+    segments = segment_document(doc)
+    _check_offsets(doc, segments)
+    assert _turns(segments) == [
+        ("doc:1", "Interviewer", 1, False, "Did the convoy pass?"),
+        ("doc:2", "Respondent", 2, True, "It did [laughs], in the end.\nIt took [two] days.")]
+    assert closing in doc.text  # the document keeps it
+
+
+@pytest.mark.parametrize("last", ["[laughs]", "[Recording paused]", "END OF TRANSCRIPT",
+                                  "-- end of the world --", "[END OF PART 1]"])
+def test_other_bracketed_last_lines_stay_in_the_answer(tmp_path: Path, last: str) -> None:
+    text = f"Interviewer: Did the convoy pass?\nRespondent: It did.\n{last}\n"
+    segments = segment_document(_doc(tmp_path, text))
+    assert segments[-1].text == f"It did.\n{last}"
+
+
 # --- long turns ---------------------------------------------------------------------------
 
 

@@ -149,8 +149,8 @@ def _no_labels(doc: Document) -> Skipped | None:
 def combine_batches(batches: Sequence[Batch]) -> Batch:
     """Merge batches in path order (a file's documents in the order read: a workbook's
     sheet by sheet, then row by row). Of byte-identical files (copies under other names)
-    the first is kept and the others are reported; then a later document with an already
-    used ``doc_id`` is dropped."""
+    one is kept (:func:`~qualcode.ingest.find_copies`) and the others are reported; then
+    a later document with an already used ``doc_id`` is dropped."""
     pairs = sorted(
         ((d, segs) for b in batches for d, segs in zip(b.documents, b.segments, strict=True)),
         key=lambda pair: pair[0].path,  # stable: each file's order stays

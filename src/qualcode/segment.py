@@ -6,13 +6,32 @@ import re
 from collections.abc import Iterable, Sequence
 
 from .documents import EXCERPT, TRANSCRIPT, Document, Segment
-from .speakers import DEFAULT_INTERVIEWER_LABELS, find_labels, is_interviewer
+from .speakers import DEFAULT_INTERVIEWER_LABELS, TIME, find_labels, is_interviewer
 
 DEFAULT_MAX_TURN_CHARS = 4000
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
 # A sentence's end: . ! ? … before a space, or a Chinese/Japanese full stop, or the danda
 # of Hindi and other Indian scripts (no space needed after them).
 _SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*\s+|[。！？।॥][\"'”’」』)\]]*\s*")
+
+
+# A transcript's closing line, bracketed or between dashes: "[END OF TRANSCRIPT]", "[End of
+# interview]", "-- END --", "(Recording ends 00:41:10)", "[END]".
+_ENDS = r"(?:end|ends|ended|stop|stops|stopped)"
+_RECORD = r"(?:transcript|transcription|interview|recording|tape)"
+_END_WORDS = (rf"(?:(?:the\s+)?{_ENDS}(?:\s+of)?(?:\s+(?:the|this))?(?:\s+\w+)?\s+{_RECORD}"
+              rf"|(?:the\s+)?{_RECORD}(?:\s+\w+)?\s+{_ENDS}|end)(?:\s+(?:at\s+)?{TIME})?[.!]?")
+_DASHES = r"(?:-{2,}|[–—]+)"
+_CLOSING_LINE = re.compile(
+    rf"\n[ \t]*(?:\[\s*{_END_WORDS}\s*\]|\(\s*{_END_WORDS}\s*\)"
+    rf"|{_DASHES}[ \t]*{_END_WORDS}[ \t]*{_DASHES}?)[ \t]*\Z", re.IGNORECASE)
+
+
+def _without_closing_line(text: str, start: int, stop: int) -> int:
+    """The end of the last turn ``text[start:stop]`` without a closing line of its own
+    (``[END OF TRANSCRIPT]``, ``-- END --``): that is no one's words."""
+    closing = _CLOSING_LINE.search(text, start, stop)
+    return _trimmed(text, start, closing.start())[1] if closing else stop
 
 
 def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:
@@ -113,6 +132,9 @@ def segment_document(
     turns = [(label.name, *_trimmed(text, label.end, labels[i].start if i < len(labels)
                                     else len(text)))
              for i, label in enumerate(labels, start=1)]
+    if turns:
+        name, start, stop = turns[-1]
+        turns[-1] = (name, start, _without_closing_line(text, start, stop))
     interviewer = [is_interviewer(name, interviewer_labels) for name, _, _ in turns]
     if not any(interviewer) and tuple(interviewer_labels) == DEFAULT_INTERVIEWER_LABELS:
         asker = question_asker(text, turns)

@@ -411,14 +411,37 @@ def _repeated_ids(raws: list[RawDoc], docs: list[Document]
     return kept, skipped
 
 
+# A name a file manager or mail client gives a copy: "x (1)", "x - Copy (2)", "Copy of x",
+# "x_copy", "x copy 2".
+_COPY_NAME = re.compile(r"^copy (?:\(\d+\) )?of |(?: \(\d+\)|[ _-]+copy(?: ?\(?\d+\)?)?)$",
+                        re.IGNORECASE)
+
+
+def _copy_name(path: str) -> bool:
+    """Whether the file's name looks like that of a copy (``interview (1).txt``)."""
+    return _COPY_NAME.search(PurePosixPath(path).stem.strip()) is not None
+
+
+def _keep_rank(doc: Document) -> tuple[bool, bool]:
+    """Which of two copies to keep: the lower rank."""
+    return doc.id_source != "manifest", _copy_name(doc.path)
+
+
 def find_copies(documents: Iterable[Document]) -> dict[str, Skipped]:
-    """Files (of ``documents``, in path order) with the same bytes as an earlier file (a
-    copy under another name), which is kept: path -> the report of the copy left out.
+    """Files (of ``documents``, in path order) with the same bytes as another file (a copy
+    under another name): path -> the report of the copy left out. Of such files the one
+    kept is the first whose doc_id the manifest gives, else whose name does not look like
+    a copy's (``interview (1).txt``, ``Copy of ...``, ``... - Copy``), else the first.
     Files the manifest gives different doc_ids are two documents, not copies."""
+    documents = list(documents)
     first: dict[str, Document] = {}
-    copies: dict[str, Skipped] = {}
     for doc in documents:
         kept = first.setdefault(doc.sha256, doc)
+        if _keep_rank(doc) < _keep_rank(kept):
+            first[doc.sha256] = doc
+    copies: dict[str, Skipped] = {}
+    for doc in documents:
+        kept = first[doc.sha256]
         if kept.id_source == doc.id_source == "manifest" and kept.doc_id != doc.doc_id:
             continue
         if kept.path != doc.path and doc.path not in copies:

@@ -288,10 +288,68 @@ def header_fields(rows: list[list[str]], max_chars: int) -> dict[str, str] | Non
     return fields if len(seen) >= 2 else None
 
 
+# A header row's names for a transcript table's speaker and words columns.
+_SPEAKER_HEADERS = {"speaker", "speakers", "speaker name", "name", "who", "participant"}
+_WORDS_HEADERS = {"text", "words", "transcript", "transcription", "speech", "utterance",
+                  "dialogue", "dialog", "content"}
+
+
+def _header_key(cell: str) -> str:
+    return " ".join(cell.split()).casefold().rstrip(":：").strip()
+
+
+def _cell(row: list[str], column: int | None) -> str:
+    return row[column] if column is not None and column < len(row) else ""
+
+
+def named_columns(rows: list[list[str]]) -> tuple[int | None, int, int] | None:
+    """The time (None if none), speaker and words columns of a table of three or more
+    columns whose header row names them (``Time | Speaker | Text | Comment``, ``# |
+    Speaker | Time | Transcript``); None for any other table (and for a ``time | speaker
+    | words`` table, read by position: :func:`_is_timed`)."""
+    if len(rows) < 2 or len(rows[0]) < 3 or _is_timed(rows):
+        return None
+    keys = [_header_key(cell) for cell in rows[0]]
+    speaker = next((i for i, key in enumerate(keys) if key in _SPEAKER_HEADERS), None)
+    words = next((i for i, key in enumerate(keys) if key in _WORDS_HEADERS), None)
+    if speaker is None or words is None:
+        return None
+    return next((i for i, key in enumerate(keys) if key in _TIME_HEADERS), None), speaker, words
+
+
+def unread_columns(rows: list[list[str]]) -> list[tuple[str, list[str]]]:
+    """The columns of a table read by :func:`named_columns` that are not read and hold
+    text (a letter: ``#`` numbers are none), each with its header and those cells; a
+    time cell that is no time (a row merged across the table) counts as text too."""
+    named = named_columns(rows)
+    if named is None:
+        return []
+    time, *read = named
+    width = max(len(row) for row in rows)
+    unread = []
+    for column in range(width):
+        if column in read:
+            continue
+        cells = (_cell(row, column) for row in rows[1:])
+        texts = [cell for cell in cells if any(c.isalpha() for c in cell)
+                 and not (column == time and _timestamp(cell))]
+        if texts:
+            unread.append((rows[0][column] if column < len(rows[0]) and rows[0][column]
+                           else f"column {column + 1}", texts))
+    return unread
+
+
 def table_paragraphs(rows: list[list[str]]) -> list[str]:
     """One paragraph per row: a ``Time | Speaker | Text`` table becomes timed turns
     (its ``Time`` header row is dropped, and so are rows that are notes: see
-    :func:`note_rows`), any other table ``first cell: the others``."""
+    :func:`note_rows`), a table whose header row names its speaker and words columns
+    (:func:`named_columns`) turns from those (and the time column), any other table
+    ``first cell: the others``."""
+    if (named := named_columns(rows)) is not None:
+        time, speaker, words = named
+        turns = (_timed_paragraph(_cell(row, time), _cell(row, speaker), _cell(row, words))
+                 for row in rows[1:])
+        return [p for p in turns if p]
     if not _is_timed(rows):
         return [p for p in map(_row_paragraph, rows) if p]
     head: list[str] = []

@@ -31,6 +31,9 @@ SUBTITLE_FORMATS = ("vtt", "srt")
 TABLE_FORMATS = ("csv", "xlsx")
 FORMATS = (*TEXT_FORMATS, "docx", "pdf", *SUBTITLE_FORMATS, *TABLE_FORMATS)
 ID_COLUMNS = ("excerpt_id", "id", "doc_id")
+# What a spreadsheet shows (and exports to CSV) for a formula that failed.
+SPREADSHEET_ERRORS = frozenset({"#N/A", "#VALUE!", "#REF!", "#DIV/0!", "#NAME?", "#NUM!",
+                                "#NULL!", "#SPILL!", "#CALC!", "#GETTING_DATA"})
 
 
 class ReadError(ValueError):
@@ -597,15 +600,17 @@ _Header = tuple[int, int, dict[str, str]]  # a key | value table's paragraphs, i
 
 
 _TableNote = tuple[int, int, str]  # a timed table's row that is a note: table, row, text
+_UnreadColumn = tuple[int, str, list[str]]  # a table's column not read: table, header, texts
 
 
 def _docx_paragraphs(
     document, interviewer_labels: Iterable[str]
-) -> tuple[list[str], dict[str, str], list[_TableNote]]:
+) -> tuple[list[str], dict[str, str], list[_TableNote], list[_UnreadColumn]]:
     """The body's paragraphs and table rows as text, content controls and text boxes
     included, the fields of ``key | value`` tables above the first speaker's turn
     (``Date | 12 May``, ``Interviewer | J. Doe``): the document's metadata, not its text,
-    and the rows of ``time | speaker | words`` tables that are notes, left out."""
+    the rows of ``time | speaker | words`` tables that are notes, left out, and the
+    columns with text of ``speaker | words | comment`` tables that were not read."""
     from .docx_text import (
         TABLE,
         TEXT_BOX,
@@ -614,6 +619,7 @@ def _docx_paragraphs(
         note_rows,
         table_paragraphs,
         table_rows,
+        unread_columns,
     )
 
     body = document.element.body
@@ -622,12 +628,14 @@ def _docx_paragraphs(
     paragraphs: list[str] = []
     tables: list[_Header] = []
     notes: list[_TableNote] = []
+    unread: list[_UnreadColumn] = []
     table_count = 0
     for block in body_blocks(body):
         if block.tag == TABLE:
             rows = table_rows(block, boxes)
             table_count += 1
             notes.extend((table_count, row, text) for row, text in note_rows(rows))
+            unread.extend((table_count, name, texts) for name, texts in unread_columns(rows))
             fields = header_fields(rows, MAX_METADATA_CHARS)
             start = len(paragraphs)
             paragraphs.extend(table_paragraphs(rows))
@@ -640,7 +648,7 @@ def _docx_paragraphs(
     for start, end, fields in reversed(headers):
         meta = {**fields, **meta}
         del paragraphs[start:end]
-    return paragraphs, meta, notes
+    return paragraphs, meta, notes, unread
 
 
 def _headers(paragraphs: list[str], tables: list[_Header],
@@ -735,13 +743,13 @@ def read_docx(
     except Exception as err:  # zipfile's, python-docx's and lxml's errors on damage
         raise _not_office_file(data, "docx", err) from err
     interviewer_labels = tuple(interviewer_labels)
-    paragraphs, fields, table_notes = _docx_paragraphs(document, interviewer_labels)
+    paragraphs, fields, table_notes, unread = _docx_paragraphs(document, interviewer_labels)
     text = text_lines("\n\n".join(paragraphs))
     _require_text(text, ".docx")
     props = document.core_properties
     meta = {"title": props.title} if props.title else {}
     meta.update(fields)  # a header table's Title, on the page, over the file's property
-    problems = _table_notes(table_notes) + _docx_notes(document)
+    problems = _table_notes(table_notes) + _unread_note(unread) + _docx_notes(document)
     return [RawDoc(text, _layout(text, interviewer_labels), meta)], problems
 
 
@@ -759,6 +767,23 @@ def _table_notes(notes: list[_TableNote]) -> list[RowProblem]:
         f"has {what}, in its time | speaker | words table ({shown}{more}), left out and not "
         "coded — the rest of the file was read; if such a row holds words someone said, put "
         "the speaker's name in its speaker cell"), note=True)]
+
+
+def _unread_note(columns: list[_UnreadColumn]) -> list[RowProblem]:
+    """The columns of transcript tables that were not read (``Comment``, ``Notes``) but
+    hold text, as one note naming them."""
+    if not columns:
+        return []
+    shown = "; ".join(
+        f"table {table}, column '{' '.join(name.split())}': "
+        + (f"{len(texts)} cells, e.g. " if len(texts) > 1 else "") + _quoted(texts[0])
+        for table, name, texts in columns)
+    what = ("a column with text in its transcript table that was" if len(columns) == 1
+            else f"{len(columns)} columns with text in its transcript tables that were")
+    return [RowProblem(None, (
+        f"has {what} not read ({shown}): only the speaker, text and time columns are read, so this "
+        "text was left out and not coded — the rest of the file was read; if such a cell "
+        "holds words someone said, move them into the text column"), note=True)]
 
 
 def _quoted(text: str, limit: int = 60) -> str:
@@ -1392,7 +1417,8 @@ def _read_sheets(data: bytes) -> tuple[list[_Sheet], list[RowProblem]]:
             raise ReadError(f"has only hidden sheets ({names}), which are not read — unhide "
                             "the sheets to include (right-click a sheet tab › Unhide)")
         visible = [name for name in book.sheet_names if name not in hidden]
-        too_big = _too_big(book.book, visible)
+        extents = {name: _sheet_extent(book.book, name) for name in visible}
+        too_big = _too_big(extents)
         if too_big and len(too_big) == len(visible):
             raise ReadError(" ".join(p.reason for p in too_big))
         visible = [name for name in visible if not any(p.name == name for p in too_big)]
@@ -1407,6 +1433,9 @@ def _read_sheets(data: bytes) -> tuple[list[_Sheet], list[RowProblem]]:
             frame = pd.read_excel(book, sheet_name=name, header=index, **cells)
             sheets.append(_Sheet(str(name), frame, index + 1))
             _ids_as_shown(book.book, sheets[-1])
+            _errors_as_text(book.book, sheets[-1])
+            if (extent := extents.get(name)) is not None and extent.merged:
+                _fill_merged(sheets[-1], extent.merged)
         _leave_out_uncalculated(data, sheets)
     except ReadError:
         raise
@@ -1433,13 +1462,12 @@ class _TooBig:
     reason: str
 
 
-def _too_big(book: object, names: list[str]) -> list[_TooBig]:
-    """The sheets of ``names`` that would span more than ``MAX_SHEET_CELLS`` cells or
+def _too_big(extents: dict[str, _Extent | None]) -> list[_TooBig]:
+    """The sheets (name -> extent) that would span more than ``MAX_SHEET_CELLS`` cells or
     ``MAX_SHEET_COLUMNS`` columns, each with the reason: values far outside the table
     (delete them) or a sheet too large."""
     found = []
-    for name in names:
-        extent = _sheet_extent(book, name)
+    for name, extent in extents.items():
         if extent is None or (extent.rows * extent.columns <= MAX_SHEET_CELLS
                               and extent.columns <= MAX_SHEET_COLUMNS):
             continue
@@ -1472,6 +1500,7 @@ class _Extent:
     columns: int  # the last column with a value
     far: list[str]  # cells with a value beyond a gap of empty rows or columns (the first)
     more: bool  # there are more such cells than those in ``far``
+    merged: list[str] = field(default_factory=list)  # merged cells' ranges ("C4:C5")
 
 
 def _sheet_extent(book: object, name: str) -> _Extent | None:
@@ -1489,8 +1518,9 @@ def _sheet_extent(book: object, name: str) -> _Extent | None:
     more = False
     first: dict[int, str] = {}  # each column's first cell with a value
     seen: set[int] = set()  # the columns with more than one
+    merged: list[str] = []
     with sheet._get_source() as source:
-        for number, filled in _filled_cells(source, sheet._shared_strings):
+        for number, filled in _filled_cells(source, sheet._shared_strings, merged):
             if table_rows is None and rows and number - rows > _GAP_ROWS:
                 table_rows = rows
             if table_rows is not None:
@@ -1508,15 +1538,17 @@ def _sheet_extent(book: object, name: str) -> _Extent | None:
     far_columns = [c for c in used if end is not None and c > end]
     far = list(dict.fromkeys([first[c] for c in far_columns] + far_rows))
     more = more or len(far) > 3 or any(c in seen for c in far_columns)
-    return _Extent(rows, columns, far[:3], more)
+    return _Extent(rows, columns, far[:3], more, merged)
 
 
 _CELL_REF = re.compile(r"\$?([A-Za-z]{1,3})\$?(\d+)")
 
 
-def _filled_cells(source, shared: Sequence[object]) -> Iterator[tuple[int, list[int]]]:
+def _filled_cells(source, shared: Sequence[object], merged: list[str] | None = None
+                  ) -> Iterator[tuple[int, list[int]]]:
     """A worksheet XML's rows with a value (as pandas reads them: a cached formula
-    result, no formula without one, no empty text), each with the columns that have one."""
+    result, no formula without one, no empty text), each with the columns that have one;
+    the ranges of merged cells ("C4:C5") are added to ``merged``."""
     from lxml import etree
     from openpyxl.utils import column_index_from_string
 
@@ -1524,9 +1556,14 @@ def _filled_cells(source, shared: Sequence[object]) -> Iterator[tuple[int, list[
     column = 0
     filled: list[int] = []
     for event, element in etree.iterparse(source, events=("start", "end"),
-                                          tag=("{*}row", "{*}c"), huge_tree=True,
-                                          resolve_entities=False, no_network=True):
+                                          tag=("{*}row", "{*}c", "{*}mergeCell"),
+                                          huge_tree=True, resolve_entities=False,
+                                          no_network=True):
         local = etree.QName(element).localname
+        if local == "mergeCell":
+            if event == "end" and merged is not None and element.get("ref"):
+                merged.append(element.get("ref"))
+            continue
         if local == "row":
             if event == "start":
                 row = int(element.get("r") or row + 1)
@@ -1602,6 +1639,66 @@ def _ids_as_shown(book: object, sheet: _Sheet) -> None:
         if cells and (text := _shown_id(cells[0].value, cells[0].number_format or "")):
             shown[i] = text
     sheet.frame[id_col] = shown
+
+
+def _errors_as_text(book: object, sheet: _Sheet) -> None:
+    """Error values in the text column (``#N/A``, ``#REF!``), which pandas reads as empty
+    cells, become their text, for :func:`_excerpts` to report as such (a formula to fix,
+    not a text to add); the cells are read only when the column has empty ones."""
+    text_col, _, _ = _columns(sheet.frame)
+    if text_col is None or not hasattr(book, "worksheets"):
+        return
+    empty = sheet.frame[text_col].isna().to_numpy().nonzero()[0]
+    if not len(empty):
+        return
+    column = sheet.frame.columns.get_loc(text_col) + 1
+    first = sheet.header + 1  # the spreadsheet row of the frame's first row
+    rows = book[sheet.name].iter_rows(min_row=first + empty[0], max_row=first + empty[-1],
+                                      min_col=column, max_col=column)
+    wanted = set(empty.tolist())
+    for index, cells in enumerate(rows, start=int(empty[0])):
+        if index in wanted and cells and getattr(cells[0], "data_type", None) == "e":
+            sheet.frame.iloc[index, column - 1] = str(cells[0].value)
+
+
+def _fill_merged(sheet: _Sheet, ranges: list[str]) -> None:
+    """Cells merged over rows below the header (``C4:C5``), whose value only the first
+    row holds: a metadata value is filled into every row; a text is read once, for the
+    first row, and each other row with an id is left out and reported (not as "an empty
+    text")."""
+    from openpyxl.utils.cell import range_boundaries
+
+    text_col, id_col, _ = _columns(sheet.frame)
+    if id_col is None:
+        return  # the sheet is not read
+    names = list(sheet.frame.columns)
+    id_pos = names.index(id_col)
+    first = sheet.header + 1  # the spreadsheet row of the frame's first row
+    for ref in ranges:
+        try:
+            min_col, min_row, _, max_row = range_boundaries(ref)
+        except (ValueError, TypeError):
+            continue
+        top, bottom = min_row - first, min(max_row - first, len(sheet.frame) - 1)
+        if top < 0 or bottom <= top or min_col > len(names) or min_col - 1 == id_pos:
+            continue  # a merged header, a range on one row or outside the table; an id
+            # merged over rows leaves the others without one, which is reported as such
+        column = min_col - 1
+        if names[column] != text_col:
+            sheet.frame.iloc[top + 1:bottom + 1, column] = sheet.frame.iloc[top, column]
+            continue
+        head = metadata_value(sheet.frame.iloc[top, id_pos])
+        for index in range(top + 1, bottom + 1):
+            excerpt_id = metadata_value(sheet.frame.iloc[index, id_pos])
+            if not excerpt_id or not _blank(metadata_value(sheet.frame.iloc[index, column])):
+                continue
+            sheet.frame.iloc[index, [column, id_pos]] = None
+            owner = f"excerpt '{head}' (row {min_row})" if head else f"row {min_row}"
+            sheet.left_out.append(RowProblem(first + index, (
+                f"excerpt '{excerpt_id}' has no text of its own: its text cell is part of "
+                f"the merged cell {ref}, whose text was read once, for {owner}, so the "
+                "row was left out — unmerge the cells (Home › Merge & Center › Unmerge "
+                "Cells) and put each excerpt's text in its own row")))
 
 
 def _hidden_sheet(name: object, state: str) -> RowProblem:
@@ -1766,6 +1863,12 @@ def _excerpts(
             problems.append(RowProblem(
                 row, f"{where}excerpt '{excerpt_id}' has an empty text — add the text"
             ))
+            continue
+        if text.strip().upper() in SPREADSHEET_ERRORS:
+            problems.append(RowProblem(row, (
+                f"{where}excerpt '{excerpt_id}' was not read: its text cell holds a "
+                f"spreadsheet error ({text.strip()}), not text — fix the formula that gives "
+                "it, or paste the text in as values (Paste Special › Values)")))
             continue
         meta = {k: v for k, v in values.items() if k not in (str(text_col).strip(),)}
         meta["doc_id"] = meta.pop(str(id_col).strip())
