@@ -39,7 +39,11 @@ from typing import NamedTuple
 
 from .documents import Skipped
 from .ingest.decode import DecodeError, decode_bytes
-from .ingest.readers import _SEP_HINT, _column_letter  # as in corpus tables
+from .ingest.readers import (  # as in corpus tables
+    _SEP_HINT,
+    _column_letter,
+)
+from .ingest.readers import column_key as table_column_key
 from .outputs import CSV_ENCODING, atomic_write_text
 
 __all__ = [
@@ -298,10 +302,10 @@ def sheet_csv_text(header: Sequence[str], rows: Iterable[Sequence[object]]) -> s
 
 def column_key(name: str) -> str:
     """How a header cell names its column: in lower case, and one of
-    :data:`REVIEW_FILE_COLUMNS` also with spaces or ``-`` for ``_`` (``Segment ID``)."""
-    key = name.strip().lower()
-    joined = re.sub(r"[\s-]+", "_", key)
-    return joined if joined in REVIEW_FILE_COLUMNS else key
+    :data:`REVIEW_FILE_COLUMNS` also with spaces or ``-`` for ``_`` (``Segment ID``), as
+    corpus tables' columns are matched."""
+    joined = table_column_key(name)
+    return joined if joined in REVIEW_FILE_COLUMNS else name.strip().lower()
 
 
 def repeated_column(keys: Sequence[str]) -> str:
