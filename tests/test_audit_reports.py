@@ -162,3 +162,41 @@ def test_difference_table_direct_call_survives_a_failing_test(
     assert table.loc["rare", "test"] == "fisher: failed"
     assert math.isnan(table.loc["rare", "p_value"])
     assert table.loc["common", "test"] == ""  # coded nowhere: not tested, as before
+
+
+def test_spellings_of_one_value_are_one_group_and_none_is_not_tested(
+        tmp_path: Path, codebook: Codebook) -> None:
+    # 'Yemen' and 'yemen ' are one case; segments without a case are counted, not tested
+    out = _outputs(tmp_path, {"Yemen": 10, "yemen ": 10, "Myanmar": 12, "": 6},
+                   {"Yemen": 5, "yemen ": 5, "": 6})
+    write_reports(out, codebook, ReportSettings(crosstab_fields=("case",)))
+    freq = _read(out / "frequencies_by_case.csv")
+    assert [c for c in freq.columns if c.startswith("segments_")] == [
+        "segments_Myanmar", "segments_Yemen", "segments_(none)", "segments_total"]
+    assert freq.loc["rare", ["segments_Myanmar", "segments_Yemen", "segments_(none)"]
+                    ].tolist() == [0, 10, 6]
+    assert freq.loc["(codable segments)", "segments_Yemen"] == 20
+    assert freq.loc["rare", "share_Yemen"] == pytest.approx(0.5)
+    diff = _read(out / "differences_by_case.csv")
+    assert [c for c in diff.columns if c.startswith("segments_")] == [
+        "segments_Myanmar", "segments_Yemen"]
+    assert diff.loc["rare", "test"] == "fisher"
+    expected = stats.fisher_exact([[0, 10], [12, 10]]).pvalue
+    assert diff.loc["rare", "p_value"] == pytest.approx(expected, rel=1e-3)
+    assert diff.loc["rare", "difference_Myanmar_minus_Yemen"] == pytest.approx(-0.5)
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "Yemen (&#39;Yemen&#39;, &#39;yemen&#39;)" in html
+    assert "6 codable segment(s) have no value" in html
+    assert "tests count segments as independent" in html
+
+
+def test_no_codable_segments_is_explained(tmp_path: Path, codebook: Codebook) -> None:
+    out = tmp_path / "outputs"
+    write_csv(out / "segments.csv", SEG_HEADER,
+              [["D:1", "D", "interview", "Interviewer", 1, 0, 4, "Why?", False, "A"]])
+    write_reports(out, codebook, ReportSettings(crosstab_fields=("case",)))
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "There are no codable segments" in html
+    assert "No test by &#39;case&#39;" in html
+    freq = pd.read_csv(out / "frequencies.csv", encoding="utf-8-sig")
+    assert freq["segments"].tolist() == [0, 0] and freq["share_of_segments"].isna().all()

@@ -297,3 +297,28 @@ def test_worker_processes_forked_during_a_run_do_not_keep_its_lock(tmp_path):
 def _started_then_sleep(started) -> None:
     started.set()
     time.sleep(30)
+
+
+def test_a_source_type_set_in_the_manifest_is_the_source_type_column(
+        tmp_path: Path, codebook_path: Path) -> None:
+    # the manifest's source_type overrides the column; it is no second, partly empty column
+    codebook = load_codebook(codebook_path)
+    k = len(codebook.code_ids)
+    segments = [
+        Segment(segment_id="D:1", doc_id="D", source_type="literature", speaker="R", turn=1,
+                char_start=0, char_end=5, text="hello", codable=True,
+                metadata={"source_type": "literature", "case": "yemen"}),
+        Segment(segment_id="E:1", doc_id="E", source_type="interview", speaker="R", turn=1,
+                char_start=0, char_end=5, text="hello", codable=True,
+                metadata={"case": "myanmar"}),
+    ]
+    coding = CodingResult(["D:1", "E:1"], codebook.code_ids, np.zeros((2, k)),
+                          np.full(k, 0.5), np.zeros((2, k), dtype=bool),
+                          np.full((2, k), "", dtype=object), [{}, {}])
+    write_datasets(tmp_path, Batch(segments=[segments]), codebook=codebook, run_id="r",
+                   started="", seconds=0.0, parameters={}, coding=coding)
+    with (tmp_path / SEGMENTS_CSV).open(encoding=CSV_ENCODING, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["segment_id", "doc_id", "source_type", "speaker", "turn",
+                             "char_start", "char_end", "text", "codable", "case"]
+    assert [r["source_type"] for r in rows] == ["literature", "interview"]

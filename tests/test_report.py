@@ -511,3 +511,15 @@ def test_artifacts_carry_no_transcript_text(reported: tuple[Path, dict[str, str]
     for _, *_, text, _, _, _ in SEGMENTS:
         assert text not in dumped
     assert frequency_table_rows(out.parent / "nowhere") == []
+
+
+def test_quotes_say_a_coders_decision_is_no_classifier_score(
+        reported: tuple[Path, dict[str, str]]) -> None:
+    out, _ = reported
+    md = (out / "quotes.md").read_text(encoding="utf-8")
+    assert "> — `D2:2`, Respondent (coder's decision; classifier's score 1.00)" in md
+    assert "> — `D1:4.2`, Respondent (coder's decision)" in md
+    assert "> — `D1:2`, Respondent (rule, score 0.90)" in md
+    assert "(human, score" not in md
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "(coder's decision; classifier's score 1.00)" in html

@@ -173,10 +173,15 @@ def write_csv_text(path: str | Path, text: str) -> str:
 
 
 def metadata_columns(segments: Iterable[Segment]) -> list[str]:
-    """Metadata fields in order of first appearance (documents are in path order)."""
+    """Metadata fields in order of first appearance (documents are in path order).
+
+    A ``source_type`` given in the manifest or front matter is not one: it is the
+    segment's ``source_type`` column already (a ``meta_source_type`` copy would be empty
+    for the documents that did not set it)."""
     seen: dict[str, Any] = {}
     for seg in segments:
         seen.update(seg.metadata)  # an existing key keeps its place
+    seen.pop("source_type", None)
     return list(seen)
 
 

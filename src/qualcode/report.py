@@ -41,6 +41,7 @@ from .report_html import (
 )
 from .report_tables import (
     HUMAN,
+    NONE_GROUP,
     TOTAL_ROW,
     applied_matrix,
     binary_document_matrix,
@@ -52,6 +53,7 @@ from .report_tables import (
     difference_table,
     evaluation_by_code,
     frequency_table,
+    group_spellings,
     quote_table,
     quotes_markdown,
     records_by_code,
@@ -257,6 +259,9 @@ def write_reports(out: str | Path, codebook: Codebook,
     def save(name: str, frame: pd.DataFrame) -> None:
         written[name] = _write_frame(out / name, frame)
 
+    if not applied.segment_ids:
+        notes.append("There are no codable segments (interviewer turns and preambles are "
+                     "never coded): shares are left empty and no group is tested.")
     freq = frequency_table(seg, cod, codebook, ev, draws=settings.draws, seed=settings.seed,
                            applied=applied)
     save(FREQUENCIES_CSV, freq)
@@ -267,6 +272,8 @@ def write_reports(out: str | Path, codebook: Codebook,
                                              seed=settings.seed, applied=applied)
         save(f"frequencies_by_{_slug(name)}.csv", crosstabs[name])
         save(f"differences_by_{_slug(name)}.csv", differences[name])
+        notes += _field_notes(name, crosstabs[name], differences[name],
+                              group_spellings(seg, name))
     save(COOCCURRENCE_CSV, cooccurrence_table(seg, cod, codebook, applied=applied))
     pair_tables = {}
     for a, b in pairs:
@@ -290,6 +297,27 @@ def write_reports(out: str | Path, codebook: Codebook,
     written[REPORT_HTML] = atomic_write_text(out / REPORT_HTML, render_report(context))
     _remove_stale(out, written)
     return written
+
+
+def _field_notes(name: str, crosstab: pd.DataFrame, differences: pd.DataFrame,
+                 spellings: dict[str, list[str]]) -> list[str]:
+    """What a reader of ``frequencies_by_<name>`` and ``differences_by_<name>`` must know:
+    spellings counted as one group, segments without a value, a field not tested."""
+    notes = []
+    if spellings:
+        notes.append(f"'{name}': values that differ only in case or spacing are one group: "
+                     + "; ".join(f"{label} ({', '.join(repr(s) for s in found)})"
+                                 for label, found in spellings.items()) + ".")
+    missing = _group_n(crosstab, NONE_GROUP)
+    if missing not in ("?", "0"):
+        notes.append(f"'{name}': {missing} codable segment(s) have no value ({NONE_GROUP}); "
+                     "they are counted in the frequencies but left out of the tests.")
+    tested = [c[len("share_"):] for c in differences.columns if c.startswith("share_")]
+    if crosstab["code_id"].eq(TOTAL_ROW).any() and len(tested) < 2:
+        notes.append(f"No test by '{name}': its codable segments with a value fall into "
+                     f"{len(tested)} group(s)" + (f" ({', '.join(tested)})" if tested else "")
+                     + "; a test needs two or more.")
+    return notes
 
 
 def _ignored_notes(ignored: dict[str, int]) -> list[str]:

@@ -10,8 +10,9 @@ Conventions shared by all tables:
   or whose code is not in the codebook, is ignored (and reported in the notes).
 - A segment counts once per code, even if ``codings.csv`` lists the pair twice.
 - Codes appear in codebook order; documents in order of first appearance in
-  ``segments.csv``; groups of a metadata field in sorted order, with an empty value shown
-  as ``(none)`` last.
+  ``segments.csv``; groups of a metadata field in sorted order (case-insensitive), with an
+  empty value shown as ``(none)`` last. Values that differ only in case or spacing
+  (``Yemen``, ``yemen``) are one group, named by its most frequent spelling.
 - Columns that depend on ``evaluation.csv`` (``status``, the corrected estimate) appear only
   when it exists.
 
@@ -54,6 +55,7 @@ __all__ = [
     "difference_table",
     "evaluation_by_code",
     "frequency_table",
+    "group_spellings",
     "prepare_codings",
     "prepare_segments",
     "quote_table",
@@ -407,15 +409,46 @@ def _statuses(codebook: Codebook, evaluation: pd.DataFrame | None) -> dict[str, 
 # --------------------------------------------------------------------------- cross-tabs
 
 
-def _groups(seg: pd.DataFrame, column: str) -> tuple[np.ndarray, list[str]]:
-    """Group of every codable segment (an index into the labels), and the sorted labels."""
+def _group_labels(seg: pd.DataFrame, column: str
+                  ) -> tuple[np.ndarray, list[str], dict[str, list[str]]]:
+    """Group of every codable segment (an index into the labels), the sorted labels, and
+    the spellings merged into a group (for groups with more than one).
+
+    Values that differ only in case or spacing (``Yemen``, ``yemen``, `` YEMEN``) are one
+    group, labelled with its most frequent spelling (of equals, the first in sorted order);
+    an empty value is the group ``(none)``, last.
+    """
     raw, labels = pd.factorize(seg.loc[seg["codable"].to_numpy(dtype=bool), column])
-    stripped = [str(v).strip() or NONE_GROUP for v in labels]  # few distinct values
-    distinct = sorted(set(stripped) - {NONE_GROUP})
-    if NONE_GROUP in stripped:
+    counts = np.bincount(raw[raw >= 0], minlength=len(labels))
+    spelled = [" ".join(str(v).split()) for v in labels]  # few distinct values
+    keys = [s.casefold() for s in spelled]
+    spellings: dict[str, dict[str, int]] = {}
+    for spelling, key, n in zip(spelled, keys, counts.tolist(), strict=True):
+        found = spellings.setdefault(key, {})
+        found[spelling] = found.get(spelling, 0) + n
+    label_of = {key: min(found, key=lambda s, f=found: (-f[s], s)) if key else NONE_GROUP
+                for key, found in spellings.items()}
+    distinct = sorted((label for key, label in label_of.items() if key), key=str.casefold)
+    if "" in label_of:
         distinct.append(NONE_GROUP)
     position = {g: i for i, g in enumerate(distinct)}
-    return np.array([position[v] for v in stripped], dtype=int)[raw], distinct
+    index = np.array([position[label_of[k]] for k in keys], dtype=int)[raw]
+    merged = {label_of[key]: sorted(found) for key, found in
+              sorted(spellings.items(), key=lambda item: position[label_of[item[0]]])
+              if key and len(found) > 1}
+    return index, distinct, merged
+
+
+def _groups(seg: pd.DataFrame, column: str) -> tuple[np.ndarray, list[str]]:
+    """Group of every codable segment (an index into the labels), and the sorted labels."""
+    index, distinct, _ = _group_labels(seg, column)
+    return index, distinct
+
+
+def group_spellings(segments: pd.DataFrame, column: str) -> dict[str, list[str]]:
+    """Per group of ``column`` that merges several spellings (``Yemen``, ``yemen``), the
+    spellings (see :func:`crosstab_table`); empty when every group has one."""
+    return _group_labels(prepare_segments(segments), column)[2]
 
 
 def _group_counts(applied: Applied, column: str) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -491,13 +524,15 @@ def difference_table(segments: pd.DataFrame, codings: pd.DataFrame | None, codeb
     sqrt(chi2 / n)`` (the table has 2 rows), ``q_value`` the Benjamini–Hochberg adjusted
     p-value over the codes tested, ``significant = q_value < alpha``. With 2 groups,
     ``difference_<a>_minus_<b>`` is the difference in shares. A code coded in none or in
-    all codable segments, or a field with fewer than 2 groups, is not tested (empty). A
+    all codable segments, or a field with fewer than 2 groups, is not tested (empty).
+    Segments without a value (``(none)``) are no group to compare: they are counted in
+    :func:`crosstab_table` but left out here (columns and tests). A
     test that fails (an error in the statistics library) is left empty too, with
     ``test = <test>: failed`` and a logged warning. ``applied`` as in :func:`frequency_table`.
     """
     applied = _applied(segments, codings, codebook, applied)
     groups, counts, totals = _group_counts(applied, column)
-    keep = totals > 0
+    keep = (totals > 0) & np.array([g != NONE_GROUP for g in groups], dtype=bool)
     groups = [g for g, k in zip(groups, keep, strict=True) if k]
     counts, totals = counts[:, keep], totals[keep]
     statuses = _statuses(codebook, evaluation)
@@ -803,9 +838,17 @@ def quotes_markdown(quotes: pd.DataFrame, codebook: Codebook) -> str:
                     source.append(str(q["speaker"]))
                 if q["citation"]:
                     source.append(str(q["citation"]))
-                score = "" if pd.isna(q["score"]) else f", score {float(q['score']):.2f}"
-                lines += [">", f"> — {', '.join(source)} ({q['method']}{score})", ""]
+                lines += [">", f"> — {', '.join(source)} ({_how_coded(q)})", ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _how_coded(quote: Mapping[str, Any]) -> str:
+    """``rule, score 0.91``; for a coder's decision the score is the classifier's, not the
+    coder's confidence, and says so."""
+    score = "" if pd.isna(quote["score"]) else f"{float(quote['score']):.2f}"
+    if quote["method"] == HUMAN:
+        return "coder's decision" + (f"; classifier's score {score}" if score else "")
+    return f"{quote['method']}" + (f", score {score}" if score else "")
 
 
 def records_by_code(table: pd.DataFrame) -> dict[Any, list[dict[str, Any]]]:
