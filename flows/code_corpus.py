@@ -710,7 +710,8 @@ def write_outputs(fingerprint: str | None, out: str, publication: Bulk) -> dict[
             staging, run.combined, codebook=run.codebook, run_id=run.run_id,
             started=run.started, seconds=run.seconds, parameters=run.parameters,
             model=run.model, coding=run.coding, extra_counts=run.extra_counts,
-            processes=run.processes, meanwhile=reports, review_problems=run.review_problems)
+            processes=run.processes, meanwhile=reports, review_problems=run.review_problems,
+            reviewed=run.reviews.decisions().keys())
         written = dict(manifest["outputs"])
         run.incremental["outputs_rewritten"] = True
         _finish_manifest(staging, run.incremental, run.failed, written, run.run_id)

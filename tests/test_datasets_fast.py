@@ -320,5 +320,5 @@ def test_a_source_type_set_in_the_manifest_is_the_source_type_column(
     with (tmp_path / SEGMENTS_CSV).open(encoding=CSV_ENCODING, newline="") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["segment_id", "doc_id", "source_type", "speaker", "turn",
-                             "char_start", "char_end", "text", "codable", "case"]
+                             "char_start", "char_end", "text", "codable", "reviewed", "case"]
     assert [r["source_type"] for r in rows] == ["literature", "interview"]

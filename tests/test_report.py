@@ -269,6 +269,25 @@ def test_code_document_matrix_hand_computed(reported: tuple[Path, dict[str, str]
     assert binary[CODES].to_numpy().tolist() == [[1, 1, 1, 0], [1, 0, 1, 1], [1, 1, 1, 0]]
 
 
+def test_a_segment_reviewed_as_no_code_is_known_to_the_corrected_estimate(
+        tmp_path: Path, codebook: Codebook) -> None:
+    # segments.csv's ``reviewed`` column: D3:3 was reviewed and given no code, so it is
+    # known too (it has no coding row that could say so)
+    folder = tmp_path / "outputs"
+    rows = [[*row[:9], row[0] in ("D1:4.2", "D2:2", "D3:3"), *row[9:]] for row in SEGMENTS]
+    write_csv(folder / "segments.csv", [*SEG_HEADER[:9], "reviewed", *SEG_HEADER[9:]], rows)
+    write_csv(folder / "codings.csv", COD_HEADER, CODINGS)
+    write_csv(folder / "evaluation.csv", EVAL_HEADER, EVALUATION)
+    _manifest(folder)
+    write_reports(folder, codebook, SETTINGS)
+    freq = read(folder / "frequencies.csv").set_index("code_id")
+    # t1: 1 known (D2:2) + 5 classifier-decided × (3/5 - .1) / .7 (was 6 × (3/6 - .1) / .7)
+    assert freq.loc["t1", "corrected_segments"] == pytest.approx(1 + 5 * 0.5 / 0.7, abs=0.01)
+    assert freq.loc["t1", "segments"] == 4  # the counts themselves are unchanged
+    matrix = read(folder / "code_document_matrix.csv")
+    assert "reviewed" not in matrix.columns  # a segment's flag, not document metadata
+
+
 def test_quotes_order_and_context(reported: tuple[Path, dict[str, str]]) -> None:
     out, _ = reported
     read(out / "quotes.csv")  # BOM check

@@ -82,7 +82,7 @@ ID_RULE = (f"an id starts with a letter (A-Z, a-z), then has only letters, digit
 # Columns of coded_segments.csv that come before the one-column-per-code block.
 OUTPUT_COLUMNS = (
     "segment_id", "doc_id", "source_type", "speaker", "turn", "char_start", "char_end",
-    "text", "codable", "codes",
+    "text", "codable", "reviewed", "codes",
 )
 # Token attributes set only by a tagger, parser, morphologiser, NER or senter: the rule
 # layer runs spacy.blank("en") + a lookup lemmatizer, so patterns using them never match.

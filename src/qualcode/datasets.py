@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -199,6 +199,7 @@ def write_datasets(
     processes: int = 1,
     meanwhile: Callable[[], dict[str, str]] | None = None,
     review_problems: Sequence[Skipped] = (),
+    reviewed: Collection[str] = (),
 ) -> dict[str, Any]:
     """Write the segment and coding tables, then ``run_manifest.json``; return the manifest.
 
@@ -206,11 +207,12 @@ def write_datasets(
     ``processes > 1`` the wide tables (``coded_segments.csv``, ``scores.csv``) are written
     in a worker process, while this one writes the rest and then runs ``meanwhile``
     (more outputs, such as the reports, which may read the files and the manifest
-    written before; it returns ``{file name: sha256}`` for the manifest).
+    written before; it returns ``{file name: sha256}`` for the manifest). ``reviewed``:
+    the ids of the segments a coder's decision codes (``reviewed`` column).
     """
     out = Path(out)
     segments = flat_segments(batch)
-    header, rows = segment_rows(segments, codebook.code_ids)
+    header, rows = segment_rows(segments, codebook.code_ids, reviewed)
     lines = csv_lines(rows)
     wide = None if coding is None else parallel.start(
         write_wide_csvs, str(out), header, lines, [s.segment_id for s in segments],

@@ -20,7 +20,7 @@ from .documents import Segment
 
 SEGMENT_COLUMNS = (
     "segment_id", "doc_id", "source_type", "speaker", "turn", "char_start", "char_end", "text",
-    "codable",
+    "codable", "reviewed",
 )
 # CSVs carry a UTF-8 byte-order mark so that Excel opens accents and dashes correctly;
 # pandas and R's readr strip it.
@@ -202,10 +202,12 @@ def _column_names(keys: Sequence[str], reserved: Collection[str]) -> list[str]:
     return names
 
 
-def segment_rows(segments: Sequence[Segment], reserved: Collection[str] = ()
-                 ) -> tuple[list[str], list[list[Any]]]:
+def segment_rows(segments: Sequence[Segment], reserved: Collection[str] = (),
+                 reviewed: Collection[str] = ()) -> tuple[list[str], list[list[Any]]]:
     """Header and rows of ``segments.csv`` (contract in the design); a metadata field
-    named like a segment column or one of ``reserved`` (the code ids) gets ``meta_``."""
+    named like a segment column or one of ``reserved`` (the code ids) gets ``meta_``.
+    ``reviewed``: the ids of the segments whose codes are a coder's decision (only a
+    codable segment's counts)."""
     meta = metadata_columns(segments)
     header = [*SEGMENT_COLUMNS, *_column_names(meta, reserved)]
     blanks = [""] * len(meta)
@@ -213,7 +215,7 @@ def segment_rows(segments: Sequence[Segment], reserved: Collection[str] = ()
         [
             s.segment_id, s.doc_id, s.source_type, s.speaker,
             "" if s.turn is None else s.turn, s.char_start, s.char_end, s.text, s.codable,
-            *map(s.metadata.get, meta, blanks),
+            s.codable and s.segment_id in reviewed, *map(s.metadata.get, meta, blanks),
         ]
         for s in segments
     ]

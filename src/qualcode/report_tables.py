@@ -67,7 +67,7 @@ NONE_GROUP = "(none)"  # group label for an empty metadata value
 TOTAL_ROW = "(codable segments)"  # denominator row of a cross-tab; never a valid code id
 SEGMENT_CORE = (
     "segment_id", "doc_id", "source_type", "speaker", "turn", "char_start", "char_end",
-    "text", "codable",
+    "text", "codable", "reviewed",
 )
 _TRUE = {"true", "1", "yes", "y", "t"}
 HUMAN = "human"
@@ -77,7 +77,8 @@ HUMAN = "human"
 
 
 def prepare_segments(segments: pd.DataFrame) -> pd.DataFrame:
-    """``segments.csv`` as strings, with ``codable`` as bool and duplicate ids dropped."""
+    """``segments.csv`` as strings, with ``codable`` (and ``reviewed``, if there) as bool
+    and duplicate ids dropped."""
     for col in ("segment_id", "doc_id"):
         if col not in segments.columns:
             raise ValueError(f"segments table has no {col!r} column")
@@ -85,19 +86,24 @@ def prepare_segments(segments: pd.DataFrame) -> pd.DataFrame:
         return segments
     seg = segments.copy()
     for col in seg.columns:
-        if col != "codable":
+        if col not in _FLAGS:
             seg[col] = _as_text(seg[col])
     if "codable" not in seg.columns:
         seg["codable"] = True
-    elif seg["codable"].dtype != bool:
-        seg["codable"] = np.array([_text(v).strip().lower() in _TRUE
-                                   for v in seg["codable"].tolist()], dtype=bool)
+    for col in _FLAGS:
+        if col in seg.columns and seg[col].dtype != bool:
+            seg[col] = np.array([_text(v).strip().lower() in _TRUE
+                                 for v in seg[col].tolist()], dtype=bool)
     return seg.drop_duplicates("segment_id", keep="first").reset_index(drop=True)
 
 
+_FLAGS = ("codable", "reviewed")  # segments.csv's True/False columns
+
+
 def _is_prepared(seg: pd.DataFrame) -> bool:
-    return ("codable" in seg.columns and seg["codable"].dtype == bool
-            and all(_all_text(seg[c]) for c in seg.columns if c != "codable")
+    return ("codable" in seg.columns
+            and all(seg[c].dtype == bool for c in _FLAGS if c in seg.columns)
+            and all(_all_text(seg[c]) for c in seg.columns if c not in _FLAGS)
             and seg["segment_id"].is_unique
             and isinstance(seg.index, pd.RangeIndex) and seg.index.start == 0
             and seg.index.step == 1)
@@ -373,10 +379,14 @@ def frequency_table(
     if evaluation is not None:
         ev = evaluation_by_code(evaluation, codebook.code_ids)
         # Segments a coder decided are known: the correction applies to the classifier's
-        # decisions on the others only, so it never goes below what coders confirmed.
+        # decisions on the others only, so it never goes below what coders confirmed. A
+        # segment decided "no code" has no coding row: segments.csv's ``reviewed`` says.
         human = applied.codings
         human = set(human.loc[human["method"] == "human", "segment_id"]) if (
             "method" in human.columns) else set()
+        seg = applied.segments
+        if "reviewed" in seg.columns:
+            human |= set(seg.loc[seg["reviewed"].to_numpy(dtype=bool), "segment_id"])
         reviewed = np.array([sid in human for sid in applied.segment_ids], dtype=bool)
         known = applied.matrix[reviewed].sum(axis=0)
         n_model = n - int(reviewed.sum())
