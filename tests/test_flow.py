@@ -102,6 +102,11 @@ def _check_codings_and_reports(out: Path, segments: pd.DataFrame, corpus: Path) 
         assert applied == {c for c in row.codes.split(";") if c}, row.segment_id
         assert set(codings.loc[codings["segment_id"] == row.segment_id, "method"]) <= {"human"}
     assert (codings["method"] != "human").any()  # the unreviewed documents were coded too
+    # segments.csv says which segments a coder decided, "no code" decisions included
+    reviewed = set(segments.loc[segments["reviewed"] == "True", "segment_id"])
+    no_code = {r.segment_id for r in reviews.itertuples() if not r.codes.strip()} & codable
+    assert no_code and no_code <= reviewed <= codable
+    assert reviewed >= set(codings.loc[codings["method"] == "human", "segment_id"])
 
     freq = pd.read_csv(out / "frequencies.csv")
     n_codable = len(codable)
@@ -344,8 +349,19 @@ def test_cli_invalid_codebook_exits_1_and_names_the_line(tmp_path, sample_corpus
     assert not (tmp_path / "out").exists()
 
 
+def _closed_port() -> int:
+    """A loopback port nothing listens on."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @pytest.mark.parametrize("case", ["out_is_a_file", "out_inside_corpus", "zero_turn_chars",
-                                  "one_fold", "bad_timezone"])
+                                  "one_fold", "bad_timezone", "corpus_is_a_file",
+                                  "no_interviewer_labels", "bad_dask_address",
+                                  "no_dask_scheduler", "bad_cron"])
 def test_cli_user_errors_exit_2_with_one_line_before_prefect_starts(
         tmp_path, sample_corpus, codebook_path, case):
     (tmp_path / "afile").write_text("not a folder")
@@ -358,12 +374,113 @@ def test_cli_user_errors_exit_2_with_one_line_before_prefect_starts(
         "one_fold": (["evaluate", *paths, "--folds", "1"], "must be at least 2"),
         "bad_timezone": (["schedule", *paths, "--cron", "0 2 * * *", "--timezone",
                           "Mars/Olympus"], "is not a time zone"),
+        "corpus_is_a_file": (["run", "--corpus", "afile", "--codebook", str(codebook_path)],
+                             "corpus folder 'afile' is a file, not a folder"),
+        "no_interviewer_labels": (["run", *paths, "--interviewer-labels", " , "],
+                                  "--interviewer-labels names no label"),
+        "bad_dask_address": (["run", *paths, "--dask-address", "scheduler"],
+                             "is not the address of a Dask scheduler"),
+        "no_dask_scheduler": (["run", *paths, "--dask-address",
+                               f"tcp://127.0.0.1:{_closed_port()}"],
+                              "no Dask scheduler answers at"),
+        "bad_cron": (["schedule", *paths, "--cron", "0 2 * *"], "is not a valid cron"),
     }[case]
     result = _cli(*args, cwd=tmp_path, env_home=tmp_path / "home")
     assert result.returncode == 2, result.stderr
     assert says in result.stderr and "Traceback" not in result.stderr
-    assert not (tmp_path / "home").exists()  # Prefect never started
+    if case == "bad_cron":  # Prefect's Cron checks it: Prefect is imported, no server started
+        assert not (tmp_path / "home" / "server.log").exists()
+    else:
+        assert not (tmp_path / "home").exists()  # Prefect never started
     assert not (sample_corpus / "outputs").exists()
+
+
+def test_cli_run_on_outputs_another_run_writes_exits_2_before_prefect_starts(
+        tmp_path, sample_corpus, codebook_path):
+    import fcntl
+
+    out = tmp_path / "out"
+    out.mkdir()
+    held = os.open(out, os.O_RDONLY)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a run in progress holds it
+        result = _cli("run", "--corpus", str(sample_corpus), "--codebook", str(codebook_path),
+                      "--out", str(out), cwd=tmp_path, env_home=tmp_path / "home")
+    finally:
+        os.close(held)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"error: another qualcode run is writing to '{out}' — wait until it has finished, "
+        "or choose another --out"]
+    assert not (tmp_path / "home").exists()  # Prefect never started
+    assert list(out.iterdir()) == []
+
+
+def test_cli_an_unwritable_prefect_home_is_one_line_not_a_timeout(
+        tmp_path, sample_corpus, codebook_path):
+    (tmp_path / "afile").write_text("not a folder")
+    home = tmp_path / "afile" / "home"  # cannot be created, even by root
+    paths = ["--corpus", str(sample_corpus), "--codebook", str(codebook_path)]
+    for args, status in ((["run", *paths, "--out", "out"], 2),
+                         (["train", *paths, "--out", "out"], 2),
+                         (["server", "start"], 1)):
+        result = subprocess.run(
+            [sys.executable, "-m", "qualcode.cli", *args], cwd=tmp_path, timeout=120,
+            env={**{k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"},
+                 "PREFECT_HOME": str(home)}, capture_output=True, text=True)
+        assert result.returncode == status, (args, result.stderr)
+        assert "Traceback" not in result.stderr, args
+        assert f"'{home}'" in result.stderr and "cannot be written" in result.stderr, args
+        assert "PREFECT_HOME" in result.stderr, args
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc (Linux)")
+def test_cli_sigterm_stops_a_run_like_ctrl_c_and_its_temporary_server(
+        tmp_path, codebook_path):
+    """SIGTERM (a scheduler's timeout, `kill`) used to kill the command and leave Prefect's
+    temporary server running, orphaned."""
+    import signal
+    import time
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("Interviewer: What changed?\n\nRespondent: The elders "
+                                  "spoke to the governor.\n", encoding="utf-8")
+    home = tmp_path / "home"
+    env = {**os.environ, "PREFECT_HOME": str(home)}
+    env.pop("PREFECT_API_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "qualcode.cli", "run", "--corpus", "corpus", "--codebook",
+         str(codebook_path), "--out", "out", "--backend", "fast", "--workers", "1"],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines = []
+    try:
+        for line in process.stderr:
+            lines.append(line)
+            if "Starting temporary server" in line:
+                break
+        time.sleep(1)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    time.sleep(1)
+    left = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if f"PREFECT_HOME={home}\0".encode() in environ.read_bytes():
+                left.append(environ.parent.name)
+        except OSError:
+            continue
+    for pid in left:  # do not leave them running when the test fails
+        os.kill(int(pid), signal.SIGKILL)
+    err = "".join(lines) + err
+    assert process.returncode == 143, err
+    assert "terminated: the outputs are those of the last complete run" in err
+    assert not (tmp_path / "out" / "segments.csv").exists()
+    assert left == [], "processes of the run left behind"
 
 
 def test_an_invalid_cron_is_refused(tmp_path):
@@ -382,7 +499,7 @@ def test_ctrl_c_exits_130_with_a_message(monkeypatch, capsys):
 
     monkeypatch.setattr(cli, "_command", interrupted)
     assert cli.main(["report"]) == 130
-    assert "interrupted: the outputs are those of the previous complete run" in (
+    assert "interrupted: the outputs are those of the last complete run" in (
         capsys.readouterr().err)
 
 

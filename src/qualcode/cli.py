@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -89,6 +91,87 @@ def _out_problem(out: str, corpus: str) -> str | None:
         return (f"the output folder '{out}' cannot be written (no permission in "
                 f"'{existing}') — choose a folder you may write to")
     return None
+
+
+def _corpus_problem(corpus: str) -> str | None:
+    """Why ``corpus`` is no corpus folder: it does not exist or is a file."""
+    path = Path(corpus)
+    if path.is_dir():
+        return None
+    what = "is a file, not a folder" if path.exists() else "does not exist"
+    return (f"corpus folder '{corpus}' {what} — pass --corpus with the folder that holds "
+            "your transcripts")
+
+
+def _prefect_home_problem() -> str | None:
+    """Why Prefect cannot keep its database in its home folder (``PREFECT_HOME``, else
+    ``./.prefect``) when no server is set: its temporary server would wait minutes for
+    the database, then fail with a traceback."""
+    from . import server
+
+    if os.environ.get("PREFECT_API_URL"):
+        return None
+    home = server.prefect_home()
+    existing = next((p for p in (home, *home.parents) if p.exists()), None)
+    if existing is not None and existing.is_dir() and os.access(existing, os.W_OK | os.X_OK):
+        return None
+    if os.environ.get("PREFECT_HOME"):
+        return (f"Prefect's folder PREFECT_HOME='{home}' cannot be written — set "
+                "PREFECT_HOME to a folder you may write to, or unset it (Prefect then uses "
+                ".prefect in the folder you run qualcode from)")
+    return (f"Prefect's folder '{home}' cannot be written — run qualcode from a folder you "
+            "may write to (the project folder), or set PREFECT_HOME to one")
+
+
+def _outputs_busy(out: str) -> str | None:
+    """Why ``out`` cannot be written now: another run holds its lock (see
+    :func:`qualcode.outputs.exclusive_outputs`). Checked before Prefect starts; the run
+    itself still takes the lock."""
+    try:
+        import fcntl
+
+        folder = os.open(out, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except (ImportError, OSError):  # Windows; no such folder yet
+        return None
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return (f"another qualcode run is writing to '{out}' — wait until it has finished, "
+                "or choose another --out")
+    except OSError:  # a file system without locks
+        pass
+    finally:
+        os.close(folder)  # which releases the lock
+    return None
+
+
+def _dask_problem(address: str | None, timeout: float = 10.0) -> str | None:
+    """Why no Dask scheduler answers at ``address`` (``tcp://host:port``, ``tls://...`` or
+    ``host:port``); other transports are left to Dask."""
+    if not address:
+        return None
+    scheme, _, rest = address.rpartition("://")
+    if scheme not in ("", "tcp", "tls"):
+        return None
+    host, _, port = rest.rpartition(":")
+    host = host.strip("[]")
+    if not host or not port.isdigit():
+        return (f"--dask-address '{address}' is not the address of a Dask scheduler — "
+                "write tcp://HOST:PORT, e.g. tcp://10.0.0.5:8786")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        return (f"no Dask scheduler answers at '{address}' ({reason}) — start it "
+                "(`dask scheduler`) or check --dask-address")
+    return None
+
+
+def _labels_problem(args: argparse.Namespace) -> str | None:
+    if any(label.strip() for label in args.interviewer_labels.split(",")):
+        return None
+    return ("--interviewer-labels names no label — give the interviewers' labels, "
+            f"comma-separated (default: {','.join(DEFAULT_INTERVIEWER_LABELS)})")
 
 
 def _timezone_problem(timezone: str) -> str | None:
@@ -279,14 +362,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         return status
     for warning in codebook_warnings(load_codebook(args.codebook)):
         print(warning, file=sys.stderr)
-    if not Path(args.corpus).is_dir():
-        print(f"error: corpus folder '{args.corpus}' does not exist — pass --corpus with the "
-              "folder that holds your transcripts", file=sys.stderr)
-        return 2
     if args.workers is not None and args.workers < 1:
         print("error: --workers must be at least 1", file=sys.stderr)
         return 2
-    problem = _out_problem(args.out, args.corpus)
+    problem = (_corpus_problem(args.corpus) or _labels_problem(args)
+               or _out_problem(args.out, args.corpus) or _outputs_busy(args.out)
+               or _prefect_home_problem() or _dask_problem(args.dask_address))
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
@@ -378,33 +459,28 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     if status:
         print(report, file=sys.stderr)
         return status
-    if not Path(args.corpus).is_dir():
-        print(f"error: corpus folder '{args.corpus}' does not exist — pass --corpus with the "
-              "folder that holds your transcripts", file=sys.stderr)
-        return 2
     timezone = args.timezone or _local_timezone()
-    problem = _out_problem(args.out, args.corpus) or _timezone_problem(timezone)
+    problem = (_corpus_problem(args.corpus) or _labels_problem(args)
+               or _out_problem(args.out, args.corpus) or _timezone_problem(timezone)
+               or _dask_problem(args.dask_address))
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    running = server.status() is not None or bool(os.environ.get("PREFECT_API_URL"))
-    try:
-        api = _use_project_server(start=True)
-    except server.ServerError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
     from flows.deployments import cron_schedule, serve_code_corpus  # imports Prefect
 
-    try:
+    try:  # before the server starts: a typo must not leave one running
         schedule = cron_schedule(args.cron, timezone)
     except ValueError as err:  # pydantic's ValidationError is one
-        if not running:
-            server.stop()
         reason = str(err).splitlines()[-1].strip() if str(err) else type(err).__name__
         print(f"error: --cron '{args.cron}' is not a valid cron schedule ({reason}) — write "
               "five fields, minute hour day month weekday, e.g. '0 2 * * *' for 2:00 every "
               "night", file=sys.stderr)
         return 2
+    try:
+        api = _use_project_server(start=True)
+    except server.ServerError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     parameters = _flow_parameters(args, absolute=True)
     ui = (api or "").removesuffix("/api")
     print(f"Serving 'code-corpus/{args.name}' on cron '{args.cron}' ({timezone}) for\n"
@@ -465,10 +541,8 @@ def _check_first(args: argparse.Namespace) -> int:
     if status:
         print(report, file=sys.stderr)
         return status
-    if not Path(args.corpus).is_dir():
-        print(f"error: corpus folder '{args.corpus}' does not exist", file=sys.stderr)
-        return 2
-    problem = _reviews_problem(args.reviews) or _out_problem(args.out, args.corpus)
+    problem = (_corpus_problem(args.corpus) or _reviews_problem(args.reviews)
+               or _out_problem(args.out, args.corpus) or _prefect_home_problem())
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
@@ -562,6 +636,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 2
     if _other_codebook(args.out, args.codebook):
         return 1
+    if problem := _prefect_home_problem():
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     from flows import in_process_run
     from flows.reports import refresh_reports
 
@@ -718,12 +795,32 @@ def _quiet_stdout() -> None:
         pass
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that the run stops the same way: Prefect's temporary
+    server and the worker processes are stopped, no outputs are half-written."""
+
+
+def _on_sigterm(pid: int) -> Callable[[int, Any], None]:
+    def handler(signum: int, frame: Any) -> None:
+        if os.getpid() != pid:  # a forked worker: die as it would have
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        raise Terminated
+    return handler
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command in ``argv`` (default: the command line); return the exit status.
 
     When stdout is closed early (``qualcode codebook check | head -3``) the command stops
-    quietly with status 141, as a command killed by SIGPIPE does.
+    quietly with status 141, as a command killed by SIGPIPE does. SIGTERM stops a command
+    as Ctrl-C does, with status 143.
     """
+    try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm(os.getpid()))
+    except ValueError:  # not the main thread
+        previous = None
     try:
         try:
             args = build_parser().parse_args(argv)
@@ -733,15 +830,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = _command(args)
         sys.stdout.flush()  # a closed pipe shows here, not as a traceback at exit
         return status
-    except KeyboardInterrupt:
-        print("\ninterrupted: the outputs are those of the previous complete run (a run "
+    except KeyboardInterrupt as err:
+        what = "terminated" if isinstance(err, Terminated) else "interrupted"
+        print(f"\n{what}: the outputs are those of the last complete run (a run "
               "writes them all at its end, or none)", file=sys.stderr)
-        return 130
+        return 143 if isinstance(err, Terminated) else 130
     except BrokenPipeError:
         if not _stdout_closed():  # another pipe or socket broke: not ours to hide
             raise
         _quiet_stdout()
         return 141
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _command(args: argparse.Namespace) -> int:

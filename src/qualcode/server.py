@@ -144,8 +144,15 @@ def start(home: str | os.PathLike[str] | None = None, port: int | None = None,
     running = status(folder)
     if running is not None:
         return running, False
-    folder.mkdir(parents=True, exist_ok=True)
-    os.chmod(folder, 0o700)  # the database holds run history: keep it private
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(folder, 0o700)  # the database holds run history: keep it private
+        (folder / LOG_FILE).open("ab").close()
+    except OSError as err:
+        raise ServerError(
+            f"the Prefect server's folder '{folder}' cannot be written ({err.strerror}) — "
+            "run qualcode from the project folder, or set PREFECT_HOME to a folder you may "
+            "write to") from None
     info = _read_state(folder)
     if info is not None and _alive(info.pid):
         raise ServerError(
