@@ -124,25 +124,15 @@ def _prefect_home_problem() -> str | None:
 
 
 def _outputs_busy(out: str) -> str | None:
-    """Why ``out`` cannot be written now: another run holds its lock (see
-    :func:`qualcode.outputs.exclusive_outputs`). Checked before Prefect starts; the run
-    itself still takes the lock."""
-    try:
-        import fcntl
+    """Why ``out`` cannot be written now: another run holds its lock. Checked before
+    Prefect starts; the run itself still takes the lock."""
+    from .outputs import OutputsBusy, outputs_lock
 
-        folder = os.open(out, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except (ImportError, OSError):  # Windows; no such folder yet
-        return None
     try:
-        fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return (f"another qualcode run is writing to '{out}' — wait until it has finished, "
-                "or choose another --out")
-    except OSError:  # a file system without locks
-        pass
-    finally:
-        os.close(folder)  # which releases the lock
-    return None
+        with outputs_lock(out):
+            return None
+    except OutputsBusy as err:
+        return str(err)
 
 
 def _dask_problem(address: str | None, timeout: float = 10.0) -> str | None:

@@ -11,7 +11,7 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, TypeVar
@@ -245,41 +245,48 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_close_held)
 
 
+@contextlib.contextmanager
+def outputs_lock(out: str | Path) -> Iterator[None]:
+    """Hold a lock on the ``out`` folder, when it exists; raise :class:`OutputsBusy` at
+    once when another process holds it. (The folder itself is locked, so nothing is added
+    to it; no lock without ``fcntl``, on Windows, or on a file system without locks.)"""
+    try:
+        import fcntl
+
+        folder = os.open(out, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except (ImportError, OSError):  # Windows; no such folder yet
+        folder = None
+    if folder is None:
+        # outside the except block: a failure in the body is not chained to the missing folder
+        yield
+        return
+    _HELD.add(folder)
+    try:
+        try:
+            fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutputsBusy(
+                f"another qualcode run is writing to '{out}' — wait until it has "
+                "finished, or choose another --out") from None
+        except OSError:  # a file system without locks (some network shares): run
+            pass
+        yield
+    finally:
+        _HELD.discard(folder)
+        os.close(folder)
+
+
 def exclusive_outputs(fn: Callable[..., T]) -> Callable[..., T]:
-    """``fn`` (which takes an ``out`` folder) run holding a lock on that folder, when it
-    exists: two runs that write the same outputs at once would mix them. Raises
-    :class:`OutputsBusy` at once when another process holds it. (The folder itself is
-    locked, so nothing is added to it; no lock without ``fcntl``, on Windows.)"""
+    """``fn`` (which takes an ``out`` folder) run holding :func:`outputs_lock` on that
+    folder: two runs that write the same outputs at once would mix them."""
     signature = inspect.signature(fn)
 
     @functools.wraps(fn)
     def locked(*args: Any, **kwargs: Any) -> T:
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
-        out = Path(bound.arguments["out"])
-        try:
-            import fcntl
-
-            folder = os.open(out, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        except (ImportError, OSError):  # Windows; no such folder yet
-            folder = None
-        if folder is None:
-            # outside the except block: a failure of fn is not chained to the missing folder
+        with outputs_lock(bound.arguments["out"]):
             return fn(*args, **kwargs)
-        _HELD.add(folder)
-        try:
-            try:
-                fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise OutputsBusy(
-                    f"another qualcode run is writing to '{out}' — wait until it has "
-                    "finished, or choose another --out") from None
-            except OSError:  # a file system without locks (some network shares): run
-                pass
-            return fn(*args, **kwargs)
-        finally:
-            _HELD.discard(folder)
-            os.close(folder)
 
     return locked
 
