@@ -495,7 +495,7 @@ def code_corpus(
     if processes > 1 and any(key and key not in index for key, _ in keys.values()):
         parallel.warm_up(processes)
 
-    reviews = load_reviews(corpus_dir / "reviews", book.code_ids)
+    reviews = load_reviews(corpus_dir / "reviews", book.code_ids, book.ids_by_name)
     decisions = reviews.decisions()
     # Without reviews the training data is the codebook alone: the model is then
     # prepared (reused or trained) while the corpus is read
@@ -535,7 +535,8 @@ def code_corpus(
             decisions = reviews.decisions()
 
         data = training_set(segments, decisions)
-        review_problems = [*reviews.problems, *reviews.unmatched(data.segment_ids)]
+        uncoded = {s.segment_id: s.speaker for s in segments if not s.codable}
+        review_problems = [*reviews.problems, *reviews.unmatched(data.segment_ids, uncoded)]
         model, model_meta, retrained = early.result() if early else prepare_model(
             book, data, str(out_dir), backend, evaluate)
         if retrained:

@@ -11,7 +11,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from qualcode.codebook import Codebook, load_codebook
 from qualcode.datasets import RUN_MANIFEST, codebook_mismatch
-from qualcode.outputs import write_json
+from qualcode.outputs import exclusive_outputs, write_json
 from qualcode.report import artifact_markdown, frequency_table_rows, write_reports
 
 
@@ -43,6 +43,7 @@ def report_outputs(out: str, codebook: Codebook) -> dict[str, str]:
 
 
 @flow(name="refresh-reports")
+@exclusive_outputs
 def refresh_reports(out: str = "outputs", codebook: str = "codebook.yaml") -> dict[str, Any]:
     """Regenerate every report from the existing coded outputs, without recoding."""
     out_dir = str(Path(out).resolve())

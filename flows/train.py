@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 
-from qualcode.codebook import load_codebook
+from qualcode.codebook import Codebook, load_codebook
 from qualcode.corpus import flat_segments, read_corpus
 from qualcode.evaluate import (
     cross_validate,
@@ -16,18 +17,26 @@ from qualcode.evaluate import (
     summary,
     write_evaluation,
 )
+from qualcode.outputs import exclusive_outputs
 from qualcode.reviews import load_reviews
+from qualcode.segment import DEFAULT_MAX_TURN_CHARS
+from qualcode.speakers import DEFAULT_INTERVIEWER_LABELS
 from qualcode.training import TrainingSet, evaluate_and_write, train, training_set
 
 
-def _training_data(corpus: Path, reviews: str | None, code_ids: list[str]
+def _training_data(corpus: Path, reviews: str | None, book: Codebook,
+                   interviewer_labels: Sequence[str] | None, max_turn_chars: int
                    ) -> tuple[TrainingSet, list[str]]:
     """The reviewed segments, and the problems found in the review files."""
-    segments = flat_segments(read_corpus(corpus))
-    source = load_reviews(reviews or corpus / "reviews", code_ids).checked(
-        {s.segment_id: s.text for s in segments})
+    segments = flat_segments(read_corpus(
+        corpus, interviewer_labels or DEFAULT_INTERVIEWER_LABELS, max_turn_chars))
+    texts = {s.segment_id: s.text for s in segments}
+    source = load_reviews(reviews or corpus / "reviews", book.code_ids,
+                          book.ids_by_name).checked(texts)
     data = training_set(segments, source.decisions())
-    return data, [str(p) for p in [*source.problems, *source.unmatched(data.segment_ids)]]
+    uncoded = {s.segment_id: s.speaker for s in segments if not s.codable}
+    return data, [str(p) for p in [*source.problems,
+                                   *source.unmatched(data.segment_ids, uncoded)]]
 
 
 @task(name="cross-validate")
@@ -46,14 +55,18 @@ def train_task(book, data, out: str, backend: str | None, evaluation: dict[str, 
 
 
 @flow(name="evaluate-model")
+@exclusive_outputs
 def evaluate_model(
     corpus: str = "corpus", codebook: str = "codebook.yaml", out: str = "outputs",
     reviews: str | None = None, backend: str | None = None, folds: int = 5,
+    interviewer_labels: list[str] | None = None, max_turn_chars: int = DEFAULT_MAX_TURN_CHARS,
 ) -> dict[str, Any]:
-    """Cross-validate over the reviewed segments; write ``evaluation.csv``."""
+    """Cross-validate over the reviewed segments; write ``evaluation.csv``. The corpus is
+    segmented with ``interviewer_labels`` and ``max_turn_chars``, as in the coding run."""
     logger = get_run_logger()
     book = load_codebook(codebook)
-    data, problems = _training_data(Path(corpus).resolve(), reviews, book.code_ids)
+    data, problems = _training_data(Path(corpus).resolve(), reviews, book,
+                                    interviewer_labels, max_turn_chars)
     logger.info("cross-validating on %d reviewed segments from %d documents",
                 len(data.texts), len(set(data.groups)))
     cv = cross_validate_task(book, data, str(Path(out).resolve()), backend, folds)
@@ -64,15 +77,20 @@ def evaluate_model(
 
 
 @flow(name="train-model")
+@exclusive_outputs
 def train_model(
     corpus: str = "corpus", codebook: str = "codebook.yaml", out: str = "outputs",
     reviews: str | None = None, backend: str | None = None, folds: int = 5,
-    evaluate: bool = True,
+    evaluate: bool = True, interviewer_labels: list[str] | None = None,
+    max_turn_chars: int = DEFAULT_MAX_TURN_CHARS,
 ) -> dict[str, Any]:
-    """Evaluate (when there are enough reviews), then train on all of them and save."""
+    """Evaluate (when there are enough reviews), then train on all of them and save. The
+    corpus is segmented with ``interviewer_labels`` and ``max_turn_chars``, as in the
+    coding run."""
     book = load_codebook(codebook)
     out_dir = str(Path(out).resolve())
-    data, problems = _training_data(Path(corpus).resolve(), reviews, book.code_ids)
+    data, problems = _training_data(Path(corpus).resolve(), reviews, book,
+                                    interviewer_labels, max_turn_chars)
     evaluation = evaluate_task(book, data, out_dir, backend, folds) if evaluate else {}
     _, meta = train_task(book, data, out_dir, backend, evaluation)
     return {**meta, "unmatched": data.unmatched, "review_problems": problems}

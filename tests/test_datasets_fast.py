@@ -241,9 +241,7 @@ def test_a_second_run_on_the_same_outputs_is_refused_while_the_first_writes(tmp_
     def run(out: str) -> str:
         return "written"
 
-    assert run(out=str(tmp_path / "new")) == "written"  # no folder yet: nothing to lock
-    out = tmp_path / "outputs"
-    out.mkdir()
+    out = tmp_path / "outputs"  # not there yet: two first runs must lock each other too
     holder = subprocess.Popen([sys.executable, "-c", (
         "import sys, time\nfrom qualcode.outputs import exclusive_outputs\n"
         "@exclusive_outputs\ndef run(out):\n    print('holding', flush=True); time.sleep(30)\n"
@@ -264,6 +262,28 @@ def test_a_second_run_on_the_same_outputs_is_refused_while_the_first_writes(tmp_
             assert time.monotonic() < deadline
             time.sleep(0.1)
     assert list(out.iterdir()) == []  # the lock adds nothing to the folder
+
+
+def test_the_outputs_lock_is_reentrant_within_a_process(tmp_path):
+    from qualcode.outputs import exclusive_outputs, outputs_lock
+
+    @exclusive_outputs
+    def run(out: str) -> str:
+        return "written"
+
+    out = tmp_path / "outputs"
+    with outputs_lock(out):  # as the CLI holds it around its flow
+        assert run(out=str(out)) == "written"
+        assert run(out=str(tmp_path / "." / "outputs")) == "written"  # same folder
+        probe = subprocess.run([sys.executable, "-c", (
+            "from qualcode.outputs import outputs_lock\n"
+            f"with outputs_lock({str(out)!r}):\n    pass")], capture_output=True, text=True)
+        assert "another qualcode run is writing to" in probe.stderr  # still held
+    probe = subprocess.run([sys.executable, "-c", (
+        "from qualcode.outputs import outputs_lock\n"
+        f"with outputs_lock({str(out)!r}):\n    print('free')")], capture_output=True,
+        text=True)
+    assert probe.stdout.strip() == "free", probe.stderr
 
 
 def test_worker_processes_forked_during_a_run_do_not_keep_its_lock(tmp_path):

@@ -395,8 +395,9 @@ def test_cli_user_errors_exit_2_with_one_line_before_prefect_starts(
     assert not (sample_corpus / "outputs").exists()
 
 
+@pytest.mark.parametrize("command", ["run", "train"])
 def test_cli_run_on_outputs_another_run_writes_exits_2_before_prefect_starts(
-        tmp_path, sample_corpus, codebook_path):
+        tmp_path, sample_corpus, codebook_path, command):
     import fcntl
 
     out = tmp_path / "out"
@@ -404,7 +405,7 @@ def test_cli_run_on_outputs_another_run_writes_exits_2_before_prefect_starts(
     held = os.open(out, os.O_RDONLY)
     try:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a run in progress holds it
-        result = _cli("run", "--corpus", str(sample_corpus), "--codebook", str(codebook_path),
+        result = _cli(command, "--corpus", str(sample_corpus), "--codebook", str(codebook_path),
                       "--out", str(out), cwd=tmp_path, env_home=tmp_path / "home")
     finally:
         os.close(held)

@@ -623,6 +623,13 @@ def test_decisions_on_segments_not_in_the_corpus_are_listed(reviews_dir: Path) -
         f"reviews/ana.csv:5: unknown segment 'D1:44' (did you mean 'D1:4'?) — it {why}",
         f"reviews/ana.csv:6: unknown segment 'ZZ:1' — it {why}",
         f"reviews/bo.csv:2: unknown segment 'D1:3' (did you mean 'D1:4'?) — it {why}"]
+    # told which segments are interviewer turns, D1:3 is named as one
+    uncoded = {s.segment_id: "Moderator" for s in segments if not s.codable}
+    assert str(reviews.unmatched(data.segment_ids, uncoded)[2]) == (
+        "reviews/bo.csv:2: segment 'D1:3' is a turn of 'Moderator', an interviewer label, and "
+        "interviewer turns are not coded, so the decision was not used — correct the segment "
+        "id, or delete the row; if this speaker is no interviewer, run with "
+        "--interviewer-labels that leave the label out")
 
 
 def test_a_review_sheet_saved_into_the_reviews_folder_is_reported_not_read(tmp_path: Path
@@ -753,6 +760,12 @@ def test_a_code_name_typed_for_its_id_is_reported_with_the_id(outputs: Path,
         "names.csv:2: unknown code id 'fresh  Cherry fruit' (the name of code 'cherry': write "
         "its id) — correct it (valid ids are on the 'codes' sheet) and import the sheet again"]
     assert load_reviews(reviews_dir, CODES).decisions() == {"D1:4": {"banana"}}
+    # the same in a file saved straight into the reviews folder, read with the names
+    _write(reviews_dir / "bo.csv", "segment_id,codes,coder\nD1:2,Fresh cherry FRUIT,bo\n")
+    assert [str(p) for p in load_reviews(reviews_dir, CODES, book.ids_by_name).problems] == [
+        "reviews/bo.csv:2: unknown code id 'Fresh cherry FRUIT' (the name of code 'cherry': "
+        "write its id) — the row was left out (not read as 'no code'); correct the id (valid "
+        "ids are in the codebook) and run again"]
 
 
 def test_a_formula_or_a_no_code_mark_in_codes_is_named_as_such(outputs: Path,

@@ -123,16 +123,17 @@ def _prefect_home_problem() -> str | None:
             "may write to (the project folder), or set PREFECT_HOME to one")
 
 
-def _outputs_busy(out: str) -> str | None:
-    """Why ``out`` cannot be written now: another run holds its lock. Checked before
-    Prefect starts; the run itself still takes the lock."""
+def _holding_outputs(out: str, command: Callable[[], int]) -> int:
+    """``command()`` run holding ``out``'s lock (taken before Prefect starts): a second run,
+    train or report on the same outputs is refused at once with one line, exit 2."""
     from .outputs import OutputsBusy, outputs_lock
 
     try:
         with outputs_lock(out):
-            return None
+            return command()
     except OutputsBusy as err:
-        return str(err)
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 def _dask_problem(address: str | None, timeout: float = 10.0) -> str | None:
@@ -157,8 +158,13 @@ def _dask_problem(address: str | None, timeout: float = 10.0) -> str | None:
     return None
 
 
+def _labels(text: str) -> list[str]:
+    """The labels of an ``--interviewer-labels`` value."""
+    return [label.strip() for label in text.split(",") if label.strip()]
+
+
 def _labels_problem(args: argparse.Namespace) -> str | None:
-    if any(label.strip() for label in args.interviewer_labels.split(",")):
+    if args.interviewer_labels is None or _labels(args.interviewer_labels):
         return None
     return ("--interviewer-labels names no label — give the interviewers' labels, "
             f"comma-separated (default: {','.join(DEFAULT_INTERVIEWER_LABELS)})")
@@ -205,6 +211,12 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
                         help="review sheets: a folder or one CSV (default: CORPUS/reviews)")
     parser.add_argument("--folds", type=_at_least(2), default=5,
                         help="cross-validation folds, grouped by document (default: 5)")
+    parser.add_argument("--interviewer-labels", default=None,
+                        help="as for run (default: those of the last run in OUT, else "
+                             f"{','.join(DEFAULT_INTERVIEWER_LABELS)})")
+    parser.add_argument("--max-turn-chars", type=_at_least(100), default=None,
+                        help="as for run (default: that of the last run in OUT, else "
+                             f"{DEFAULT_MAX_TURN_CHARS})")
     _add_backend(parser)
 
 
@@ -338,6 +350,10 @@ def _print_summary(summary: dict[str, Any], out: str) -> None:
     print(f"  outputs        {Path(out).resolve()}")
     for name in summary["outputs"]:
         print(f"    {name}")
+    # the model and its evaluation: beside the datasets, not in the manifest's list
+    for name in ("evaluation.csv", "model/"):
+        if (Path(out) / name).exists():
+            print(f"    {name}")
     print(f"  provenance     {Path(out).resolve() / 'run_manifest.json'}")
 
 
@@ -356,11 +372,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("error: --workers must be at least 1", file=sys.stderr)
         return 2
     problem = (_corpus_problem(args.corpus) or _labels_problem(args)
-               or _out_problem(args.out, args.corpus) or _outputs_busy(args.out)
+               or _out_problem(args.out, args.corpus)
                or _prefect_home_problem() or _dask_problem(args.dask_address))
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    return _holding_outputs(args.out, lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     # A Dask cluster's workers report to the API: without a server each would start a
     # temporary one of its own.
@@ -381,14 +401,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from flows import in_process_run
     from flows.code_corpus import code_corpus  # imports Prefect, configured for privacy
 
-    from .outputs import OutputsBusy
-
-    try:
-        with in_process_run():
-            summary = code_corpus(**_flow_parameters(args))
-    except OutputsBusy as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    with in_process_run():
+        summary = code_corpus(**_flow_parameters(args))
     _print_summary(summary, args.out)
     _print_incremental(summary)
     print(f"  wall time      {time.perf_counter() - t0:.1f} s (incl. Prefect start-up)")
@@ -412,7 +426,7 @@ def _print_incremental(summary: dict[str, Any]) -> None:
 
 
 def _flow_parameters(args: argparse.Namespace, absolute: bool = False) -> dict[str, Any]:
-    labels = [label.strip() for label in args.interviewer_labels.split(",") if label.strip()]
+    labels = _labels(args.interviewer_labels)
     where = (lambda p: str(Path(p).resolve())) if absolute else str
     parameters: dict[str, Any] = {
         "corpus": where(args.corpus),
@@ -532,11 +546,34 @@ def _check_first(args: argparse.Namespace) -> int:
         print(report, file=sys.stderr)
         return status
     problem = (_corpus_problem(args.corpus) or _reviews_problem(args.reviews)
-               or _out_problem(args.out, args.corpus) or _prefect_home_problem())
+               or _labels_problem(args) or _out_problem(args.out, args.corpus)
+               or _prefect_home_problem())
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     return 0
+
+
+def _segmentation(args: argparse.Namespace) -> dict[str, Any]:
+    """How ``train`` and ``evaluate`` segment the corpus: as given, else as the last run in
+    ``--out`` on the same corpus did (so that segment ids and interviewer turns match the
+    coded outputs and the review sheets), else the defaults."""
+    import json
+
+    from .datasets import RUN_MANIFEST
+
+    last: dict[str, Any] = {}
+    try:
+        manifest = json.loads((Path(args.out) / RUN_MANIFEST).read_text(encoding="utf-8"))
+        if Path(manifest["parameters"]["corpus"]) == Path(args.corpus).resolve():
+            last = manifest["parameters"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    labels = _labels(args.interviewer_labels or "")
+    return {"interviewer_labels": labels or last.get("interviewer_labels")
+            or list(DEFAULT_INTERVIEWER_LABELS),
+            "max_turn_chars": args.max_turn_chars or last.get("max_turn_chars")
+            or DEFAULT_MAX_TURN_CHARS}
 
 
 def _print_review_problems(problems: Sequence[str], most: int = 20) -> None:
@@ -569,6 +606,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if problem := _too_few_reviews(args):
         print(f"error: {problem}", file=sys.stderr)
         return 1
+    return _holding_outputs(args.out, lambda: _evaluate(args))
+
+
+def _evaluate(args: argparse.Namespace) -> int:
     from flows import in_process_run
     from flows.train import evaluate_model
 
@@ -576,7 +617,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         with in_process_run():
             result = evaluate_model(corpus=args.corpus, codebook=args.codebook,
                                     out=args.out, reviews=args.reviews, backend=args.backend,
-                                    folds=args.folds)
+                                    folds=args.folds, **_segmentation(args))
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -596,12 +637,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     if status := _check_first(args):
         return status
+    return _holding_outputs(args.out, lambda: _train(args))
+
+
+def _train(args: argparse.Namespace) -> int:
     from flows import in_process_run
     from flows.train import train_model
 
     with in_process_run():
         meta = train_model(corpus=args.corpus, codebook=args.codebook, out=args.out,
-                           reviews=args.reviews, backend=args.backend, folds=args.folds)
+                           reviews=args.reviews, backend=args.backend, folds=args.folds,
+                           **_segmentation(args))
     _print_review_problems(meta["review_problems"])
     print(f"\ntrained {meta['model_id']} on {meta['reviewed_segments']} reviewed segments "
           f"({meta['backend']} backend)")
@@ -629,6 +675,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     if problem := _prefect_home_problem():
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    return _holding_outputs(args.out, lambda: _report(args))
+
+
+def _report(args: argparse.Namespace) -> int:
     from flows import in_process_run
     from flows.reports import refresh_reports
 
@@ -688,7 +738,8 @@ def cmd_review(args: argparse.Namespace) -> int:
             paths = export_review_sheet(
                 args.out, book, strategy=args.strategy, n=args.n, coder=args.coder,
                 seed=args.seed, include_reviewed=args.include_reviewed,
-                reviews=load_reviews(reviews_dir, book.code_ids), prefill=not args.blank)
+                reviews=load_reviews(reviews_dir, book.code_ids, book.ids_by_name),
+                prefill=not args.blank)
             print("review sheet written:")
             for path in paths:
                 print(f"  {path}")
@@ -701,7 +752,8 @@ def cmd_review(args: argparse.Namespace) -> int:
                                           coder=args.coder)
             print(report.summary())
             return 0 if report.ok else 1
-        path = export_disagreements(args.out, load_reviews(reviews_dir, book.code_ids),
+        path = export_disagreements(args.out, load_reviews(reviews_dir, book.code_ids,
+                                                                  book.ids_by_name),
                                     segments if segments.is_file() else None, codebook=book)
         print(f"disagreements written: {path}\nThe adjudicator fills in 'codes' and imports "
               "the sheet with `qualcode review import`.")
@@ -730,7 +782,7 @@ def cmd_agreement(args: argparse.Namespace) -> int:
     if _other_codebook(args.out, book):
         return 1
     source = args.files or Path(args.corpus) / "reviews"
-    reviews = load_reviews(source, book.code_ids)
+    reviews = load_reviews(source, book.code_ids, book.ids_by_name)
     texts = segment_texts(args.out)
     if texts:  # as in a run: a decision made on other words than the segment's is not used
         reviews = reviews.checked(texts)

@@ -173,6 +173,11 @@ class Codebook(_Model):
         """Code ids in codebook order (the order of the output columns)."""
         return [c.id for c in self.codes]
 
+    @property
+    def ids_by_name(self) -> dict[str, str]:
+        """Code id by code name, case and spacing folded (coders sometimes type the name)."""
+        return {" ".join(c.name.split()).casefold(): c.id for c in self.codes}
+
     def code(self, code_id: str) -> Code:
         """The code with this id (KeyError naming the known ids otherwise)."""
         for c in self.codes:

@@ -229,13 +229,15 @@ class OutputsBusy(RuntimeError):
     """Another run is writing the same outputs folder."""
 
 
-# Folder locks this process holds. A forked worker process would otherwise share them
-# and keep them held after the run (the workers outlive it): it closes its copies.
-_HELD: set[int] = set()
+# Folder locks this process holds (real path -> descriptor): a run started inside another
+# that holds the lock (the CLI holds it around its flow) goes on. A forked worker process
+# would otherwise share them and keep them held after the run (the workers outlive it): it
+# closes its copies.
+_HELD: dict[str, int] = {}
 
 
 def _close_held() -> None:
-    for fd in _HELD:
+    for fd in _HELD.values():
         with contextlib.suppress(OSError):
             os.close(fd)
     _HELD.clear()
@@ -247,20 +249,25 @@ if hasattr(os, "register_at_fork"):
 
 @contextlib.contextmanager
 def outputs_lock(out: str | Path) -> Iterator[None]:
-    """Hold a lock on the ``out`` folder, when it exists; raise :class:`OutputsBusy` at
-    once when another process holds it. (The folder itself is locked, so nothing is added
-    to it; no lock without ``fcntl``, on Windows, or on a file system without locks.)"""
+    """Hold a lock on the ``out`` folder (created when missing); raise :class:`OutputsBusy`
+    at once when another process holds it. Re-entrant within a process. (The folder itself
+    is locked, so nothing is added to it; no lock without ``fcntl``, on Windows, or on a
+    file system without locks.)"""
+    key = os.path.realpath(out)
+    if key in _HELD:
+        yield
+        return
     try:
         import fcntl
 
+        os.makedirs(out, exist_ok=True)  # two first runs into one folder lock each other
         folder = os.open(out, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except (ImportError, OSError):  # Windows; no such folder yet
+    except (ImportError, OSError):  # Windows; cannot be created (the run reports it)
         folder = None
     if folder is None:
         # outside the except block: a failure in the body is not chained to the missing folder
         yield
         return
-    _HELD.add(folder)
     try:
         try:
             fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -270,9 +277,11 @@ def outputs_lock(out: str | Path) -> Iterator[None]:
                 "finished, or choose another --out") from None
         except OSError:  # a file system without locks (some network shares): run
             pass
+        _HELD[key] = folder
         yield
     finally:
-        _HELD.discard(folder)
+        if _HELD.get(key) == folder:
+            del _HELD[key]
         os.close(folder)
 
 

@@ -715,7 +715,8 @@ def import_review_sheets(
     texts: dict[str, str] | None = None
     if segments_csv is not None:
         texts = {s.segment_id: s.text for s in _load_segments(Path(segments_csv)).values()}
-    existing = load_reviews(reviews_dir, code_ids)
+    names = codebook.ids_by_name if isinstance(codebook, Codebook) else {}
+    existing = load_reviews(reviews_dir, code_ids, names)
     latest = {key: r.codes for key, r in existing.latest().items()}  # (segment, coder)
     from_sheet: dict[tuple[str, str, str], frozenset[str]] = {}
     history: dict[str, set[str]] = {}
@@ -727,8 +728,7 @@ def import_review_sheets(
 
     candidates: list[_Row] = []
     for path in _sheet_files([Path(p) for p in paths], history, report):
-        candidates.extend(_read_sheet(path, code_ids, texts, coder, report,
-                                      _code_names(codebook)))
+        candidates.extend(_read_sheet(path, code_ids, texts, coder, report, names))
 
     # Within one sheet, a coder's segment twice is a duplicate.
     first: dict[tuple[str, str, str], _Row] = {}
@@ -879,13 +879,6 @@ def _sheet_table(path: Path) -> ReviewTable:
         if path.suffix.lower() not in (".xlsx", ".xlsm"):
             raise
         return _xlsx_table(path)
-
-
-def _code_names(codebook: Codebook | Sequence[str]) -> dict[str, str]:
-    """Code id by code name in lower case (coders sometimes type the name)."""
-    if not isinstance(codebook, Codebook):
-        return {}
-    return {" ".join(c.name.split()).casefold(): c.id for c in codebook.codes}
 
 
 def _read_sheet(path: Path, code_ids: Sequence[str], texts: Mapping[str, str] | None,

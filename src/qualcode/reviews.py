@@ -116,16 +116,21 @@ class ReviewSet:
             latest.pop(key, None)
         return latest
 
-    def unmatched(self, segment_ids: Iterable[str]) -> list[Skipped]:
+    def unmatched(self, segment_ids: Iterable[str], uncoded: Mapping[str, str] | None = None
+                  ) -> list[Skipped]:
         """A problem for each latest decision on a segment not in ``segment_ids``.
 
         Pass the ids the decisions are used for (``TrainingSet.segment_ids``, the reviewed
         codable segments): the rows behind ``TrainingSet.unmatched``, with file and row.
+        ``uncoded`` (segment id -> speaker) names the corpus's segments that are not coded
+        (interviewer turns), which a decision may name by mistake.
         """
-        known = set(segment_ids)
+        known, uncoded = set(segment_ids), uncoded or {}
         latest = set(self.latest().values())
         missing = [r for r in self.reviews if r in latest and r.segment_id not in known]
-        return [Skipped(r.source, f"unknown segment '{r.segment_id}'"
+        return [Skipped(r.source, _interviewer_turn(r.segment_id, uncoded[r.segment_id])
+                        if r.segment_id in uncoded else
+                        f"unknown segment '{r.segment_id}'"
                         f"{closest_segment(r.segment_id, known)} — it is not among the "
                         "corpus's codable segments, so the decision was not used; correct "
                         "the id, or update or delete the row if the document was renamed or "
@@ -178,6 +183,13 @@ class ReviewSet:
                 c for c in codes if 2 * sum(c in r.codes for r in reviews) >= len(reviews)
             )
         return decided
+
+
+def _interviewer_turn(segment_id: str, speaker: str) -> str:
+    return (f"segment '{segment_id}' is a turn of '{speaker}', an interviewer label, and "
+            "interviewer turns are not coded, so the decision was not used — correct the "
+            "segment id, or delete the row; if this speaker is no interviewer, run with "
+            "--interviewer-labels that leave the label out")
 
 
 def is_adjudicator(coder: str) -> bool:
@@ -506,7 +518,8 @@ def _xlsx_rows(path: Path) -> list[list[str]]:
 
 
 def _row_problems(segment_id: str, coder: str, unknown: Sequence[str],
-                  code_ids: Sequence[str]) -> list[str]:
+                  code_ids: Sequence[str], names: Mapping[str, str] | None = None
+                  ) -> list[str]:
     """Why a review row cannot be used (nothing when it can)."""
     problems = []
     if not segment_id:
@@ -515,8 +528,8 @@ def _row_problems(segment_id: str, coder: str, unknown: Sequence[str],
     if not coder:
         problems.append("no coder — the row was left out; write the coder's name in its "
                         "'coder' cell, or delete the row if nobody reviewed it")
-    problems.extend(f"unknown code id '{code}'{code_hint(code, code_ids)} — the row was left "
-                    "out (not read as 'no code'); correct the id (valid ids are in the "
+    problems.extend(f"unknown code id '{code}'{code_hint(code, code_ids, names)} — the row was "
+                    "left out (not read as 'no code'); correct the id (valid ids are in the "
                     "codebook) and run again" for code in unknown)
     return problems
 
@@ -547,10 +560,11 @@ class _Coders:
 
 
 def _read_file(path: Path, code_ids: Sequence[str], label: str, coders: _Coders,
-               data: bytes | None = None
+               data: bytes | None = None, names: Mapping[str, str] | None = None
                ) -> tuple[list[Review], list[Skipped], dict[tuple[str, str], bool]]:
     """Usable rows, problems, and for each ``(segment_id, coder)`` whether its last row
-    was left out (coder names as ``coders`` reads them); ``data``: the file's bytes."""
+    was left out (coder names as ``coders`` reads them); ``data``: the file's bytes;
+    ``names``: code id by folded code name, to name a code typed by its name."""
     try:
         table = read_table(path, data)
     except DecodeError as err:
@@ -590,7 +604,7 @@ def _read_file(path: Path, code_ids: Sequence[str], label: str, coders: _Coders,
             if note:
                 problems.append(note)
         codes, unknown = resolve_codes(record.get("codes", ""), code_ids)
-        found = _row_problems(segment_id, coder, unknown, code_ids)
+        found = _row_problems(segment_id, coder, unknown, code_ids, names)
         problems.extend(Skipped(label, reason, row) for reason in found)
         if segment_id and coder:
             left_out[(segment_id, coder)] = bool(found)
@@ -654,8 +668,10 @@ def _has_review_header(data: bytes) -> bool:
                for d in (",", ";", "\t"))
 
 
-def load_reviews(source: str | Path | Sequence[str | Path], code_ids: Sequence[str]) -> ReviewSet:
-    """All review files (``*.csv``) of a folder in file-name order, or the given file(s).
+def load_reviews(source: str | Path | Sequence[str | Path], code_ids: Sequence[str],
+                 names: Mapping[str, str] | None = None) -> ReviewSet:
+    """All review files (``*.csv``) of a folder in file-name order, or the given file(s);
+    ``names`` (``Codebook.ids_by_name``) lets a problem name a code typed by its name.
 
     A missing folder is no reviews; a named file that does not exist is a problem, and so
     are a file or folder that cannot be read and a spreadsheet in the folder (review
@@ -690,7 +706,7 @@ def load_reviews(source: str | Path | Sequence[str | Path], code_ids: Sequence[s
                                         "import it with `qualcode review import FILE`"))
             continue
         digest.update(path.name.encode() + b"\0" + data)
-        found, bad, last = _read_file(path, code_ids, label, coders, data)
+        found, bad, last = _read_file(path, code_ids, label, coders, data, names)
         reviews.extend(found)
         problems.extend(bad)
         left_out.update(last)
