@@ -158,7 +158,9 @@ def test_every_bad_input_is_reported_with_its_reason_and_fix(bad_corpus: Path) -
                                      "save it again as .docx"],
         "transcripts/undecodable.txt": ["neither UTF-8 nor Windows-1252",
                                         "re-save it as UTF-8"],
-        "transcripts/notes.rtf": ["unsupported file type '.rtf'", "convert it to one of"],
+        "transcripts/notes.rtf": ["unsupported file type '.rtf' (a Rich Text document)",
+                                  "open it in Word or LibreOffice Writer and save it as "
+                                  ".docx"],
         "transcripts/NOEXT": ["unsupported file type with no extension", "move it out"],
         "transcripts/b_dup.txt": ["duplicate doc_id 'DUP'", "transcripts/a_dup.txt",
                                   "give this document its own doc_id"],

@@ -34,6 +34,22 @@ def _without_closing_line(text: str, start: int, stop: int) -> int:
     return _trimmed(text, start, closing.start())[1] if closing else stop
 
 
+# A line holding only a time stamp ("00:00:09", "[00:00:09]", "(0:09)"), as some
+# transcription services write above each speaker's label: it opens the next turn.
+_TIME_LINE = re.compile(rf"[ \t]*[\[(]?{TIME}[\])]?[ \t]*")
+
+
+def _without_time_line(text: str, start: int, stop: int, whole: bool = False) -> int:
+    """The end of ``text[start:stop]`` without a last line that is only a time stamp
+    (that of the turn below it, written on the line above its label); with ``whole``,
+    also when it is the only line (a preamble; a turn may answer "12:30")."""
+    stop = _trimmed(text, start, stop)[1]
+    line = text.rfind("\n", start, stop)
+    if (line >= 0 or whole) and _TIME_LINE.fullmatch(text, max(line + 1, start), stop):
+        return _trimmed(text, start, max(line, start))[1]
+    return stop
+
+
 def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:
     while start < end and text[start].isspace():
         start += 1
@@ -126,11 +142,11 @@ def segment_document(
     labels = find_labels(text, interviewer_labels, paragraph_labels=doc.format in ("vtt", "srt"))
     segments: list[Segment] = []
     first = labels[0].start if labels else len(text)
-    preamble = _trimmed(text, 0, first)
+    preamble = _trimmed(text, 0, _without_time_line(text, 0, first, whole=True))
     if preamble[1] > preamble[0]:
         segments.append(_segment(doc, "0", "", 0, preamble, False))
-    turns = [(label.name, *_trimmed(text, label.end, labels[i].start if i < len(labels)
-                                    else len(text)))
+    turns = [(label.name, *_trimmed(text, label.end, _without_time_line(
+                  text, label.end, labels[i].start if i < len(labels) else len(text))))
              for i, label in enumerate(labels, start=1)]
     if turns:
         name, start, stop = turns[-1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import functools
 import itertools
@@ -10,6 +11,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import NamedTuple
 
 DEFAULT_INTERVIEWER_LABELS = (
@@ -80,14 +82,16 @@ TURN_LABEL_RE = re.compile(
 # ``[Interviewer] words``, ``I<tab>words`` (a Word table's layout, kept with tabs), and a
 # name alone on its line, with the words below it, as
 # transcription services write it (``[00:00:05] Interviewer``, ``Interviewer [00:00:05]``,
-# ``00:00:05 - Speaker 1``, ``INTERVIEWER``).
+# ``00:00:05 - Speaker 1``, ``INTERVIEWER``), also as a Markdown heading or in bold
+# (``### Interviewer``, ``**INTERVIEWER**``).
 _ALT_LABEL_RE = re.compile(
     rf"""{_LINE_START}(?:{_STAMP})?(?:
         (?P<dot>[^\W\d_][^\W_]{{0,11}})\.[ \t\u00a0]+(?=\S)
       | (?P<dash>{_NAME})[ \t\u00a0]+[-–—][ \t\u00a0]+(?=\S)
       | \[(?P<bracket>{_NAME})\][ \t\u00a0]+(?=\S)
       | (?P<tab>{_NAME})\t[ \t]*(?=\S)
-      | (?P<line>{_NAME})(?:[ \t]+[\[(]?{TIME}[\])]?)?[ \t]*$
+      | (?:\#{{1,6}}[ \t]+)?(?P<lem>\*\*|__)?(?P<line>{_NAME})(?(lem)(?P=lem))
+        (?:[ \t]+[\[(]?{TIME}[\])]?)?[ \t]*$
     )""",
     re.VERBOSE | re.MULTILINE,
 )
@@ -120,8 +124,14 @@ def _visible(name: str) -> str:
 
 
 def _display(name: str) -> str:
+    """A label as shown: an all-capitals name in title case (``RESPONDENT 2`` ->
+    ``Respondent 2``; not initials: ``SL``), its note in brackets as written
+    (``RESPONDENT 1 (male, 40s)`` -> ``Respondent 1 (male, 40s)``, ``(UNHCR)``)."""
     name = " ".join((name if name.isascii() else _visible(name)).split())
-    return name.title() if name.isupper() and len(name) > 2 else name  # (not initials: SL)
+    head, bracket, note = name.partition(" (")
+    if head.isupper() and len(head) > 2:
+        head = head.title()
+    return head + bracket + note
 
 
 def is_interviewer(name: str, labels: Iterable[str] = DEFAULT_INTERVIEWER_LABELS) -> bool:
@@ -218,41 +228,95 @@ def find_labels(
     return found
 
 
-_BLANK_LINE = re.compile(r"\n[ \t]*\n")
 _HEADER_LINE_CHARS = 100  # a header block's lines are this short: names, dates, places
+_HEADER_TURNS = 50  # the turns after a header block looked at to see they are sentences
+# A value's last word that ends in a full stop without ending a sentence: initials
+# (``A.B.``, ``J.``) and the titles and abbreviations of names and organisations.
+_ABBREVIATION = re.compile(r"(?:[^\W\d_]\.)+|(?:dr|mr|mrs|ms|prof|jr|sr|st|ltd|inc|co|etc)\.",
+                           re.IGNORECASE)
 
 
 def _after_header_block(text: str, found: list[Label], candidates: list[_Candidate]
                         ) -> list[Label]:
-    """``found`` without the labels of a header block that names the people
-    (``Interviewer: Jane Doe`` / ``Respondent: P07`` / ``Date: 12 May``) atop a transcript
-    whose turns are separated by blank lines: the first label's paragraph holds nothing
-    but short ``Key: value`` lines from that label on, each speaker once and followed by a
-    name, not a sentence, and a key that labels no turn (``Date``); two or more turns
-    follow, each opening a paragraph. That paragraph is then part of the preamble."""
-    if len(found) < 3:
+    """``found`` without the labels of a header block atop a transcript that names the
+    people (``Interviewer: Jane Doe`` / ``Respondent: P07`` / ``Date: 12 May``), one field
+    per line or per paragraph (a Word document's): the lines around the first label are
+    short ``Key: value`` lines, each key once, a speaker's followed by a name, not a
+    sentence, and one key labels no turn (``Date``); the block ends at the first label
+    that repeats a key or says a sentence, and two or more turns follow, most of them
+    ending in a sentence's end (so short unpunctuated turns are not taken for fields).
+    The block is then part of the preamble; a text that is nothing but such a block
+    has no turns."""
+    if not found:
         return found
-    end = _BLANK_LINE.search(text, found[0].start)
-    if end is None:
+    keys: set[str] = set()
+    begin = found[0].start
+    while begin > 0:  # the fields above the first label (``Date: ...``)
+        above = text.rfind("\n", 0, begin - 1) + 1
+        if text[above:begin - 1].strip():
+            field = _field(text, above, candidates)
+            if field is None:
+                break
+            keys.add(field[0].key)
+        begin = above
+    starts = {label.start for label in found}
+    pos = found[0].start
+    while pos < len(text):  # the fields from the first label on
+        field = _field(text, pos, candidates)
+        line_end = text.find("\n", pos)
+        line_end = len(text) if line_end < 0 else line_end
+        if field is None:
+            if text[pos:line_end].strip():
+                break
+        else:
+            candidate, value = field
+            if candidate.key in keys or (pos in starts and _is_sentence(value)):
+                break
+            keys.add(candidate.key)
+        pos = line_end + 1
+    rest = [label for label in found if label.start >= pos]
+    if pos >= len(text) and not keys <= {label.key for label in found}:
+        return []  # a header block and nothing else
+    if (pos not in starts or len(rest) == len(found) or len(rest) < 2
+            or keys <= {label.key for label in rest}):
         return found
-    begin = max((m.end() for m in _BLANK_LINE.finditer(text, 0, found[0].start)), default=0)
-    head = [label for label in found if label.start < end.start()]
-    rest = found[len(head):]
-    if (len(rest) < 2 or len({label.key for label in head}) < len(head)
-            or not all(_starts_paragraph(text, label.start) for label in rest)):
-        return found
-    keys = {c.start: c.key for c in candidates if begin <= c.start < end.start()}
-    offset = found[0].start
-    for line in text[found[0].start:end.start()].split("\n"):
-        if line.strip() and (offset not in keys or len(line) > _HEADER_LINE_CHARS):
-            return found  # a line of words, not a field
-        offset += len(line) + 1
-    for label, after in zip(head, [*head[1:], None], strict=True):
-        value = text[label.end:after.start if after else end.start()].split("\n")[0].strip()
-        if value.endswith((".", "?", "!", "…")) and not value.endswith(".)"):
-            return found  # a sentence said, not a name
-    speakers = {label.key for label in found}
-    return rest if any(key not in speakers for key in keys.values()) else found
+    ends = [_ends_sentence(text, after.start) for after in rest[1:_HEADER_TURNS + 1]]
+    if len(rest) <= _HEADER_TURNS:
+        ends.append(_ends_sentence(text, len(text)))  # the last turn's
+    return rest if 3 * sum(ends) >= 2 * len(ends) else found
+
+
+def _field(text: str, start: int, candidates: list[_Candidate]
+           ) -> tuple[_Candidate, str] | None:
+    """The ``Key: value`` of a header block's line at ``start`` (the key a label
+    candidate), or None for any other line: a longer one, a label with the words below
+    it."""
+    i = bisect.bisect_left(candidates, start, key=attrgetter("start"))
+    if i == len(candidates) or candidates[i].start != start:
+        return None
+    candidate = candidates[i]
+    end = text.find("\n", start)
+    end = len(text) if end < 0 else end
+    value = text[candidate.end:end].strip()
+    if end - start > _HEADER_LINE_CHARS or candidate.match["otter"] or not value:
+        return None
+    return candidate, value
+
+
+def _is_sentence(value: str) -> bool:
+    """True for a value that ends as a sentence does (``Yes.``, ``Ready?``), not for a
+    name ending in initials or an abbreviation (``A.B.``, ``Smith Ltd.``, ``P07 (f.)``)."""
+    value = value.rstrip("\"'”’»")
+    if not value.endswith((".", "?", "!", "…", "。", "！", "？", "।")) or value.endswith(".)"):
+        return False
+    return not (value.endswith(".") and _ABBREVIATION.fullmatch(value.split()[-1]))
+
+
+def _ends_sentence(text: str, end: int) -> bool:
+    """Whether the text before ``end`` (white space aside) ends in a sentence's end."""
+    while end > 0 and text[end - 1].isspace():
+        end -= 1
+    return end > 0 and text[end - 1] in _SENTENCE_END
 
 
 def _typos_of_interviewers(found: list[Label], counts: Counter[str],

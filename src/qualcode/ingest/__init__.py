@@ -115,6 +115,43 @@ def _nested_manifest(posix: str) -> Skipped:
         "and delete it; if it holds excerpts, rename it"))
 
 
+_WRITER = "open it in Word or LibreOffice Writer and save it as .docx (File › Save As)"
+_CALC = "open it in Excel or LibreOffice Calc and save it as .xlsx (File › Save As)"
+_RECORDING = "transcribe it first and put the transcript here (.docx, .txt, .vtt or .srt)"
+# What a researcher's files of other types are, and how to make them readable.
+_CONVERT = {
+    "doc": ("an old-style Word document", _WRITER),
+    "dot": ("an old-style Word template", _WRITER),
+    "docm": ("a macro-enabled Word document", _WRITER),
+    "dotx": ("a Word template", _WRITER),
+    "rtf": ("a Rich Text document", _WRITER),
+    "odt": ("an OpenDocument text", _WRITER),
+    "pages": ("an Apple Pages document", "open it in Pages and export it as Word (.docx)"),
+    "wpd": ("a WordPerfect document", _WRITER),
+    "xls": ("an old-style Excel workbook", _CALC),
+    "xlsm": ("a macro-enabled Excel workbook", _CALC),
+    "ods": ("an OpenDocument spreadsheet", _CALC),
+    "numbers": ("an Apple Numbers spreadsheet", "open it in Numbers and export it as Excel "
+                "(.xlsx)"),
+    "tsv": ("a tab-separated table", "rename it to .csv (tabs are understood)"),
+    "htm": ("a web page", "save the page's text as .txt, or copy it into a Word document"),
+    "html": ("a web page", "save the page's text as .txt, or copy it into a Word document"),
+    **{ext: ("an audio or video recording", _RECORDING) for ext in (
+        "mp3", "m4a", "wav", "ogg", "opus", "aac", "flac", "wma", "mp4", "m4v", "mov",
+        "avi", "mkv", "webm")},
+}
+
+
+def _unsupported(ext: str) -> str:
+    """Why a file of type ``ext`` (not one of :data:`FORMATS`) is not read, and the fix."""
+    if ext in _CONVERT:
+        what, fix = _CONVERT[ext]
+        return f"unsupported file type '.{ext}' ({what}) — {fix}, or move it out of the corpus"
+    kind = f"'.{ext}'" if ext else "with no extension"
+    return (f"unsupported file type {kind} — convert it to one of "
+            f"{', '.join('.' + f for f in FORMATS)}, or move it out of the corpus")
+
+
 # Python keeps the bytes of a file name that is not UTF-8 as lone surrogates (PEP 383).
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")
 
@@ -212,11 +249,7 @@ def discover_files(corpus: Path) -> tuple[list[str], list[Skipped]]:
             continue
         ext = path.suffix.lower().lstrip(".")
         if ext not in FORMATS:
-            kind = f"'.{ext}'" if ext else "with no extension"
-            skipped.append(
-                Skipped(posix, f"unsupported file type {kind} — convert it to one of "
-                        f"{', '.join('.' + f for f in FORMATS)}, or move it out of the corpus")
-            )
+            skipped.append(Skipped(posix, _unsupported(ext)))
         else:
             found.append(posix)
     # A link to a file that is read anyway would read it twice.
@@ -236,7 +269,7 @@ def _read(data: bytes, fmt: str, labels: Sequence[str]) -> tuple[list[RawDoc], l
     if fmt in SUBTITLE_FORMATS:
         return read_subtitles(data, fmt, labels)
     if fmt in TABLE_FORMATS:
-        return read_table(data, fmt)
+        return read_table(data, fmt, labels)
     raise ReadError(f"unsupported format {fmt}")
 
 

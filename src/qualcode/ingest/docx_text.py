@@ -303,11 +303,11 @@ def _cell(row: list[str], column: int | None) -> str:
 
 
 def named_columns(rows: list[list[str]]) -> tuple[int | None, int, int] | None:
-    """The time (None if none), speaker and words columns of a table of three or more
-    columns whose header row names them (``Time | Speaker | Text | Comment``, ``# |
-    Speaker | Time | Transcript``); None for any other table (and for a ``time | speaker
-    | words`` table, read by position: :func:`_is_timed`)."""
-    if len(rows) < 2 or len(rows[0]) < 3 or _is_timed(rows):
+    """The time (None if none), speaker and words columns of a table of two or more
+    columns whose header row names them (``Speaker | Text``, ``Time | Speaker | Text |
+    Comment``, ``# | Speaker | Time | Transcript``); None for any other table (and for a
+    ``time | speaker | words`` table, read by position: :func:`_is_timed`)."""
+    if len(rows) < 2 or len(rows[0]) < 2 or _is_timed(rows):
         return None
     keys = [_header_key(cell) for cell in rows[0]]
     speaker = next((i for i, key in enumerate(keys) if key in _SPEAKER_HEADERS), None)

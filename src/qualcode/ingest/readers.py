@@ -22,7 +22,16 @@ from dataclasses import dataclass, field
 import yaml
 
 from ..documents import EXCERPT, PROSE, TRANSCRIPT
-from ..speakers import FORMAT_CHARS, LABEL_RE, find_labels, is_interviewer, label_key
+from ..speakers import (
+    DEFAULT_INTERVIEWER_LABELS,
+    FORMAT_CHARS,
+    KNOWN_LABELS,
+    LABEL_RE,
+    TURN_LABEL_RE,
+    find_labels,
+    is_interviewer,
+    label_key,
+)
 from .decode import ENCRYPTED_OFFICE, DecodeError, decode, decode_bytes, file_kind, text_lines
 from .subtitles import parse_cues
 
@@ -109,7 +118,34 @@ def metadata_value(value: object) -> str:
 
 
 def _layout(text: str, interviewer_labels: Iterable[str]) -> str:
-    return TRANSCRIPT if len(find_labels(text, interviewer_labels)) >= 2 else PROSE
+    """A transcript when speakers' labels are found, else prose; a text that is nothing
+    but a transcript's header block (``Date: ...``, ``Interviewer: A.B.``) is a
+    :class:`ReadError`: there is nothing to code."""
+    if len(find_labels(text, interviewer_labels)) >= 2:
+        return TRANSCRIPT
+    keys = _header_keys(text, interviewer_labels)
+    if keys:
+        shown = ", ".join(keys[:6]) + (" ..." if len(keys) > 6 else "")
+        raise ReadError(f"has only a header block ({shown}) and no interview text — add the "
+                        "transcript below the header, each turn starting with the speaker's "
+                        "label ('Interviewer: ...', 'Respondent: ...'), or remove the file")
+    return PROSE
+
+
+_HEADER_LINE = re.compile(r"[^\n]*\S[^\n]*")
+
+
+def _header_keys(text: str, interviewer_labels: Iterable[str]) -> list[str] | None:
+    """The keys of a text whose every line is a short ``Key: value`` (two or more, one of
+    them a speaker's role: ``Interviewer``, ``Respondent``), else None."""
+    keys: list[str] = []
+    for line in _HEADER_LINE.finditer(text):  # prose stops at its first line
+        match = TURN_LABEL_RE.match(line[0])
+        if match is None or match["otter"] or len(line[0]) > 100 or not line[0][match.end():]:
+            return None
+        keys.append(match["name"])
+    roles = (*interviewer_labels, *KNOWN_LABELS)
+    return keys if len(keys) >= 2 and any(is_interviewer(k, roles) for k in keys) else None
 
 
 # Nothing to read: white space and invisible format characters (zero-width spaces and
@@ -312,7 +348,87 @@ def read_text(
     text, notes = _decode(data, lines=True)
     meta, body, problems = split_front_matter(text)
     _require_text(body)
+    if "|" in body and _PIPE_DELIMITER.search(body):
+        above = text[: len(text) - len(body)].count("\n")  # the front matter's lines
+        body, table_problems = _pipe_tables(body, tuple(interviewer_labels), above)
+        problems += table_problems
     return [RawDoc(body, _layout(body, interviewer_labels), meta)], notes + problems
+
+
+# A Markdown pipe table's delimiter row, below its header row: ``|---|:---:|``, ``--- | ---``.
+_PIPE_DELIMITER = re.compile(r"^[ \t]*\|?(?:[ \t]*:?-+:?[ \t]*\|)+(?:[ \t]*:?-+:?[ \t]*)?$",
+                             re.MULTILINE)
+_PIPE_SPLIT = re.compile(r"(?<!\\)\|")
+_PIPE_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
+
+
+def _pipe_cells(line: str, width: int | None = None) -> list[str]:
+    """A Markdown table row's cells (``| a | b |``), ``\\|`` and ``<br>`` unescaped; with
+    ``width``, as many as the header's (GFM: missing ones empty, extra ones dropped)."""
+    line = line.strip()
+    line = line[1:] if line.startswith("|") else line
+    line = line[:-1] if line.endswith("|") and not line.endswith("\\|") else line
+    cells = [_PIPE_BREAK.sub("\n", cell).replace("\\|", "|").strip()
+             for cell in _PIPE_SPLIT.split(line)]
+    return cells if width is None else (cells + [""] * width)[:width]
+
+
+def _pipe_tables(text: str, interviewer_labels: tuple[str, ...], above: int = 0
+                 ) -> tuple[str, list[RowProblem]]:
+    """``text`` with each Markdown pipe table of turns (``| Speaker | Text |`` /
+    ``|---|---|`` / ``| Interviewer | ... |``) written as ``Speaker: words`` paragraphs,
+    as a Word table of turns is (:func:`docx_text.table_paragraphs`); other tables stay
+    as written. Rows that are notes and columns with text not read are noted, with their
+    line in the file (``above``: the lines of front matter above ``text``)."""
+    from .docx_text import note_rows, unread_columns
+
+    lines = text.split("\n")
+    out: list[str] = []
+    problems: list[RowProblem] = []
+    i = 0
+    while i < len(lines):
+        width = len(_pipe_cells(lines[i])) if "|" in lines[i] else 0
+        if width < 2 or i + 1 == len(lines) or not _PIPE_DELIMITER.fullmatch(lines[i + 1]):
+            out.append(lines[i])
+            i += 1
+            continue
+        end = i + 2
+        while end < len(lines) and "|" in lines[end] and lines[end].strip():
+            end += 1
+        rows = [_pipe_cells(line, width) for line in (lines[i], *lines[i + 2:end])]
+        paragraphs = _table_of_turns(rows, interviewer_labels)
+        if paragraphs is None:
+            out.extend(lines[i:end])
+        else:
+            out.extend(["", "\n\n".join(paragraphs), ""])
+            head = above + i + 1  # the header row's line; row n (from 1) is n lines below
+            problems += [RowProblem(head + row, (
+                f"this table row is a note, not a turn ({_quoted(note)}); it was left out "
+                "and not coded — if it holds words someone said, put the speaker's name in "
+                "its speaker cell"), note=True) for row, note in note_rows(rows)]
+            problems += [RowProblem(head, (
+                f"the table's column '{name}' was not read ("
+                + (f"{len(texts)} cells with text, e.g. " if len(texts) > 1 else "")
+                + f"{_quoted(texts[0])}): only its speaker, text and time columns are — "
+                "if such a cell holds words someone said, move them into the text column"),
+                note=True) for name, texts in unread_columns(rows)]
+        i = end
+    return "\n".join(out), problems
+
+
+def _table_of_turns(rows: list[list[str]], interviewer_labels: tuple[str, ...]
+                    ) -> list[str] | None:
+    """A pipe table's rows as ``Speaker: words`` paragraphs, or None when it is no table
+    of turns: its header names no speaker and text columns (``Speaker | Text``, ``Time |
+    Speaker | Text``), and fewer than half of its rows, header included, open with a
+    speaker's label (``| Interviewer | How did it start? |``)."""
+    from .docx_text import named_columns, table_paragraphs
+
+    paragraphs = table_paragraphs(rows)
+    if named_columns(rows) is not None:
+        return paragraphs
+    labels = find_labels("\n\n".join(paragraphs), interviewer_labels)
+    return paragraphs if len(labels) >= max(2, len(rows) / 2) else None
 
 
 # What an Office file's zip holds (its main part), to say what a misnamed one really is.
@@ -1779,6 +1895,31 @@ def column_key(name: object) -> str:
     return {"excerptid": "excerpt_id", "docid": "doc_id"}.get(key, key)
 
 
+# A transcript table's speaker column (``Speaker``, ``Speaker name``); not ``Name``, which
+# an excerpt table without an id column may have for its author.
+_SPEAKER_COLUMNS = {"speaker", "speakers", "speaker_name", "participant"}
+
+
+def _transcript_table(frame, interviewer_labels: tuple[str, ...]) -> RawDoc | None:
+    """A table that is a transcript (``Speaker | Start time | Text``, as transcription
+    services and QDA programs export one): no id column, and a header naming a speaker
+    and a text column. Its rows become ``Speaker (time): words`` turns, as in a Word
+    table of turns (:func:`docx_text.table_paragraphs`); None for any other table."""
+    from .docx_text import named_columns, table_paragraphs
+
+    if _columns(frame)[1] is not None or not any(
+            column_key(c) in _SPEAKER_COLUMNS for c in frame.columns):
+        return None
+    rows = [[str(c).strip() for c in frame.columns],
+            *([metadata_value(v) for v in row] for row in frame.itertuples(index=False))]
+    named = named_columns(rows)
+    if named is None or column_key(rows[0][named[1]]) not in _SPEAKER_COLUMNS:
+        return None
+    text = "\n\n".join(table_paragraphs(rows))
+    _require_text(text, "transcript table")
+    return RawDoc(text, _layout(text, interviewer_labels), {})
+
+
 def _columns(frame) -> tuple[object | None, object | None, str]:
     """The ``text`` column, the id column (``None`` if missing) and all columns, listed."""
     columns: dict[str, object] = {}
@@ -1900,12 +2041,17 @@ def _by_row(problems: list[RowProblem]) -> list[RowProblem]:
     return sorted(problems, key=lambda p: p.row or 0)
 
 
-def _read_workbook(data: bytes) -> tuple[list[RawDoc], list[RowProblem]]:
-    """Every sheet with a ``text`` and an id column; the others are reported by name."""
+def _read_workbook(data: bytes, interviewer_labels: tuple[str, ...] = DEFAULT_INTERVIEWER_LABELS,
+                   ) -> tuple[list[RawDoc], list[RowProblem]]:
+    """Every sheet with a ``text`` and an id column; the others are reported by name. A
+    workbook of one sheet may be a transcript (:func:`_transcript_table`)."""
     sheets, hidden = _read_sheets(data)
     filled = [s for s in sheets if len(s.frame.columns)] or sheets[:1]
     if len(filled) == 1:
         sheet = filled[0]
+        transcript = _transcript_table(sheet.frame, interviewer_labels)
+        if transcript is not None:
+            return [transcript], hidden + sheet.problems()
         columns = _table_columns(sheet.frame, sheet.header)
         repeated = _repeated_columns(sheet.frame, sheet.header)
         docs, problems = _excerpts(sheet.frame, *columns, sheet.header + 1)
@@ -1923,16 +2069,23 @@ def _read_workbook(data: bytes) -> tuple[list[RawDoc], list[RowProblem]]:
     return docs, problems
 
 
-def read_table(data: bytes, fmt: str) -> tuple[list[RawDoc], list[RowProblem]]:
+def read_table(data: bytes, fmt: str,
+               interviewer_labels: Iterable[str] = DEFAULT_INTERVIEWER_LABELS,
+               ) -> tuple[list[RawDoc], list[RowProblem]]:
     """An excerpt table: one document per row, ``text`` + an id column, the rest metadata.
 
     A .csv row with more cells than the header is left out and reported; every sheet of a
-    workbook that has both columns is read, its header row found in its first rows.
+    workbook that has both columns is read, its header row found in its first rows. A
+    table without an id column whose header names a speaker and a text column (a
+    transcript exported as a table) is one transcript (:func:`_transcript_table`).
     """
     if fmt == "xlsx":
-        docs, problems = _read_workbook(data)
+        docs, problems = _read_workbook(data, tuple(interviewer_labels))
     else:
         frame, long_rows, above = _read_csv_frame(data)
+        transcript = _transcript_table(frame, tuple(interviewer_labels))
+        if transcript is not None:
+            return [transcript], long_rows
         columns = _table_columns(frame, 1 + above)
         repeated = _repeated_columns(frame, 1 + above)
         docs, problems = _excerpts(frame, *columns, 2 + above)
