@@ -82,6 +82,27 @@ def test_model_is_reused_and_retrained_only_when_needed(book, tmp_path: Path) ->
     assert reason3 == "the reviews changed"
 
 
+def test_a_training_cut_short_leaves_no_model_to_take_for_the_old_one(
+        book, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from qualcode import training
+
+    out = tmp_path / "out"
+    old = training_set(SEGMENTS, {})
+    ensure_model(book, old, out, backend="fast")
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt  # stopped after the new model.pkl, before its metadata
+
+    monkeypatch.setattr(training, "write_json", crash)
+    with pytest.raises(KeyboardInterrupt):
+        ensure_model(book, training_set(SEGMENTS, {"A:1": frozenset({"pay"})}), out,
+                     backend="fast")
+    monkeypatch.undo()
+    # the old data again: the new model.pkl must not pass for the old model
+    _, meta, reason = ensure_model(book, old, out, backend="fast")
+    assert reason == "no saved model" and meta["reviewed_segments"] == 0
+
+
 def test_an_evaluation_of_an_earlier_model_is_removed(book, tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()

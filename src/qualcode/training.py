@@ -143,6 +143,9 @@ def train(
         "evaluation": dict(evaluation or {}),
     }
     folder = model_dir(out)
+    # the old metadata goes first: a crash before the new is written leaves no model that
+    # a later run could take for the old one
+    (folder / MODEL_META).unlink(missing_ok=True)
     atomic_write_bytes(folder / MODEL_FILE, pickle.dumps(model), private=True)
     write_json(folder / MODEL_META, meta)
     return model, meta
