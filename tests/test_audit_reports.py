@@ -134,8 +134,13 @@ def test_failed_test_leaves_its_cell_empty_with_a_note(
         write_reports(out, codebook, ReportSettings(crosstab_fields=("case",)))
     diff = _read(out / "differences_by_case.csv")
     assert diff.loc["rare", "test"] == "fisher_mc: failed"
-    assert diff.loc[["rare"], ["p_value", "q_value", "significant"]].isna().all(axis=None)
+    assert diff.loc[["rare"], ["p_value", "q_value"]].isna().all(axis=None)
     assert diff.loc["rare", "chi2"] > 0  # the statistic itself is still shown
+    # one document per case: the document test does not need the failed one, and decides
+    # (3 documents, one per case: 3! = 6 arrangements, all with the same chi-square)
+    assert diff.loc["rare", "test_documents"] == "permutation_exact"
+    assert diff.loc["rare", "p_documents"] == 1.0
+    assert not diff.loc["rare", "significant"]
     assert diff.loc["common", "test"] == "chi2" and diff.loc["common", "p_value"] > 0
     # q over the codes tested: the one p-value left is its own q
     assert diff.loc["common", "q_value"] == pytest.approx(diff.loc["common", "p_value"])
@@ -187,7 +192,33 @@ def test_spellings_of_one_value_are_one_group_and_none_is_not_tested(
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "Yemen (&#39;Yemen&#39;, &#39;yemen&#39;)" in html
     assert "6 codable segment(s) have no value" in html
-    assert "tests count segments as independent" in html
+    # one case per document: the document test decides, and 3 documents allow little
+    assert diff.loc["rare", "unit"] == "documents" and diff.loc["rare", "documents"] == 3
+    assert diff.loc["rare", "p_documents"] == pytest.approx(1 / 3, abs=1e-4)
+    assert not diff.loc["rare", "significant"]
+    assert "so the test that decides\nis a <strong>document test</strong>" in html
+    assert "Each of the 3 documents has one case" in html
+    assert ("its 3 documents (Myanmar 1, Yemen 2) can be split between the groups in only 3 "
+            "ways") in html
+    assert "no code can reach q &lt; 0.05 by &#39;case&#39;" in html
+
+
+def test_failed_document_test_leaves_its_cells_empty(
+        tmp_path: Path, codebook: Codebook, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    def broken(*args: object, **kwargs: object) -> object:
+        raise MemoryError("no room for the arrangements")
+
+    monkeypatch.setattr(rt, "_arrangements", broken)
+    out = _outputs(tmp_path, {"A": 30, "B": 30, "C": 300}, {"A": 1, "C": 1})
+    with caplog.at_level(logging.WARNING, logger="qualcode.report_tables"):
+        write_reports(out, codebook, ReportSettings(crosstab_fields=("case",)))
+    diff = _read(out / "differences_by_case.csv")
+    assert diff["test_documents"].tolist() == ["permutation_exact: failed"] * 2
+    assert diff[["p_documents", "q_documents", "significant"]].isna().all(axis=None)
+    assert diff.loc["common", "p_value"] > 0  # the segment test is unaffected
+    assert "permutation_exact: failed" in (out / "report.html").read_text(encoding="utf-8")
+    assert any("document-level test" in r.getMessage() for r in caplog.records)
 
 
 def test_no_codable_segments_is_explained(tmp_path: Path, codebook: Codebook) -> None:
@@ -198,5 +229,7 @@ def test_no_codable_segments_is_explained(tmp_path: Path, codebook: Codebook) ->
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "There are no codable segments" in html
     assert "No test by &#39;case&#39;" in html
+    assert "Not tested: fewer than two groups" in html
+    assert "counts segments as independent" not in html
     freq = pd.read_csv(out / "frequencies.csv", encoding="utf-8-sig")
     assert freq["segments"].tolist() == [0, 0] and freq["share_of_segments"].isna().all()

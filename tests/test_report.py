@@ -13,6 +13,7 @@ Non-codable: D1:0 (preamble), D1:1, D1:3, D2:1 (interviewer turns).
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from html.parser import HTMLParser
@@ -233,6 +234,24 @@ def test_crosstab_and_differences_hand_computed(reported: tuple[Path, dict[str, 
     assert diff.loc[CODES, "q_value"].to_numpy() == pytest.approx(
         stats.false_discovery_control(p, method="bh"), rel=1e-3)
     assert set(diff["significant"]) == {False}
+    assert list(diff.columns) == [
+        "name", "category", "segments_A", "segments_B", "share_A", "share_B",
+        "difference_A_minus_B", "test", "chi2", "p_value", "q_value", "cramers_v", "unit",
+        "documents", "test_documents", "p_documents", "p_documents_min", "q_documents",
+        "significant", "status"]
+    # Document test: case A = D1, B = D2 + D3, so 3 arrangements (which document is A).
+    # t1 per document (segments, coded): D1 (3, 2), D2 (2, 1), D3 (3, 1); 4 of 8 coded, so
+    # chi2 = sum over groups of (2·coded - segments)² / segments:
+    #   A = D1: 1/3 + 1/5 (observed);  A = D2: 0 + 0;  A = D3: 1/3 + 1/5
+    # p = 2/3 (two arrangements reach the observed chi2), and no p can be below 2/3.
+    assert diff.loc["t1", "chi2"] == pytest.approx(1 / 3 + 1 / 5, rel=1e-3)
+    assert diff.loc["t1", ["unit", "documents", "test_documents"]].tolist() == [
+        "documents", 3, "permutation_exact"]
+    assert diff.loc["t1", "p_documents"] == pytest.approx(2 / 3, abs=1e-4)
+    assert diff.loc["t1", "p_documents_min"] == pytest.approx(2 / 3, abs=1e-4)
+    assert diff.loc[CODES, "q_documents"].to_numpy() == pytest.approx(
+        stats.false_discovery_control(diff.loc[CODES, "p_documents"].to_numpy(), method="bh"),
+        rel=1e-3)
 
 
 def test_cooccurrence_hand_computed(reported: tuple[Path, dict[str, str]]) -> None:
@@ -422,6 +441,13 @@ def test_every_number_recomputed_from_codings_and_segments(tmp_path: Path,
         assert by_case.loc[TOTAL_ROW, f"segments_{case}"] == sizes[case]
 
     diff = read(out / "differences_by_case.csv").set_index("code_id")
+    # the document test by brute force: every distinct arrangement of the 6 documents' cases
+    docs = codable.drop_duplicates("doc_id")[["doc_id", "case"]]
+    per_doc = applied.groupby(["doc_id", "code_id"]).size().unstack(fill_value=0).reindex(
+        index=docs["doc_id"], columns=CODES, fill_value=0)
+    doc_n = codable.groupby("doc_id").size().reindex(docs["doc_id"]).to_numpy()
+    arrangements = sorted(set(itertools.permutations(docs["case"].tolist())))
+    assert len(arrangements) == 90  # 6! / (2! 2! 2!)
     for code in CODES:
         coded = expected.loc[code, ["A", "B", "C"]].to_numpy()
         table = np.vstack([coded, sizes[["A", "B", "C"]].to_numpy() - coded])
@@ -431,6 +457,17 @@ def test_every_number_recomputed_from_codings_and_segments(tmp_path: Path,
         assert diff.loc[code, "test"] == ("chi2" if exp.min() >= 5 else "fisher_mc")
         if diff.loc[code, "test"] == "chi2":
             assert diff.loc[code, "p_value"] == pytest.approx(p, rel=1e-3)
+        hits = per_doc[code].to_numpy()
+        null = []
+        for cases in arrangements:
+            labels = np.array([["A", "B", "C"].index(c) for c in cases])
+            coded_g = np.bincount(labels, weights=hits, minlength=3)
+            totals_g = np.bincount(labels, weights=doc_n, minlength=3)
+            null.append(stats.chi2_contingency(np.vstack([coded_g, totals_g - coded_g]),
+                                               correction=False)[0])
+        exact = np.mean(np.array(null) >= chi2 * (1 - 1e-9))
+        assert diff.loc[code, "test_documents"] == "permutation_exact"
+        assert diff.loc[code, "p_documents"] == pytest.approx(exact, abs=1e-4)
 
     wide = applied.assign(one=1).pivot_table(index="segment_id", columns="code_id",
                                              values="one", fill_value=0)

@@ -40,9 +40,12 @@ from .report_html import (
     render_report,
 )
 from .report_tables import (
+    DOCUMENTS,
     HUMAN,
     NONE_GROUP,
+    SEGMENTS,
     TOTAL_ROW,
+    DocumentGroups,
     applied_matrix,
     binary_document_matrix,
     category_pair_table,
@@ -51,6 +54,7 @@ from .report_tables import (
     corrected_prevalence,
     crosstab_table,
     difference_table,
+    document_groups,
     evaluation_by_code,
     frequency_table,
     group_spellings,
@@ -265,15 +269,16 @@ def write_reports(out: str | Path, codebook: Codebook,
     freq = frequency_table(seg, cod, codebook, ev, draws=settings.draws, seed=settings.seed,
                            applied=applied)
     save(FREQUENCIES_CSV, freq)
-    crosstabs, differences = {}, {}
+    crosstabs, differences, doc_groups = {}, {}, {}
     for name in fields:
         crosstabs[name] = crosstab_table(seg, cod, codebook, name, ev, applied=applied)
         differences[name] = difference_table(seg, cod, codebook, name, ev, alpha=settings.alpha,
                                              seed=settings.seed, applied=applied)
+        doc_groups[name] = document_groups(applied, name)
         save(f"frequencies_by_{_slug(name)}.csv", crosstabs[name])
         save(f"differences_by_{_slug(name)}.csv", differences[name])
         notes += _field_notes(name, crosstabs[name], differences[name],
-                              group_spellings(seg, name))
+                              group_spellings(seg, name), doc_groups[name], settings.alpha)
     save(COOCCURRENCE_CSV, cooccurrence_table(seg, cod, codebook, applied=applied))
     pair_tables = {}
     for a, b in pairs:
@@ -291,7 +296,7 @@ def write_reports(out: str | Path, codebook: Codebook,
         codebook=codebook, settings=settings, inputs=inputs, seg=seg, freq=freq,
         n_codable=len(applied.segment_ids), coded=int(applied.matrix.any(axis=1).sum()),
         n_codings=int(applied.matrix.sum()), crosstabs=crosstabs, differences=differences,
-        pair_tables=pair_tables, quotes=quotes, notes=notes,
+        doc_groups=doc_groups, pair_tables=pair_tables, quotes=quotes, notes=notes,
         files=[*written, REPORT_HTML],
     )
     written[REPORT_HTML] = atomic_write_text(out / REPORT_HTML, render_report(context))
@@ -300,9 +305,11 @@ def write_reports(out: str | Path, codebook: Codebook,
 
 
 def _field_notes(name: str, crosstab: pd.DataFrame, differences: pd.DataFrame,
-                 spellings: dict[str, list[str]]) -> list[str]:
+                 spellings: dict[str, list[str]], docs: DocumentGroups,
+                 alpha: float) -> list[str]:
     """What a reader of ``frequencies_by_<name>`` and ``differences_by_<name>`` must know:
-    spellings counted as one group, segments without a value, a field not tested."""
+    spellings counted as one group, segments without a value, a field not tested, too few
+    documents for a small document-level p-value, a field whose tests count segments."""
     notes = []
     if spellings:
         notes.append(f"'{name}': values that differ only in case or spacing are one group: "
@@ -317,6 +324,22 @@ def _field_notes(name: str, crosstab: pd.DataFrame, differences: pd.DataFrame,
         notes.append(f"No test by '{name}': its codable segments with a value fall into "
                      f"{len(tested)} group(s)" + (f" ({', '.join(tested)})" if tested else "")
                      + "; a test needs two or more.")
+        return notes
+    unit = differences["unit"].iloc[0] if len(differences) else ""
+    if unit == DOCUMENTS and differences["test_documents"].eq("permutation_exact").any():
+        floor = 1 / docs.arrangements
+        split = ", ".join(f"{g} {m}" for g, m in zip(docs.groups, docs.sizes, strict=True))
+        notes.append(
+            f"'{name}': its {len(docs.doc_ids)} documents ({split}) can be split between the "
+            f"groups in only {docs.arrangements} ways, all of which were counted: no "
+            f"document-level p-value can be below {floor:.3g}"
+            + (f", so no code can reach q < {alpha} by '{name}'." if floor >= alpha else "."))
+    elif unit == SEGMENTS:
+        notes.append(
+            f"'{name}' differs between segments of the same document (in {docs.varying} of "
+            f"{len(docs.doc_ids)} documents), so whole documents cannot be shuffled between "
+            "its groups: its tests count segments as independent, which one interview's "
+            "segments are not. Read its p-values as descriptive.")
     return notes
 
 
@@ -365,6 +388,7 @@ def _html_context(*, codebook: Codebook, settings: ReportSettings, inputs: Repor
                   seg: pd.DataFrame, freq: pd.DataFrame, n_codable: int, coded: int,
                   n_codings: int, crosstabs: dict[str, pd.DataFrame],
                   differences: dict[str, pd.DataFrame],
+                  doc_groups: dict[str, DocumentGroups],
                   pair_tables: dict[tuple[str, str], pd.DataFrame], quotes: pd.DataFrame,
                   notes: list[str], files: list[str]) -> dict[str, Any]:
     manifest = inputs.manifest
@@ -399,11 +423,20 @@ def _html_context(*, codebook: Codebook, settings: ReportSettings, inputs: Repor
     for name, table in differences.items():
         groups = [c[len("share_"):] for c in table.columns if c.startswith("share_")]
         diff = [c for c in table.columns if c.startswith("difference_")]
-        header = [("Code", False), *((f"{g} (n={_group_n(crosstabs[name], g)})", True)
-                                     for g in groups)]
+        unit = str(table["unit"].iloc[0]) if len(table) else ""
+        by_doc = unit == DOCUMENTS
+        docs = doc_groups[name]
+        sizes = dict(zip(docs.groups, docs.sizes, strict=True)) if by_doc else {}
+        header = [("Code", False), *((f"{g} (n={_group_n(crosstabs[name], g)}"
+                                      + (f"; {sizes[g]} doc{'s' * (sizes[g] != 1)})"
+                                         if g in sizes else ")"), True) for g in groups)]
         if diff:
             header.append((f"Difference {groups[0]} − {groups[1]}", True))
-        header += [("Test", False), ("p", True), ("q", True), ("Cramér's V", True)]
+        if by_doc:
+            header += [("p documents", True), ("q documents", True), ("Segment test", False),
+                       ("p segments", True), ("q segments", True), ("Cramér's V", True)]
+        else:
+            header += [("Test", False), ("p", True), ("q", True), ("Cramér's V", True)]
         if has_eval:
             header.append(("Status", False))
         body = []
@@ -412,6 +445,10 @@ def _html_context(*, codebook: Codebook, settings: ReportSettings, inputs: Repor
             if diff:
                 value = r[diff[0]]
                 cells.append("–" if pd.isna(value) else f"{value * 100:+.1f} pts")
+            if by_doc:
+                failed = str(r["test_documents"]).endswith(": failed")
+                cells += [r["test_documents"] if failed else format_cell(r["p_documents"]),
+                          format_cell(r["q_documents"])]
             cells += [r["test"] or "–", format_cell(r["p_value"]), format_cell(r["q_value"]),
                       format_cell(r["cramers_v"])]
             if has_eval:
@@ -422,7 +459,8 @@ def _html_context(*, codebook: Codebook, settings: ReportSettings, inputs: Repor
                 "human" if status.get(r["code_id"]) == HUMAN else "") if c)
             body.append((cells, cls))
         comparisons.append({"field": name, "chart": comparison_chart(crosstabs[name], groups),
-                            "table": _table(header, body)})
+                            "table": _table(header, body), "unit": unit,
+                            "documents": len(docs.doc_ids)})
 
     pairs = [{"a_name": codebook.category(a).name, "b_name": codebook.category(b).name,
               "chart": heatmap_chart(t, codebook, b, status)} for (a, b), t in pair_tables.items()]
