@@ -526,7 +526,7 @@ def crosstab_table(segments: pd.DataFrame, codings: pd.DataFrame | None, codeboo
 def difference_table(segments: pd.DataFrame, codings: pd.DataFrame | None, codebook: Codebook,
                      column: str, evaluation: pd.DataFrame | None = None, *,
                      alpha: float = 0.05, seed: int = 0, resamples: int = 9999,
-                     permutations: int = 9999, applied: Applied | None = None
+                     permutations: int = 4999, applied: Applied | None = None
                      ) -> pd.DataFrame:
     """``differences_by_<field>.csv``: which codes differ between groups beyond chance.
 
