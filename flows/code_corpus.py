@@ -523,8 +523,7 @@ def code_corpus(
                      for p in result.processed]
         combined = combine_batches(parts)
         # (a failed batch's documents are unknown: its doc ids cannot be checked)
-        unmatched = [] if read.failed else unmatched_doc_ids(
-            manifest, [d.doc_id for d in combined.documents])
+        unmatched = [] if read.failed else unmatched_doc_ids(manifest, combined.documents)
         combined.skipped[:0] = [*manifest.problems, *unmatched, *unsupported]
         for failure in read.failed:
             combined.skipped.extend(Skipped(p, _failure_note("read", tries))

@@ -172,10 +172,8 @@ def test_every_bad_input_is_reported_with_its_reason_and_fix(bad_corpus: Path) -
     assert skipped["transcripts/undecodable.txt"][0].line == 1
 
     manifest_reasons = [(s.line, s.reason) for s in skipped.pop("manifest.csv")]
+    # (a doc_id given to a table is checked once the table is read: after the others)
     assert manifest_reasons == [
-        (4, "gives a doc_id ('TABLE-ID') for literature/excerpts.csv, an excerpt table, whose "
-            "rows take their ids from its id column — the doc_id was not used; remove it (the "
-            "row's other metadata applies to every excerpt)"),
         (7, "file 'transcripts/missing.txt' does not exist — fix the path (relative to the "
             "corpus folder) or delete the row"),
         (8, "file '../outside.txt' is outside the corpus folder and was not read — give a "
@@ -184,6 +182,9 @@ def test_every_bad_input_is_reported_with_its_reason_and_fix(bad_corpus: Path) -
             "folder and was not read — give a path relative to the corpus folder"),
         (10, "file 'transcripts/../../outside.txt' is outside the corpus folder and was not "
              "read — give a path relative to the corpus folder"),
+        (4, "gives a doc_id ('TABLE-ID') for literature/excerpts.csv, an excerpt table, whose "
+            "rows take their ids from its id column — the doc_id was not used; remove it (the "
+            "row's other metadata applies to every excerpt)"),
     ]
     # Nothing else is reported: hidden files, lock files, the manifest, the top README,
     # reviews/ and editor backups are passed over silently.
@@ -627,6 +628,51 @@ def test_a_manifest_doc_id_for_an_excerpt_table_is_noted(tmp_path: Path) -> None
         "row's other metadata applies to every excerpt)", True)]
 
 
+def _transcript_workbook() -> bytes:
+    book = openpyxl.Workbook()
+    for row in [("Speaker", "Text"), ("Interviewer", "Where were you?"),
+                ("Hamid", "In Hodeidah."), ("Interviewer", "And then?"), ("Hamid", "Aden.")]:
+        book.active.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def test_a_manifest_row_applies_to_a_table_read_as_a_transcript(tmp_path: Path) -> None:
+    # A table's manifest doc_id is noted only once the table is read as excerpts: a table
+    # of turns is one transcript and takes the row's doc_id and metadata like a .txt file.
+    corpus = tmp_path / "corpus"
+    _write(corpus, {
+        "manifest.csv": "file,doc_id,case,source_type\n"
+                        "interviews/p07.csv,P07,aden,Interview\n"
+                        "interviews/p08.xlsx,P08,hodeidah,interview\n"
+                        "lit/excerpts.csv,LIT-2020,yemen,report\n",
+        "interviews/p07.csv": "Speaker,Start time,Text\nInterviewer,00:00,Where were you?\n"
+                              "P7,00:04,In Aden.\nInterviewer,00:09,And then?\nP7,00:11,Sanaa.\n",
+        "interviews/p08.xlsx": _transcript_workbook(),
+        "lit/excerpts.csv": "id,text\nE1,First.\nE2,Second.\n",
+    })
+    note = ("manifest.csv:4: gives a doc_id ('LIT-2020') for lit/excerpts.csv, an excerpt "
+            "table, whose rows take their ids from its id column — the doc_id was not used; "
+            "remove it (the row's other metadata applies to every excerpt)")
+    result = ingest_corpus(corpus)
+    assert [(d.path, d.doc_id, d.layout, d.id_source, d.metadata) for d in result.documents] == [
+        ("interviews/p07.csv", "P07", "transcript", "manifest",
+         {"case": "aden", "source_type": "interview"}),
+        ("interviews/p08.xlsx", "P08", "transcript", "manifest",
+         {"case": "hodeidah", "source_type": "interview"}),
+        ("lit/excerpts.csv", "E1", "excerpt", "id column",
+         {"case": "yemen", "source_type": "report"}),
+        ("lit/excerpts.csv", "E2", "excerpt", "id column",
+         {"case": "yemen", "source_type": "report"}),
+    ]
+    assert [(str(s), s.note) for s in result.skipped] == [(note, True)]
+    # the same through the calls the flow makes (batches, then the manifest check)
+    batch = read_corpus(corpus)
+    assert [d.doc_id for d in batch.documents] == ["P07", "P08", "E1", "E2"]
+    assert [str(s) for s in batch.skipped] == [note]
+
+
 def test_doc_id_rows_that_match_no_document_are_reported(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     _write(corpus, {
@@ -652,7 +698,7 @@ def test_doc_id_rows_that_match_no_document_are_reported(tmp_path: Path) -> None
     # The flow reads in batches: the check takes every batch's documents at once.
     paths, _ = discover_files(corpus)
     combined = combine_batches([process_batch(corpus, [p]) for p in paths])
-    assert unmatched_doc_ids(load_manifest(corpus), [d.doc_id for d in combined.documents]) \
+    assert unmatched_doc_ids(load_manifest(corpus), combined.documents) \
         == result.skipped
 
 

@@ -1401,10 +1401,11 @@ BODY = "Interviewer: How did it go?\n\nRespondent: We met the commander twice.\n
 def test_deeply_nested_front_matter_is_one_skipped_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, libyaml: bool
 ) -> None:
-    from qualcode.ingest import readers
+    from qualcode.ingest import front_matter
 
     if not libyaml:
-        monkeypatch.setattr(readers, "_FastFrontMatterLoader", readers._FrontMatterLoader)
+        monkeypatch.setattr(front_matter, "_FastFrontMatterLoader",
+                            front_matter._FrontMatterLoader)
     deep = "---\ndoc_id: DEEP\nx: " + "[" * 3000 + "]" * 3000 + "\n---\n" + BODY
     result = ingest_corpus(_corpus(tmp_path, {"deep.md": deep, "ok.txt": BODY}))
     assert [d.path for d in result.documents] == ["ok.txt"]
@@ -1675,7 +1676,7 @@ def _with_notes(data: bytes, footnotes: list[str], endnotes: list[str]) -> bytes
 
 
 def test_docx_footnotes_and_endnotes_are_not_read_but_reported(tmp_path: Path) -> None:
-    from qualcode.ingest.readers import read_docx
+    from qualcode.ingest.docx_reader import read_docx
 
     def build(document) -> None:
         document.add_paragraph("Interviewer: Who let the convoy pass?")

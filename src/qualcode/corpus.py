@@ -187,6 +187,6 @@ def read_corpus(
     paths, unsupported = discover_files(corpus)
     batch = combine_batches([process_batch(corpus, paths, interviewer_labels, max_turn_chars)])
     manifest = load_manifest(corpus)
-    unmatched = unmatched_doc_ids(manifest, [d.doc_id for d in batch.documents])
+    unmatched = unmatched_doc_ids(manifest, batch.documents)
     batch.skipped[:0] = [*manifest.problems, *unmatched, *unsupported]
     return batch

@@ -38,12 +38,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .documents import Skipped
+from .ingest.columns import _column_letter  # as in corpus tables
+from .ingest.columns import column_key as table_column_key
 from .ingest.decode import DecodeError, decode_bytes
-from .ingest.readers import (  # as in corpus tables
-    _SEP_HINT,
-    _column_letter,
-)
-from .ingest.readers import column_key as table_column_key
+from .ingest.tables import _SEP_HINT  # as in corpus tables
 from .outputs import CSV_ENCODING, atomic_write_text
 
 __all__ = [

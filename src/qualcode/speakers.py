@@ -52,7 +52,7 @@ _NAME = (rf"[^\W\d_]{_NAME_CHARS}*"
 _AFTER_NAME = rf"(?:[ \t]*(?:[\[(]{TIME}[\])]|(?P<note>\([^():\n]{{1,40}}\))))?"  # (00:12:03)
 # Before the colon: spaces, also no-break ones (French typography: ``Enquêteur :``).
 _BEFORE_COLON = r"[ \t\u00a0\u202f\u2007]*"
-# The plain ``Name:`` form, as subtitle cues are read (ingest/readers.py).
+# The plain ``Name:`` form, as subtitle cues are read (ingest/subtitles.py).
 LABEL_RE = re.compile(
     rf"{_LINE_START}(?:{_STAMP})?(?P<name>{_NAME}){_AFTER_NAME}{_BEFORE_COLON}:"
     rf"(?=[ \t\u00a0\u202f]|$)[ \t]*",

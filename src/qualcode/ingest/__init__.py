@@ -13,20 +13,13 @@ from pathlib import Path, PurePosixPath
 from ..documents import EXCERPT, TRANSCRIPT, Document, Skipped
 from ..speakers import DEFAULT_INTERVIEWER_LABELS
 from .decode import SURROGATE
+from .docx_reader import read_docx
 from .manifest import MANIFEST_NAME, Manifest, load_manifest, unmatched_doc_ids
-from .readers import (
-    FORMATS,
-    SUBTITLE_FORMATS,
-    TABLE_FORMATS,
-    TEXT_FORMATS,
-    RawDoc,
-    ReadError,
-    read_docx,
-    read_pdf,
-    read_subtitles,
-    read_table,
-    read_text,
-)
+from .pdf import read_pdf
+from .readers import FORMATS, SUBTITLE_FORMATS, TABLE_FORMATS, TEXT_FORMATS, RawDoc, ReadError
+from .subtitles import read_subtitles
+from .tables import read_table
+from .text import read_text
 
 __all__ = [
     "FileRecord",
@@ -587,7 +580,7 @@ def ingest_corpus(
     copies = find_copies(sorted(result.documents, key=lambda d: d.path))  # rows as read
     result.documents, duplicates = drop_duplicate_ids(
         [d for d in result.documents if d.path not in copies])
-    unmatched = unmatched_doc_ids(manifest, (d.doc_id for d in result.documents))
+    unmatched = unmatched_doc_ids(manifest, result.documents)
     result.skipped = [*manifest.problems, *unmatched, *skipped,
                       *(s for s in result.skipped if s.path not in copies),
                       *copies.values(), *duplicates]

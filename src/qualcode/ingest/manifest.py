@@ -15,16 +15,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from ..documents import Skipped
+from ..documents import EXCERPT, Document, Skipped
+from .columns import _HEADER_ROWS, _column_letter, column_key
 from .decode import DecodeError, decode
-from .readers import (
-    _HEADER_ROWS,
-    _SEP_HINT,
-    TABLE_FORMATS,
-    _column_letter,
-    _sniff_delimiter,
-    column_key,
-)
+from .tables import _SEP_HINT, _sniff_delimiter
 
 MANIFEST_NAME = "manifest.csv"
 _KEYS = ("file", "doc_id")
@@ -39,6 +33,7 @@ class Manifest:
     sha256: str | None = None
     columns: list[str] = field(default_factory=list)
     doc_id_rows: dict[str, int] = field(default_factory=dict)  # doc_id -> its row number
+    file_rows: dict[str, int] = field(default_factory=dict)  # file -> its row number
     spellings: dict[str, str] = field(default_factory=dict)  # casefolded column -> column
 
 
@@ -377,12 +372,7 @@ def _add_file_row(
         problem = f"file '{file}' is listed twice; this row was ignored — merge the two rows"
     else:
         manifest.by_file[real] = meta
-        if meta.get("doc_id") and PurePosixPath(real).suffix.lower()[1:] in TABLE_FORMATS:
-            manifest.problems.append(Skipped(
-                MANIFEST_NAME, f"gives a doc_id ('{meta['doc_id']}') for {real}, an excerpt "
-                "table, whose rows take their ids from its id column — the doc_id was not "
-                "used; remove it (the row's other metadata applies to every excerpt)",
-                row_number, note=True))
+        manifest.file_rows[real] = row_number
         return
     manifest.problems.append(Skipped(MANIFEST_NAME, problem, row_number))
 
@@ -392,10 +382,13 @@ def _id_key(doc_id: str) -> str:
     return re.sub(r"[\W_]+", "", doc_id.casefold())
 
 
-def unmatched_doc_ids(manifest: Manifest, doc_ids: Iterable[str]) -> list[Skipped]:
-    """A problem for each manifest row keyed by a doc_id that none of ``doc_ids`` (every
-    document of the corpus) has: its metadata was applied to nothing."""
-    known = set(doc_ids)
+def unmatched_doc_ids(manifest: Manifest, documents: Iterable[Document]) -> list[Skipped]:
+    """The manifest's doc_ids that ``documents`` (every document of the corpus) do not
+    take, in row order: a problem for each row keyed by a doc_id no document has (its
+    metadata was applied to nothing), a note for each row giving a doc_id to a file read
+    as an excerpt table (a table read as one transcript takes it, as a .txt file does)."""
+    documents = list(documents)
+    known = {doc.doc_id for doc in documents}
     missing = sorted((row, doc_id) for doc_id, row in manifest.doc_id_rows.items()
                      if doc_id not in known)
     keys: dict[str, str] = {}
@@ -408,7 +401,19 @@ def unmatched_doc_ids(manifest: Manifest, doc_ids: Iterable[str]) -> list[Skippe
         problems.append(Skipped(
             MANIFEST_NAME, f"doc_id '{doc_id}' matches no document — fix the doc_id (ids "
             f"are case-sensitive{hint}) or delete the row", row))
-    return problems
+    return sorted(_table_doc_ids(manifest, documents) + problems, key=lambda p: p.line or 0)
+
+
+def _table_doc_ids(manifest: Manifest, documents: list[Document]) -> list[Skipped]:
+    """A note for each row giving a doc_id to a file that was read as an excerpt table
+    (decided by what the reader returned: the file's extension does not tell)."""
+    tables = {doc.path for doc in documents if doc.layout == EXCERPT}
+    return [Skipped(
+        MANIFEST_NAME, f"gives a doc_id ('{manifest.by_file[path]['doc_id']}') for {path}, an "
+        "excerpt table, whose rows take their ids from its id column — the doc_id was not "
+        "used; remove it (the row's other metadata applies to every excerpt)", row, note=True)
+        for path, row in manifest.file_rows.items()
+        if path in tables and manifest.by_file[path].get("doc_id")]
 
 
 def _suggestion(doc_id: str, keys: dict[str, str]) -> str | None:
