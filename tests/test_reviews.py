@@ -792,3 +792,33 @@ def test_a_formula_or_a_no_code_mark_in_codes_is_named_as_such(outputs: Path,
     problems = [str(p) for p in load_reviews(reviews_dir, CODES).problems]
     assert any("unknown code id '-' (for 'no code', leave the cell empty" in p
                for p in problems), problems
+
+
+def test_appending_to_a_file_with_other_header_spellings_keeps_it_readable(
+        reviews_dir: Path) -> None:
+    _write(reviews_dir / "ana.csv", "Segment ID,Codes,Coder\nA:1,apple,ana\n")
+    append_reviews(reviews_dir, [{"segment_id": "A:2", "codes": {"banana"}, "coder": "ana"}])
+    rows = list(csv.reader((reviews_dir / "ana.csv").read_text(encoding="utf-8-sig")
+                           .splitlines()))
+    assert rows[0][:3] == ["Segment ID", "Codes", "Coder"]  # no second segment_id column
+    assert rows[2][:3] == ["A:2", "banana", "ana"]
+    reviews = load_reviews(reviews_dir, CODES)
+    assert reviews.problems == []
+    assert reviews.decisions() == {"A:1": {"apple"}, "A:2": {"banana"}}
+
+
+def test_a_sheet_imported_again_under_another_spelling_of_the_coder_adds_nothing(
+        outputs: Path, reviews_dir: Path, tmp_path: Path) -> None:
+    _write(reviews_dir / "alice.csv", "segment_id,codes,coder\nD1:4,banana,alice\n")
+    sheet = _sheet_csv(tmp_path / "sheet.csv", [
+        {"segment_id": "D1:2", "codes": "apple", "coder": "Alice"},
+        {"segment_id": "D1:4", "codes": "banana", "coder": " ALICE "}])
+    first = import_review_sheets([sheet], reviews_dir, outputs / "segments.csv", CODES)
+    assert (first.appended, first.unchanged) == ({"alice": 1}, 1)
+    again = import_review_sheets([sheet], reviews_dir, outputs / "segments.csv", CODES)
+    assert (again.appended, again.unchanged) == ({}, 2)
+    assert sorted(p.name for p in reviews_dir.iterdir()) == ["alice.csv"]
+    rows = (reviews_dir / "alice.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert len(rows) == 3  # the header, the decision on record and the new one
+    assert load_reviews(reviews_dir, CODES).decisions() == {"D1:2": {"apple"},
+                                                            "D1:4": {"banana"}}

@@ -61,7 +61,7 @@ from typing import Any
 
 from .codebook import Codebook
 from .ingest.decode import DecodeError
-from .outputs import CSV_ENCODING, atomic_write_bytes, atomic_write_text
+from .outputs import CSV_ENCODING, atomic_write_bytes, atomic_write_text, csv_text
 from .reviews import (
     ADJUDICATOR,
     NONE_TOKEN,
@@ -74,6 +74,7 @@ from .reviews import (
     closest_segment,
     code_hint,
     coder_file,
+    coder_key,
     column_key,
     formula_safe,
     from_formula_safe,
@@ -82,7 +83,6 @@ from .reviews import (
     read_table,
     repeated_column,
     resolve_codes,
-    sheet_csv_text,
     text_sha256,
 )
 
@@ -398,8 +398,8 @@ def _xlsx_bytes(sheets: Sequence[_Sheet]) -> bytes:
 
 
 def _write_csv_safe(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    text = sheet_csv_text([formula_safe(h) for h in header],
-                          ([formula_safe(v) for v in row] for row in rows))
+    text = csv_text([formula_safe(h) for h in header],
+                     ([formula_safe(v) for v in row] for row in rows))
     atomic_write_text(path, text, CSV_ENCODING)
 
 
@@ -729,6 +729,11 @@ def import_review_sheets(
     candidates: list[_Row] = []
     for path in _sheet_files([Path(p) for p in paths], history, report):
         candidates.extend(_read_sheet(path, code_ids, texts, coder, report, names))
+    # A coder as the review files spell them ('alice' for a sheet's 'Alice'): what is on
+    # record is found, and nothing is imported twice.
+    spelled = {coder_key(c): c for c in existing.coders}
+    for row in candidates:
+        row.coder = spelled.setdefault(coder_key(row.coder), row.coder)
 
     # Within one sheet, a coder's segment twice is a duplicate.
     first: dict[tuple[str, str, str], _Row] = {}

@@ -29,7 +29,6 @@ from __future__ import annotations
 import csv
 import difflib
 import hashlib
-import io
 import os
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -42,7 +41,7 @@ from .ingest.columns import _column_letter  # as in corpus tables
 from .ingest.columns import column_key as table_column_key
 from .ingest.decode import DecodeError, decode_bytes
 from .ingest.tables import _SEP_HINT  # as in corpus tables
-from .outputs import CSV_ENCODING, atomic_write_text
+from .outputs import CSV_ENCODING, atomic_write_text, csv_text
 
 __all__ = [
     "ADJUDICATOR",
@@ -55,6 +54,7 @@ __all__ = [
     "closest",
     "code_hint",
     "coder_file",
+    "coder_key",
     "column_key",
     "formula_safe",
     "from_formula_safe",
@@ -63,7 +63,6 @@ __all__ = [
     "read_rows",
     "repeated_column",
     "resolve_codes",
-    "sheet_csv_text",
     "split_codes",
     "text_sha256",
 ]
@@ -301,15 +300,6 @@ def from_formula_safe(value: object) -> str:
     return text[1:] if text.startswith("'") and _needs_quote(text[1:]) else text
 
 
-def sheet_csv_text(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
-    """CSV text with CRLF line ends (RFC 4180), so that a lone CR in a cell gets quoted."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
 def column_key(name: str) -> str:
     """How a header cell names its column: in lower case, and one of
     :data:`REVIEW_FILE_COLUMNS` also with spaces or ``-`` for ``_`` (``Segment ID``), as
@@ -532,6 +522,11 @@ def _row_problems(segment_id: str, coder: str, unknown: Sequence[str],
     return problems
 
 
+def coder_key(coder: str) -> str:
+    """What tells coders apart: their name in any case and spacing is one person."""
+    return " ".join(coder.split()).casefold()
+
+
 class _Coders:
     """Coder names as first spelled: trimmed, in any case and spacing one person is one
     coder (else reliability would compare a coder with themselves)."""
@@ -542,11 +537,11 @@ class _Coders:
 
     def known(self, coder: str) -> str | None:
         """The name ``coder`` is read as, if that coder was met before."""
-        return self._first.get(" ".join(coder.split()).casefold())
+        return self._first.get(coder_key(coder))
 
     def name(self, coder: str, label: str, row: int) -> tuple[str, Skipped | None]:
         """The name ``coder`` is read as, and a note the first time it is spelled otherwise."""
-        first = self._first.setdefault(" ".join(coder.split()).casefold(), coder)
+        first = self._first.setdefault(coder_key(coder), coder)
         if first == coder or coder in self._told:
             return first, None
         self._told.add(coder)
@@ -756,9 +751,11 @@ def append_reviews(folder: str | Path, rows: Sequence[Mapping[str, object]]) -> 
                                   f"{broken[0].what}", broken[0].row)
             if records:
                 header, old = records[0][1], [cells for _, cells in records[1:]]
-        lower = [h.strip().lower() for h in header]
-        header = header + [c for c in REVIEW_FILE_COLUMNS if c not in lower]
-        lower = [h.strip().lower() for h in header]
+        # columns as reading names them ('Segment ID' is segment_id): a second segment_id
+        # column would make the whole file unreadable
+        keys = [column_key(h) for h in header]
+        header = header + [c for c in REVIEW_FILE_COLUMNS if c not in keys]
+        lower = [*keys, *header[len(keys):]]
         lines = [[*r, *[""] * (len(header) - len(r))] for r in old]
         for row in new:
             values = dict(row)
@@ -767,5 +764,5 @@ def append_reviews(folder: str | Path, rows: Sequence[Mapping[str, object]]) -> 
                 codes = CODE_SEPARATOR.join(sorted(codes))  # type: ignore[call-overload]
             values["codes"] = codes
             lines.append([formula_safe(values.get(c, "")) for c in lower])
-        atomic_write_text(path, sheet_csv_text(header, lines), CSV_ENCODING)
+        atomic_write_text(path, csv_text(header, lines), CSV_ENCODING)
     return list(by_file)
