@@ -12,6 +12,7 @@ from qualcode.classify import code_segments
 from qualcode.codebook import load_codebook
 from qualcode.documents import Segment
 from qualcode.evaluate import CrossValidation, code_metrics, evaluation_rows, trust_status
+from qualcode.model import CodebookClassifier
 from qualcode.training import ensure_model, training_set
 
 CODEBOOK = """\
@@ -103,6 +104,26 @@ def test_a_training_cut_short_leaves_no_model_to_take_for_the_old_one(
     assert reason == "no saved model" and meta["reviewed_segments"] == 0
 
 
+def test_a_saved_model_that_cannot_be_unpickled_is_retrained(book, tmp_path: Path) -> None:
+    import pickle
+
+    out = tmp_path / "out"
+    data = training_set(SEGMENTS, {})
+    ensure_model(book, data, out, backend="fast")
+    # as a model pickled by a qualcode whose module was renamed since
+    broken = pickle.dumps(CodebookClassifier(book, backend="fast")).replace(
+        b"qualcode.model", b"qualcode.gone_")
+    (out / "model" / "model.pkl").write_bytes(broken)
+    model, _, reason = ensure_model(book, data, out, backend="fast")
+    assert reason == "the saved model could not be loaded"
+    assert list(model.classes_) == ["pay", "wait"]
+    assert ensure_model(book, data, out, backend="fast")[2] is None  # the new one is used
+    # a stale model is not even unpickled: its reason is the staleness
+    (out / "model" / "model.pkl").write_bytes(broken)
+    changed = training_set(SEGMENTS, {"A:1": frozenset({"pay"})})
+    assert ensure_model(book, changed, out, backend="fast")[2] == "the reviews changed"
+
+
 def test_an_evaluation_of_an_earlier_model_is_removed(book, tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
@@ -110,6 +131,13 @@ def test_an_evaluation_of_an_earlier_model_is_removed(book, tmp_path: Path) -> N
     data = training_set(SEGMENTS, {"A:1": frozenset({"pay"})})  # too few documents
     _, meta, _ = ensure_model(book, data, out, backend="fast", evaluate=True)
     assert meta["evaluation"] == {}
+    assert not (out / "evaluation.csv").exists()
+    # the same without evaluating: kept while the model is reused, removed on retraining
+    (out / "evaluation.csv").write_text("code_id,status\npay,auto\n")
+    assert ensure_model(book, data, out, backend="fast")[2] is None
+    assert (out / "evaluation.csv").exists()
+    changed = training_set(SEGMENTS, {"A:1": frozenset({"wait"})})
+    assert ensure_model(book, changed, out, backend="fast")[2] == "the reviews changed"
     assert not (out / "evaluation.csv").exists()
 
 

@@ -88,15 +88,24 @@ def cache_dir(out: str | Path) -> Path:
     return Path(out) / CACHE_DIR
 
 
-def load_saved_model(out: str | Path) -> tuple[CodebookClassifier | None, dict[str, Any]]:
-    folder = model_dir(out)
+def _saved_meta(out: str | Path) -> dict[str, Any]:
+    """The saved model's ``model.json`` ({} when there is none or it cannot be read)."""
     try:
-        meta = json.loads((folder / MODEL_META).read_text(encoding="utf-8"))
-        with (folder / MODEL_FILE).open("rb") as handle:
+        meta = json.loads((model_dir(out) / MODEL_META).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def _unpickled(out: str | Path) -> CodebookClassifier | None:
+    """The saved model, or None when it cannot be loaded: pickled by other code (a module
+    renamed since), for a backend not installed here, or damaged. It is then retrained."""
+    try:
+        with (model_dir(out) / MODEL_FILE).open("rb") as handle:
             model = pickle.load(handle)
-    except (OSError, ValueError, pickle.UnpicklingError, EOFError, AttributeError):
-        return None, {}
-    return model, meta
+    except Exception:  # any failure to load means: train again
+        return None
+    return model if isinstance(model, CodebookClassifier) else None
 
 
 def stale_reason(meta: Mapping[str, Any], wanted: Mapping[str, Any]) -> str | None:
@@ -142,6 +151,10 @@ def train(
         "thresholds": dict(zip(codebook.code_ids, map(float, model.thresholds_), strict=True)),
         "evaluation": dict(evaluation or {}),
     }
+    if not evaluation:  # an earlier model's trust statuses are not this one's
+        from .evaluate import EVALUATION_CSV
+
+        (Path(out) / EVALUATION_CSV).unlink(missing_ok=True)
     folder = model_dir(out)
     # the old metadata goes first: a crash before the new is written leaves no model that
     # a later run could take for the old one
@@ -165,11 +178,16 @@ def ensure_model(
     from at least ``MIN_EVALUATION_DOCUMENTS`` documents) and writes ``evaluation.csv``.
     """
     backend = backend or default_backend()
-    model, meta = load_saved_model(out)
+    meta = _saved_meta(out)
+    # unpickled only when it is the wanted model: unpickling a semantic model loads its
+    # sentence model, which a fast run must not need
     reason = stale_reason(meta, fingerprint(codebook, data, backend))
-    if model is not None and reason is None:
-        model.codebook = codebook
-        return model, meta, None
+    if reason is None:
+        model = _unpickled(out)
+        if model is not None:
+            model.codebook = codebook
+            return model, meta, None
+        reason = "the saved model could not be loaded"
     evaluation: dict[str, Any] = {}
     if evaluate:
         evaluation = evaluate_and_write(codebook, data, out, backend)
