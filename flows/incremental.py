@@ -80,12 +80,14 @@ def _sha(*parts: str | bytes) -> str:
 
 @cache
 def source_fingerprint(excluded: tuple[str, ...] = ()) -> str:
-    """sha256 of the library's Python source, less the ``excluded`` top-level entries."""
+    """sha256 of the library's files (Python source, the report's template), less the
+    ``excluded`` top-level entries."""
     root = Path(qualcode.__file__).parent
     digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
+    for path in sorted(root.rglob("*")):
         relative = path.relative_to(root)
-        if relative.parts[0] in excluded or "__pycache__" in relative.parts:
+        if (relative.parts[0] in excluded or "__pycache__" in relative.parts
+                or path.suffix == ".pyc" or not path.is_file()):
             continue
         digest.update(_utf8(relative.as_posix()) + b"\0")
         digest.update(path.read_bytes())

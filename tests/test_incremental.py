@@ -418,3 +418,31 @@ def test_a_crash_while_writing_keeps_the_previous_outputs(copied, on_server, ass
         run_flow(corpus, out, assets.codebook)
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
     assert not (out / ".incoming").exists()
+
+
+def test_the_source_fingerprint_covers_the_reports_template(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch):
+    import qualcode
+    from flows.incremental import source_fingerprint
+
+    def fingerprint(*excluded: str) -> str:
+        source_fingerprint.cache_clear()  # (cached for a run: the files do not change)
+        return source_fingerprint(excluded)
+
+    package = tmp_path / "qualcode"
+    (package / "templates").mkdir(parents=True)
+    (package / "__pycache__").mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "templates" / "report.html.j2").write_text("<h1>{{ title }}</h1>")
+    monkeypatch.setattr(qualcode, "__file__", str(package / "__init__.py"))
+    try:
+        before = fingerprint()
+        (package / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"compiled")
+        assert fingerprint() == before  # compiled files are not source
+        without = fingerprint("templates")
+        (package / "templates" / "report.html.j2").write_text("<h2>{{ title }}</h2>")
+        assert fingerprint() != before  # a new template rewrites report.html
+        assert fingerprint("templates") == without  # and does not touch reading's keys
+    finally:
+        monkeypatch.undo()
+        source_fingerprint.cache_clear()
