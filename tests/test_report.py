@@ -305,6 +305,13 @@ def test_a_segment_reviewed_as_no_code_is_known_to_the_corrected_estimate(
     assert freq.loc["t1", "segments"] == 4  # the counts themselves are unchanged
     matrix = read(folder / "code_document_matrix.csv")
     assert "reviewed" not in matrix.columns  # a segment's flag, not document metadata
+    # every codable segment reviewed: the corrected counts are the counts, exactly
+    rows = [[*row[:9], True, *row[9:]] for row in SEGMENTS]
+    write_csv(folder / "segments.csv", [*SEG_HEADER[:9], "reviewed", *SEG_HEADER[9:]], rows)
+    write_reports(folder, codebook, SETTINGS)
+    freq = read(folder / "frequencies.csv").set_index("code_id")
+    for column in ("corrected_segments", "corrected_low", "corrected_high"):
+        assert freq[column].tolist() == freq["segments"].astype(float).tolist(), column
 
 
 def test_quotes_order_and_context(reported: tuple[Path, dict[str, str]]) -> None:

@@ -399,12 +399,15 @@ def frequency_table(
         corrected = []
         for j, row in enumerate(rows):
             e = ev.get(row["code_id"], {})
-            p, low, high = corrected_prevalence(
-                row["segments"] - int(known[j]), n_model, float(e.get("tpr", math.nan)),
-                float(e.get("fpr", math.nan)), float(e.get("n_pos", math.nan)),
-                float(e.get("n_neg", math.nan)), draws=draws,
-                rng=_code_rng(seed, row["code_id"]),
-            )
+            if n and not n_model:  # coders decided every segment: the count is known
+                p = low = high = 0.0
+            else:
+                p, low, high = corrected_prevalence(
+                    row["segments"] - int(known[j]), n_model, float(e.get("tpr", math.nan)),
+                    float(e.get("fpr", math.nan)), float(e.get("n_pos", math.nan)),
+                    float(e.get("n_neg", math.nan)), draws=draws,
+                    rng=_code_rng(seed, row["code_id"]),
+                )
             corrected.append({
                 "corrected_segments": round(known[j] + p * n_model, 2),
                 "corrected_low": round(known[j] + low * n_model, 2),
