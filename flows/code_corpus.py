@@ -214,7 +214,8 @@ def _one_by_one(fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]],
                 "check that the file opens in its program and re-save it; if it still "
                 "fails, report the error (the other files were not affected)")
     if len(failed) == len(paths):
-        raise BatchError(f"every file failed on its own too, first {paths[0]} ({kind})")
+        raise BatchError(f"every file failed on its own too, first {paths[0]} "
+                         f"({done[0][1][0]})")
     return [result for result, _ in done], failed
 
 

@@ -395,7 +395,7 @@ def test_cli_user_errors_exit_2_with_one_line_before_prefect_starts(
     assert not (sample_corpus / "outputs").exists()
 
 
-@pytest.mark.parametrize("command", ["run", "train"])
+@pytest.mark.parametrize("command", ["run", "train", "agreement"])
 def test_cli_run_on_outputs_another_run_writes_exits_2_before_prefect_starts(
         tmp_path, sample_corpus, codebook_path, command):
     import fcntl

@@ -12,7 +12,8 @@ import docx
 import openpyxl
 import pytest
 
-from qualcode.corpus import combine_batches, flat_segments, plan_batches, process_batch, read_corpus
+from flows.incremental import plan_batches  # as the flow plans them
+from qualcode.corpus import combine_batches, flat_segments, process_batch, read_corpus
 from qualcode.documents import Skipped
 from qualcode.ingest import (
     discover_files,

@@ -764,6 +764,19 @@ def cmd_review(args: argparse.Namespace) -> int:
 
 
 def cmd_agreement(args: argparse.Namespace) -> int:
+    book = _codebook_or_exit(args.codebook)
+    if book is None:
+        return 1
+    if problem := _out_problem(args.out, args.corpus):  # reliability.csv goes there
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    if _other_codebook(args.out, book):
+        return 1
+    # (a run writing the outputs meanwhile would change scores.csv under it)
+    return _holding_outputs(args.out, lambda: _agreement(args, book))
+
+
+def _agreement(args: argparse.Namespace, book: Any) -> int:
     from .reliability import (
         agreement_table,
         classifier_decisions,
@@ -773,14 +786,6 @@ def cmd_agreement(args: argparse.Namespace) -> int:
     from .review_sheets import segment_texts
     from .reviews import load_reviews
 
-    book = _codebook_or_exit(args.codebook)
-    if book is None:
-        return 1
-    if problem := _out_problem(args.out, args.corpus):  # reliability.csv goes there
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
-    if _other_codebook(args.out, book):
-        return 1
     source = args.files or Path(args.corpus) / "reviews"
     reviews = load_reviews(source, book.code_ids, book.ids_by_name)
     texts = segment_texts(args.out)

@@ -29,12 +29,6 @@ class Batch:
     files: list[FileRecord] = field(default_factory=list)
 
 
-def plan_batches(paths: Sequence[str], size: int) -> list[list[str]]:
-    """Split the corpus file list into batches of at most ``size`` files."""
-    size = max(1, size)
-    return [list(paths[i : i + size]) for i in range(0, len(paths), size)]
-
-
 def process_batch(
     corpus: str | Path,
     paths: Sequence[str],

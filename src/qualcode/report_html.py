@@ -25,8 +25,6 @@ __all__ = [
     "render_report",
 ]
 
-STATUS_COLOURS = {"auto": "#2e7d32", "check": "#b26a00", "human": "#c62828"}
-
 
 def _label(name: str, status: str = "", limit: int = 48) -> str:
     name = name if len(name) <= limit else name[: limit - 1] + "…"

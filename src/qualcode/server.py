@@ -125,11 +125,6 @@ def status(home: str | os.PathLike[str] | None = None) -> ServerInfo | None:
     return None
 
 
-def running_api_url(home: str | os.PathLike[str] | None = None) -> str | None:
-    info = status(home)
-    return info.api_url if info else None
-
-
 def _prefect_command() -> list[str]:
     return [sys.executable, "-m", "prefect"]
 
