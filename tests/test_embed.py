@@ -118,3 +118,18 @@ def test_pickle_round_trip_and_finetuned_copy(model: SemanticEmbedder) -> None:
     assert not np.allclose(tuned.encode(TEXTS), model.encode(TEXTS))
     restored = pickle.loads(pickle.dumps(tuned))
     assert np.allclose(restored.encode(TEXTS), tuned.encode(TEXTS), atol=1e-5)
+
+
+def test_cache_shards_are_merged_beyond_a_limit_and_bad_ones_passed_over(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(EmbeddingCache, "MAX_SHARDS", 4)
+    cache = EmbeddingCache(tmp_path, "model-a")
+    for i in range(5):  # as five runs, each with new texts
+        cache.put([cache.key(f"t{i}")], np.full((1, 4), i, dtype=np.float32))
+    shards = list((tmp_path / "model-a").glob("*.npz"))
+    assert len(shards) == 1  # the fifth shard made them one
+    (tmp_path / "model-a" / "damaged.npz").write_bytes(b"PK\x03\x04 cut short")
+    fresh = EmbeddingCache(tmp_path, "model-a")
+    found, vecs = fresh.get([cache.key("t4"), cache.key("t0")])
+    assert found.tolist() == [True, True] and vecs[0].tolist() == [4, 4, 4, 4]
+    assert len(fresh) == 5

@@ -16,6 +16,7 @@ import importlib.util
 import os
 import re
 import uuid
+import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -323,8 +324,13 @@ class EmbeddingCache:
     """Vectors on disk keyed by sha256(model id + text), in shards of ``.npz`` files.
 
     Each ``put`` writes one new shard (atomic rename), so concurrent writers never clobber
-    each other; ``compact()`` merges shards.
+    each other; ``compact()`` merges shards, and ``put`` does when there are more than
+    ``MAX_SHARDS`` (every run adds some, and every later run opens them all). A shard that
+    is gone (merged by another process) or damaged is passed over: its texts are encoded
+    again.
     """
+
+    MAX_SHARDS = 32
 
     def __init__(self, directory: str | os.PathLike[str], model_id: str) -> None:
         self.directory = Path(directory) / _safe_id(model_id)
@@ -342,8 +348,11 @@ class EmbeddingCache:
         for shard in sorted(self.directory.glob("*.npz")):
             if shard.name in self._seen:
                 continue
-            with np.load(shard) as data:
-                keys, vectors = data["keys"], data["vectors"]
+            try:
+                with np.load(shard) as data:
+                    keys, vectors = data["keys"], data["vectors"]
+            except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
+                continue
             block = len(self._blocks)
             self._blocks.append(vectors)
             for row, k in enumerate(keys):
@@ -372,6 +381,8 @@ class EmbeddingCache:
         for row, k in enumerate(keys):
             self._index[k] = (block, row)
         self._seen.add(name)
+        if len(self._seen) > self.MAX_SHARDS:
+            self.compact()
 
     def __len__(self) -> int:
         self._refresh()
