@@ -39,7 +39,7 @@ import qualcode
 from qualcode.corpus import Batch
 from qualcode.documents import Segment
 from qualcode.ingest import Manifest
-from qualcode.outputs import write_json
+from qualcode.outputs import EVALUATION_CSV, write_json
 
 RESULTS_DIR = Path("cache") / "prefect-results"
 # Library modules that cannot change what reading or scoring produces. Everything else is
@@ -202,7 +202,7 @@ def outputs_fingerprint(*, ingest: Sequence[str | None], coding: Sequence[str],
         "ingest": list(ingest), "coding": list(coding), "skipped": list(skipped),
         "codebook": codebook, "model": model, "model_meta": file_sha256(model_meta) or "",
         "reviews": _tree_sha256(reviews),
-        "evaluation": file_sha256(Path(out) / "evaluation.csv") or "",
+        "evaluation": file_sha256(Path(out) / EVALUATION_CSV) or "",
         "code": source_fingerprint(()), "versions": versions(),
     }, sort_keys=True))
 

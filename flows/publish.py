@@ -16,13 +16,13 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-from qualcode.datasets import RUN_MANIFEST
+from qualcode.outputs import EVALUATION_CSV, RUN_MANIFEST
 from qualcode.report import VARIABLE_PATTERNS
 
 STAGING_DIR = ".incoming"
 # Files that live in <out> between runs and that the reports read (written by the model
 # evaluation, not by the run itself): copied into the staging folder, never moved back.
-READ_ONLY_INPUTS = ("evaluation.csv",)
+READ_ONLY_INPUTS = (EVALUATION_CSV,)
 
 
 def open_staging(out: Path) -> Path:

@@ -13,6 +13,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from .outputs import EVALUATION_CSV, SCORES_CSV, SEGMENTS_CSV
 from .parallel import MAX_AUTO_WORKERS
 from .segment import DEFAULT_MAX_TURN_CHARS
 from .speakers import DEFAULT_INTERVIEWER_LABELS
@@ -351,7 +352,7 @@ def _print_summary(summary: dict[str, Any], out: str) -> None:
     for name in summary["outputs"]:
         print(f"    {name}")
     # the model and its evaluation: beside the datasets, not in the manifest's list
-    for name in ("evaluation.csv", "model/"):
+    for name in (EVALUATION_CSV, "model/"):
         if (Path(out) / name).exists():
             print(f"    {name}")
     print(f"  provenance     {Path(out).resolve() / 'run_manifest.json'}")
@@ -666,7 +667,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if status:
         print(text, file=sys.stderr)
         return status
-    if not (Path(args.out) / "segments.csv").is_file():
+    if not (Path(args.out) / SEGMENTS_CSV).is_file():
         print(f"error: no segments.csv in '{args.out}' — run `qualcode run` first, or pass "
               "--out with the folder of a previous run", file=sys.stderr)
         return 2
@@ -732,7 +733,7 @@ def cmd_review(args: argparse.Namespace) -> int:
         if _other_codebook(args.out, book):
             return 1
     reviews_dir = Path(args.corpus) / "reviews"
-    segments = Path(args.out) / "segments.csv"
+    segments = Path(args.out) / SEGMENTS_CSV
     try:
         if args.review_command == "export":
             paths = export_review_sheet(
@@ -797,7 +798,7 @@ def _agreement(args: argparse.Namespace, book: Any) -> int:
         print(f"error: no review decisions found in {source}", file=sys.stderr)
         return 1
     classifier = None
-    if (Path(args.out) / "scores.csv").is_file():
+    if (Path(args.out) / SCORES_CSV).is_file():
         classifier = classifier_decisions(args.out, book.code_ids)
     table = agreement_table(reviews, book, classifier)
     print(format_agreement(table))

@@ -17,8 +17,13 @@ from .codebook import Codebook
 from .corpus import Batch, flat_segments, input_records
 from .documents import Segment, Skipped
 from .outputs import (
+    CODED_SEGMENTS_CSV,
+    CODINGS_CSV,
     CSV_ENCODING,
     CSV_LINE_END,
+    RUN_MANIFEST,
+    SCORES_CSV,
+    SEGMENTS_CSV,
     csv_cells,
     csv_join,
     csv_lines,
@@ -28,11 +33,6 @@ from .outputs import (
 )
 from .provenance import run_manifest
 
-SEGMENTS_CSV = "segments.csv"
-CODINGS_CSV = "codings.csv"
-CODED_SEGMENTS_CSV = "coded_segments.csv"
-SCORES_CSV = "scores.csv"
-RUN_MANIFEST = "run_manifest.json"
 CODING_COLUMNS = ("segment_id", "doc_id", "code_id", "category", "score", "method", "evidence")
 SCORE_COLUMNS = ("segment_id", "code_id", "score", "threshold", "decision")
 

@@ -18,12 +18,11 @@ from sklearn.model_selection import GroupKFold
 
 from .codebook import Codebook
 from .model import CodebookClassifier, multilabel_targets
-from .outputs import write_csv
+from .outputs import EVALUATION_CSV, write_csv
 from .reliability import cohen_kappa, nominal_alpha
 from .rules import RuleMatcher
 from .training import TrainingSet, cache_dir
 
-EVALUATION_CSV = "evaluation.csv"
 AUTO, CHECK, HUMAN = "auto", "check", "human"
 AUTO_ALPHA, CHECK_ALPHA = 0.80, 0.667
 MIN_POSITIVES = 5  # fewer reviewed positives than this: alpha is too unstable to trust

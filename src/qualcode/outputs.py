@@ -24,6 +24,16 @@ SEGMENT_COLUMNS = (
 )
 # CSVs carry a UTF-8 byte-order mark so that Excel opens accents and dashes correctly;
 # pandas and R's readr strip it.
+# The files of an outputs folder that several modules read or write (the reports' own
+# files are named in report.py).
+SEGMENTS_CSV = "segments.csv"
+CODINGS_CSV = "codings.csv"
+CODED_SEGMENTS_CSV = "coded_segments.csv"
+SCORES_CSV = "scores.csv"
+RUN_MANIFEST = "run_manifest.json"
+EVALUATION_CSV = "evaluation.csv"
+RELIABILITY_CSV = "reliability.csv"
+
 CSV_ENCODING = "utf-8-sig"
 CSV_LINE_END = "\r\n"
 

@@ -59,7 +59,14 @@ import numpy as np
 import pandas as pd
 
 from .codebook import Codebook
-from .outputs import CSV_ENCODING, write_csv
+from .outputs import (
+    CODINGS_CSV,
+    CSV_ENCODING,
+    RELIABILITY_CSV,
+    SCORES_CSV,
+    SEGMENTS_CSV,
+    write_csv,
+)
 from .reviews import ReviewSet, is_adjudicator
 
 __all__ = [
@@ -79,7 +86,6 @@ __all__ = [
     "write_reliability",
 ]
 
-RELIABILITY_CSV = "reliability.csv"
 POOLED = "ALL (MASI)"
 COLUMNS = ("code_id", "comparison", "coders", "units", "percent_agreement", "kappa", "alpha",
            "alpha_low", "alpha_high")
@@ -276,7 +282,7 @@ def classifier_decisions(out_dir: str | Path, code_ids: Sequence[str] | None = N
     out = Path(out_dir)
     known = set(code_ids) if code_ids is not None else None
     decided: dict[str, set[str]] = {}
-    scores = out / "scores.csv"
+    scores = out / SCORES_CSV
     if scores.is_file():
         for row in _rows(scores):
             sid, code = row.get("segment_id", ""), row.get("code_id", "")
@@ -294,10 +300,10 @@ def classifier_decisions(out_dir: str | Path, code_ids: Sequence[str] | None = N
             if applies:
                 decided[sid].add(code)
         return {sid: frozenset(c) for sid, c in decided.items()}
-    codings = out / "codings.csv"
+    codings = out / CODINGS_CSV
     if not codings.is_file():
         return {}
-    segments = out / "segments.csv"
+    segments = out / SEGMENTS_CSV
     if segments.is_file():
         for row in _rows(segments):
             if row.get("codable", "True").strip().lower() in ("true", "1", "yes"):

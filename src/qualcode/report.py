@@ -30,7 +30,16 @@ import numpy as np
 import pandas as pd
 
 from .codebook import Codebook
-from .outputs import CSV_ENCODING, atomic_write_text, write_csv
+from .outputs import (
+    CODINGS_CSV,
+    CSV_ENCODING,
+    EVALUATION_CSV,
+    RELIABILITY_CSV,
+    RUN_MANIFEST,
+    SEGMENTS_CSV,
+    atomic_write_text,
+    write_csv,
+)
 from .report_html import (
     bar_chart,
     comparison_chart,
@@ -80,11 +89,6 @@ __all__ = [
     "write_reports",
 ]
 
-SEGMENTS_CSV = "segments.csv"
-CODINGS_CSV = "codings.csv"
-EVALUATION_CSV = "evaluation.csv"
-RELIABILITY_CSV = "reliability.csv"
-RUN_MANIFEST = "run_manifest.json"
 FREQUENCIES_CSV = "frequencies.csv"
 COOCCURRENCE_CSV = "cooccurrence.csv"
 MATRIX_CSV = "code_document_matrix.csv"

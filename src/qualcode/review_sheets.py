@@ -61,7 +61,16 @@ from typing import Any
 
 from .codebook import Codebook
 from .ingest.decode import DecodeError
-from .outputs import CSV_ENCODING, atomic_write_bytes, atomic_write_text, csv_text
+from .outputs import (
+    CODINGS_CSV,
+    CSV_ENCODING,
+    EVALUATION_CSV,
+    SCORES_CSV,
+    SEGMENTS_CSV,
+    atomic_write_bytes,
+    atomic_write_text,
+    csv_text,
+)
 from .reviews import (
     ADJUDICATOR,
     NONE_TOKEN,
@@ -111,10 +120,6 @@ CODER_COLUMN_PREFIX = "codes by "
 TRUST_STATUSES = ("auto", "check", "human")
 GATED = frozenset({"check", "human"})
 
-SEGMENTS_CSV = "segments.csv"
-CODINGS_CSV = "codings.csv"
-SCORES_CSV = "scores.csv"
-EVALUATION_CSV = "evaluation.csv"
 REVIEW_DIR = "review"
 
 # Problem kinds of an import report.
