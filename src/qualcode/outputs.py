@@ -182,6 +182,23 @@ def write_csv_text(path: str | Path, text: str) -> str:
     return atomic_write_text(path, text, CSV_ENCODING)
 
 
+# How a flag column (``codable``, ``reviewed``, ``decision``) says yes, also after a
+# spreadsheet program saved the file.
+_TRUE_TEXT = frozenset({"true", "1", "yes", "y", "t"})
+
+
+def is_true(value: object) -> bool:
+    """Whether a flag cell of an output CSV says yes (``True``, ``1``, ``yes`` ...)."""
+    return str(value).strip().lower() in _TRUE_TEXT
+
+
+def read_csv_rows(path: Path) -> list[dict[str, str]]:
+    """An output CSV's rows, keyed by column name in lower case, every cell as text."""
+    with path.open(encoding=CSV_ENCODING, newline="") as handle:
+        return [{(k or "").strip().lower(): v or "" for k, v in row.items()}
+                for row in csv.DictReader(handle)]
+
+
 def metadata_columns(segments: Iterable[Segment]) -> list[str]:
     """Metadata fields in order of first appearance (documents are in path order).
 

@@ -47,7 +47,6 @@ cross-validated ones are in ``evaluation.csv``.
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from itertools import combinations
@@ -61,10 +60,11 @@ import pandas as pd
 from .codebook import Codebook
 from .outputs import (
     CODINGS_CSV,
-    CSV_ENCODING,
     RELIABILITY_CSV,
     SCORES_CSV,
     SEGMENTS_CSV,
+    is_true,
+    read_csv_rows,
     write_csv,
 )
 from .reviews import ReviewSet, is_adjudicator
@@ -284,7 +284,7 @@ def classifier_decisions(out_dir: str | Path, code_ids: Sequence[str] | None = N
     decided: dict[str, set[str]] = {}
     scores = out / SCORES_CSV
     if scores.is_file():
-        for row in _rows(scores):
+        for row in read_csv_rows(scores):
             sid, code = row.get("segment_id", ""), row.get("code_id", "")
             decided.setdefault(sid, set())
             if known is not None and code not in known:
@@ -292,7 +292,7 @@ def classifier_decisions(out_dir: str | Path, code_ids: Sequence[str] | None = N
             score, threshold = row.get("score", ""), row.get("threshold", "")
             try:
                 if score.strip() == threshold.strip():
-                    applies = row.get("decision", "").strip() in ("1", "True", "true")
+                    applies = is_true(row.get("decision", ""))
                 else:
                     applies = float(score) >= float(threshold)
             except ValueError:
@@ -305,11 +305,11 @@ def classifier_decisions(out_dir: str | Path, code_ids: Sequence[str] | None = N
         return {}
     segments = out / SEGMENTS_CSV
     if segments.is_file():
-        for row in _rows(segments):
-            if row.get("codable", "True").strip().lower() in ("true", "1", "yes"):
+        for row in read_csv_rows(segments):
+            if is_true(row.get("codable", "True")):
                 decided.setdefault(row.get("segment_id", ""), set())
     human: set[str] = set()
-    for row in _rows(codings):
+    for row in read_csv_rows(codings):
         sid, code = row.get("segment_id", ""), row.get("code_id", "")
         if row.get("method", "").strip().lower() == "human":
             human.add(sid)
@@ -329,12 +329,6 @@ def coding_decisions(segment_ids: Sequence[str], code_ids: Sequence[str], scores
         i for i, sid in enumerate(segment_ids) if sid in only]
     return {segment_ids[i]: frozenset(code_ids[j] for j in np.flatnonzero(applied[i]))
             for i in wanted}
-
-
-def _rows(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding=CSV_ENCODING, newline="") as handle:
-        return [{(k or "").strip().lower(): v or "" for k, v in row.items()}
-                for row in csv.DictReader(handle)]
 
 
 def _comparisons(reviews: ReviewSet, classifier: Ratings | None

@@ -39,6 +39,7 @@ import pandas as pd
 from scipy import stats
 
 from .codebook import Codebook
+from .outputs import is_true
 
 _log = logging.getLogger(__name__)
 
@@ -75,7 +76,6 @@ SEGMENT_CORE = (
     "segment_id", "doc_id", "source_type", "speaker", "turn", "char_start", "char_end",
     "text", "codable", "reviewed",
 )
-_TRUE = {"true", "1", "yes", "y", "t"}
 HUMAN = "human"
 
 
@@ -98,8 +98,7 @@ def prepare_segments(segments: pd.DataFrame) -> pd.DataFrame:
         seg["codable"] = True
     for col in _FLAGS:
         if col in seg.columns and seg[col].dtype != bool:
-            seg[col] = np.array([_text(v).strip().lower() in _TRUE
-                                 for v in seg[col].tolist()], dtype=bool)
+            seg[col] = np.array([is_true(_text(v)) for v in seg[col].tolist()], dtype=bool)
     return seg.drop_duplicates("segment_id", keep="first").reset_index(drop=True)
 
 

@@ -50,7 +50,6 @@ with ``coder`` = ``adjudicator``. On import of such a sheet an empty ``codes`` c
 
 from __future__ import annotations
 
-import csv
 import io
 import random
 from collections.abc import Iterable, Mapping, Sequence
@@ -70,6 +69,8 @@ from .outputs import (
     atomic_write_bytes,
     atomic_write_text,
     csv_text,
+    is_true,
+    read_csv_rows,
 )
 from .reviews import (
     ADJUDICATOR,
@@ -157,22 +158,12 @@ class _Segment:
     order: int
 
 
-def _truthy(value: str) -> bool:
-    return value.strip().lower() in ("1", "true", "yes", "y", "t")
-
-
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding=CSV_ENCODING, newline="") as handle:
-        return [{(k or "").strip().lower(): v or "" for k, v in row.items()}
-                for row in csv.DictReader(handle)]
-
-
 def segment_texts(out: str | Path) -> dict[str, str]:
     """Each segment's text in ``out``'s segments.csv (empty when there is none)."""
     path = Path(out) / SEGMENTS_CSV
     if not path.is_file():
         return {}
-    return {sid: row.get("text", "") for row in _read_csv(path)
+    return {sid: row.get("text", "") for row in read_csv_rows(path)
             if (sid := row.get("segment_id", "").strip())}
 
 
@@ -183,12 +174,12 @@ def _load_segments(path: Path) -> dict[str, _Segment]:
                                "segments are known")
     segments: dict[str, _Segment] = {}
     previous: dict[str, str] = {}
-    for i, row in enumerate(_read_csv(path)):
+    for i, row in enumerate(read_csv_rows(path)):
         sid, doc = row.get("segment_id", "").strip(), row.get("doc_id", "")
         if not sid:
             continue
         speaker, text = row.get("speaker", ""), row.get("text", "")
-        codable = _truthy(row["codable"]) if "codable" in row else True
+        codable = is_true(row["codable"]) if "codable" in row else True
         segments[sid] = _Segment(sid, doc, speaker, text, codable, previous.get(doc, ""), i)
         context = f"{speaker}: {text}" if speaker else text
         if len(context) > _CONTEXT_CHARS:
@@ -220,17 +211,17 @@ def _load_suggestions(out: Path, code_ids: Sequence[str]) -> _Suggestions:
     order = {c: j for j, c in enumerate(code_ids)}
     decided: dict[str, dict[str, tuple[float, str, str]]] = {}
     if (out / SCORES_CSV).is_file():
-        for row in _read_csv(out / SCORES_CSV):
+        for row in read_csv_rows(out / SCORES_CSV):
             code = row.get("code_id", "")
             if code not in known:
                 continue
             sid = row.get("segment_id", "")
             score, threshold = _float(row.get("score", "")), _float(row.get("threshold", ""))
             found.scores.setdefault(sid, {})[code] = (score, threshold)
-            if _truthy(row.get("decision", "")):
+            if is_true(row.get("decision", "")):
                 decided.setdefault(sid, {})[code] = (score, "", "")
     if (out / CODINGS_CSV).is_file():
-        for row in _read_csv(out / CODINGS_CSV):
+        for row in read_csv_rows(out / CODINGS_CSV):
             code = row.get("code_id", "")
             if code in known:
                 found.applied.setdefault(row.get("segment_id", ""), {})[code] = (
@@ -253,7 +244,7 @@ def load_trust_status(path: str | Path, code_ids: Sequence[str]) -> dict[str, st
     if not path.is_file():
         return status
     seen: set[str] = set()
-    for row in _read_csv(path):
+    for row in read_csv_rows(path):
         code, value = row.get("code_id", ""), row.get("status", "").strip().lower()
         if code in status and code not in seen and value in TRUST_STATUSES:
             status[code] = value
