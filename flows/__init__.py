@@ -24,11 +24,11 @@ PRIVACY_DEFAULTS = {
 }
 
 
-def configure_prefect_environment(home: str | Path | None = None) -> None:
+def configure_prefect_environment() -> None:
     """Set qualcode's Prefect defaults; call before ``import prefect``."""
     for key, value in PRIVACY_DEFAULTS.items():
         os.environ.setdefault(key, value)
-    os.environ.setdefault("PREFECT_HOME", str(Path(home or Path.cwd() / ".prefect").resolve()))
+    os.environ.setdefault("PREFECT_HOME", str((Path.cwd() / ".prefect").resolve()))
     if not os.environ.get("PREFECT_API_URL"):
         # Without a server Prefect starts a temporary one and stops it when the run ends,
         # before its event recorder has flushed; that prints pages of harmless

@@ -11,12 +11,14 @@ from prefect import flow, get_run_logger, task
 from qualcode.codebook import Codebook, load_codebook
 from qualcode.corpus import flat_segments, read_corpus
 from qualcode.evaluate import (
+    CrossValidation,
     cross_validate,
     evaluation_rows,
     format_evaluation,
     summary,
     write_evaluation,
 )
+from qualcode.model import CodebookClassifier
 from qualcode.outputs import exclusive_outputs
 from qualcode.reviews import load_reviews
 from qualcode.segment import DEFAULT_MAX_TURN_CHARS
@@ -40,17 +42,20 @@ def _training_data(corpus: Path, reviews: str | None, book: Codebook,
 
 
 @task(name="cross-validate")
-def cross_validate_task(book, data, out: str, backend: str | None, folds: int):
+def cross_validate_task(book: Codebook, data: TrainingSet, out: str, backend: str | None,
+                        folds: int) -> CrossValidation:
     return cross_validate(book, data, out, backend, folds)
 
 
 @task(name="evaluate")
-def evaluate_task(book, data, out: str, backend: str | None, folds: int) -> dict[str, Any]:
+def evaluate_task(book: Codebook, data: TrainingSet, out: str, backend: str | None,
+                  folds: int) -> dict[str, Any]:
     return evaluate_and_write(book, data, out, backend, folds)
 
 
 @task(name="train-model")
-def train_task(book, data, out: str, backend: str | None, evaluation: dict[str, Any]):
+def train_task(book: Codebook, data: TrainingSet, out: str, backend: str | None,
+               evaluation: dict[str, Any]) -> tuple[CodebookClassifier, dict[str, Any]]:
     return train(book, data, out, backend, evaluation=evaluation)
 
 

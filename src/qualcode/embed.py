@@ -433,9 +433,8 @@ class CachedEmbedder:
 def get_embedder(
     backend: str | None = None,
     model: str | os.PathLike[str] | None = None,
-    cache_dir: str | os.PathLike[str] | None = None,
 ) -> Embedder:
-    """The embedder for ``backend`` (default: the best available), cached when semantic."""
+    """The embedder for ``backend`` (default: the best available)."""
     backend = backend or default_backend()
     if backend == FAST:
         return FastEmbedder()
@@ -446,8 +445,7 @@ def get_embedder(
             "E105: the semantic backend needs the semantic extra (pip install "
             "'qualcode[semantic]'); run with --backend fast to use the fallback."
         )
-    embedder: Embedder = _semantic(None if model is None else str(model))
-    return CachedEmbedder(embedder, cache_dir) if cache_dir is not None else embedder
+    return _semantic(None if model is None else str(model))
 
 
 @functools.lru_cache(maxsize=2)

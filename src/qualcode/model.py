@@ -95,10 +95,6 @@ class _Prepared:
     views: list[tuple[Any, Any]] = field(default_factory=list)  # (seg, sent) per embedding
 
 
-def _rows(m: Any, idx: np.ndarray) -> Any:
-    return m[idx]
-
-
 def _lr(C: float, seed: int, sparse: bool = False) -> LogisticRegression:
     # lbfgs crawls on the fast backend's 2**18 hashed columns; liblinear does not.
     # (the dual problem: far more columns than rows).
@@ -463,10 +459,10 @@ class CodebookClassifier(BaseEstimator):
                 yt.append(cb_labels[cb.sent_seg[srows], j])
                 wt.append(np.full(len(srows), cb_weight))
             for v, (seg, sent) in enumerate(P.views):
-                Xs, Xt = [_rows(seg, idx)], [_rows(sent, sent_rows)]
+                Xs, Xt = [seg[idx]], [sent[sent_rows]]
                 if use_cb:
-                    Xs.append(_rows(cb.views[v][0], known))
-                    Xt.append(_rows(cb.views[v][1], srows))
+                    Xs.append(cb.views[v][0][known])
+                    Xt.append(cb.views[v][1][srows])
                 for name, Xp, yp, wp in (("seg", Xs, ys, ws), ("sent", Xt, yt, wt)):
                     yy = np.concatenate(yp)
                     if not len(yy) or yy.min() == yy.max():
@@ -494,8 +490,8 @@ class CodebookClassifier(BaseEstimator):
         weights = [1.0] if len(P.views) == 1 else [1 - self.lexical_weight, self.lexical_weight]
         everything = n == len(P.rules) and np.array_equal(idx, np.arange(n))
         for v, (seg, sent) in enumerate(P.views):
-            Xs = seg if everything else _rows(seg, idx)
-            Xt = sent if len(sent_rows) == sent.shape[0] else _rows(sent, sent_rows)
+            Xs = seg if everything else seg[idx]
+            Xt = sent if len(sent_rows) == sent.shape[0] else sent[sent_rows]
             for name, Xp, out in (("seg", Xs, seg_p), ("sent", Xt, sent_p)):
                 if Xp.shape[0]:
                     out += weights[v] * _predict_heads([head[name, v] for head in heads], Xp)

@@ -38,11 +38,12 @@ over all codes it is the segment's *set* of codes.
   16:93, recommend this for nominal alpha).
 
 Point estimates of alpha come from the maintained ``krippendorff`` package;
-:func:`krippendorff_alpha` is an independent coincidence-matrix implementation (used for
-the bootstrap and as a cross-check in the tests). Classifier rows compare the classifier's
-own decisions (score >= threshold in ``scores.csv``, before a human decision replaced
-them). When the model was trained on these reviews, they are in-sample figures: the
-cross-validated ones are in ``evaluation.csv``.
+:func:`krippendorff_alpha` is an independent coincidence-matrix implementation, a
+cross-check in the tests; the bootstrap recomputes alpha from resampled coincidence
+counts. Classifier rows compare the classifier's own decisions (score >= threshold in
+``scores.csv``, before a human decision replaced them). When the model was trained on
+these reviews, they are in-sample figures: the cross-validated ones are in
+``evaluation.csv``.
 """
 
 from __future__ import annotations
