@@ -463,7 +463,7 @@ def find_copies(documents: Iterable[Document]) -> dict[str, Skipped]:
     first: dict[str, Document] = {}
     for doc in documents:
         kept = first.setdefault(doc.sha256, doc)
-        if _keep_rank(doc) < _keep_rank(kept):
+        if kept is not doc and _keep_rank(doc) < _keep_rank(kept):
             first[doc.sha256] = doc
     copies: dict[str, Skipped] = {}
     for doc in documents:
