@@ -31,7 +31,8 @@ def write_reports_task(out: str, codebook: Codebook) -> dict[str, str]:
 def publish_artifacts(out: str) -> None:
     """The frequency table and a short summary, visible in the Prefect UI."""
     create_table_artifact(frequency_table_rows(out), key="qualcode-frequencies",
-                          description="Code frequencies of the latest qualcode run")
+                          description="Segments and documents coded per code in the latest "
+                                      "qualcode run (frequencies.csv: ids, names and counts)")
     create_markdown_artifact(artifact_markdown(out), key="qualcode-summary",
                              description="Summary of the latest qualcode run")
 

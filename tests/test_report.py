@@ -574,6 +574,18 @@ def test_artifacts_carry_no_transcript_text(reported: tuple[Path, dict[str, str]
     for _, *_, text, _, _, _ in SEGMENTS:
         assert text not in dumped
     assert frequency_table_rows(out.parent / "nowhere") == []
+    # a note may quote words of a file: the artifact leaves them out, keeps single tokens
+    manifest = json.loads((out / "run_manifest.json").read_text(encoding="utf-8"))
+    manifest["notes"] = [{"path": "transcripts/t.docx", "line": 7, "reason": (
+        "this table row is a note, not a turn ('the commander said no'); it was left out "
+        "— put the speaker's name in its speaker cell, or ask 'Ana Lee'")},
+        {"path": "lit/x.csv", "line": 2, "reason": "duplicate doc_id 'X-1' — rename it"}]
+    (out / "run_manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    md = artifact_markdown(out)
+    assert ("- `transcripts/t.docx:7`: this table row is a note, not a turn ('…'); it was left "
+            "out — put the speaker's name in its speaker cell, or ask '…'") in md
+    assert "- `lit/x.csv:2`: duplicate doc_id 'X-1' — rename it" in md
+    assert "commander" not in md
 
 
 def test_quotes_say_a_coders_decision_is_no_classifier_score(

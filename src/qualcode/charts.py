@@ -122,11 +122,13 @@ def _legend(x: float, y: float, items: Sequence[tuple[str, str]]) -> list[str]:
 def bars(labels: Sequence[str], values: Sequence[float], *, axis_label: str,
          hatched: Sequence[bool] | None = None,
          intervals: Sequence[tuple[float, float, float]] | None = None,
-         interval_label: str = "", title: str = "") -> str:
+         interval_label: str = "", hatched_label: str = "", title: str = "") -> str:
     """Horizontal bars, first label on top, each with its value written after the bar.
 
     ``intervals`` (point, low, high per bar; NaN = none) draw a marker and whisker;
-    ``hatched`` bars are drawn with a hatch pattern.
+    ``hatched`` bars are drawn with a hatch pattern. The legend, below the axis label on
+    the right, names the marker (``interval_label``) and the hatching (``hatched_label``) when
+    the chart has them.
     """
     n = len(labels)
     hatched = list(hatched or [False] * n)
@@ -158,15 +160,19 @@ def bars(labels: Sequence[str], values: Sequence[float], *, axis_label: str,
         out.append(f'<path d="M{x0:.1f},{cy:.1f}H{x1:.1f}M{x0:.1f},{cy - 3:.1f}V{cy + 3:.1f}'
                    f'M{x1:.1f},{cy - 3:.1f}V{cy + 3:.1f}" stroke="black" stroke-width="1" '
                    f'fill="none"/><circle cx="{xp:.1f}" cy="{cy:.1f}" r="2.5" fill="black"/>')
-    if drawn and interval_label:
-        out += _legend(left + plot_w, top + plot_h + 20, [("marker", interval_label)])
-    return _document(left + plot_w + 40, top + plot_h + 40, out, title)
+    legend = [("marker", interval_label)] if drawn and interval_label else []
+    if hatched_label and any(hatched):
+        legend.append(("url(#hatch)", hatched_label))
+    if legend:  # under the axis label, so that a long entry cannot run into it
+        out += _legend(left + plot_w, top + plot_h + 40, legend)
+    return _document(left + plot_w + 40, top + plot_h + 50 + 14 * len(legend), out, title)
 
 
 def grouped_bars(labels: Sequence[str], groups: Sequence[str],
                  values: Sequence[Sequence[float]], *, axis_label: str,
                  title: str = "") -> str:
-    """Horizontal bars per label, one per group (``values[g][i]``), with a legend."""
+    """Horizontal bars per label, one per group (``values[g][i]``), with a legend below the
+    plot (never over a bar)."""
     n, k = len(labels), max(1, len(groups))
     bar_h = 9.0 if k <= 3 else 6.0
     row = bar_h * k + 8
@@ -186,8 +192,8 @@ def grouped_bars(labels: Sequence[str], groups: Sequence[str],
                        f'height="{bar_h - 1:.1f}" fill="{PALETTE[g % len(PALETTE)]}"/>')
         out.append(_text(left - 6, top + row * (i + 0.5), label, anchor="end"))
     legend = [(PALETTE[g % len(PALETTE)], str(group)) for g, group in enumerate(groups)]
-    out += _legend(left + plot_w, top + 4, legend)
-    return _document(left + plot_w + 40, top + plot_h + 40, out, title)
+    out += _legend(left + plot_w, top + plot_h + 40, legend)
+    return _document(left + plot_w + 40, top + plot_h + 50 + 14 * len(legend), out, title)
 
 
 def heatmap(row_labels: Sequence[str], col_labels: Sequence[str], shade: np.ndarray,

@@ -54,11 +54,13 @@ from .report_tables import (
     NONE_GROUP,
     SEGMENTS,
     TOTAL_ROW,
+    Applied,
     DocumentGroups,
     applied_matrix,
     binary_document_matrix,
     category_pair_table,
     code_document_matrix,
+    coder_decided,
     cooccurrence_table,
     corrected_prevalence,
     crosstab_table,
@@ -296,16 +298,26 @@ def write_reports(out: str | Path, codebook: Codebook,
     save(QUOTES_CSV, quotes)
     written[QUOTES_MD] = atomic_write_text(out / QUOTES_MD, quotes_markdown(quotes, codebook))
 
+    # the files a reader finds next to the page: those written here and those read
+    read = [name for name, found in ((EVALUATION_CSV, inputs.evaluation),
+                                     (RELIABILITY_CSV, inputs.reliability)) if found is not None]
     context = _html_context(
         codebook=codebook, settings=settings, inputs=inputs, seg=seg, freq=freq,
         n_codable=len(applied.segment_ids), coded=int(applied.matrix.any(axis=1).sum()),
-        n_codings=int(applied.matrix.sum()), crosstabs=crosstabs, differences=differences,
+        n_codings=int(applied.matrix.sum()), n_decided=decided_segments(applied),
+        n_documents=len(set(applied.doc_ids)), crosstabs=crosstabs, differences=differences,
         doc_groups=doc_groups, pair_tables=pair_tables, quotes=quotes, notes=notes,
-        files=[*written, REPORT_HTML],
+        files=[*written, *read],
     )
     written[REPORT_HTML] = atomic_write_text(out / REPORT_HTML, render_report(context))
     _remove_stale(out, written)
     return written
+
+
+def decided_segments(applied: Applied) -> int:
+    """Codable segments whose codes a coder decided (those :func:`frequency_table` takes as
+    known)."""
+    return int(coder_decided(applied).sum())
 
 
 def _field_notes(name: str, crosstab: pd.DataFrame, differences: pd.DataFrame,
@@ -388,9 +400,42 @@ def _display(value: Any) -> str:
     return text if text.lstrip("-").isdigit() else format_cell(number)
 
 
+# The trust-status thresholds of qualcode.evaluate (not imported: it loads scikit-learn),
+# stated on the page; tests/test_report_wording.py checks that they still agree.
+STATUS_AUTO_ALPHA, STATUS_CHECK_ALPHA = 0.80, 0.667
+STATUS_MIN_POSITIVES, STATUS_MIN_REVIEWED = 5, 30
+
+# The segment tests of differences_by_<field>.csv (``test``), as a reader knows them.
+TEST_NAMES = {"fisher": "Fisher exact", "chi2": "chi-square",
+              "fisher_mc": "Fisher–Freeman–Halton, Monte Carlo"}
+
+# evaluation.csv's columns shown on the page, and their headers (``tpr`` is ``recall``).
+EVALUATION_LABELS = {"support": "Reviewed positives", "precision": "Precision",
+                     "recall": "Recall", "f1": "F1", "kappa": "Cohen's κ",
+                     "alpha": "Krippendorff's α", "fpr": "False-positive rate"}
+EVALUATION_SUMMARIES = {"micro_avg": "All codes pooled (micro average)",
+                        "macro_avg": "Mean over codes (macro average)"}
+
+# reliability.csv's columns and their headers; other columns are shown as they are named.
+RELIABILITY_LABELS = {"code_id": "Code", "comparison": "Comparison", "coders": "Compared",
+                      "units": "Segments", "percent_agreement": "Agreement",
+                      "kappa": "Cohen's κ", "alpha": "Krippendorff's α"}
+POOLED_ROW = "ALL (MASI)"  # reliability.csv's row over all codes at once
+
+
+def _test_name(test: Any) -> str:
+    """``fisher_mc`` → ``Fisher–Freeman–Halton, Monte Carlo`` (``…: failed`` kept)."""
+    text = str(test or "")
+    name, failed = (text[: -len(": failed")], True) if text.endswith(": failed") else (
+        text, False)
+    label = TEST_NAMES.get(name, name) or "–"
+    return f"{label}: failed" if failed else label
+
+
 def _html_context(*, codebook: Codebook, settings: ReportSettings, inputs: ReportInputs,
                   seg: pd.DataFrame, freq: pd.DataFrame, n_codable: int, coded: int,
-                  n_codings: int, crosstabs: dict[str, pd.DataFrame],
+                  n_codings: int, n_decided: int, n_documents: int,
+                  crosstabs: dict[str, pd.DataFrame],
                   differences: dict[str, pd.DataFrame],
                   doc_groups: dict[str, DocumentGroups],
                   pair_tables: dict[tuple[str, str], pd.DataFrame], quotes: pd.DataFrame,
@@ -406,19 +451,22 @@ def _html_context(*, codebook: Codebook, settings: ReportSettings, inputs: Repor
     categories = []
     for cat in codebook.categories:
         rows = freq[freq["category"] == cat.id]
-        header = [("Code", False), ("id", False), ("Segments", True), ("% segments", True),
-                  ("Documents", True), ("% documents", True)]
+        header = [("Code", False), ("id", False), ("Segments coded", True),
+                  (f"% of {n_codable} codable segments", True), ("Documents", True),
+                  (f"% of {n_documents} documents", True)]
         if has_eval:
-            header += [("Corrected", True), ("95% interval", True), ("Status", False)]
+            header += [("Corrected segments", True), ("95% interval", True), ("Status", False)]
         body = []
         for _, r in rows.iterrows():
             cells: list[Any] = [r["name"], r["code_id"], format_cell(r["segments"]),
                                 format_share(r["share_of_segments"]), format_cell(r["documents"]),
                                 format_share(r["share_of_documents"])]
             if has_eval:
+                point = ("–" if pd.isna(r["corrected_segments"])
+                         else f"{r['corrected_segments']:.1f}")
                 interval = ("–" if pd.isna(r["corrected_low"]) else
                             f"{r['corrected_low']:.1f}–{r['corrected_high']:.1f}")
-                cells += [format_cell(r["corrected_segments"]), interval, _badge(r["status"])]
+                cells += [point, interval, _badge(r["status"])]
             body.append((cells, "human" if status.get(r["code_id"]) == HUMAN else ""))
         categories.append({"id": cat.id, "name": cat.name, "description": cat.description,
                            "chart": bar_chart(rows, n_codable), "table": _table(header, body)})
@@ -435,7 +483,7 @@ def _html_context(*, codebook: Codebook, settings: ReportSettings, inputs: Repor
                                       + (f"; {sizes[g]} doc{'s' * (sizes[g] != 1)})"
                                          if g in sizes else ")"), True) for g in groups)]
         if diff:
-            header.append((f"Difference {groups[0]} − {groups[1]}", True))
+            header.append((f"Difference {groups[0]} − {groups[1]} (percentage points)", True))
         if by_doc:
             header += [("p documents", True), ("q documents", True), ("Segment test", False),
                        ("p segments", True), ("q segments", True), ("Cramér's V", True)]
@@ -448,13 +496,14 @@ def _html_context(*, codebook: Codebook, settings: ReportSettings, inputs: Repor
             cells = [r["name"], *(format_share(r[f"share_{g}"]) for g in groups)]
             if diff:
                 value = r[diff[0]]
-                cells.append("–" if pd.isna(value) else f"{value * 100:+.1f} pts")
+                cells.append("–" if pd.isna(value) else
+                             f"{value * 100:+.1f} pts".replace("-", "−"))
             if by_doc:
                 failed = str(r["test_documents"]).endswith(": failed")
-                cells += [r["test_documents"] if failed else format_cell(r["p_documents"]),
+                cells += ["document test failed" if failed else format_cell(r["p_documents"]),
                           format_cell(r["q_documents"])]
-            cells += [r["test"] or "–", format_cell(r["p_value"]), format_cell(r["q_value"]),
-                      format_cell(r["cramers_v"])]
+            cells += [_test_name(r["test"]), format_cell(r["p_value"]),
+                      format_cell(r["q_value"]), format_cell(r["cramers_v"])]
             if has_eval:
                 cells.append(_badge(r["status"]))
             cls = " ".join(c for c in (
@@ -464,46 +513,31 @@ def _html_context(*, codebook: Codebook, settings: ReportSettings, inputs: Repor
             body.append((cells, cls))
         comparisons.append({"field": name, "chart": comparison_chart(crosstabs[name], groups),
                             "table": _table(header, body), "unit": unit,
-                            "documents": len(docs.doc_ids)})
+                            "documents": len(docs.doc_ids),
+                            "without_value": _group_n(crosstabs[name], NONE_GROUP)
+                            not in ("?", "0")})
 
     pairs = [{"a_name": codebook.category(a).name, "b_name": codebook.category(b).name,
+              "file": f"cooccurrence_{a}_x_{b}.csv",
               "chart": heatmap_chart(t, codebook, b, status)} for (a, b), t in pair_tables.items()]
 
-    trust = None
-    if inputs.evaluation is not None:
-        ev = inputs.evaluation
-        known = evaluation_by_code(ev, codebook.code_ids)
-        wanted = [c for c in ("support", "precision", "recall", "f1", "kappa", "alpha", "tpr",
-                              "fpr") if c in ev.columns]
-        by_id = ev.drop_duplicates("code_id").set_index("code_id") if "code_id" in ev else None
-        body = []
-        for code in codebook.codes:
-            if by_id is None or code.id not in by_id.index:
-                continue
-            r = by_id.loc[code.id]
-            s = str(known.get(code.id, {}).get("status", ""))
-            body.append(([code.name, code.id, *(_display(r[c]) for c in wanted), _badge(s)],
-                         "human" if s == HUMAN else ""))
-        trust = _table([("Code", False), ("id", False), *((c, True) for c in wanted),
-                        ("Status", False)], body)
-
-    reliability = None
-    if inputs.reliability is not None and not inputs.reliability.empty:
-        rel = inputs.reliability
-        columns = [*(["code_id"] if "code_id" in rel.columns else []),
-                   *(c for c in rel.columns if c != "code_id")]
-        reliability = _table([(c, c != "code_id") for c in columns],
-                             [([_display(v) for v in row], "")
-                              for row in rel[columns].itertuples(index=False)])
+    trust, reviewed = _trust_table(inputs.evaluation, codebook)
+    reliability, rel_facts = _reliability_table(inputs.reliability, codebook)
+    model = manifest.get("model") or {}
+    trained_on = model.get("reviewed_segments") if isinstance(model, dict) else None
 
     skipped = list(manifest.get("skipped") or [])
     file_notes = list(manifest.get("notes") or [])
 
     quote_sections = []
     quotes_by_code = records_by_code(quotes)
+    shortened = False
     for cat in codebook.categories:
         codes = []
         for code in codebook.codes_in(cat.id):
+            found = quotes_by_code.get(code.id, [])
+            shortened = shortened or any(
+                len(str(q["text"])) > settings.html_quote_chars > 0 for q in found)
             codes.append({
                 "id": code.id, "name": code.name, "status": status.get(code.id, ""),
                 "quotes": [{
@@ -512,7 +546,7 @@ def _html_context(*, codebook: Codebook, settings: ReportSettings, inputs: Repor
                     "score": "" if pd.isna(q["score"]) else f"{float(q['score']):.2f}",
                     "text": _shorten(str(q["text"]), settings.html_quote_chars),
                     "context": q["context"],
-                } for q in quotes_by_code.get(code.id, [])],
+                } for q in found],
             })
         quote_sections.append({"name": cat.name, "codes": codes})
 
@@ -521,12 +555,12 @@ def _html_context(*, codebook: Codebook, settings: ReportSettings, inputs: Repor
         ("documents", seg["doc_id"].nunique()),
         ("segments", len(seg)),
         ("codable segments", n_codable),
-        ("coded segments", coded),
-        ("codes applied", n_codings),
+        ("of them decided by coders", n_decided),
+        ("codable segments with a code", coded),
+        ("codings (segment × code)", n_codings),
         ("skipped files", counts.get("skipped", len(skipped))),
     ]
     versions = manifest.get("versions") or {}
-    model = manifest.get("model") or {}
     run_facts = [(k, v) for k, v in (
         ("Run id", manifest.get("run_id", "")),
         ("Started", manifest.get("started", "")),
@@ -548,18 +582,116 @@ def _html_context(*, codebook: Codebook, settings: ReportSettings, inputs: Repor
         "files": files,
         "has_evaluation": has_eval,
         "alpha": settings.alpha,
+        "n_codable": n_codable,
+        "n_documents": n_documents,
+        "n_decided": n_decided,
+        "n_classifier": n_codable - n_decided,
+        "thresholds": {"auto": f"{STATUS_AUTO_ALPHA:.2f}", "check": f"{STATUS_CHECK_ALPHA:g}",
+                       "positives": STATUS_MIN_POSITIVES, "reviewed": STATUS_MIN_REVIEWED},
         "categories": categories,
         "comparisons": comparisons,
         "pairs": pairs,
         "trust": trust,
+        "evaluated": reviewed,
         "reliability": reliability,
+        "reliability_facts": rel_facts,
+        "trained_on": trained_on if isinstance(trained_on, int) else None,
         "skipped": skipped,
         "skipped_table": _where_table(skipped, "Reason"),
         "file_notes": file_notes,
         "file_notes_table": _where_table(file_notes, "Note"),
         "quotes": quote_sections,
+        "quotes_per_code": settings.quotes_per_code,
+        "quote_chars": settings.html_quote_chars if shortened else 0,
         "versions": versions,
     }
+
+
+def _trust_table(ev: pd.DataFrame | None, codebook: Codebook
+                 ) -> tuple[dict[str, Any] | None, str]:
+    """The evaluation per code (codebook order), then its summary rows; and how many
+    segments it was cross-validated on (``reviewed``, '' when unknown)."""
+    if ev is None:
+        return None, ""
+    known = evaluation_by_code(ev, codebook.code_ids)
+    wanted = [c for c in EVALUATION_LABELS if c in ev.columns]
+    by_id = (ev.drop_duplicates("code_id").set_index("code_id") if "code_id" in ev.columns
+             else pd.DataFrame())
+    body = []
+    for code in codebook.codes:
+        if code.id not in by_id.index:
+            continue
+        r = by_id.loc[code.id]
+        s = str(known.get(code.id, {}).get("status", ""))
+        body.append(([code.name, code.id, *(_display(r[c]) for c in wanted), _badge(s)],
+                     "human" if s == HUMAN else ""))
+    for summary, label in EVALUATION_SUMMARIES.items():
+        if summary in by_id.index:
+            r = by_id.loc[summary]
+            body.append(([label, "", *(_display(r[c]) for c in wanted), ""], "summary"))
+    reviewed = ""
+    if "reviewed" in by_id.columns and len(by_id):
+        values = pd.to_numeric(by_id["reviewed"], errors="coerce").dropna()
+        reviewed = str(int(values.max())) if len(values) else ""
+    return _table([("Code", False), ("id", False),
+                   *((EVALUATION_LABELS[c], True) for c in wanted), ("Status", False)],
+                  body), reviewed
+
+
+def _reliability_table(rel: pd.DataFrame | None, codebook: Codebook
+                       ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """``reliability.csv`` for reading: code names, readable headers, the alpha interval in
+    one cell, and a classifier-vs-reference row left out where it repeats the one coder's
+    row (one coder, no adjudicator: the reference is that coder's decisions)."""
+    facts = {"coders": False, "pooled": False, "merged": False, "comparison": False}
+    if rel is None or rel.empty:
+        return None, facts
+    rel = rel.reset_index(drop=True)
+    if {"code_id", "comparison", "coders"} <= set(rel.columns):
+        facts["comparison"] = True
+        facts["coders"] = bool(rel["comparison"].isin(["coders", "coder-coder"]).any())
+        metrics = [c for c in ("units", "percent_agreement", "kappa", "alpha")
+                   if c in rel.columns]
+        versus = rel[rel["comparison"] == "classifier-coder"]
+        single = versus[~versus["code_id"].duplicated(keep=False)]
+        ref = rel[rel["comparison"] == "classifier-reference"]
+        same = ref.reset_index().merge(single[["code_id", *metrics]], on=["code_id", *metrics],
+                                       how="inner")["index"]
+        if len(same):
+            facts["merged"] = True
+            rel = rel.drop(index=same)
+            repeated = rel["code_id"].isin(ref.loc[same, "code_id"]) & (
+                rel["comparison"] == "classifier-coder")
+            rel.loc[repeated, "coders"] = rel.loc[repeated, "coders"] + " (= reference)"
+        rel = rel.drop(columns=["comparison"])
+    names = {c.id: c.name for c in codebook.codes}
+    columns = [*(["code_id"] if "code_id" in rel.columns else []),
+               *(c for c in rel.columns if c not in ("code_id", "alpha_low", "alpha_high"))]
+    interval = {"alpha_low", "alpha_high"} <= set(rel.columns)
+    header = [(RELIABILITY_LABELS.get(c, c), c not in ("code_id", "coders")) for c in columns]
+    if "code_id" in rel.columns:
+        header.insert(1, ("id", False))
+    if interval:
+        header.append(("α 95% interval", True))
+    body = []
+    for row in rel.to_dict(orient="records"):
+        cells: list[Any] = []
+        for c in columns:
+            value = row[c]
+            if c == "code_id":
+                code = str(value)
+                facts["pooled"] = facts["pooled"] or code == POOLED_ROW
+                cells += [("All codes at once (MASI)" if code == POOLED_ROW
+                           else names.get(code, code)), code]
+            elif c == "percent_agreement":
+                cells.append(format_share(value))
+            else:
+                cells.append(_display(value))
+        if interval:
+            low, high = _display(row["alpha_low"]), _display(row["alpha_high"])
+            cells.append("–" if "–" in (low, high) else f"{low}–{high}")
+        body.append((cells, ""))
+    return _table(header, body), facts
 
 
 def _where_table(entries: list[dict[str, Any]], what: str) -> dict[str, Any]:
@@ -651,22 +783,34 @@ def artifact_markdown(out: str | Path, top: int = 10) -> str:
         if ranked.empty:
             lines += ["_No codes applied._", ""]
         else:
-            head = "| code | id | category | segments | % codable | documents |"
+            head = ("| code | id | category | segments coded | % of codable segments "
+                    "| documents |")
             rule = "|---|---|---|---:|---:|---:|"
             if has_status:
-                head, rule = head + " corrected (95% interval) | status |", rule + "---:|---|"
+                head += " corrected segments (95% interval) | status |"
+                rule += "---:|---|"
             lines += [head, rule]
             for _, r in ranked.head(top).iterrows():
                 share = format_share(r["share_of_segments"])
                 row = (f"| {_md(r['name'])} | `{r['code_id']}` | {r['category']} | "
                        f"{r['segments']} | {share} | {r['documents']} |")
                 if has_status:
-                    interval = (f"{r['corrected_segments']} ({r['corrected_low']}–"
-                                f"{r['corrected_high']})" if r["corrected_segments"] else "–")
+                    interval = (f"{_one_decimal(r['corrected_segments'])} "
+                                f"({_one_decimal(r['corrected_low'])}–"
+                                f"{_one_decimal(r['corrected_high'])})"
+                                if r["corrected_segments"] else "–")
                     flag = "⚠ human" if r["status"] == HUMAN else (r["status"] or "–")
                     row += f" {interval} | {flag} |"
                 lines.append(row)
             lines.append("")
+            lines += ["Segments coded: codable segments with the code (by rule, model or "
+                      "coder); documents: documents with at least one."
+                      + (" Corrected segments: the count corrected for the classifier's "
+                         "cross-validated error rates (segments coders decided count as "
+                         "decided), with its 95% interval; status `human`: the classifier is "
+                         "not trusted for the code." if has_status else
+                         " Not corrected for the classifier's errors: it has not been "
+                         "evaluated on reviewed segments (no evaluation.csv)."), ""]
         if has_status:
             flagged = freq.loc[freq["status"] == HUMAN, "code_id"].tolist()
             if flagged:
@@ -683,11 +827,26 @@ def artifact_markdown(out: str | Path, top: int = 10) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _one_decimal(value: str) -> str:
+    """A number from a CSV cell with one decimal (``70.85`` → ``70.8``); other text as is."""
+    try:
+        return f"{float(value):.1f}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
+# Words quoted from a file in a note ('the road was closed ...'): a quoted span of two or
+# more words. Single quoted tokens (a doc_id, a path, a label) stay.
+_QUOTED_WORDS = re.compile(r"(?<!\w)(['\"‘“])[^'\"‘’“”\n]*\s[^'\"‘’“”\n]*(['\"’”])(?!\w)")
+
+
 def _md_entries(entries: list[dict[str, Any]]) -> list[str]:
+    """Skipped files and notes for a Prefect artifact: where, and why, with words quoted
+    from the file left out (Prefect's database must not hold transcript text)."""
     lines = []
     for e in entries:
         where = f"{e.get('path', '')}" + (f":{e['line']}" if e.get("line") else "")
-        reason = str(e.get("reason", ""))
+        reason = _QUOTED_WORDS.sub(r"\1…\2", str(e.get("reason", "")))
         reason = reason if len(reason) <= 160 else reason[:159] + "…"
         lines.append(f"- `{where}`: {_md(reason)}")
     return lines

@@ -26,7 +26,14 @@ __all__ = [
 ]
 
 
-def _label(name: str, status: str = "", limit: int = 48) -> str:
+# Longest code name drawn in full on a chart's axis (longer ones end in "…"); the tables
+# under the charts always give the full name.
+BAR_LABEL_CHARS = 72
+HEATMAP_ROW_CHARS = 72
+HEATMAP_COLUMN_CHARS = 40
+
+
+def _label(name: str, status: str = "", limit: int = BAR_LABEL_CHARS) -> str:
     name = name if len(name) <= limit else name[: limit - 1] + "…"
     return f"{name} [{status}]" if status == "human" else name
 
@@ -35,7 +42,8 @@ def bar_chart(rows: pd.DataFrame, codable: int) -> str | None:
     """Horizontal bars: share of codable segments per code (percent), one category.
 
     With an evaluation, a black marker and whisker show the corrected estimate and its 95%
-    interval; codes with status ``human`` are hatched and labelled ``[human]``.
+    interval; codes with status ``human`` are hatched and labelled ``[human]``, and the
+    legend says what both mean.
     """
     if rows.empty:
         return None
@@ -49,7 +57,8 @@ def bar_chart(rows: pd.DataFrame, codable: int) -> str | None:
     return charts.bars([_label(n, s) for n, s in zip(rows["name"], status, strict=True)],
                        shares.tolist(), axis_label="% of codable segments",
                        hatched=[s == "human" for s in status], intervals=intervals,
-                       interval_label="corrected (95% interval)",
+                       interval_label="corrected estimate (95% interval)",
+                       hatched_label="status human: code by hand",
                        title="Share of codable segments per code")
 
 
@@ -79,9 +88,10 @@ def heatmap_chart(table: pd.DataFrame, codebook: Codebook, category_b: str,
         return None
     counts = table[cols].to_numpy(dtype=float)
     jac = table[[f"jaccard_{c}" for c in cols]].to_numpy(dtype=float)
-    rows = [_label(n, statuses.get(c, ""), limit=40)
+    rows = [_label(n, statuses.get(c, ""), limit=HEATMAP_ROW_CHARS)
             for c, n in zip(table["code_id"], table["name"], strict=True)]
-    names = [_label(codebook.code(c).name, statuses.get(c, ""), limit=22) for c in cols]
+    names = [_label(codebook.code(c).name, statuses.get(c, ""), limit=HEATMAP_COLUMN_CHARS)
+             for c in cols]
     return charts.heatmap(rows, names, jac, counts, scale_label="Jaccard",
                           title="Co-occurrence of codes (colour: Jaccard; numbers: segments)")
 

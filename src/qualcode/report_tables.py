@@ -54,6 +54,7 @@ __all__ = [
     "binary_document_matrix",
     "category_pair_table",
     "code_document_matrix",
+    "coder_decided",
     "cooccurrence_table",
     "corrected_prevalence",
     "crosstab_table",
@@ -344,6 +345,17 @@ def _share(count: float, total: float, digits: int = 4) -> float:
     return round(count / total, digits) if total else math.nan
 
 
+def coder_decided(applied: Applied) -> np.ndarray:
+    """Per codable segment, whether a coder decided its codes: a ``human`` coding, or
+    ``reviewed`` in ``segments.csv`` (a segment decided "no code" has no coding row)."""
+    cod, seg = applied.codings, applied.segments
+    human = (set(cod.loc[cod["method"] == "human", "segment_id"]) if "method" in cod.columns
+             else set())
+    if "reviewed" in seg.columns:
+        human |= set(seg.loc[seg["reviewed"].to_numpy(dtype=bool), "segment_id"])
+    return np.array([sid in human for sid in applied.segment_ids], dtype=bool)
+
+
 def frequency_table(
     segments: pd.DataFrame,
     codings: pd.DataFrame | None,
@@ -384,15 +396,8 @@ def frequency_table(
     if evaluation is not None:
         ev = evaluation_by_code(evaluation, codebook.code_ids)
         # Segments a coder decided are known: the correction applies to the classifier's
-        # decisions on the others only, so it never goes below what coders confirmed. A
-        # segment decided "no code" has no coding row: segments.csv's ``reviewed`` says.
-        human = applied.codings
-        human = set(human.loc[human["method"] == "human", "segment_id"]) if (
-            "method" in human.columns) else set()
-        seg = applied.segments
-        if "reviewed" in seg.columns:
-            human |= set(seg.loc[seg["reviewed"].to_numpy(dtype=bool), "segment_id"])
-        reviewed = np.array([sid in human for sid in applied.segment_ids], dtype=bool)
+        # decisions on the others only, so it never goes below what coders confirmed.
+        reviewed = coder_decided(applied)
         known = applied.matrix[reviewed].sum(axis=0)
         n_model = n - int(reviewed.sum())
         corrected = []
