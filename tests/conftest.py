@@ -68,3 +68,16 @@ def devset() -> Path:
 @pytest.fixture
 def codebook_path() -> Path:
     return ROOT / "codebook.yaml"
+
+
+def write_corpus(tmp_path: Path, files: dict[str, str | bytes]) -> Path:
+    """``tmp_path/corpus`` holding ``files`` (relative path -> text, UTF-8, or bytes)."""
+    corpus = tmp_path / "corpus"
+    for name, content in files.items():
+        path = corpus / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, str):
+            path.write_text(content, encoding="utf-8")
+        else:
+            path.write_bytes(content)
+    return corpus

@@ -13,17 +13,7 @@ from qualcode.documents import PROSE, TRANSCRIPT
 from qualcode.ingest import ingest_corpus
 from qualcode.segment import segment_document
 
-
-def _corpus(tmp_path: Path, files: dict[str, str | bytes]) -> Path:
-    corpus = tmp_path / "corpus"
-    for name, content in files.items():
-        path = corpus / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, str):
-            path.write_text(content, encoding="utf-8")
-        else:
-            path.write_bytes(content)
-    return corpus
+from .conftest import write_corpus as _corpus
 
 
 def _segments(tmp_path: Path, name: str, content: str | bytes):

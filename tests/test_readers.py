@@ -19,19 +19,9 @@ from qualcode.documents import EXCERPT, PROSE, TRANSCRIPT
 from qualcode.ingest import ingest_corpus
 from qualcode.segment import segment_document
 
+from .conftest import write_corpus as _corpus
+
 LABELS = ("Interviewer", "Int", "I", "Q", "Moderator")
-
-
-def _corpus(tmp_path: Path, files: dict[str, bytes | str]) -> Path:
-    corpus = tmp_path / "corpus"
-    for name, content in files.items():
-        path = corpus / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, str):
-            path.write_text(content, encoding="utf-8")
-        else:
-            path.write_bytes(content)
-    return corpus
 
 
 def _one(corpus: Path):
