@@ -8,6 +8,7 @@ imported: analytics off, logs kept out of Prefect's database, and a project-loca
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,6 +38,46 @@ def configure_prefect_environment() -> None:
         os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
 
 
+def stop_workers_before_exit() -> None:
+    """Stop qualcode's worker processes before ``multiprocessing`` waits for them.
+
+    ``qualcode schedule`` (Prefect's runner) runs each flow run in a process started by
+    ``multiprocessing``, which, when that process ends, waits for its child processes
+    before the ``atexit`` handler that stops the worker pool: the pool's workers would
+    wait for work forever, and so would the flow run's process (holding their memory)
+    and, on Ctrl-C, the command itself. A multiprocessing finalizer runs before that wait
+    and waits for the workers itself, while the pool's queue can still tell them to stop
+    (its own finalizer closes it next). A process that ``multiprocessing`` starts forgets
+    the finalizers registered before it ran its target (this module may be imported while
+    it unpickles it): it registers it again then.
+    """
+    import multiprocessing
+    from multiprocessing import util
+
+    from qualcode import parallel
+
+    def stop(timeout: float = 10.0) -> None:
+        parallel.shutdown()
+        deadline = time.monotonic() + timeout
+        for child in multiprocessing.active_children():
+            child.join(max(0.0, deadline - time.monotonic()))
+            if child.is_alive():
+                child.terminate()
+
+    def register(_: object = None) -> None:
+        util.Finalize(None, stop, exitpriority=100)
+
+    register()
+    util.register_after_fork(_AFTER_START, register)
+
+
+class _Marker:
+    """What ``multiprocessing.util.register_after_fork`` keys its callback on."""
+
+
+_AFTER_START = _Marker()
+
+
 @contextmanager
 def in_process_run() -> Iterator[None]:
     """Around flow runs that this process starts itself (the CLI, the benchmarks).
@@ -61,3 +102,4 @@ def in_process_run() -> Iterator[None]:
 
 
 configure_prefect_environment()
+stop_workers_before_exit()

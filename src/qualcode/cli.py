@@ -66,11 +66,17 @@ def _use_project_server(start: bool = False) -> str | None:
 
     if os.environ.get("PREFECT_API_URL"):
         return os.environ["PREFECT_API_URL"]
-    info = server.status()
+    info = server.status(wait=10.0)  # a busy server may answer late
     if info is None and start:
         print("Starting the project's Prefect server (qualcode server start) ...", flush=True)
         info, _ = server.start()
     if info is None:
+        if (silent := server.not_answering()) is not None:
+            # not a temporary server beside it: two servers on one database
+            raise server.ServerError(
+                f"the project's Prefect server (pid {silent.pid}) does not answer on "
+                f"{silent.url} (see {Path(silent.home) / server.LOG_FILE}) — stop it with "
+                "`qualcode server stop` and try again")
         return None
     os.environ["PREFECT_API_URL"] = info.api_url
     return info.api_url
@@ -104,14 +110,40 @@ def _corpus_problem(corpus: str) -> str | None:
             "your transcripts")
 
 
-def _prefect_home_problem() -> str | None:
-    """Why Prefect cannot keep its database in its home folder (``PREFECT_HOME``, else
-    ``./.prefect``) when no server is set: its temporary server would wait minutes for
+def _api_problem(url: str, timeout: float = 10.0) -> str | None:
+    """Why no Prefect server answers at ``url`` (``PREFECT_API_URL``): Prefect itself would
+    print a page of traceback, after retrying."""
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/health", timeout=timeout):
+            return None
+    except urllib.error.HTTPError:  # something answers (a login, a proxy): Prefect's turn
+        return None
+    except ValueError:
+        return (f"PREFECT_API_URL={url} is not the address of a Prefect server — write "
+                "http://HOST:PORT/api, e.g. http://127.0.0.1:4200/api")
+    except OSError as err:
+        reason = getattr(err, "reason", err)
+        if isinstance(reason, ssl.SSLError):  # Prefect may trust other certificates
+            return None
+        reason = getattr(reason, "strerror", None) or str(reason) or type(reason).__name__
+    return (f"no Prefect server answers at PREFECT_API_URL={url} ({reason}) — start that "
+            "server, or unset PREFECT_API_URL (qualcode then uses the project's server, "
+            "`qualcode server start`, or a temporary one)")
+
+
+def _prefect_problem() -> str | None:
+    """Why Prefect cannot record a run: the server that ``PREFECT_API_URL`` names does not
+    answer or, with none set, Prefect cannot keep its database in its home folder
+    (``PREFECT_HOME``, else ``./.prefect``): its temporary server would wait minutes for
     the database, then fail with a traceback."""
     from . import server
 
     if os.environ.get("PREFECT_API_URL"):
-        return None
+        return _api_problem(os.environ["PREFECT_API_URL"])
     home = server.prefect_home()
     existing = next((p for p in (home, *home.parents) if p.exists()), None)
     if existing is not None and existing.is_dir() and os.access(existing, os.W_OK | os.X_OK):
@@ -195,6 +227,14 @@ def _at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def _port(value: str) -> int:
+    """An argparse type: a TCP port number."""
+    number = _at_least(1)(value)
+    if number > 65535:
+        raise argparse.ArgumentTypeError(f"must be at most 65535, not {number}")
+    return number
+
+
 def _add_backend(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend", choices=("fast", "semantic"), default=None,
@@ -257,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     server = commands.add_parser(
         "server", help="the project's Prefect server (run history, schedules, UI)")
     server.add_argument("action", choices=("start", "stop", "status"))
-    server.add_argument("--port", type=int, default=None,
+    server.add_argument("--port", type=_port, default=None,
                         help="port on 127.0.0.1 for start (default: a free one)")
 
     train = commands.add_parser(
@@ -374,7 +414,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     problem = (_corpus_problem(args.corpus) or _labels_problem(args)
                or _out_problem(args.out, args.corpus)
-               or _prefect_home_problem() or _dask_problem(args.dask_address))
+               or _prefect_problem() or _dask_problem(args.dask_address))
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
@@ -467,11 +507,15 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     timezone = args.timezone or _local_timezone()
     problem = (_corpus_problem(args.corpus) or _labels_problem(args)
                or _out_problem(args.out, args.corpus) or _timezone_problem(timezone)
-               or _dask_problem(args.dask_address))
+               or _prefect_problem() or _dask_problem(args.dask_address))
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    from flows.deployments import cron_schedule, serve_code_corpus  # imports Prefect
+    from flows.deployments import (  # imports Prefect
+        cron_schedule,
+        serve_code_corpus,
+        served_elsewhere,
+    )
 
     try:  # before the server starts: a typo must not leave one running
         schedule = cron_schedule(args.cron, timezone)
@@ -481,19 +525,72 @@ def cmd_schedule(args: argparse.Namespace) -> int:
               "five fields, minute hour day month weekday, e.g. '0 2 * * *' for 2:00 every "
               "night", file=sys.stderr)
         return 2
+    ours = not os.environ.get("PREFECT_API_URL")  # else the user's server (a team's)
     try:
-        api = _use_project_server(start=True)
+        api = _use_project_server(start=True) or ""
     except server.ServerError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    if (age := served_elsewhere(args.name, api)) is not None:
+        print(f"error: 'code-corpus/{args.name}' is being served by another `qualcode "
+              f"schedule` (it asked for runs {age:.0f} s ago); serving it twice would replace "
+              "that one's schedule and settings — stop it first (Ctrl-C where it runs), or "
+              "choose another --name. (If it has ended, try again in half a minute.)",
+              file=sys.stderr)
+        return 2
     parameters = _flow_parameters(args, absolute=True)
-    ui = (api or "").removesuffix("/api")
+    ui = api.removesuffix("/api")
     print(f"Serving 'code-corpus/{args.name}' on cron '{args.cron}' ({timezone}) for\n"
           f"  corpus {parameters['corpus']}\n  outputs {parameters['out']}\n"
           f"Watch runs and artifacts at {ui} . Stop with Ctrl-C (the schedule is paused; "
           "`qualcode server stop` stops the server).", flush=True)
-    serve_code_corpus(args.name, schedule, parameters)
+    info = server.status() if ours else None
+    if info is not None:
+        _stop_serving_without(info, args.name)
+    serve_code_corpus(args.name, schedule, parameters, api)
+    print(f"\nStopped serving 'code-corpus/{args.name}': its schedule is paused until "
+          "`qualcode schedule` runs again; any run in progress was cancelled (the outputs stay "
+          "those of the last complete run). The Prefect server still runs (`qualcode server "
+          "stop` stops it).", flush=True)
     return 0
+
+
+def _stop_serving_without(info: Any, name: str, every: float = 5.0) -> None:
+    """Watch the project server from a thread; when it has gone (`qualcode server stop`,
+    a crash), end this command at once with status 1 and say so. Prefect would go on
+    asking a dead address for runs without a word (a restarted server has another port),
+    and on Ctrl-C retry pausing the schedule there for a minute, then print a traceback."""
+    import threading
+
+    from . import server
+
+    def watch() -> None:
+        while server.still_running(info):
+            time.sleep(every)
+        print(f"\nerror: the project's Prefect server ({info.url}, pid {info.pid}) has "
+              "stopped (`qualcode server stop`, or it failed: see "
+              f"{Path(info.home) / server.LOG_FILE}), so no scheduled run can start: "
+              f"stopped serving 'code-corpus/{name}'. Run `qualcode schedule` again (it "
+              "starts the server); a run in progress was stopped, the outputs stay those "
+              "of the last complete run.", file=sys.stderr, flush=True)
+        _end_child_processes()
+        os._exit(1)
+
+    threading.Thread(target=watch, name="qualcode-server-watch", daemon=True).start()
+
+
+def _end_child_processes(timeout: float = 10.0) -> None:
+    """Stop the flow runs this process started (they stop their own worker processes)."""
+    import multiprocessing
+
+    children = multiprocessing.active_children()
+    for child in children:
+        child.terminate()
+    deadline = time.monotonic() + timeout
+    for child in children:
+        child.join(max(0.0, deadline - time.monotonic()))
+        if child.is_alive():
+            child.kill()
 
 
 def cmd_server(args: argparse.Namespace) -> int:
@@ -501,17 +598,29 @@ def cmd_server(args: argparse.Namespace) -> int:
 
     home = server.prefect_home()
     if args.action == "status":
-        info = server.status(home)
+        info = server.status(home, wait=5.0)
         if info is None:
+            if (silent := server.not_answering(home)) is not None:
+                print(f"a Prefect server for this project (pid {silent.pid}) is running but "
+                      f"does not answer on {silent.url} — see {home / server.LOG_FILE}; "
+                      "`qualcode server stop` stops it")
+                return 1
             print(f"no Prefect server is running for this project (home: {home})")
             return 3
         print(f"Prefect server running: pid {info.pid}, UI {info.url}, API {info.api_url}\n"
               f"  home {info.home}, started {info.started}, log {home / server.LOG_FILE}")
+        sys.stdout.flush()
+        from flows.deployments import overview  # imports Prefect
+
+        try:
+            print("\n".join(overview(info.api_url)))
+        except Exception as err:  # the status line above is the answer; this is extra
+            print(f"  (deployments and runs could not be read: {type(err).__name__})")
         return 0
     if args.action == "stop":
         info = server.stop(home)
-        print("stopped the Prefect server" + (f" (pid {info.pid})" if info else
-                                              ": none was running"))
+        print(f"stopped the Prefect server (pid {info.pid})" if info else
+              f"no Prefect server was running for this project (home: {home})")
         return 0
     try:
         info, started = server.start(home, port=args.port)
@@ -548,7 +657,7 @@ def _check_first(args: argparse.Namespace) -> int:
         return status
     problem = (_corpus_problem(args.corpus) or _reviews_problem(args.reviews)
                or _labels_problem(args) or _out_problem(args.out, args.corpus)
-               or _prefect_home_problem())
+               or _prefect_problem())
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
@@ -673,7 +782,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 2
     if _other_codebook(args.out, args.codebook):
         return 1
-    if problem := _prefect_home_problem():
+    if problem := _prefect_problem():
         print(f"error: {problem}", file=sys.stderr)
         return 2
     return _holding_outputs(args.out, lambda: _report(args))
