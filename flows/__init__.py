@@ -71,6 +71,12 @@ def stop_workers_before_exit() -> None:
     util.register_after_fork(_AFTER_START, register)
 
 
+def _started_by_multiprocessing() -> bool:
+    import multiprocessing
+
+    return multiprocessing.parent_process() is not None
+
+
 class _Marker:
     """What ``multiprocessing.util.register_after_fork`` keys its callback on."""
 
@@ -102,4 +108,5 @@ def in_process_run() -> Iterator[None]:
 
 
 configure_prefect_environment()
-stop_workers_before_exit()
+if _started_by_multiprocessing():  # a flow run of `qualcode schedule` (a spawned process)
+    stop_workers_before_exit()

@@ -56,8 +56,10 @@ def serve_code_corpus(name: str, schedule: Cron, parameters: dict[str, Any],
     # Prefect read its settings when it was imported, which may be before the project
     # server was started: without the address given here it would serve on a temporary
     # server of its own, where schedules never fire.
+    from . import stop_workers_before_exit
     from .code_corpus import code_corpus  # a few seconds: not for `server status`
 
+    stop_workers_before_exit()  # in the flow-run processes this one starts
     with temporary_settings(updates={PREFECT_API_URL: api_url}):
         code_corpus.serve(
             name=name,
