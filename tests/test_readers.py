@@ -1451,6 +1451,10 @@ def test_front_matter_values_must_be_single_values_or_flat_lists(tmp_path: Path)
         "was used — delete the other one",
         f"fm.md:9: front matter name 'null' is read as empty (null), {not_a_name}",
         f"fm.md:10: front matter name '2023-01-01' is read as a date, {not_a_name}",
+        # kept as written, with a note: no calendar has 30 February
+        "fm.md:11: front matter date '2023-02-30' is not a real date; it was kept as written "
+        "— correct it (e.g. 2023-03-09, as YYYY-MM-DD), or leave it empty if the date is "
+        "unknown",
         "fm.md:12: front matter 'notes' is 10,500 characters long; only its first 10,000 "
         "were kept (metadata is repeated on every segment's row) — shorten it, or put long "
         "text in the body",

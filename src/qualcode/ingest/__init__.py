@@ -97,6 +97,34 @@ def _misnamed(corpus: Path) -> list[Skipped]:
     return skipped
 
 
+def _other_manifest(corpus: Path, name: str) -> Skipped | None:
+    """A file at the top of the corpus named like the manifest but for its extension or an
+    addition (``manifest.csv.txt`` as Notepad saves it, ``manifest.xlsx``, ``manifest
+    (1).csv``): not read as the manifest, and no document either (a .txt one would be
+    coded as prose)."""
+    lower = name.lower()
+    if not lower.startswith("manifest") or lower == MANIFEST_NAME:
+        return None
+    stem, _, ext = lower.partition(".")
+    if not (stem == "manifest" or stem.startswith(("manifest ", "manifest_", "manifest-",
+                                                   "manifest("))):
+        return None  # manifestos.txt, manifesto.docx: documents
+    if ext in ("csv.txt", "txt"):
+        fix = (f"rename it to '{MANIFEST_NAME}' (Windows may hide the '.txt' at the end of "
+               "its name: show file name extensions to see it)")
+    elif ext in ("xlsx", "xls", "ods", "numbers"):
+        fix = (f"save it as CSV (File › Save As › CSV UTF-8) under the name '{MANIFEST_NAME}' "
+               "in the corpus folder")
+    else:
+        fix = f"rename it to '{MANIFEST_NAME}'"
+    if (corpus / MANIFEST_NAME).is_file():
+        fix = (f"move its rows into '{MANIFEST_NAME}' and delete it (or move it out of the "
+               "corpus folder)")
+    return Skipped(name, (
+        f"is not read, neither as the manifest (only '{MANIFEST_NAME}' at the top of the "
+        f"corpus folder is) nor as a document, so its metadata was not applied — {fix}"))
+
+
 def _nested_manifest(posix: str) -> Skipped:
     """A ``manifest.csv`` in a sub-folder: only the corpus folder's own is the manifest,
     and one named so is no excerpt table either."""
@@ -191,7 +219,9 @@ def discover_files(corpus: Path) -> tuple[list[str], list[Skipped]]:
     ``Reviews/`` folder or ``Manifest.csv`` file, in other case, is reported). Broken
     links, links to folders, links to files outside the corpus, links to corpus files read
     anyway, files (or folders) whose name is not valid UTF-8 and a ``manifest.csv`` in a
-    sub-folder (the manifest is the top one) are skipped.
+    sub-folder (the manifest is the top one) are skipped, and so are files at the top named
+    like the manifest but for the extension or an addition (``manifest.csv.txt``,
+    ``manifest.xlsx``, ``manifest (1).csv``).
     """
     if not corpus.is_dir():
         raise FileNotFoundError(f"corpus folder '{corpus}' does not exist")
@@ -239,6 +269,10 @@ def discover_files(corpus: Path) -> tuple[list[str], list[Skipped]]:
             links[posix] = path.resolve().relative_to(root).as_posix()
         if path.name.lower() == MANIFEST_NAME:  # below the top: the top one is _ignored
             skipped.append(_nested_manifest(posix))
+            continue
+        other = _other_manifest(corpus, path.name) if len(relative.parts) == 1 else None
+        if other is not None:
+            skipped.append(other)
             continue
         ext = path.suffix.lower().lstrip(".")
         if ext not in FORMATS:
@@ -534,7 +568,12 @@ def _rename_one(doc: Document, other: Document, where: str) -> str:
     """How to fix a doc_id that ``doc`` (left out) shares with ``other`` (at ``where``): an
     excerpt's id is renamed in its table, a file's given in the manifest or front matter."""
     if doc.row is None:
-        fix = "give this document its own doc_id (manifest, front matter or id column)"
+        fix = {"manifest": "give this document its own doc_id in manifest.csv (its row there "
+                           "gives it this one)",
+               "front matter": "give this document its own doc_id in its front matter (the "
+                               "'doc_id:' line)",
+               }.get(doc.id_source,
+                     "give this document its own doc_id (manifest, front matter or id column)")
         return fix + (f", or rename the id in {where}" if other.row is not None else "")
     if other.row is not None:
         return (f"rename one of the two ids in the id column (this row's, or the one in "

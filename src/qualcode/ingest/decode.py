@@ -317,6 +317,8 @@ def _narrow(data: bytes, padding: int, lines: bool) -> Decoded:
     try:
         text = data.decode("cp1252")
     except UnicodeDecodeError as err:
+        if _UTF8_SEQUENCE.search(data):  # UTF-8 characters (the byte is in one) and others
+            raise _mixed(data, utf8_error) from err
         raise DecodeError(
             "is neither UTF-8 nor Windows-1252 text (byte "
             f"0x{data[err.start]:02x} cannot be decoded) — re-save it as UTF-8",
@@ -324,11 +326,7 @@ def _narrow(data: bytes, padding: int, lines: bool) -> Decoded:
         ) from err
     mojibake = _MOJIBAKE.search(text) or _utf8_characters(data, text)
     if mojibake:
-        raise DecodeError(
-            "mixes UTF-8 with another encoding (first invalid UTF-8 byte at line "
-            f"{_line_of(data, utf8_error.start)}) — re-save the whole file as UTF-8",
-            _line_of(data, utf8_error.start),
-        )
+        raise _mixed(data, utf8_error)
     foreign = _foreign_encoding(text)
     if foreign:
         kind, offset = foreign
@@ -339,6 +337,14 @@ def _narrow(data: bytes, padding: int, lines: bool) -> Decoded:
             text.count("\n", 0, offset) + 1,
         )
     return _padded(_checked(text, "cp1252", lines), padding)
+
+
+def _mixed(data: bytes, utf8_error: UnicodeDecodeError) -> DecodeError:
+    """The error of a file that mixes UTF-8 with another encoding, at the line of its first
+    byte that is not UTF-8 (text pasted in from elsewhere), where an editor shows it."""
+    line = _line_of(data, utf8_error.start)
+    return DecodeError(f"mixes UTF-8 with another encoding (first invalid UTF-8 byte at line "
+                       f"{line}) — re-save the whole file as UTF-8", line)
 
 
 def _foreign_encoding(text: str) -> tuple[str, int] | None:

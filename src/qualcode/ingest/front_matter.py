@@ -9,7 +9,7 @@ import re
 
 import yaml
 
-from .readers import ReadError, RowProblem, metadata_value
+from .readers import ReadError, RowProblem, metadata_note, metadata_value
 
 
 class _FrontMatterLoader(yaml.SafeLoader):
@@ -183,6 +183,12 @@ def split_front_matter(text: str) -> tuple[dict[str, str], str, list[RowProblem]
                     f"first {MAX_METADATA_CHARS:,} were kept (metadata is repeated on every "
                     "segment's row) — shorten it, or put long text in the body"), note=True))
                 value = value[:MAX_METADATA_CHARS]
+            if key == "doc_id" and not value:
+                problems.append(RowProblem(line, (
+                    "front matter 'doc_id' is empty, so the file name is used as doc_id — "
+                    "write the id after 'doc_id:', or delete the line"), note=True))
+            elif note := metadata_note(key, value):
+                problems.append(RowProblem(line, f"front matter {note}", note=True))
             meta[key], lines[key] = value, line
     except (RecursionError, MemoryError):
         raise ReadError(_TOO_DEEP, 2) from None

@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from ..documents import EXCERPT, Document, Skipped
 from .columns import _HEADER_ROWS, _column_letter, column_key
 from .decode import DecodeError, decode
+from .readers import metadata_note
 from .tables import _SEP_HINT, _sniff_delimiter
 
 MANIFEST_NAME = "manifest.csv"
@@ -188,6 +189,11 @@ def load_manifest(corpus: Path) -> Manifest:
     header, rows = table.header, table.rows
     columns = [c.strip() for c in header]
     manifest.columns = columns
+    if not any(columns) and not any(any(c.strip() for c in row) for row in rows):
+        manifest.problems.append(Skipped(MANIFEST_NAME, (
+            "is empty; the files were read without metadata — write a header row ('file,"
+            "doc_id,case,date,...') and a row per file, or delete the file")))
+        return manifest
     if not any(_key(c) in _KEYS for c in columns):
         manifest.problems.append(
             Skipped(
@@ -336,6 +342,16 @@ def _add_row(
     else:
         manifest.by_doc_id[meta["doc_id"]] = meta
         manifest.doc_id_rows[meta["doc_id"]] = row_number
+        _value_notes(manifest, meta, row_number)
+
+
+def _value_notes(manifest: Manifest, meta: dict[str, str], row_number: int) -> None:
+    """Notes on a row's values that look mistyped (a misspelt source_type, a date that is
+    none): used as written, but worth a look."""
+    for name, value in meta.items():
+        note = metadata_note(name, value)
+        if note:
+            manifest.problems.append(Skipped(MANIFEST_NAME, note, row_number, note=True))
 
 
 def _add_file_row(
@@ -365,6 +381,10 @@ def _add_file_row(
             problem = (f"file '{file}' is outside the corpus folder and was not read — "
                        f"{hint}{'Give' if near else 'give'} a path relative to the corpus "
                        "folder")
+        elif (listings.root / posixpath.normpath(relative)).is_dir():
+            problem = (f"file '{file}' is a folder, not a file; this row was not applied — "
+                       "give each of its files a row of its own (its path, such as "
+                       f"'{posixpath.normpath(relative)}/interview_01.txt'), or delete the row")
         else:
             problem = (f"file '{file}' does not exist — {hint}{'Fix' if near else 'fix'} the "
                        "path (relative to the corpus folder) or delete the row")
@@ -373,6 +393,7 @@ def _add_file_row(
     else:
         manifest.by_file[real] = meta
         manifest.file_rows[real] = row_number
+        _value_notes(manifest, meta, row_number)
         return
     manifest.problems.append(Skipped(MANIFEST_NAME, problem, row_number))
 

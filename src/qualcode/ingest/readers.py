@@ -8,12 +8,13 @@ are in :mod:`.text` (.txt, .md), :mod:`.docx_reader`, :mod:`.pdf`, :mod:`.subtit
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ..documents import PROSE, TRANSCRIPT
+from ..documents import INTERVIEW, LITERATURE, PROSE, TRANSCRIPT
 from ..speakers import KNOWN_LABELS, TURN_LABEL_RE, find_labels, is_interviewer
 from .decode import DecodeError, decode, decode_bytes, file_kind
 
@@ -83,6 +84,52 @@ def metadata_value(value: object) -> str:
     if isinstance(value, list | dict):
         return json.dumps(value, ensure_ascii=False, default=str)
     return str(value).strip()
+
+
+_YMD = re.compile(r"(\d{4})([-/.])(\d{1,2})\2(\d{1,2})")
+_DMY = re.compile(r"(\d{1,2})([-/.])(\d{1,2})\2(\d{4})")
+# What a team writes for a date it does not know: not worth a note.
+_NO_DATE = {"", "unknown", "n/a", "na", "tbd", "tbc", "none", "missing", "-", "?", "–", "—"}
+
+
+def _real_date(year: str, month: str, day: str) -> bool:
+    try:
+        dt.date(int(year), int(month), int(day))
+    except ValueError:
+        return False
+    return True
+
+
+def metadata_note(name: str, value: str) -> str | None:
+    """What to check in a metadata value given on purpose (manifest, front matter), or
+    None: a ``source_type`` that looks like a misspelt ``interview`` or ``literature``
+    (it would be a group of its own in the tables by source_type), and a date field
+    (``date``, ``interview_date``) holding a day no calendar has or no date at all. The
+    value is used as written either way."""
+    key = re.sub(r"[\W_]+", "_", name.casefold()).strip("_")
+    value = value.strip()
+    if key == "source_type":
+        typed = value.lower()
+        near = difflib.get_close_matches(typed, (INTERVIEW, LITERATURE), n=1, cutoff=0.75)
+        if typed and near and typed != near[0]:
+            return (f"source_type '{value}' is neither '{INTERVIEW}' nor '{LITERATURE}'; it "
+                    f"was used as written, a group of its own in the tables by source_type "
+                    f"— did you mean '{near[0]}'? Correct it (another type, such as "
+                    "'focus_group', is fine when meant)")
+        return None
+    if not (key == "date" or key.endswith("_date") or key.startswith("date_")):
+        return None
+    ymd, dmy = _YMD.fullmatch(value), _DMY.fullmatch(value)
+    if ymd:
+        bad = not _real_date(ymd[1], ymd[3], ymd[4])
+    elif dmy:  # day/month/year or month/day/year: bad only when it is neither
+        bad = not (_real_date(dmy[4], dmy[3], dmy[1]) or _real_date(dmy[4], dmy[1], dmy[3]))
+    else:
+        bad = not any(c.isdigit() for c in value) and value.lower() not in _NO_DATE
+    if not bad:
+        return None
+    return (f"{name} '{value}' is not a real date; it was kept as written — correct it "
+            "(e.g. 2023-03-09, as YYYY-MM-DD), or leave it empty if the date is unknown")
 
 
 def _layout(text: str, interviewer_labels: Iterable[str]) -> str:

@@ -134,8 +134,10 @@ def _stray_text(line: int, fmt: str) -> CueProblem:
                       "it, or delete it")
 
 
-def parse_cues(text: str, fmt: str) -> tuple[list[list[str]], list[CueProblem]]:
-    """The text lines of each well-formed cue, and the cues (or stray text) left out.
+def parse_cues(text: str, fmt: str
+               ) -> tuple[list[list[str]], list[CueProblem], list[tuple[int, str, str]]]:
+    """The text lines of each well-formed cue, the cues (or stray text) left out, and
+    each well-formed cue's line, name and timing line.
 
     ``text`` is decoded with ``\\n`` line ends; a .vtt file's ``WEBVTT`` first line is
     checked by the caller. In .srt a block without timings continues the cue before it
@@ -143,6 +145,7 @@ def parse_cues(text: str, fmt: str) -> tuple[list[list[str]], list[CueProblem]]:
     """
     cues: list[list[str]] = []
     problems: list[CueProblem] = []
+    timings: list[tuple[int, str, str]] = []
     current: list[str] | None = None  # the cue text continues; None before the first cue
     count = 0
     blocks = _joined(_blocks(text.split("\n"), header=fmt == "vtt"))
@@ -171,7 +174,49 @@ def parse_cues(text: str, fmt: str) -> tuple[list[list[str]], list[CueProblem]]:
         else:
             current = [t for _, t in block[(at or 0) + 1 :]]
             cues.append(current)
-    return cues, problems
+            timings.append((block[at or 0][0], name, block[at or 0][1]))
+    return cues, problems, timings
+
+
+_CUE_TIME = re.compile(r"(?:(\d+):)?(\d+):(\d+)[,.](\d+)")
+
+
+def _seconds(time: str) -> float:
+    hours, minutes, seconds, fraction = _CUE_TIME.match(time.strip()).groups()
+    return int(hours or 0) * 3600 + int(minutes) * 60 + int(seconds) + float(f"0.{fraction}")
+
+
+def _order_notes(timings: list[tuple[int, str, str]]) -> list[RowProblem]:
+    """A note on the first cue that starts before the cue above it (the cues are read in
+    the file's order, so turns can come out of order or merged with the wrong ones), and
+    on the first whose end comes before its start."""
+    earlier: list[tuple[int, str, str, str]] = []
+    backwards: list[tuple[int, str, str]] = []
+    previous: tuple[float, str] | None = None
+    for line, name, timing in timings:
+        start, end = (part.strip().split()[0] for part in timing.split("-->", 1))
+        if previous is not None and _seconds(start) < previous[0]:
+            earlier.append((line, name, start, previous[1]))
+        if _seconds(end) < _seconds(start):
+            backwards.append((line, name, timing.strip()))
+        previous = (_seconds(start), start)
+    notes = []
+    if earlier:
+        line, name, start, before = earlier[0]
+        more = f" (and {len(earlier) - 1} more cues below)" if len(earlier) > 1 else ""
+        notes.append(RowProblem(line, (
+            f"{name} starts at {start}, before the cue above it ({before}){more}: the cues "
+            "were read in the order of the file, so turns may be out of order or joined to "
+            "the wrong speaker's — put the cues in time order (a subtitle editor sorts them) "
+            "or export the captions again; if the file joins two recordings, nothing to do; "
+            "the file was read"), note=True))
+    if backwards:
+        line, name, timing = backwards[0]
+        more = f" (and {len(backwards) - 1} more cues)" if len(backwards) > 1 else ""
+        notes.append(RowProblem(line, (
+            f"{name} ends before it starts ('{timing}'){more} — swap the two times or export "
+            "the captions again; its words were read"), note=True))
+    return notes
 
 
 _VOICE = re.compile(r"<v(?:\.[\w.-]+)?\s+([^>]+)>")
@@ -385,7 +430,7 @@ def _cues(text: str, fmt: str) -> tuple[list[list[str]], list[RowProblem]]:
         error = _vtt_header_problem(text.split("\n", 2))
         if error:
             raise error
-    cues, problems = parse_cues(text, fmt)
+    cues, problems, timings = parse_cues(text, fmt)
     if not cues and problems:
         first = problems[0]
         raise ReadError(
@@ -393,7 +438,7 @@ def _cues(text: str, fmt: str) -> tuple[list[list[str]], list[RowProblem]]:
             f"{first.fix}, or export the captions again as .{fmt}",
             first.line,
         )
-    return cues, [RowProblem(p.line, p.reason()) for p in problems]
+    return cues, [*(RowProblem(p.line, p.reason()) for p in problems), *_order_notes(timings)]
 
 
 def read_subtitles(
