@@ -416,3 +416,40 @@ def test_a_broken_pipe_in_process_returns_141(tmp_path: Path,
     codebook.write_text(CODEBOOK, encoding="utf-8")
     monkeypatch.setattr(sys, "stdout", ClosedPipe())
     assert cli.main(["codebook", "check", str(codebook)]) == 141
+
+
+# ------------------------------------------------------------ 9. the command's exit
+
+
+def test_the_command_exits_as_a_normal_exit_would(tmp_path: Path) -> None:
+    """``qualcode`` skips the interpreter's teardown (cli.entry) but still joins threads,
+    runs atexit handlers and flushes its output, with the command's status."""
+    codebook = tmp_path / "codebook.yaml"
+    codebook.write_text(CODEBOOK, encoding="utf-8")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("codes: [\n", encoding="utf-8")
+    script = (
+        "import atexit, sys, threading, time\n"
+        "from pathlib import Path\n"
+        "from qualcode import cli\n"
+        "out = Path(sys.argv[1])\n"
+        "atexit.register(lambda: (out / 'atexit').write_text('ran'))\n"
+        "def late():\n"
+        "    time.sleep(0.5)\n"
+        "    (out / 'thread').write_text('ran')\n"
+        "threading.Thread(target=late).start()\n"
+        "sys.stdout.write('unflushed ')\n"
+        "sys.argv = ['qualcode', 'codebook', 'check', sys.argv[2]]\n"
+        "cli.entry()\n"
+        "raise AssertionError('entry() returned')\n"
+    )
+    for book, status in ((codebook, 0), (broken, 1)):
+        for name in ("atexit", "thread"):
+            (tmp_path / name).unlink(missing_ok=True)
+        done = subprocess.run([sys.executable, "-c", script, str(tmp_path), str(book)],
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == status, done.stderr
+        assert done.stdout.startswith("unflushed ")
+        assert "entry() returned" not in done.stderr
+        assert (tmp_path / "atexit").read_text() == "ran"
+        assert (tmp_path / "thread").read_text() == "ran"

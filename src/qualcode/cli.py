@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
 import os
 import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from .outputs import EVALUATION_CSV, SCORES_CSV, SEGMENTS_CSV
 from .parallel import MAX_AUTO_WORKERS
@@ -1002,6 +1005,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
+def entry() -> NoReturn:
+    """The ``qualcode`` command: :func:`main`, then the end of a normal exit (threads
+    joined, ``atexit`` handlers run, output flushed) without the interpreter freeing its
+    heap object by object. A run leaves the corpus it read in memory (Prefect's contexts
+    keep its tasks' results), and freeing it kept the command going for seconds after
+    the summary (2.5 s after a 5M-word run, 8 s after 20M words)."""
+    status = main()
+    threading._shutdown()  # type: ignore[attr-defined]  # as the interpreter's exit does
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # closed or broken: nothing to say
+            stream.flush()
+    os._exit(status)
+
+
 def _command(args: argparse.Namespace) -> int:
     if args.command == "run":
         return cmd_run(args)
@@ -1025,4 +1043,4 @@ def _command(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
