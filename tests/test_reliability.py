@@ -303,3 +303,20 @@ def test_no_second_coder_gives_an_empty_table(tmp_path: Path) -> None:
     table = agreement_table(reviews, ["apple"], n_boot=10)
     assert table.empty and list(table.columns) == list(COLUMNS)
     assert "two or more coders" in format_agreement(table)
+
+
+def test_coders_who_never_share_a_segment_are_not_compared(tmp_path: Path) -> None:
+    folder = tmp_path / "r"
+    _reviews(folder, {"S:1": ["apple"]}, ["ana"])
+    _reviews(folder, {"S:2": ["banana"]}, ["bo"])
+    _reviews(folder, {"S:3": [""]}, ["cy"])
+    reviews = load_reviews(folder, ["apple", "banana"])
+    assert len(reviews.reviews) == 3
+    table = agreement_table(reviews, ["apple", "banana"], n_boot=10)
+    assert table.empty  # no rows of zero units, one per pair of coders and code
+    assert "two or more coders" in format_agreement(table)
+    clf = {"S:1": frozenset({"apple"}), "S:2": frozenset(), "S:3": frozenset()}
+    table = agreement_table(reviews, ["apple", "banana"], clf, n_boot=10)
+    assert set(table.coders) == {"classifier vs ana", "classifier vs bo", "classifier vs cy",
+                                 "classifier vs reference"}
+    assert (table.units > 0).all()

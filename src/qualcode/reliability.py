@@ -380,6 +380,8 @@ def agreement_table(
     for index, (comparison, label, raters) in enumerate(comparisons):
         units = sorted(sid for sid in set().union(*raters)
                        if sum(sid in r for r in raters) >= 2)
+        if not units:  # coders who never decided the same segment: nothing to compare
+            continue
         sets = [[r.get(sid) for sid in units] for r in raters]
         weights = _resample_weights(len(units), n_boot, seed + index)
         pooled_counts, values = _counts(sets)
@@ -422,8 +424,10 @@ def _verdict(alpha: float) -> str:
 def format_agreement(df: pd.DataFrame) -> str:
     """A readable console table of :func:`agreement_table`'s result."""
     if df.empty:
-        return ("no agreement to compute: it needs segments reviewed by two or more coders, "
-                "or reviews and the classifier's decisions")
+        return ("no agreement to compute: it needs segments that two or more coders "
+                "reviewed, or reviews and the classifier's decisions — for a second "
+                "coding, give another coder the same segments without their codes (qualcode "
+                "review export --strategy random --include-reviewed --blank --coder NAME)")
 
     def num(value: Any, digits: int = 2) -> str:
         return "–" if not np.isfinite(value) else f"{value:.{digits}f}"
