@@ -577,8 +577,9 @@ def test_rows_without_segment_id_or_coder_are_reported(reviews_dir: Path) -> Non
         "a segment); restore its segment_id",
         "reviews/holes.csv:3: no coder — the row was left out; write the coder's name in its "
         "'coder' cell, or delete the row if nobody reviewed it",
-        "reviews/nocoder.csv:1: has no 'coder' column — the file was left out; a review file "
-        "needs segment_id, codes and coder columns"]
+        "reviews/nocoder.csv:1: has no 'coder' column (its columns: 'segment_id', 'codes') — "
+        "the file was left out; a review file needs segment_id, codes and coder columns: "
+        "rename the column that holds each"]
 
 
 def test_coder_names_in_other_case_or_spacing_are_one_coder(reviews_dir: Path) -> None:

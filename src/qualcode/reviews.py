@@ -575,9 +575,11 @@ def _read_file(path: Path, code_ids: Sequence[str], label: str, coders: _Coders,
     columns = set(keys)
     missing = [c for c in ("segment_id", "codes", "coder") if c not in columns]
     if missing:
+        found = ", ".join(repr(h.strip()) for h in header if h.strip()) or "none"
         return [], [Skipped(label, f"has no {' or '.join(repr(m) for m in missing)} column "
-                            "— the file was left out; a review file needs segment_id, codes "
-                            "and coder columns", 1)], {}
+                            f"(its columns: {found}) — the file was left out; a review file "
+                            "needs segment_id, codes and coder columns: rename the column "
+                            "that holds each", 1)], {}
     reviews: list[Review] = []
     problems = [Skipped(label, p.reason(), p.row) for p in table.problems]
     left_out: dict[tuple[str, str], bool] = {}
