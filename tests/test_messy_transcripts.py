@@ -80,6 +80,20 @@ def test_short_unpunctuated_opening_turns_are_no_header(tmp_path: Path) -> None:
                                         "Respondent"]
 
 
+@pytest.mark.parametrize(("first", "second"), [
+    ("Good morning", "Morning"), ("Hello!", "Hi"), ("Salaam alaikum", "Yes, hello.")])
+def test_greetings_below_a_header_block_are_turns(tmp_path: Path, first: str,
+                                                  second: str) -> None:
+    header = HEADER[:3]
+    greetings = [f"Interviewer: {first}", f"Respondent: {second}"]
+    _, segments = _segments(tmp_path, "kia07.txt", "\n".join(header + greetings + DIALOGUE))
+    assert segments == [("kia07:0", "", False, "\n".join(header)),
+                        ("kia07:1", "Interviewer", False, first),
+                        ("kia07:2", "Respondent", True, second),
+                        *[(f"kia07:{int(sid.split(':')[1]) + 2}", *rest)
+                          for sid, *rest in TURNS]]
+
+
 @pytest.mark.parametrize("name", ["kia12.txt", "kia12.docx"])
 def test_a_file_with_only_a_header_block_is_reported(tmp_path: Path, name: str) -> None:
     content = _docx(HEADER) if name.endswith("docx") else "\n".join(HEADER) + "\n"

@@ -243,7 +243,7 @@ def _after_header_block(text: str, found: list[Label], candidates: list[_Candida
     per line or per paragraph (a Word document's): the lines around the first label are
     short ``Key: value`` lines, each key once, a speaker's followed by a name, not a
     sentence, and one key labels no turn (``Date``); the block ends at the first label
-    that repeats a key or says a sentence, and two or more turns follow, most of them
+    that repeats a key or says a sentence or a greeting, and two or more turns follow, most of them
     ending in a sentence's end (so short unpunctuated turns are not taken for fields).
     The block is then part of the preamble; a text that is nothing but such a block
     has no turns."""
@@ -270,7 +270,8 @@ def _after_header_block(text: str, found: list[Label], candidates: list[_Candida
                 break
         else:
             candidate, value = field
-            if candidate.key in keys or (pos in starts and _is_sentence(value)):
+            if candidate.key in keys or (pos in starts and (_is_sentence(value)
+                                                            or _is_greeting(value))):
                 break
             keys.add(candidate.key)
         pos = line_end + 1
@@ -310,6 +311,20 @@ def _is_sentence(value: str) -> bool:
     if not value.endswith((".", "?", "!", "…", "。", "！", "？", "।")) or value.endswith(".)"):
         return False
     return not (value.endswith(".") and _ABBREVIATION.fullmatch(value.split()[-1]))
+
+
+# Words of a greeting or a reply to one: a speaker field of a header block holds a name,
+# a role or an id, never only these (``Interviewer: Good morning`` opens the interview).
+_GREETING_WORDS = frozenset({
+    "good", "morning", "afternoon", "evening", "day", "hello", "hi", "hey", "welcome",
+    "thanks", "thank", "you", "yes", "yeah", "ok", "okay", "sure", "fine", "great", "nice",
+    "right", "so", "well", "salaam", "salam", "assalamu", "alaikum", "peace"})
+
+
+def _is_greeting(value: str) -> bool:
+    """True for a value made only of greeting words (``Good morning``, ``Hi!``)."""
+    words = re.findall(r"[^\W\d_]+", value.casefold())
+    return bool(words) and all(w in _GREETING_WORDS for w in words)
 
 
 def _ends_sentence(text: str, end: int) -> bool:
