@@ -84,6 +84,14 @@ OUTPUT_COLUMNS = (
     "segment_id", "doc_id", "source_type", "speaker", "turn", "char_start", "char_end",
     "text", "codable", "reviewed", "codes",
 )
+# Names that other tables put beside the code ids (a code so called would overwrite the
+# column, or crash writing it, or be taken for the average row): the table that has it.
+TABLE_NAMES = {
+    "code_id": "cooccurrence.csv", "name": "cooccurrence_<a>_x_<b>.csv",
+    "segments": "cooccurrence_<a>_x_<b>.csv", "status": "cooccurrence_<a>_x_<b>.csv",
+    "n_segments": "code_document_matrix.csv", "n_codable": "code_document_matrix.csv",
+    "micro_avg": "evaluation.csv", "macro_avg": "evaluation.csv",
+}
 # Token attributes set only by a tagger, parser, morphologiser, NER or senter: the rule
 # layer runs spacy.blank("en") + a lookup lemmatizer, so patterns using them never match.
 UNSET_TOKEN_ATTRS = frozenset({
@@ -581,6 +589,11 @@ def _check_id(ctx: _Context, loc: Loc, value: str, kind: str) -> None:
         ctx.add(loc, f"code id {value!r} clashes with the output column '{value.lower()}' "
                 "of coded_segments.csv.",
                 f"rename the code, e.g. '{value}_code'. Reserved: {', '.join(OUTPUT_COLUMNS)}.")
+    elif kind == "code" and value.lower() in TABLE_NAMES:
+        what = "row" if value.lower().endswith("_avg") else "column"
+        ctx.add(loc, f"code id {value!r} clashes with the {what} '{value.lower()}' of "
+                f"{TABLE_NAMES[value.lower()]}.",
+                f"rename the code, e.g. '{value}_code'. Reserved: {', '.join(TABLE_NAMES)}.")
 
 
 def _blank(ctx: _Context, entry: dict[str, Any], loc: Loc, field: str) -> None:
@@ -629,6 +642,12 @@ def _check_entries(ctx: _Context) -> None:
                     f"{first}).", "give each code a unique id, or merge the two entries.")
         else:
             code_ids[cid] = i
+    folded = {c.lower() for c in code_ids}
+    for cid, i in code_ids.items():  # cooccurrence_<a>_x_<b>.csv has jaccard_<code> columns
+        if cid.lower().startswith("jaccard_") and cid.lower()[8:] in folded:
+            ctx.add(("codes", i, "id"), f"code id {cid!r} clashes with the column '{cid}' "
+                    f"(the Jaccard index of code '{cid[8:]}') of cooccurrence_<a>_x_<b>.csv.",
+                    f"rename the code, e.g. '{cid[8:]}_{cid[:7]}'.")
 
     used: set[str] = set()
     for i, code in enumerate(codes):
@@ -844,6 +863,13 @@ def _yaml_fix(problem: str) -> str:
     return "check the indentation, quotes and brackets on this line and the one above it."
 
 
+_OPENERS = {  # YAML's context of an error -> what was opened, and the fix's end
+    "while parsing a flow sequence": ("the '['", "with ']', or put the text in quotes."),
+    "while parsing a flow mapping": ("the '{'", "with '}', or put the text in quotes."),
+    "while scanning a quoted scalar": ("the quote", "(or remove it)."),
+}
+
+
 def _check_report(ctx: _Context) -> None:
     report = ctx.data.get("report")
     pairs = report.get("category_pairs") if isinstance(report, dict) else None
@@ -922,8 +948,16 @@ def _validate_text(file: str, raw: bytes, text: str
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         message = " ".join(str(x) for x in (exc.context, exc.problem) if x)
-        return None, [CodebookProblem(file, line, "", f"YAML syntax error: {message}.",
-                                      _yaml_fix(message))]
+        fix = _yaml_fix(message)
+        opened = _OPENERS.get(str(exc.context))
+        if opened and exc.context_mark and exc.problem_mark \
+                and exc.context_mark.line != exc.problem_mark.line:
+            # An unclosed '[', '{' or quote is found lines (in a codebook: often dozens)
+            # after the place to fix: point there.
+            message += f" (at line {line}): {opened[0]} here is not closed"
+            line = exc.context_mark.line + 1
+            fix = f"close {opened[0]} on this line {opened[1]}"
+        return None, [CodebookProblem(file, line, "", f"YAML syntax error: {message}.", fix)]
     except yaml.YAMLError as exc:
         return None, [CodebookProblem(file, None, "", f"YAML error: {exc}.", _yaml_fix(str(exc)))]
 
