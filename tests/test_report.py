@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -598,3 +599,29 @@ def test_quotes_say_a_coders_decision_is_no_classifier_score(
     assert "(human, score" not in md
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "(coder's decision; classifier's score 1.00)" in html
+
+
+def test_a_renamed_codebook_gives_the_same_numbers(tmp_path: Path, codebook: Codebook) -> None:
+    # Monte-Carlo intervals and p-values are seeded by each code's data, not by its id
+    mapping = {code: f"renamed_{code[::-1]}" for code in CODES}
+    renamed_path = tmp_path / "renamed.yaml"
+    renamed_path.write_text(re.sub(r"(?m)^(  - id: )(\w+)$",
+                                   lambda m: m[1] + mapping.get(m[2], m[2]), CODEBOOK),
+                            encoding="utf-8")
+    renamed = load_codebook(renamed_path)
+    assert renamed.code_ids == [mapping[c] for c in CODES]
+    tables = []
+    for book, name in ((codebook, dict.fromkeys(CODES)), (renamed, mapping)):
+        out = tmp_path / book.code_ids[0]
+        _, codings = _random_outputs(out, seed=11)
+        codings["code_id"] = [name.get(c) or c for c in codings["code_id"]]
+        write_csv(out / "codings.csv", COD_HEADER, codings.astype(str).to_numpy().tolist())
+        write_csv(out / "evaluation.csv", EVAL_HEADER,
+                  [[name.get(row[0]) or row[0], *row[1:]] for row in EVALUATION])
+        write_reports(out, book, SETTINGS)
+        tables.append([read(out / f).drop(columns="code_id")
+                       for f in ("frequencies.csv", "differences_by_case.csv")])
+    for default, other in zip(*tables, strict=True):
+        pd.testing.assert_frame_equal(default, other)
+    assert "fisher_mc" in set(tables[0][1]["test"])  # a seeded test was compared
+    assert tables[0][0]["corrected_low"].notna().any()

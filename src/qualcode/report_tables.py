@@ -336,9 +336,14 @@ def corrected_prevalence(
     return point, float(low), float(high)
 
 
-def _code_rng(seed: int, code_id: str) -> np.random.Generator:
-    # one stream per code: a code's interval does not depend on the other codes
-    return np.random.default_rng([seed, zlib.crc32(code_id.encode("utf-8"))])
+def _data_rng(seed: int, *data: object) -> np.random.Generator:
+    """A random stream for one code's computation, seeded by its inputs: a code's result
+    depends neither on the other codes nor on its id (a renamed codebook gives the same
+    intervals and p-values; seeded by the id, renaming moved them in the last digits)."""
+    digest = zlib.crc32(b"\x00".join(
+        np.ascontiguousarray(d).tobytes() if isinstance(d, np.ndarray) else repr(d).encode()
+        for d in data))
+    return np.random.default_rng([seed, digest])
 
 
 def _share(count: float, total: float, digits: int = 4) -> float:
@@ -406,12 +411,11 @@ def frequency_table(
             if n and not n_model:  # coders decided every segment: the count is known
                 p = low = high = 0.0
             else:
-                p, low, high = corrected_prevalence(
-                    row["segments"] - int(known[j]), n_model, float(e.get("tpr", math.nan)),
-                    float(e.get("fpr", math.nan)), float(e.get("n_pos", math.nan)),
-                    float(e.get("n_neg", math.nan)), draws=draws,
-                    rng=_code_rng(seed, row["code_id"]),
-                )
+                given = (row["segments"] - int(known[j]), n_model,
+                         *(float(e.get(key, math.nan)) for key in ("tpr", "fpr", "n_pos",
+                                                                   "n_neg")))
+                p, low, high = corrected_prevalence(*given, draws=draws,
+                                                    rng=_data_rng(seed, *given))
             corrected.append({
                 "corrected_segments": round(known[j] + p * n_model, 2),
                 "corrected_low": round(known[j] + low * n_model, 2),
@@ -749,8 +753,7 @@ def _document_tests(applied: Applied, docs: DocumentGroups, code_ids: Sequence[s
             p = _at_least(null, observed) / arrangements
             floor = _at_least(null, null.max(axis=0)) / arrangements
         else:
-            null = _shuffled_chi2(labels, n, coded, code_ids=[code_ids[j] for j in codes],
-                                  k=k, seed=seed, field=field,
+            null = _shuffled_chi2(labels, n, coded, k=k, seed=seed, field=field,
                                   permutations=permutations)
             p = (1 + _at_least(null, observed)) / (1 + permutations)
             floor = np.full(len(codes), 1 / (1 + permutations))
@@ -828,9 +831,8 @@ def _at_least(null: np.ndarray, observed: np.ndarray) -> np.ndarray:
     return (null >= observed - _TIE * np.maximum(observed, 1.0)).sum(axis=0)
 
 
-def _shuffled_chi2(labels: np.ndarray, n: np.ndarray, coded: np.ndarray, *,
-                   code_ids: Sequence[str], k: int, seed: int, field: str,
-                   permutations: int) -> np.ndarray:
+def _shuffled_chi2(labels: np.ndarray, n: np.ndarray, coded: np.ndarray, *, k: int,
+                   seed: int, field: str, permutations: int) -> np.ndarray:
     """Chi-squares (permutations × codes) of random shuffles of the documents' labels."""
     null = np.empty((permutations, coded.shape[1]))
     sizes = np.bincount(labels, minlength=k)
@@ -843,14 +845,15 @@ def _shuffled_chi2(labels: np.ndarray, n: np.ndarray, coded: np.ndarray, *,
         found, counts = kinds[i]
         order = np.argsort(-counts, kind="stable")  # large kinds first: faster draws
         found, counts = found[order], counts[order]
-        per_group = _drawn_kinds(counts, sizes, _code_rng(seed, code_ids[i]), permutations)
+        per_group = _drawn_kinds(counts, sizes, _data_rng(seed, found, counts, sizes),
+                                 permutations)
         kind_n, kind_c = np.divmod(found, base[i])
         sums = (per_group @ kind_n.astype(np.float64),
                 (per_group @ kind_c.astype(np.float64))[:, :, None])
         null[:, i] = _chi2_of(sums, n, coded[:, [i]])[:, 0]
     shuffled = np.flatnonzero(~by_kind)
     if len(shuffled):
-        rng = _code_rng(seed, f"documents\x00{field}")
+        rng = _data_rng(seed, "documents", field)
         block, small = max(1, _BLOCK_CELLS // len(labels)), labels.astype(np.int16)
         for start in range(0, permutations, block):
             rows = min(block, permutations - start)
@@ -920,7 +923,7 @@ def _test(coded: np.ndarray, totals: np.ndarray, *, seed: int, resamples: int,
             p = float(stats.fisher_exact(table).pvalue)
         elif expected.min() < 5:
             name = "fisher_mc"
-            p = _fisher_mc(table, _code_rng(seed, code_id), resamples)
+            p = _fisher_mc(table, _data_rng(seed, table), resamples)
         else:
             p = float(p_chi2)
     except Exception as exc:  # a statistics routine's bug must not cost the other tables
