@@ -625,3 +625,18 @@ def test_a_renamed_codebook_gives_the_same_numbers(tmp_path: Path, codebook: Cod
         pd.testing.assert_frame_equal(default, other)
     assert "fisher_mc" in set(tables[0][1]["test"])  # a seeded test was compared
     assert tables[0][0]["corrected_low"].notna().any()
+
+
+def test_a_field_named_like_a_code_is_crossed_under_its_column_name(tmp_path: Path,
+                                                                  codebook: Codebook) -> None:
+    # a code called 'case' makes segments.csv write the metadata field as 'meta_case'
+    out = tmp_path / "outputs"
+    write_csv(out / "segments.csv", [("meta_case" if h == "case" else h) for h in SEG_HEADER],
+              SEGMENTS)
+    write_csv(out / "codings.csv", COD_HEADER, CODINGS)
+    _manifest(out)
+    write_reports(out, codebook, ReportSettings(crosstab_fields=("case",)))
+    by_case = read(out / "frequencies_by_meta_case.csv").set_index("code_id")
+    assert by_case.loc["t1", ["segments_A", "segments_B"]].tolist() == [2, 2]
+    assert (out / "differences_by_meta_case.csv").is_file()
+    assert "no such column" not in (out / "report.html").read_text(encoding="utf-8")

@@ -181,6 +181,8 @@ def resolve_settings(settings: ReportSettings, codebook: Codebook, segments: pd.
     for name in settings.crosstab_fields:
         if name in segments.columns:
             fields.append(name)
+        elif f"meta_{name}" in segments.columns:  # the field of a code id's name
+            fields.append(f"meta_{name}")
         else:
             notes.append(f"No cross-tab by '{name}': segments.csv has no such column.")
     known = {c.id for c in codebook.categories}
