@@ -453,3 +453,23 @@ def test_the_command_exits_as_a_normal_exit_would(tmp_path: Path) -> None:
         assert "entry() returned" not in done.stderr
         assert (tmp_path / "atexit").read_text() == "ran"
         assert (tmp_path / "thread").read_text() == "ran"
+
+
+def test_import_refuses_a_codebook_other_than_the_outputs_one(
+        project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = project / "outputs"
+    (out / "segments.csv").write_text("segment_id,doc_id,text,codable\nA:1,A,Some words.,True\n",
+                                      encoding="utf-8")
+    (out / "coded_segments.csv").write_text("segment_id,codes,apple,zebra\nA:1,apple,1,0\n",
+                                            encoding="utf-8")
+    sheet = project / "sheet.csv"
+    sheet.write_text("segment_id,codes,coder\nA:1,,bo\n", encoding="utf-8")
+    status = _main(project, "review", "import", str(sheet), "--out", str(out))
+    printed = capsys.readouterr()
+    assert status == 1
+    assert "were coded with other code ids" in printed.err and "(coded with zebra" in printed.err
+    assert not (project / "corpus" / "reviews" / "bo.csv").exists()
+    (out / "coded_segments.csv").unlink()  # no coded outputs to compare with: imported
+    assert _main(project, "review", "import", str(sheet), "--out", str(out)) == 0
+    assert (project / "corpus" / "reviews" / "bo.csv").is_file()
+    assert capsys.readouterr().out.startswith("read 1 row; imported 1 decision (bo: 1)")

@@ -838,14 +838,17 @@ def cmd_review(args: argparse.Namespace) -> int:
     book = _codebook_or_exit(args.codebook)
     if book is None:
         return 1
-    if args.review_command != "import":  # export and disagreements write under --out
-        if problem := _out_problem(args.out, args.corpus):
-            print(f"error: {problem}", file=sys.stderr)
-            return 2
-        if _other_codebook(args.out, book):
-            return 1
+    # (export and disagreements write under --out)
+    if args.review_command != "import" and (problem := _out_problem(args.out, args.corpus)):
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     reviews_dir = Path(args.corpus) / "reviews"
     segments = Path(args.out) / SEGMENTS_CSV
+    # A sheet was exported from the coded outputs: imported with another codebook, its
+    # empty rows ("no code applies") would be recorded against codes nobody was shown.
+    if (args.review_command != "import" or segments.is_file()) \
+            and _other_codebook(args.out, book):
+        return 1
     try:
         if args.review_command == "export":
             paths = export_review_sheet(

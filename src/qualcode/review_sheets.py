@@ -623,20 +623,25 @@ class ImportReport:
 
     def summary(self) -> str:
         per_coder = ", ".join(f"{c}: {k}" for c, k in self.appended.items())
-        lines = [f"read {self.rows} rows; imported {self.imported} decisions"
-                 + (f" ({per_coder})" if per_coder else "")]
+        lines = [f"read {_many(self.rows, 'row')}; imported "
+                 f"{_many(self.imported, 'decision')}" + (f" ({per_coder})" if per_coder else "")]
         if self.files:
             lines.append("written: " + ", ".join(str(p) for p in self.files))
         if self.unchanged:
-            lines.append(f"{self.unchanged} rows unchanged (already on record)")
+            lines.append(f"{_many(self.unchanged, 'row')} unchanged (already on record)")
         if self.undecided:
-            lines.append(f"{self.undecided} disagreements left undecided (empty codes)")
+            lines.append(f"{_many(self.undecided, 'disagreement')} left undecided (empty codes)")
         if self.skipped_files:
             lines.append("not review sheets, skipped: " + ", ".join(self.skipped_files))
         if self.problems:
-            lines.append(f"{len(self.problems)} problems (those rows were not imported):")
+            lines.append(f"{_many(len(self.problems), 'problem')} (those rows were not "
+                         "imported):")
             lines.extend(f"  {p}" for p in self.problems)
         return "\n".join(lines)
+
+
+def _many(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 @dataclass(slots=True)
