@@ -736,3 +736,20 @@ def test_report_pairs_must_name_known_categories(tmp_path):
     assert book is None
     assert [(p.line, p.message) for p in problems] == [(13, "unknown category 'tactc'.")]
     assert "did you mean 'tactic'" in str(problems[0])
+
+
+def test_a_codebook_is_validated_once_per_content_and_each_load_is_its_own(
+        tmp_path: Path, codebook_path: Path) -> None:
+    from qualcode import codebook as module
+
+    path = tmp_path / "codebook.yaml"
+    path.write_text(codebook_path.read_text(encoding="utf-8"), encoding="utf-8")
+    first = load_codebook(path)
+    key = next(k for k in module._VALIDATED if k[0] == str(path))
+    module._VALIDATED[key][0].codes[0].name = "from the cache"  # (to see it is reused)
+    second = load_codebook(path)
+    assert second.codes[0].name == "from the cache" and second is not first
+    second.codes[0].name = "changed by a caller"
+    assert load_codebook(path).codes[0].name == "from the cache"
+    path.write_text(path.read_text(encoding="utf-8") + "\n", encoding="utf-8")  # new content
+    assert load_codebook(path).codes[0].name == first.codes[0].name

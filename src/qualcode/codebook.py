@@ -926,12 +926,26 @@ def validate_codebook(path: str | Path) -> tuple[Codebook | None, list[CodebookP
         return None, [CodebookProblem(file, line, "", f"not UTF-8 text (byte "
                                       f"0x{raw[exc.start]:02x}).",
                                       "save the file as UTF-8 in your editor.")]
-    try:
-        return _validate_text(file, raw, text)
-    except RecursionError:  # YAML's parser and the checks below walk the tree recursively
-        return None, [CodebookProblem(file, None, "", "the YAML is nested too deeply to read.",
-                                      "look for runs of '[' or '{' (or deep indentation): a "
-                                      "codebook needs only a few levels.")]
+    key = (file, hashlib.sha256(raw).hexdigest())
+    if key not in _VALIDATED:
+        try:
+            found = _validate_text(file, raw, text)
+        except RecursionError:  # YAML's parser and the checks below walk the tree recursively
+            found = None, [CodebookProblem(
+                file, None, "", "the YAML is nested too deeply to read.",
+                "look for runs of '[' or '{' (or deep indentation): a codebook needs only a "
+                "few levels.")]
+        if len(_VALIDATED) >= 8:
+            _VALIDATED.clear()
+        _VALIDATED[key] = found
+    book, problems = _VALIDATED[key]
+    # a copy: a caller may change its codebook, and the next must get the file's
+    return (None if book is None else book.model_copy(deep=True)), list(problems)
+
+
+# Codebooks validated in this process, by file name and content: a command checks its
+# codebook, loads it and hands it to the flow, which loads it again (~0.3 s each).
+_VALIDATED: dict[tuple[str, str], tuple[Codebook | None, list[CodebookProblem]]] = {}
 
 
 def _validate_text(file: str, raw: bytes, text: str
