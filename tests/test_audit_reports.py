@@ -82,7 +82,7 @@ def test_large_table_gets_a_valid_monte_carlo_p_value(coded: list[int], totals: 
 def test_monte_carlo_p_value_unchanged_where_scipy_works(coded: list[int],
                                                          totals: list[int]) -> None:
     table = np.vstack([coded, np.array(totals) - coded])
-    method = stats.MonteCarloMethod(n_resamples=9999, rng=rt._code_rng(0, "x"))
+    method = stats.MonteCarloMethod(n_resamples=9999, rng=rt._data_rng(0, table))
     scipy_p = float(stats.fisher_exact(table, method=method).pvalue)
     result = rt._test(np.array(coded), np.array(totals), seed=0, resamples=9999, code_id="x")
     assert result["p_value"] == rt._sig(scipy_p)
