@@ -133,3 +133,29 @@ def test_cache_shards_are_merged_beyond_a_limit_and_bad_ones_passed_over(
     found, vecs = fresh.get([cache.key("t4"), cache.key("t0")])
     assert found.tolist() == [True, True] and vecs[0].tolist() == [4, 4, 4, 4]
     assert len(fresh) == 5
+
+
+def test_local_models_in_folders_of_one_name_cache_apart(model: SemanticEmbedder,
+                                                          tmp_path: Path) -> None:
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from qualcode.embed import packaged_model_path
+
+    same, other = tmp_path / "a" / "model", tmp_path / "b" / "model"
+    shutil.copytree(packaged_model_path(), same)
+    shutil.copytree(packaged_model_path(), other)
+    weights = load_file(other / "model.safetensors")
+    name = next(n for n in weights if "word_embeddings" in n)
+    weights[name] = weights[name] + torch.ones_like(weights[name])  # another model
+    save_file(weights, other / "model.safetensors")
+    a, b = SemanticEmbedder(same), SemanticEmbedder(other)
+    assert a.model_id.startswith("model-") and b.model_id.startswith("model-")
+    assert a.model_id != b.model_id
+    assert SemanticEmbedder(tmp_path / "a" / "model").model_id == a.model_id
+    cached_a = CachedEmbedder(a, tmp_path / "cache")
+    cached_b = CachedEmbedder(b, tmp_path / "cache")
+    text = ["The convoy waited at the checkpoint."]
+    assert not np.allclose(cached_a.encode(text), cached_b.encode(text))

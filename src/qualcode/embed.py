@@ -90,6 +90,14 @@ def verify_model_file(path: Path, expected_sha256: str) -> None:
         )
 
 
+def _weights_digest(path: Path) -> str:
+    """A short hash of a local model folder's weight files."""
+    digest = hashlib.sha256()
+    for weights in sorted([*path.glob("*.safetensors"), *path.glob("*.bin")]):
+        digest.update(f"{weights.name}\n{file_sha256(weights)}\n".encode())
+    return digest.hexdigest()[:12]
+
+
 def _safe_id(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "model"
 
@@ -119,11 +127,7 @@ class SemanticEmbedder:
         self.allow_download = allow_download
         self._tuned_state: dict[str, Any] | None = None
         self._st: Any = None
-        if model is None:
-            self.model_id = PACKAGED_MODEL_ID
-        else:
-            path = Path(model)
-            self.model_id = _safe_id(path.name if path.exists() else str(model))
+        self.model_id = PACKAGED_MODEL_ID if model is None else _safe_id(str(model))
         self._load()
 
     def _load(self) -> None:
@@ -136,6 +140,10 @@ class SemanticEmbedder:
             if not weights.is_file():
                 raise EmbeddingError(f"E104: no model.safetensors under {path} to verify.")
             verify_model_file(weights, sha256)
+        if self.model is not None and self._tuned_state is None and path.is_dir():
+            # a local model's cache is told apart by its weights, not only its folder's
+            # name: two models saved as '.../model' would share (stale) embeddings
+            self.model_id = f"{_safe_id(path.name)}-{_weights_digest(path)}"
         if not self.allow_download:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
