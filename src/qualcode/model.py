@@ -20,10 +20,10 @@ per-code bonus added to the score where the code's rules hit. With enough labell
 positives, each code's threshold and rule bonus are tuned together for F1 on grouped inner
 cross-validation, so the labelled segments decide how far the rules are trusted; from
 definitions and examples alone a rule hit decides and the model alone must clear a high
-threshold (precision before recall). Encoder fine-tuning
-(``finetune_epochs``) is available but off: measured on the dev set it cost ~4 minutes per
-fit on 2 cores and lowered cross-validated F1 (``--set finetune_epochs=4`` in
-benchmarks/classifier_devset.py).
+threshold (precision before recall). Supervised encoder fine-tuning (``finetune_epochs``)
+is available for experiments but off: on the three unread blind sets it moved codebook-only
+macro F1 by -0.01 to +0.04 (within their noise) and made every fit 8-13 minutes on 2 cores
+instead of ~20 s (benchmarks/finetune_encoder.py, README "What we measured").
 Nothing here knows any particular codebook.
 """
 
