@@ -178,31 +178,35 @@ def parse_cues(text: str, fmt: str
     return cues, problems, timings
 
 
-_CUE_TIME = re.compile(r"(?:(\d+):)?(\d+):(\d+)[,.](\d+)")
+_TIME_PARTS = r"(?:(\d+):)?(\d+):(\d+)[,.](\d+)"
+_CUE_TIMES = re.compile(rf"\s*{_TIME_PARTS}\s*-->\s*{_TIME_PARTS}")
 
 
-def _seconds(time: str) -> float:
-    hours, minutes, seconds, fraction = _CUE_TIME.match(time.strip()).groups()
-    return int(hours or 0) * 3600 + int(minutes) * 60 + int(seconds) + float(f"0.{fraction}")
+def _cue_seconds(timing: str) -> tuple[float, float]:
+    """A well-formed timing line's start and end, in seconds."""
+    h1, m1, s1, f1, h2, m2, s2, f2 = _CUE_TIMES.match(timing).groups()
+    return (int(h1 or 0) * 3600 + int(m1) * 60 + int(s1) + int(f1) / 10 ** len(f1),
+            int(h2 or 0) * 3600 + int(m2) * 60 + int(s2) + int(f2) / 10 ** len(f2))
 
 
 def _order_notes(timings: list[tuple[int, str, str]]) -> list[RowProblem]:
     """A note on the first cue that starts before the cue above it (the cues are read in
     the file's order, so turns can come out of order or merged with the wrong ones), and
     on the first whose end comes before its start."""
-    earlier: list[tuple[int, str, str, str]] = []
+    earlier: list[tuple[int, str, str, str]] = []  # (line, name, timing, timing above)
     backwards: list[tuple[int, str, str]] = []
-    previous: tuple[float, str] | None = None
+    previous, above = -1.0, ""
     for line, name, timing in timings:
-        start, end = (part.strip().split()[0] for part in timing.split("-->", 1))
-        if previous is not None and _seconds(start) < previous[0]:
-            earlier.append((line, name, start, previous[1]))
-        if _seconds(end) < _seconds(start):
+        start, end = _cue_seconds(timing)
+        if start < previous:
+            earlier.append((line, name, timing, above))
+        if end < start:
             backwards.append((line, name, timing.strip()))
-        previous = (_seconds(start), start)
+        previous, above = start, timing
     notes = []
     if earlier:
-        line, name, start, before = earlier[0]
+        line, name, start, before = (*earlier[0][:2], *(t.split("-->")[0].strip()
+                                                         for t in earlier[0][2:]))
         more = f" (and {len(earlier) - 1} more cues below)" if len(earlier) > 1 else ""
         notes.append(RowProblem(line, (
             f"{name} starts at {start}, before the cue above it ({before}){more}: the cues "
