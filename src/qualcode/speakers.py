@@ -243,8 +243,9 @@ def _after_header_block(text: str, found: list[Label], candidates: list[_Candida
     per line or per paragraph (a Word document's): the lines around the first label are
     short ``Key: value`` lines, each key once, a speaker's followed by a name, not a
     sentence, and one key labels no turn (``Date``); the block ends at the first label
-    that repeats a key or says a sentence or a greeting, and two or more turns follow, most of them
-    ending in a sentence's end (so short unpunctuated turns are not taken for fields).
+    that repeats a key or says a sentence or a greeting, and two or more turns follow,
+    most of them ending in a sentence's end (so short unpunctuated turns are not taken for
+    fields).
     The block is then part of the preamble; a text that is nothing but such a block
     has no turns."""
     if not found:
