@@ -823,3 +823,15 @@ def test_a_sheet_imported_again_under_another_spelling_of_the_coder_adds_nothing
     assert len(rows) == 3  # the header, the decision on record and the new one
     assert load_reviews(reviews_dir, CODES).decisions() == {"D1:2": {"apple"},
                                                             "D1:4": {"banana"}}
+
+
+@pytest.mark.parametrize("header", ["Segment ID,Code,Coder Name", "SegmentID,codes,Reviewer",
+                                    "segment_id,Code IDs,annotator"])
+def test_other_names_of_the_decision_columns_are_read(reviews_dir: Path, header: str) -> None:
+    _write(reviews_dir / "fay.csv", f"{header}\nA:1,apple,fay\nA:2,,fay\n")
+    reviews = load_reviews(reviews_dir, CODES)
+    assert reviews.problems == []
+    assert reviews.decisions() == {"A:1": {"apple"}, "A:2": set()}
+    append_reviews(reviews_dir, [{"segment_id": "A:3", "codes": "banana", "coder": "fay"}])
+    assert load_reviews(reviews_dir, CODES).decisions()["A:3"] == {"banana"}
+    assert (reviews_dir / "fay.csv").read_text(encoding="utf-8-sig").startswith(header)

@@ -300,11 +300,18 @@ def from_formula_safe(value: object) -> str:
     return text[1:] if text.startswith("'") and _needs_quote(text[1:]) else text
 
 
+# Other names a coder's own sheet gives the decision columns.
+_ALIASES = {"segmentid": "segment_id", "code": "codes", "code_ids": "codes",
+            "coder_name": "coder", "reviewer": "coder", "rater": "coder", "annotator": "coder"}
+
+
 def column_key(name: str) -> str:
     """How a header cell names its column: in lower case, and one of
     :data:`REVIEW_FILE_COLUMNS` also with spaces or ``-`` for ``_`` (``Segment ID``), as
-    corpus tables' columns are matched."""
+    corpus tables' columns are matched, or by another name (``Code``, ``Coder name``,
+    ``Reviewer``)."""
     joined = table_column_key(name)
+    joined = _ALIASES.get(joined, joined)
     return joined if joined in REVIEW_FILE_COLUMNS else name.strip().lower()
 
 
