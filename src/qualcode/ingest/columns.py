@@ -10,6 +10,8 @@ import re
 from .readers import RowProblem
 
 ID_COLUMNS = ("excerpt_id", "id", "doc_id")
+# How a manifest names its file column (as column_key gives them).
+FILE_COLUMNS = frozenset({"file", "filename", "file_name", "file_path", "filepath"})
 
 
 def _column_letter(index: int) -> str:

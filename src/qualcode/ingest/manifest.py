@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from ..documents import EXCERPT, Document, Skipped
-from .columns import _HEADER_ROWS, _column_letter, column_key
+from .columns import _HEADER_ROWS, FILE_COLUMNS, _column_letter, column_key
 from .decode import DecodeError, decode
 from .readers import metadata_note
 from .tables import _SEP_HINT, _sniff_delimiter
@@ -54,8 +54,7 @@ def _inside(root: Path, relative: str) -> bool:
 
 
 # Other names researchers give the two key columns (compared as :func:`column_key` gives them).
-_KEY_NAMES = {"file": "file", "filename": "file", "file_name": "file",
-              "file_path": "file", "filepath": "file", "doc_id": "doc_id",
+_KEY_NAMES = {**dict.fromkeys(FILE_COLUMNS, "file"), "doc_id": "doc_id",
               "document_id": "doc_id", "documentid": "doc_id"}
 
 

@@ -14,7 +14,14 @@ from collections.abc import Iterable, Iterator
 
 from ..documents import EXCERPT
 from ..speakers import DEFAULT_INTERVIEWER_LABELS
-from .columns import _HEADER_ROWS, ID_COLUMNS, _columns, _without_unnamed, column_key
+from .columns import (
+    _HEADER_ROWS,
+    FILE_COLUMNS,
+    ID_COLUMNS,
+    _columns,
+    _without_unnamed,
+    column_key,
+)
 from .readers import (
     RawDoc,
     ReadError,
@@ -216,15 +223,13 @@ def _repeated_columns(frame, header: int, where: str = "") -> list[RowProblem]:
     return problems
 
 
-# How a manifest names its file column (as column_key gives them; see manifest._KEY_NAMES).
-_FILE_COLUMNS = {"file", "filename", "file_name", "file_path", "filepath"}
 
 
 def _table_columns(frame, header: int = 1) -> tuple[object, object]:
     """The ``text`` and id columns of a table that must have both."""
     text_col, id_col, found = _columns(frame)
     keys = {column_key(c) for c in frame.columns}
-    if text_col is None and keys & _FILE_COLUMNS:  # the manifest's columns
+    if text_col is None and keys & FILE_COLUMNS:  # the manifest's columns
         raise ReadError(
             f"has no 'text' column but a file column (columns: {found}): a manifest, not "
             "excerpts? Its metadata was not applied (the manifest is read only from "
