@@ -22,6 +22,8 @@ SEGMENT_COLUMNS = (
     "segment_id", "doc_id", "source_type", "speaker", "turn", "char_start", "char_end", "text",
     "codable", "reviewed",
 )
+# Put before a metadata field's name where it would take another column's (a code id's).
+META_PREFIX = "meta_"
 # CSVs carry a UTF-8 byte-order mark so that Excel opens accents and dashes correctly;
 # pandas and R's readr strip it.
 # The files of an outputs folder that several modules read or write (the reports' own
@@ -221,9 +223,9 @@ def _column_names(keys: Sequence[str], reserved: Collection[str]) -> list[str]:
     for key in keys:
         name = key
         if key in SEGMENT_COLUMNS or key == "codes" or key in reserved:
-            name = f"meta_{key}"
+            name = f"{META_PREFIX}{key}"
             while name in taken:
-                name = f"meta_{name}"
+                name = f"{META_PREFIX}{name}"
             taken.add(name)
         names.append(name)
     return names

@@ -34,6 +34,7 @@ from .outputs import (
     CODINGS_CSV,
     CSV_ENCODING,
     EVALUATION_CSV,
+    META_PREFIX,
     RELIABILITY_CSV,
     RUN_MANIFEST,
     SEGMENTS_CSV,
@@ -181,8 +182,8 @@ def resolve_settings(settings: ReportSettings, codebook: Codebook, segments: pd.
     for name in settings.crosstab_fields:
         if name in segments.columns:
             fields.append(name)
-        elif f"meta_{name}" in segments.columns:  # the field of a code id's name
-            fields.append(f"meta_{name}")
+        elif META_PREFIX + name in segments.columns:  # the field of a code id's name
+            fields.append(META_PREFIX + name)
         else:
             notes.append(f"No cross-tab by '{name}': segments.csv has no such column.")
     known = {c.id for c in codebook.categories}

@@ -39,7 +39,7 @@ import pandas as pd
 from scipy import stats
 
 from .codebook import Codebook
-from .outputs import is_true
+from .outputs import META_PREFIX, is_true
 
 _log = logging.getLogger(__name__)
 
@@ -1032,7 +1032,7 @@ def code_document_matrix(segments: pd.DataFrame, codings: pd.DataFrame | None,
     table = pd.DataFrame({"doc_id": docs})
     table["source_type"] = first["source_type"].to_numpy() if "source_type" in first else ""
     for col in meta:
-        name = f"meta_{col}" if col in set(codebook.code_ids) else col
+        name = META_PREFIX + col if col in set(codebook.code_ids) else col
         table[name] = first[col].to_numpy()
     codable = seg["codable"].to_numpy(dtype=bool)
     table["n_segments"] = np.bincount(doc_index, minlength=len(docs))
