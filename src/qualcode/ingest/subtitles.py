@@ -193,20 +193,19 @@ def _order_notes(timings: list[tuple[int, str, str]]) -> list[RowProblem]:
     """A note on the first cue that starts before the cue above it (the cues are read in
     the file's order, so turns can come out of order or merged with the wrong ones), and
     on the first whose end comes before its start."""
-    earlier: list[tuple[int, str, str, str]] = []  # (line, name, timing, timing above)
+    earlier: list[tuple[int, str, str, str]] = []  # (line, name, start, start above)
     backwards: list[tuple[int, str, str]] = []
     previous, above = -1.0, ""
     for line, name, timing in timings:
         start, end = _cue_seconds(timing)
         if start < previous:
-            earlier.append((line, name, timing, above))
+            earlier.append((line, name, *(t.split("-->")[0].strip() for t in (timing, above))))
         if end < start:
             backwards.append((line, name, timing.strip()))
         previous, above = start, timing
     notes = []
     if earlier:
-        line, name, start, before = (*earlier[0][:2], *(t.split("-->")[0].strip()
-                                                         for t in earlier[0][2:]))
+        line, name, start, before = earlier[0]
         more = f" (and {len(earlier) - 1} more cues below)" if len(earlier) > 1 else ""
         notes.append(RowProblem(line, (
             f"{name} starts at {start}, before the cue above it ({before}){more}: the cues "
