@@ -211,3 +211,34 @@ def test_a_manifest_saved_under_another_name_is_not_coded_and_says_how_to_rename
     assert _reported(batch)[0].endswith(
         "— move its rows into 'manifest.csv' and delete it (or move it out of the corpus "
         "folder)")
+
+
+def test_a_table_row_without_speaker_after_an_interviewer_row_is_noted(tmp_path: Path) -> None:
+    # the answer's speaker cell was left empty: it goes on with the question's turn
+    csv_text = ("sep=,\nSpeaker,Time,Text\n"
+                "Interviewer,00:00:01,How did you get access?\n"
+                ",00:00:05,We called the commander every morning.\n"
+                "Interviewer,00:00:20,And then?\n"
+                "Respondent,00:00:25,The other agencies followed us.\n"
+                ",00:00:40,\"It took a month, though.\"\n")  # a long answer over two rows: fine
+    book = openpyxl.Workbook()
+    sheet = book.active
+    for row in [("Interview YEM-09",), (), ("Speaker", "Text"), ("Q", "Who decided?"),
+                ("", "The council."), ("", "And the elders."), ("Respondent", "Later, us.")]:
+        sheet.append(row)
+    data = io.BytesIO()
+    book.save(data)
+    corpus = write_corpus(tmp_path, {"transcripts/table.csv": csv_text,
+                                     "transcripts/fine.txt": TRANSCRIPT})
+    (corpus / "transcripts" / "sheet.xlsx").write_bytes(data.getvalue())
+    batch = read_corpus(corpus)
+    assert _doc_ids(batch) == {"table", "sheet", "fine"}
+    assert _reported(batch) == [
+        "transcripts/sheet.xlsx:5: rows 5, 6 of this transcript table have words but no "
+        "speaker, so they were read as part of the interviewer's turn above and not coded — "
+        "if an answer, fill in the speaker (e.g. 'Respondent')",
+        "transcripts/table.csv:4: row 4 of this transcript table has words but no speaker, "
+        "so it was read as part of the interviewer's turn above and not coded — if an "
+        "answer, fill in the speaker (e.g. 'Respondent')"]
+    coded = {s.text for s in flat_segments(batch) if s.codable and s.doc_id == "table"}
+    assert coded == {"The other agencies followed us.\n\nIt took a month, though."}

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Iterator
 
 from ..documents import EXCERPT
-from ..speakers import DEFAULT_INTERVIEWER_LABELS
+from ..speakers import DEFAULT_INTERVIEWER_LABELS, is_interviewer
 from .columns import (
     _HEADER_ROWS,
     FILE_COLUMNS,
@@ -177,11 +177,14 @@ def _read_csv_frame(data: bytes):
 _SPEAKER_COLUMNS = {"speaker", "speakers", "speaker_name", "participant"}
 
 
-def _transcript_table(frame, interviewer_labels: tuple[str, ...]) -> RawDoc | None:
+def _transcript_table(frame, interviewer_labels: tuple[str, ...], first_row: int
+                      ) -> tuple[RawDoc, list[RowProblem]] | None:
     """A table that is a transcript (``Speaker | Start time | Text``, as transcription
     services and QDA programs export one): no id column, and a header naming a speaker
     and a text column. Its rows become ``Speaker (time): words`` turns, as in a Word
-    table of turns (:func:`docx_text.table_paragraphs`); None for any other table."""
+    table of turns (:func:`docx_text.table_paragraphs`), with a note on rows without a
+    speaker that went into an interviewer's turn (``first_row``: the first row's number
+    in the sheet); None for any other table."""
     from .docx_text import named_columns, table_paragraphs
 
     if _columns(frame)[1] is not None or not any(
@@ -194,7 +197,36 @@ def _transcript_table(frame, interviewer_labels: tuple[str, ...]) -> RawDoc | No
         return None
     text = "\n\n".join(table_paragraphs(rows))
     _require_text(text, "transcript table")
-    return RawDoc(text, _layout(text, interviewer_labels), {})
+    notes = _unlabelled_after_interviewer(rows, named[1:], interviewer_labels, first_row)
+    return RawDoc(text, _layout(text, interviewer_labels), {}), notes
+
+
+def _unlabelled_after_interviewer(rows: list[list[str]], columns: tuple[int, int],
+                                  interviewer_labels: tuple[str, ...], first_row: int
+                                  ) -> list[RowProblem]:
+    """A note on the rows with words and an empty speaker cell below an interviewer's
+    row: such a row goes on with the turn above (a long turn split over rows), so an
+    answer typed without its speaker was read as the interviewer's and not coded."""
+    speaker_col, words_col = columns
+    last = ""
+    found: list[int] = []
+    for number, row in enumerate(rows[1:], start=first_row):
+        speaker = row[speaker_col].strip() if speaker_col < len(row) else ""
+        words = row[words_col].strip() if words_col < len(row) else ""
+        if speaker:
+            last = speaker
+        elif words and last and is_interviewer(last, interviewer_labels):
+            found.append(number)
+    if not found:
+        return []
+    shown = ", ".join(map(str, found[:5])) + (" ..." if len(found) > 5 else "")
+    one = len(found) == 1
+    return [RowProblem(found[0], (
+        f"{'row' if one else 'rows'} {shown} of this transcript table "
+        f"{'has' if one else 'have'} words but no speaker, so "
+        f"{'it was' if one else 'they were'} read as part of the interviewer's turn above "
+        "and not coded — if an answer, fill in the speaker (e.g. 'Respondent')"),
+        note=True)]
 
 
 def _repeated_columns(frame, header: int, where: str = "") -> list[RowProblem]:
@@ -328,9 +360,9 @@ def _read_workbook(data: bytes, interviewer_labels: tuple[str, ...] = DEFAULT_IN
     filled = [s for s in sheets if len(s.frame.columns)] or sheets[:1]
     if len(filled) == 1:
         sheet = filled[0]
-        transcript = _transcript_table(sheet.frame, interviewer_labels)
+        transcript = _transcript_table(sheet.frame, interviewer_labels, sheet.header + 1)
         if transcript is not None:
-            return [transcript], hidden + sheet.problems()
+            return [transcript[0]], hidden + _by_row(transcript[1] + sheet.problems())
         columns = _table_columns(sheet.frame, sheet.header)
         repeated = _repeated_columns(sheet.frame, sheet.header)
         docs, problems = _excerpts(sheet.frame, *columns, sheet.header + 1)
@@ -362,9 +394,9 @@ def read_table(data: bytes, fmt: str,
         docs, problems = _read_workbook(data, tuple(interviewer_labels))
     else:
         frame, long_rows, above = _read_csv_frame(data)
-        transcript = _transcript_table(frame, tuple(interviewer_labels))
+        transcript = _transcript_table(frame, tuple(interviewer_labels), 2 + above)
         if transcript is not None:
-            return [transcript], long_rows
+            return [transcript[0]], sorted(long_rows + transcript[1], key=lambda p: p.row or 0)
         columns = _table_columns(frame, 1 + above)
         repeated = _repeated_columns(frame, 1 + above)
         docs, problems = _excerpts(frame, *columns, 2 + above)
