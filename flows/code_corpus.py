@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -49,6 +50,7 @@ from qualcode.training import MODEL_FILE, TrainingSet, ensure_model, model_dir, 
 
 from .incremental import (
     RECORDS_INDEX,
+    SHORT_FILE_BYTES,
     FileRecords,
     batch_key,
     coding_key,
@@ -66,8 +68,9 @@ from .incremental import (
 from .publish import discard, open_staging, promote
 from .reports import publish_artifacts
 
-# Files per task run, about: each task run costs Prefect's server and the flow ~0.1 s of
-# CPU, and a batch's files are spread over all worker processes, so batches can be big.
+# Files per task run, about (more when they are short, see ``plan_batches``): each task
+# run costs Prefect's server and the flow ~0.1 s of CPU, and a batch's files are spread
+# over all worker processes, so batches can be big.
 DEFAULT_BATCH_SIZE = 500
 CHUNK_CHARS = 500_000  # text scored per call of a worker process (~0.3 s)
 RETRIES = 2  # a batch is tried at most 1 + RETRIES times
@@ -140,11 +143,12 @@ class Ingested(_Recorded):
       cache_policy=CONTENT_CACHE)
 def ingest_batch(
     corpus: str, files: Bulk, interviewer_labels: list[str], max_turn_chars: int,
-    located: Bulk, processes: int = 1,
+    located: Bulk, processes: int = 1, lengths: Bulk | None = None,
 ) -> Ingested:
     """Read and segment one batch of ``(path, key, sha256)`` (``files``), shared among the
-    worker processes when ``processes > 1``; files read before come from their records
-    (``located``: file key -> records pack)."""
+    worker processes when ``processes > 1`` by the files' ``lengths`` (path -> bytes, as
+    the flow found them); files read before come from their records (``located``: file
+    key -> records pack)."""
     files = files.value
     records = FileRecords(located.value)
     parts: dict[str, Batch] = {}
@@ -160,7 +164,8 @@ def ingest_batch(
             return (process_batch, corpus, entries, interviewer_labels, max_turn_chars,
                     str(records.folder))
 
-        groups = parallel.share([_size(Path(corpus) / p) for p in paths],
+        sizes = {} if lengths is None else lengths.value
+        groups = parallel.share([sizes.get(p) or _size(Path(corpus) / p) for p in paths],
                                 2 * processes if processes > 1 else 1)
         try:
             done = parallel.run_each(read_and_record,
@@ -440,6 +445,17 @@ def _drop_paths(batch: Batch, reasons: Mapping[str, str]) -> Batch:
                  batch.files)
 
 
+def _lengths(corpus: Path, paths: Sequence[str]) -> dict[str, int]:
+    """Each file's size in bytes (a file that cannot be read now counts as long)."""
+    lengths = {}
+    for path in paths:
+        try:
+            lengths[path] = os.stat(os.path.join(corpus, path)).st_size
+        except OSError:
+            lengths[path] = SHORT_FILE_BYTES
+    return lengths
+
+
 def _subset(decisions: Mapping[str, frozenset[str]], segments: Sequence[Segment]
             ) -> dict[str, frozenset[str]]:
     return {s.segment_id: decisions[s.segment_id] for s in segments if s.segment_id in decisions}
@@ -454,7 +470,7 @@ def code_corpus(
     out: str = "outputs",
     backend: str | None = None,
     evaluate: bool = True,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int | None = None,
     interviewer_labels: list[str] | None = None,
     max_turn_chars: int = DEFAULT_MAX_TURN_CHARS,
     workers: int | None = None,
@@ -464,10 +480,12 @@ def code_corpus(
     run manifest (``run_manifest.json``) without its list of input files.
 
     Parameters are paths and settings only; transcript text never enters Prefect's
-    database. ``workers`` runs that many batches at once (with the fast backend, reading
-    and scoring in that many processes; default: one per core, at most
-    ``parallel.MAX_AUTO_WORKERS``; 1 with the semantic backend); ``dask_address``
-    (``tcp://host:port``) runs them on an existing Dask cluster instead.
+    database. ``batch_size`` files make a task run (default: about
+    ``DEFAULT_BATCH_SIZE``, more when they are short). ``workers`` runs that many batches
+    at once (with the fast backend, reading and scoring in that many processes;
+    default: one per core, at most ``parallel.MAX_AUTO_WORKERS``; 1 with the semantic
+    backend); ``dask_address`` (``tcp://host:port``) runs them on an existing Dask
+    cluster instead.
     """
     logger = get_run_logger()
     started, t0 = now(), time.perf_counter()
@@ -478,7 +496,9 @@ def code_corpus(
     manifest = load_manifest(corpus_dir)
     paths, unsupported = discover_files(corpus_dir)
     keys = ingest_keys(corpus_dir, paths, manifest, labels, max_turn_chars)
-    plan = plan_batches(paths, batch_size)
+    lengths = _lengths(corpus_dir, paths)
+    plan = (plan_batches(paths, batch_size) if batch_size else
+            plan_batches(paths, DEFAULT_BATCH_SIZE, lengths))
     storage = results_dir(out_dir)
     ingest = ingest_batch.with_options(result_storage=storage)
     code = code_batch.with_options(result_storage=storage)
@@ -512,7 +532,8 @@ def code_corpus(
     with task_runner(workers * (2 if processes > 1 else 1), dask_address) as runner:
         reading = [{"corpus": str(corpus_dir), "files": Bulk([(p, *keys[p]) for p in batch]),
                     "interviewer_labels": labels, "max_turn_chars": max_turn_chars,
-                    "located": located([keys[p][0] for p in batch]), "processes": processes}
+                    "located": located([keys[p][0] for p in batch]), "processes": processes,
+                    "lengths": Bulk({p: lengths[p] for p in batch})}
                    for batch in plan]
         read = _settle([runner.submit(ingest, parameters) for parameters in reading], plan,
                        "ingest-batch", storage, lambda i: runner.submit(

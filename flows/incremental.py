@@ -31,7 +31,7 @@ import pickle
 import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,11 @@ INGEST_EXCLUDED = _OUTPUT_ONLY + _CLASSIFIER
 CODING_EXCLUDED = _OUTPUT_ONLY
 # A batch is cut after at most this many times the wanted size, whatever the hashes say.
 MAX_BATCH_FACTOR = 4
+# With files' lengths, a file shorter than this ends a batch half as often per halving of
+# its length, down to 1/MAX_STRETCH as often: a batch of short files holds about as much
+# text as one of files this long (each task run costs Prefect ~0.1 s, whatever its size).
+SHORT_FILE_BYTES = 4096
+MAX_STRETCH = 16
 
 
 def results_dir(out: str | Path) -> Path:
@@ -98,24 +103,44 @@ def _stable_hash(path: str) -> int:
     return int.from_bytes(hashlib.sha256(_utf8(path)).digest()[:8], "big")
 
 
-def plan_batches(paths: Sequence[str], size: int) -> list[list[str]]:
+def plan_batches(paths: Sequence[str], size: int,
+                 lengths: Mapping[str, int] | None = None) -> list[list[str]]:
     """Split sorted corpus paths into batches of about ``size`` files, stably.
 
     A batch ends after a path whose hash is divisible by ``size`` (or after
     ``MAX_BATCH_FACTOR * size`` files), so adding, removing or editing one file changes
-    one batch and leaves the others, and their cache keys, as they were.
+    one batch and leaves the others, and their cache keys, as they were. With
+    ``lengths`` (each file's bytes), a short file must also have its hash divided by
+    ``size`` divisible by its :func:`_stretch` (and counts 1/stretch of a file), so that
+    batches of short files hold more of them; a file whose edit changes its stretch
+    may join or split the batches around it.
     """
     size = max(1, size)
     batches: list[list[str]] = []
     current: list[str] = []
+    weight = 0.0  # files so far, a short file counting 1/stretch
     for path in sorted(paths):
         current.append(path)
-        if _stable_hash(path) % size == 0 or len(current) >= MAX_BATCH_FACTOR * size:
+        turn, rest = divmod(_stable_hash(path), size)
+        stretch = 1 if lengths is None else _stretch(lengths.get(path, SHORT_FILE_BYTES))
+        weight += 1 / stretch
+        if (rest == 0 and turn % stretch == 0) or weight >= MAX_BATCH_FACTOR * size:
             batches.append(current)
-            current = []
+            current, weight = [], 0.0
     if current:
         batches.append(current)
     return batches
+
+
+def _stretch(length: int) -> int:
+    """How many times less often a file of ``length`` bytes ends a batch: 1 for one of
+    more than half ``SHORT_FILE_BYTES``, 2 for half or less, 4 for a quarter or less, ...
+    at most ``MAX_STRETCH`` (powers of two: a file that ends a batch at a stretch ends
+    one at every smaller stretch too)."""
+    stretch = 1
+    while stretch < MAX_STRETCH and length * stretch * 2 <= SHORT_FILE_BYTES:
+        stretch *= 2
+    return stretch
 
 
 def file_sha256(path: Path) -> str | None:
@@ -145,15 +170,22 @@ def ingest_keys(
     return keys
 
 
+@lru_cache(maxsize=4)
+def _coding_digest(model_sha256: str, codebook_sha256: str) -> Any:
+    """sha256 so far of what every file's coding key starts with (copied, never updated)."""
+    digest = hashlib.sha256()
+    for part in (model_sha256, codebook_sha256, source_fingerprint(CODING_EXCLUDED),
+                 json.dumps(versions(), sort_keys=True)):
+        digest.update(_utf8(part) + b"\0")
+    return digest
+
+
 def coding_key(
     segments: Sequence[Segment], decisions: Mapping[str, frozenset[str]], model_sha256: str,
     codebook_sha256: str,
 ) -> str:
     """The key of one file's coding: its codable segments, their reviews, model, codebook."""
-    digest = hashlib.sha256()
-    for part in (model_sha256, codebook_sha256, source_fingerprint(CODING_EXCLUDED),
-                 json.dumps(versions(), sort_keys=True)):
-        digest.update(_utf8(part) + b"\0")
+    digest = _coding_digest(model_sha256, codebook_sha256).copy()
     for seg in segments:
         human = decisions.get(seg.segment_id)
         reviewed = "" if human is None else "\x1f".join(sorted(human)) + "\x1e"

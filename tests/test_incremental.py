@@ -208,6 +208,31 @@ def test_batches_are_stable_when_files_come_and_go():
         assert len(after) - len(untouched) <= 2
 
 
+def test_batches_of_short_files_hold_more_of_them_and_stay_stable():
+    from flows.incremental import MAX_STRETCH, SHORT_FILE_BYTES, _stretch, plan_batches
+
+    assert [_stretch(n) for n in (0, 100, 256, 257, 1024, 2048, 2049, 4096, 10**6)] == [
+        MAX_STRETCH, MAX_STRETCH, MAX_STRETCH, 8, 4, 2, 1, 1, 1]
+    paths = [f"transcripts/int_{i:05d}.txt" for i in range(20_000)]
+    long = plan_batches(paths, 100, dict.fromkeys(paths, SHORT_FILE_BYTES))
+    assert long == plan_batches(paths, 100)  # files of a usual length: as by count
+    short = plan_batches(paths, 100, dict.fromkeys(paths, 300))  # stretched 8 times
+    assert sorted(p for b in short for p in b) == paths
+    assert len(long) > 120 and 10 <= len(short) <= 50
+    # a short file ends a batch only where a long one would: batches only merge
+    ends = {b[-1] for b in long}
+    assert {b[-1] for b in short[:-1]} <= ends
+    # one file added or grown past the limit changes the batches around it only
+    lengths = dict.fromkeys(paths, 300)
+    for changed, changed_lengths in (
+        ([*paths, "transcripts/int_10000a.txt"], {**lengths, "transcripts/int_10000a.txt": 50}),
+        (paths, {**lengths, short[3][-1]: 10**6, short[7][5]: 10**6}),
+    ):
+        after = plan_batches(changed, 100, changed_lengths)
+        untouched = {tuple(b) for b in short} & {tuple(b) for b in after}
+        assert len(short) - len(untouched) <= 3 and len(after) - len(untouched) <= 4
+
+
 def test_ingest_keys_follow_content_manifest_and_settings(tmp_path):
     from flows.incremental import ingest_keys
     from qualcode.ingest import load_manifest

@@ -34,9 +34,10 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--codebook", default="codebook.yaml",
                         help="codebook file (default: codebook.yaml)")
     parser.add_argument("--out", default="outputs", help="output folder (default: outputs)")
-    parser.add_argument("--batch-size", type=_at_least(1), default=500,
-                        help="about this many files per Prefect task (default: 500; a "
-                             "batch's files are shared among the worker processes)")
+    parser.add_argument("--batch-size", type=_at_least(1), default=None,
+                        help="about this many files per Prefect task (default: about "
+                             "500, more when files are shorter than 4 KB; a batch's "
+                             "files are shared among the worker processes)")
     parser.add_argument(
         "--interviewer-labels", default=",".join(DEFAULT_INTERVIEWER_LABELS),
         help="comma-separated speaker labels kept as context and not coded "
