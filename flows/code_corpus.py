@@ -52,6 +52,7 @@ from .incremental import (
     RECORDS_INDEX,
     SHORT_FILE_BYTES,
     FileRecords,
+    RowsOf,
     batch_key,
     coding_key,
     ingest_keys,
@@ -281,6 +282,7 @@ def code_batch(
             parts[i] = cached
     todo = [i for i in range(len(files)) if i not in parts]
     failed: dict[str, str] = {}
+    shared: dict[int, RowsOf] = {}  # the records of one scoring's files
     if todo:
         flat = [s for i in todo for s in segments[i]]
         # Cut on segments, not files, so that one big file (an excerpt table) is shared
@@ -294,6 +296,8 @@ def code_batch(
             coded = CodingResult.concat(done, done[0].code_ids, done[0].thresholds)
             bounds = list(itertools.accumulate((len(segments[i]) for i in todo), initial=0))
             fresh = [coded.rows(a, b) for a, b in itertools.pairwise(bounds)]
+            shared = {i: RowsOf(coded, a, b)
+                      for i, (a, b) in zip(todo, itertools.pairwise(bounds), strict=True)}
         except Exception as err:
             if len(todo) == 1:
                 raise _sanitised("coding", paths, err) from None
@@ -305,7 +309,7 @@ def code_batch(
             fresh = [CodingResult.concat([], some.code_ids, some.thresholds)
                      if result is None else result for result in fresh]
         parts.update(zip(todo, fresh, strict=True))
-        keep = {files[i][1]: parts[i] for i in todo
+        keep = {files[i][1]: shared.get(i, parts[i]) for i in todo
                 if files[i][1] is not None and files[i][0] not in failed}
         if keep:
             records.saved(record(records.folder, keep))

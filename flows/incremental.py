@@ -33,7 +33,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cache, lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import qualcode
 from qualcode.corpus import Batch
@@ -276,6 +276,17 @@ def split_by_file(batch: Batch, paths: Sequence[str]) -> dict[str, Batch]:
 RECORDS_INDEX = "records-index.json"
 
 
+class RowsOf(NamedTuple):
+    """A record that is rows ``start:stop`` of a result (``whole.rows``) shared by the
+    records of one pack: pickled once per pack, not once per file (20,000 one-answer
+    files' codings took 0.6 s to pickle and 0.5 s to load one by one, 0.09 s and 0.04 s
+    so)."""
+
+    whole: Any
+    start: int
+    stop: int
+
+
 class FileRecords:
     """Per-file results of one task run: read from their *packs* in the task result
     folder, found through an index that only the flow writes (:func:`load_index`,
@@ -307,7 +318,8 @@ class FileRecords:
                 self._packs[pack] = pickle.loads((self.folder / pack).read_bytes())
             except Exception:  # missing, unreadable or from an incompatible version
                 self._packs[pack] = {}
-        return self._packs[pack].get(key)
+        found = self._packs[pack].get(key)
+        return found.whole.rows(found.start, found.stop) if isinstance(found, RowsOf) else found
 
     def saved(self, located: Mapping[str, str]) -> None:
         """New records, written by :func:`record` (in the process that made them)."""
