@@ -116,3 +116,23 @@ def test_wrapped_role_word_among_named_speakers_is_text() -> None:
     text = ("Amira: I had one\nquestion: why did they close it.\n\nHanan: And?\n\n"
             "Amira: We went through an\ninterpreter: a boy.\n\nHanan: Thanks.\n")
     assert _speakers(text) == ["Amira", "Hanan"] * 2
+
+
+def test_labels_are_found_once_per_text_while_remembered(monkeypatch) -> None:
+    import qualcode.speakers as speakers
+
+    calls = []
+    real = speakers._find_labels
+    monkeypatch.setattr(speakers, "_find_labels",
+                        lambda *args: calls.append(args[0]) or real(*args))
+    text = "Interviewer: How?\n\nRespondent: Slowly.\n"
+    with speakers.labels_remembered():
+        first = speakers.find_labels(text)
+        first.clear()  # a caller's list is its own
+        again = speakers.find_labels(text)
+        other = speakers.find_labels(text, ["Respondent"])  # other labels: found anew
+    assert [label.name for label in again] == ["Interviewer", "Respondent"]
+    assert [label.name for label in other] == ["Respondent"]  # Interviewer: used once
+    assert len(calls) == 2
+    speakers.find_labels(text)  # outside, nothing is remembered
+    assert len(calls) == 3

@@ -18,7 +18,7 @@ from .ingest import (
     unmatched_doc_ids,
 )
 from .segment import DEFAULT_MAX_TURN_CHARS, UNLABELLED_ANSWER, segment_document
-from .speakers import DEFAULT_INTERVIEWER_LABELS, is_interviewer
+from .speakers import DEFAULT_INTERVIEWER_LABELS, is_interviewer, labels_remembered
 
 
 @dataclass(slots=True)
@@ -37,10 +37,12 @@ def process_batch(
 ) -> Batch:
     """Read and segment one batch of corpus files."""
     corpus = Path(corpus)
-    result = ingest_files(corpus, paths, load_manifest(corpus), interviewer_labels)
+    with labels_remembered():
+        result = ingest_files(corpus, paths, load_manifest(corpus), interviewer_labels)
+        segmented = [segment_document(doc, interviewer_labels, max_turn_chars)
+                     for doc in result.documents]
     batch = Batch(files=result.files, skipped=result.skipped)
-    for doc in result.documents:
-        segments = segment_document(doc, interviewer_labels, max_turn_chars)
+    for doc, segments in zip(result.documents, segmented, strict=True):
         if segments:
             batch.documents.append(doc)
             batch.segments.append(segments)

@@ -7,9 +7,11 @@ import difflib
 import functools
 import itertools
 import re
+import threading
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import NamedTuple
@@ -161,11 +163,39 @@ def _form(match: re.Match[str]) -> tuple[str | None, str | None, bool]:
     return match["mark"], match["em"], match["otter"] is not None
 
 
+_remembered = threading.local()
+
+
+@contextmanager
+def labels_remembered() -> Iterator[None]:
+    """Within, :func:`find_labels` remembers each text's labels on this thread: reading a
+    batch decides each file's layout from its labels, then segmenting asks again."""
+    outer = getattr(_remembered, "found", None)
+    _remembered.found = {}
+    try:
+        yield
+    finally:
+        _remembered.found = outer
+
+
 def find_labels(
     text: str,
     interviewer_labels: Iterable[str] = DEFAULT_INTERVIEWER_LABELS,
     paragraph_labels: bool = False,
 ) -> list[Label]:
+    """Speaker labels that open a turn, in order (see :func:`_find_labels`)."""
+    found = getattr(_remembered, "found", None)
+    labels = tuple(interviewer_labels)
+    if found is None:
+        return _find_labels(text, labels, paragraph_labels)
+    key = (text, labels, paragraph_labels)
+    if key not in found:
+        found[key] = tuple(_find_labels(text, labels, paragraph_labels))
+    return list(found[key])
+
+
+def _find_labels(text: str, interviewer_labels: tuple[str, ...], paragraph_labels: bool
+                 ) -> list[Label]:
     """Speaker labels that open a turn, in order.
 
     A candidate ``Words:`` at a line start (or another form of ``TURN_LABEL_RE``) is
