@@ -835,3 +835,26 @@ def test_other_names_of_the_decision_columns_are_read(reviews_dir: Path, header:
     append_reviews(reviews_dir, [{"segment_id": "A:3", "codes": "banana", "coder": "fay"}])
     assert load_reviews(reviews_dir, CODES).decisions()["A:3"] == {"banana"}
     assert (reviews_dir / "fay.csv").read_text(encoding="utf-8-sig").startswith(header)
+
+
+def test_a_code_name_with_a_comma_is_reported_whole_with_its_id(tmp_path: Path) -> None:
+    from qualcode.reviews import code_hint
+
+    names = {"access, denied": "access_denied", "apple": "apple"}
+    ids = [*CODES, "access_denied"]
+    codes, unknown = resolve_codes("Access, Denied; banana, cherry", ids, names)
+    assert codes == {"banana", "cherry"} and unknown == ["Access, Denied"]
+    assert code_hint(unknown[0], ids, names) == (
+        " (the name of code 'access_denied': write its id)")
+    # without the names (or for other words) commas still separate ids
+    assert resolve_codes("Access, Denied", ids)[1] == ["Access", "Denied"]
+    reviews = tmp_path / "reviews"
+    reviews.mkdir()
+    (reviews / "anna.csv").write_text(
+        'segment_id,codes,coder\nD:1,"access, denied",anna\nD:2,"banana,cherry",anna\n',
+        encoding="utf-8")
+    loaded = load_reviews(reviews, ids, names)
+    assert [(r.segment_id, set(r.codes)) for r in loaded.reviews] == [
+        ("D:2", {"banana", "cherry"})]
+    assert [p.reason.split(" — ")[0] for p in loaded.problems] == [
+        "unknown code id 'access, denied' (the name of code 'access_denied': write its id)"]

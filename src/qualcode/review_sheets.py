@@ -946,7 +946,7 @@ def _read_sheet(path: Path, code_ids: Sequence[str], texts: Mapping[str, str] | 
                              "not in "
                              "segments.csv; correct the id (or rerun `qualcode run` if the "
                              "corpus changed)"))
-        codes, unknown = resolve_codes(raw_codes, code_ids)
+        codes, unknown = resolve_codes(raw_codes, code_ids, names or ())
         for code in unknown:
             problems.append((UNKNOWN_CODE,
                              f"unknown code id '{code}'{code_hint(code, code_ids, names)} — "

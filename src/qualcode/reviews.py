@@ -193,19 +193,29 @@ def is_adjudicator(coder: str) -> bool:
     return coder.strip().casefold() == ADJUDICATOR
 
 
-def split_codes(value: str) -> list[str]:
-    """Code ids in a cell: separated by ``;``, ``,`` or line breaks (Alt+Enter in Excel)."""
-    value = value.replace(",", CODE_SEPARATOR).replace("\r", "\n").replace("\n", CODE_SEPARATOR)
-    return [c.strip() for c in value.split(CODE_SEPARATOR) if c.strip()]
+def split_codes(value: str, whole: Collection[str] = ()) -> list[str]:
+    """Code ids in a cell: separated by ``;``, ``,`` or line breaks (Alt+Enter in Excel);
+    an item whose folded text is in ``whole`` (a code's name with a comma in it) is not
+    cut at its commas."""
+    items = []
+    for item in value.replace("\r", "\n").replace("\n", CODE_SEPARATOR).split(CODE_SEPARATOR):
+        if whole and " ".join(item.split()).casefold() in whole:
+            items.append(item)
+        else:
+            items.extend(item.split(","))
+    return [c.strip() for c in items if c.strip()]
 
 
-def resolve_codes(value: str, code_ids: Iterable[str]) -> tuple[frozenset[str], list[str]]:
+def resolve_codes(value: str, code_ids: Iterable[str], names: Collection[str] = ()
+                  ) -> tuple[frozenset[str], list[str]]:
     """The known codes of a cell and its unknown ids.
 
     Ids match exactly or, when that is unambiguous, ignoring case (spreadsheets like to
     capitalise the first letter). ``(none)`` — or ``none`` when no code is called that —
     means "reviewed, no code". Ids separated by spaces, ``|`` or ``/`` instead of ``;``
-    are read one by one when each is a code (an id holds none of these).
+    are read one by one when each is a code (an id holds none of these). A code's name
+    (``names``, folded) typed whole stays one unknown item, commas and all, so that the
+    problem can say whose name it is.
     """
     known = list(code_ids)
     exact = set(known)
@@ -215,7 +225,7 @@ def resolve_codes(value: str, code_ids: Iterable[str]) -> tuple[frozenset[str], 
     codes: set[str] = set()
     unknown: list[str] = []
     items: list[str] = []
-    for item in split_codes(value):
+    for item in split_codes(value, [n for n in names if "," in n]):
         parts = [p for p in _OTHER_SEPARATORS.split(item) if p]
         if parts != [item] and parts and all(p in exact or p.casefold() in folded
                                              for p in parts):
@@ -605,7 +615,7 @@ def _read_file(path: Path, code_ids: Sequence[str], label: str, coders: _Coders,
             coder, note = coders.name(coder, label, row)
             if note:
                 problems.append(note)
-        codes, unknown = resolve_codes(record.get("codes", ""), code_ids)
+        codes, unknown = resolve_codes(record.get("codes", ""), code_ids, names or ())
         found = _row_problems(segment_id, coder, unknown, code_ids, names)
         problems.extend(Skipped(label, reason, row) for reason in found)
         if segment_id and coder:
