@@ -753,3 +753,13 @@ def test_a_codebook_is_validated_once_per_content_and_each_load_is_its_own(
     assert load_codebook(path).codes[0].name == "from the cache"
     path.write_text(path.read_text(encoding="utf-8") + "\n", encoding="utf-8")  # new content
     assert load_codebook(path).codes[0].name == first.codes[0].name
+
+
+def test_category_ids_differing_only_in_case_are_refused(tmp_path):
+    text = BASE.replace("  - id: outcome\n", "  - id: Tactic\n")
+    problems = validate_codebook(write(tmp_path, text.replace("category: outcome",
+                                                              "category: Tactic")))[1]
+    clash = single(problems)
+    assert clash.line == 6 and clash.message == (
+        "category id 'Tactic' differs from 'tactic' (line 4) only in case: on Windows and "
+        "macOS their output files would overwrite each other.")

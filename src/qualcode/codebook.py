@@ -616,10 +616,17 @@ def _check_entries(ctx: _Context) -> None:
         cid = cat.get("id")
         if isinstance(cid, str):
             _check_id(ctx, (*loc, "id"), cid, "category")
+            same_case = next((c for c in cat_ids if c.casefold() == cid.casefold()), None)
             if cid in cat_ids:
                 first = ctx.lines.line(("categories", cat_ids[cid], "id"))
                 ctx.add((*loc, "id"), f"duplicate category id {cid!r} (first defined at line "
                         f"{first}).", "give each category a unique id, or merge the two.")
+            elif same_case is not None:  # cooccurrence_<a>_x_<b>.csv would be one file
+                first = ctx.lines.line(("categories", cat_ids[same_case], "id"))
+                ctx.add((*loc, "id"), f"category id {cid!r} differs from {same_case!r} (line "
+                        f"{first}) only in case: on Windows and macOS their output files "
+                        "would overwrite each other.", "give each category its own id.")
+                cat_ids[cid] = i
             else:
                 cat_ids[cid] = i
         _blank(ctx, cat, loc, "name")
