@@ -295,9 +295,9 @@ def code_batch(
             done = parallel.run_each(parallel.score_here, calls, processes)
             coded = CodingResult.concat(done, done[0].code_ids, done[0].thresholds)
             bounds = list(itertools.accumulate((len(segments[i]) for i in todo), initial=0))
-            fresh = [coded.rows(a, b) for a, b in itertools.pairwise(bounds)]
-            shared = {i: RowsOf(coded, a, b)
-                      for i, (a, b) in zip(todo, itertools.pairwise(bounds), strict=True)}
+            spans = list(itertools.pairwise(bounds))
+            fresh = [coded.rows(a, b) for a, b in spans]
+            shared = {i: RowsOf(coded, a, b) for i, (a, b) in zip(todo, spans, strict=True)}
         except Exception as err:
             if len(todo) == 1:
                 raise _sanitised("coding", paths, err) from None
