@@ -551,7 +551,15 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     info = server.status() if ours else None
     if info is not None:
         _stop_serving_without(info, args.name)
-    serve_code_corpus(args.name, schedule, parameters, api)
+    try:
+        serve_code_corpus(args.name, schedule, parameters, api)
+    except BaseException:
+        # Prefect's serve loop may fail on the dead server (its event stream) before the
+        # watcher sees it: say why all the same.
+        if info is not None and not server.still_running(info):
+            _server_gone(info, args.name)
+            return 1
+        raise
     print(f"\nStopped serving 'code-corpus/{args.name}': its schedule is paused until "
           "`qualcode schedule` runs again; any run in progress was cancelled (the outputs stay "
           "those of the last complete run). The Prefect server still runs (`qualcode server "
@@ -564,13 +572,30 @@ def _stop_serving_without(info: Any, name: str, every: float = 5.0) -> None:
     a crash), end this command at once with status 1 and say so. Prefect would go on
     asking a dead address for runs without a word (a restarted server has another port),
     and on Ctrl-C retry pausing the schedule there for a minute, then print a traceback."""
-    import threading
-
     from . import server
 
     def watch() -> None:
         while server.still_running(info):
             time.sleep(every)
+        _server_gone(info, name)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="qualcode-server-watch", daemon=True).start()
+
+
+_GONE = threading.Lock()  # the watcher's thread or the serve loop's: the first says it
+_gone_said = False
+
+
+def _server_gone(info: Any, name: str) -> None:
+    """Say that the project server has gone (once) and stop the flow runs in progress."""
+    global _gone_said
+    from . import server
+
+    with _GONE:
+        if _gone_said:
+            return
+        _gone_said = True
         print(f"\nerror: the project's Prefect server ({info.url}, pid {info.pid}) has "
               "stopped (`qualcode server stop`, or it failed: see "
               f"{Path(info.home) / server.LOG_FILE}), so no scheduled run can start: "
@@ -578,9 +603,6 @@ def _stop_serving_without(info: Any, name: str, every: float = 5.0) -> None:
               "starts the server); a run in progress was stopped, the outputs stay those "
               "of the last complete run.", file=sys.stderr, flush=True)
         _end_child_processes()
-        os._exit(1)
-
-    threading.Thread(target=watch, name="qualcode-server-watch", daemon=True).start()
 
 
 def _end_child_processes(timeout: float = 10.0) -> None:
