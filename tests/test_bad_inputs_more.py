@@ -242,3 +242,28 @@ def test_a_table_row_without_speaker_after_an_interviewer_row_is_noted(tmp_path:
         "answer, fill in the speaker (e.g. 'Respondent')"]
     coded = {s.text for s in flat_segments(batch) if s.codable and s.doc_id == "table"}
     assert coded == {"The other agencies followed us.\n\nIt took a month, though."}
+
+
+def test_a_word_table_row_without_speaker_after_an_interviewer_row_is_noted(
+        tmp_path: Path) -> None:
+    import docx
+
+    document = docx.Document()
+    document.add_paragraph("Interview YEM-10")
+    rows = [("Speaker", "Text"), ("Interviewer", "Who decided?"), ("", "The council did."),
+            ("Respondent", "Then the elders."), ("", "And we waited.")]  # the last: fine
+    table = document.add_table(rows=len(rows), cols=2)
+    for i, row in enumerate(rows):
+        for j, value in enumerate(row):
+            table.cell(i, j).text = value
+    data = io.BytesIO()
+    document.save(data)
+    corpus = write_corpus(tmp_path, {"transcripts/fine.txt": TRANSCRIPT})
+    (corpus / "transcripts" / "word.docx").write_bytes(data.getvalue())
+    batch = read_corpus(corpus)
+    assert _doc_ids(batch) == {"word", "fine"}
+    assert _reported(batch) == [
+        "transcripts/word.docx: has rows with words but no speaker below an interviewer's "
+        "row (table 1, row 3): they were read as part of the interviewer's turn and not "
+        "coded — the rest of the file was read; if they are answers, fill in the speaker "
+        "(e.g. 'Respondent')"]

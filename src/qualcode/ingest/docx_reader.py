@@ -20,11 +20,13 @@ _Header = tuple[int, int, dict[str, str]]  # a key | value table's paragraphs, i
 
 _TableNote = tuple[int, int, str]  # a timed table's row that is a note: table, row, text
 _UnreadColumn = tuple[int, str, list[str]]  # a table's column not read: table, header, texts
+_Unlabelled = tuple[int, list[int]]  # rows without speaker after an interviewer's: table, rows
 
 
 def _docx_paragraphs(
     document, interviewer_labels: Iterable[str]
-) -> tuple[list[str], dict[str, str], list[_TableNote], list[_UnreadColumn]]:
+) -> tuple[list[str], dict[str, str], list[_TableNote], list[_UnreadColumn],
+           list[_Unlabelled]]:
     """The body's paragraphs and table rows as text, content controls and text boxes
     included, the fields of ``key | value`` tables above the first speaker's turn
     (``Date | 12 May``, ``Interviewer | J. Doe``): the document's metadata, not its text,
@@ -38,6 +40,7 @@ def _docx_paragraphs(
         note_rows,
         table_paragraphs,
         table_rows,
+        unlabelled_after_interviewer,
         unread_columns,
     )
 
@@ -48,6 +51,7 @@ def _docx_paragraphs(
     tables: list[_Header] = []
     notes: list[_TableNote] = []
     unread: list[_UnreadColumn] = []
+    unlabelled: list[_Unlabelled] = []
     table_count = 0
     for block in body_blocks(body):
         if block.tag == TABLE:
@@ -55,6 +59,8 @@ def _docx_paragraphs(
             table_count += 1
             notes.extend((table_count, row, text) for row, text in note_rows(rows))
             unread.extend((table_count, name, texts) for name, texts in unread_columns(rows))
+            if found := unlabelled_after_interviewer(rows, interviewer_labels):
+                unlabelled.append((table_count, [i + 1 for i in found]))
             fields = header_fields(rows, MAX_METADATA_CHARS)
             start = len(paragraphs)
             paragraphs.extend(table_paragraphs(rows))
@@ -67,7 +73,7 @@ def _docx_paragraphs(
     for start, end, fields in reversed(headers):
         meta = {**fields, **meta}
         del paragraphs[start:end]
-    return paragraphs, meta, notes, unread
+    return paragraphs, meta, notes, unread, unlabelled
 
 
 def _headers(paragraphs: list[str], tables: list[_Header],
@@ -162,13 +168,15 @@ def read_docx(
     except Exception as err:  # zipfile's, python-docx's and lxml's errors on damage
         raise _not_office_file(data, "docx", err) from err
     interviewer_labels = tuple(interviewer_labels)
-    paragraphs, fields, table_notes, unread = _docx_paragraphs(document, interviewer_labels)
+    paragraphs, fields, table_notes, unread, unlabelled = _docx_paragraphs(
+        document, interviewer_labels)
     text = text_lines("\n\n".join(paragraphs))
     _require_text(text, ".docx")
     props = document.core_properties
     meta = {"title": props.title} if props.title else {}
     meta.update(fields)  # a header table's Title, on the page, over the file's property
-    problems = _table_notes(table_notes) + _unread_note(unread) + _docx_notes(document)
+    problems = (_table_notes(table_notes) + _unread_note(unread)
+                + _unlabelled_note(unlabelled) + _docx_notes(document))
     return [RawDoc(text, _layout(text, interviewer_labels), meta)], problems
 
 
@@ -186,6 +194,21 @@ def _table_notes(notes: list[_TableNote]) -> list[RowProblem]:
         f"has {what}, in its time | speaker | words table ({shown}{more}), left out and not "
         "coded — the rest of the file was read; if such a row holds words someone said, put "
         "the speaker's name in its speaker cell"), note=True)]
+
+
+def _unlabelled_note(tables: list[_Unlabelled]) -> list[RowProblem]:
+    """The rows of tables of turns with words and no speaker below an interviewer's row
+    (read as the interviewer's, not coded), as one note naming them."""
+    if not tables:
+        return []
+    shown = "; ".join(f"table {table}, row{'s' if len(rows) > 1 else ''} "
+                      + ", ".join(map(str, rows[:5])) + (" ..." if len(rows) > 5 else "")
+                      for table, rows in tables)
+    return [RowProblem(None, (
+        f"has rows with words but no speaker below an interviewer's row ({shown}): they "
+        "were read as part of the interviewer's turn and not coded — the rest of the file "
+        "was read; if they are answers, fill in the speaker (e.g. 'Respondent')"),
+        note=True)]
 
 
 def _unread_note(columns: list[_UnreadColumn]) -> list[RowProblem]:

@@ -13,14 +13,14 @@ Headers, footers, footnotes and comments live in other parts and are not read
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from docx.opc.constants import RELATIONSHIP_TYPE
 from docx.oxml.ns import qn
 from docx.oxml.parser import parse_xml
 from lxml import etree
 
-from ..speakers import LABEL_RE, TIME
+from ..speakers import LABEL_RE, TIME, is_interviewer
 
 _MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
 _MC_CHOICE = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Choice"
@@ -315,6 +315,28 @@ def named_columns(rows: list[list[str]]) -> tuple[int | None, int, int] | None:
     if speaker is None or words is None:
         return None
     return next((i for i, key in enumerate(keys) if key in _TIME_HEADERS), None), speaker, words
+
+
+def unlabelled_after_interviewer(rows: list[list[str]],
+                                 interviewer_labels: Iterable[str]) -> list[int]:
+    """The indices of the rows of a table of turns (:func:`named_columns`) with words and
+    no speaker below an interviewer's row. Such a row goes on with the turn above (a long
+    turn split over rows), so an answer typed without its speaker is read as the
+    interviewer's and not coded."""
+    named = named_columns(rows)
+    if named is None:
+        return []
+    _, speaker_col, words_col = named
+    labels = tuple(interviewer_labels)
+    last = ""
+    found = []
+    for i, row in enumerate(rows[1:], start=1):
+        speaker = _cell(row, speaker_col).strip()
+        if speaker:
+            last = speaker
+        elif _cell(row, words_col).strip() and last and is_interviewer(last, labels):
+            found.append(i)
+    return found
 
 
 def unread_columns(rows: list[list[str]]) -> list[tuple[str, list[str]]]:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Iterator
 
 from ..documents import EXCERPT
-from ..speakers import DEFAULT_INTERVIEWER_LABELS, is_interviewer
+from ..speakers import DEFAULT_INTERVIEWER_LABELS
 from .columns import (
     _HEADER_ROWS,
     FILE_COLUMNS,
@@ -197,26 +197,17 @@ def _transcript_table(frame, interviewer_labels: tuple[str, ...], first_row: int
         return None
     text = "\n\n".join(table_paragraphs(rows))
     _require_text(text, "transcript table")
-    notes = _unlabelled_after_interviewer(rows, named[1:], interviewer_labels, first_row)
+    notes = _unlabelled_note(rows, interviewer_labels, first_row)
     return RawDoc(text, _layout(text, interviewer_labels), {}), notes
 
 
-def _unlabelled_after_interviewer(rows: list[list[str]], columns: tuple[int, int],
-                                  interviewer_labels: tuple[str, ...], first_row: int
-                                  ) -> list[RowProblem]:
-    """A note on the rows with words and an empty speaker cell below an interviewer's
-    row: such a row goes on with the turn above (a long turn split over rows), so an
-    answer typed without its speaker was read as the interviewer's and not coded."""
-    speaker_col, words_col = columns
-    last = ""
-    found: list[int] = []
-    for number, row in enumerate(rows[1:], start=first_row):
-        speaker = row[speaker_col].strip() if speaker_col < len(row) else ""
-        words = row[words_col].strip() if words_col < len(row) else ""
-        if speaker:
-            last = speaker
-        elif words and last and is_interviewer(last, interviewer_labels):
-            found.append(number)
+def _unlabelled_note(rows: list[list[str]], interviewer_labels: tuple[str, ...],
+                     first_row: int) -> list[RowProblem]:
+    """A note on the rows of a transcript table that went into an interviewer's turn
+    (:func:`docx_text.unlabelled_after_interviewer`)."""
+    from .docx_text import unlabelled_after_interviewer
+
+    found = [first_row + i - 1 for i in unlabelled_after_interviewer(rows, interviewer_labels)]
     if not found:
         return []
     shown = ", ".join(map(str, found[:5])) + (" ..." if len(found) > 5 else "")
